@@ -1,0 +1,44 @@
+//! Settings shared by every command, from flags or the environment (documented in README).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::crypto::keyring::KeyPaths;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub identity: Option<PathBuf>,
+    /// Default time zone of contacts (`DONORCARE_TIMEZONE`).
+    pub default_timezone: String,
+    /// Optional folder of templates that override the built-in ones.
+    pub templates_dir: Option<PathBuf>,
+    /// How long a superseded keyring version must stay before it may be retired, so that no
+    /// instance still wraps new case keys with it.
+    pub key_retire_grace: Duration,
+}
+
+impl Config {
+    pub fn new(data_dir: PathBuf) -> Self {
+        Config {
+            data_dir,
+            database_url: None,
+            identity: None,
+            default_timezone: "Asia/Shanghai".into(),
+            templates_dir: None,
+            key_retire_grace: Duration::from_secs(300),
+        }
+    }
+
+    /// The database: `--database-url`, else `sqlite://<data-dir>/donorcare.db`.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("donorcare.db").display()))
+    }
+
+    pub fn key_paths(&self) -> KeyPaths {
+        KeyPaths::new(self.identity.clone())
+    }
+}

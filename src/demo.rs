@@ -1,0 +1,143 @@
+//! `--demo`: synthetic accounts and cases so a newcomer sees a populated system. Every name,
+//! number and address here is invented. Loaded once per database.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::Config;
+use crate::crypto::SecretString;
+use crate::domain::accounts::{self, NewUserInput};
+use crate::domain::cases::{self, CaseInput, DonationInput, DonorInput};
+use crate::domain::contacts::{self, ContactInput};
+use crate::domain::types::national_id_check;
+use crate::domain::Services;
+use crate::policy::Actor;
+
+pub const DEMO_PASSWORD: &str = "demo-password-2026";
+
+const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴"];
+const GIVEN: &[&str] = &[
+    "建国", "秀英", "志强", "丽娟", "海燕", "明", "静", "伟", "芳", "磊",
+];
+
+pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::Result<()> {
+    if svc.store.meta_get("demo_loaded").await?.is_some() {
+        print_logins();
+        return Ok(());
+    }
+    let mut ids = Vec::new();
+    for (username, role, region, name) in [
+        ("demo-admin", "admin", None, "Demo Admin"),
+        (
+            "demo-supervisor",
+            "supervisor",
+            Some("yinzhou"),
+            "Demo Supervisor",
+        ),
+        (
+            "demo-coordinator",
+            "coordinator",
+            Some("yinzhou"),
+            "Demo Coordinator",
+        ),
+        (
+            "demo-reviewer",
+            "ethics_reviewer",
+            None,
+            "Demo Ethics Reviewer",
+        ),
+        (
+            "demo-volunteer",
+            "volunteer",
+            Some("yinzhou"),
+            "Demo Volunteer",
+        ),
+    ] {
+        let input = NewUserInput {
+            username: Some(username.into()),
+            display_name: Some(name.into()),
+            role: Some(role.into()),
+            region: region.map(str::to_string),
+            password: Some(SecretString::new(DEMO_PASSWORD.into())),
+        };
+        let row = accounts::new_user(&input, now)?;
+        ids.push(row.id.clone());
+        svc.store.insert_user(&row).await?;
+    }
+    let coordinator = Actor {
+        user_id: ids[2].clone(),
+        username: "demo-coordinator".into(),
+        role: crate::domain::types::Role::Coordinator,
+        region: Some("yinzhou".into()),
+    };
+    let today = now.date_naive();
+    for i in 0..24u32 {
+        let program = ["marrow", "organ", "body"][(i % 3) as usize];
+        let birth = today - Duration::days(365 * (25 + i64::from(i) * 2) + i64::from(i) * 11);
+        let donated = today - Duration::days(3 + i64::from(i) * 29);
+        let first17 = format!("330212{}{:03}", birth.format("%Y%m%d"), 100 + i);
+        let id = format!("{first17}{}", national_id_check(&first17).unwrap_or('0'));
+        let name = format!(
+            "{}{}",
+            SURNAMES[i as usize % SURNAMES.len()],
+            GIVEN[(i as usize * 7) % GIVEN.len()]
+        );
+        let deceased = program != "marrow";
+        let kind = match program {
+            "marrow" => ["pbsc", "marrow"][(i % 2) as usize],
+            "organ" => ["kidney", "liver", "cornea", "multi_organ"][(i % 4) as usize],
+            _ => "whole_body",
+        };
+        let input = CaseInput {
+            program: Some(program.into()),
+            region: Some("yinzhou".into()),
+            donor: Some(DonorInput {
+                full_name: Some(name),
+                sex: Some(["f", "m"][(i % 2) as usize].into()),
+                birth_date: Some(birth.to_string()),
+                national_id: Some(id),
+                phone: Some(format!("139{:08}", 10_000_000 + i * 7919)),
+                email: None,
+                address: Some(format!("宁波市鄞州区示例路{}号", 10 + i)),
+                deceased: Some(deceased),
+                death_date: deceased.then(|| donated.to_string()),
+            }),
+            donation: Some(DonationInput {
+                date: Some(donated.to_string()),
+                kind: Some(kind.into()),
+                hospital: Some("示例医院".into()),
+            }),
+            notes: Some("Synthetic demo case.".into()),
+            ..Default::default()
+        };
+        let case = cases::create(svc, &coordinator, input, now).await?;
+        if deceased {
+            contacts::create(
+                svc,
+                &coordinator,
+                &case.id,
+                ContactInput {
+                    full_name: Some(format!("{}家属", SURNAMES[i as usize % SURNAMES.len()])),
+                    relationship: Some(["spouse", "child", "parent"][(i % 3) as usize].into()),
+                    phone: Some(format!("137{:08}", 20_000_000 + i * 104_729)),
+                    preferred_channel: Some("sms".into()),
+                    language: Some("zh-CN".into()),
+                    ..Default::default()
+                },
+                &cfg.default_timezone,
+                now,
+            )
+            .await?;
+        }
+    }
+    svc.store.meta_set("demo_loaded", &now.to_rfc3339()).await?;
+    println!("donorcare: demo data loaded: 24 synthetic cases in region yinzhou");
+    print_logins();
+    Ok(())
+}
+
+fn print_logins() {
+    println!(
+        "donorcare: demo logins (password {DEMO_PASSWORD}): demo-admin, demo-supervisor, \
+         demo-coordinator, demo-reviewer, demo-volunteer"
+    );
+}

@@ -1,0 +1,812 @@
+//! Cases: a donor, their donation, notes, and who looks after them. Personal values are sealed
+//! under the case's own key; phone, national ID and name are also entered as blind-index terms.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::contacts::{self, ContactView};
+use super::types::{self, CaseStatus, Program, Role, Sex};
+use super::{from_json, merge_patch, new_id, page_limit, paginate, Page, Services};
+use crate::crypto::keyring::WrappedKey;
+use crate::crypto::{self, blind_term, Place, SecretKey, TermKind};
+use crate::error::{Error, Result, Validator};
+use crate::policy::{self, Action, Actor, Resource};
+use crate::store::{AssignmentRow, CaseQuery, CaseRow, NewCase, SearchTerms};
+
+pub const MAX_NAME: usize = 100;
+pub const MAX_ADDRESS: usize = 500;
+pub const MAX_HOSPITAL: usize = 200;
+pub const MAX_NOTES: usize = 20_000;
+
+/// A case as a client sends it. Every field is optional here so that each missing or wrong one
+/// is reported by name; [`validate`] decides what is required.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseInput {
+    /// `marrow`, `organ` or `body`.
+    pub program: Option<String>,
+    pub region: Option<String>,
+    /// The primary coordinator; a coordinator who creates a case is assigned too.
+    pub coordinator_id: Option<String>,
+    /// `open` or `closed` (PATCH only).
+    pub status: Option<String>,
+    pub donor: Option<DonorInput>,
+    pub donation: Option<DonationInput>,
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DonorInput {
+    pub full_name: Option<String>,
+    /// `f`, `m` or `x`.
+    pub sex: Option<String>,
+    /// YYYY-MM-DD.
+    pub birth_date: Option<String>,
+    /// Mainland resident ID (18 characters, checked).
+    pub national_id: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub deceased: Option<bool>,
+    pub death_date: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DonationInput {
+    pub date: Option<String>,
+    /// `pbsc`, `marrow`, `lymphocytes` (marrow); `kidney`, `liver`, `heart`, `lung`,
+    /// `pancreas`, `intestine`, `cornea`, `multi_organ` (organ); `whole_body` (body).
+    pub kind: Option<String>,
+    pub hospital: Option<String>,
+}
+
+/// The donor, as sealed in `cases.donor`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Donor {
+    pub full_name: String,
+    pub sex: Option<Sex>,
+    pub birth_date: Option<NaiveDate>,
+    pub national_id: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub deceased: bool,
+    pub death_date: Option<NaiveDate>,
+}
+
+/// The donation, as sealed in `cases.donation`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Donation {
+    pub date: NaiveDate,
+    pub kind: String,
+    pub hospital: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AssignmentView {
+    pub user_id: String,
+    /// `primary` or `team`.
+    pub kind: String,
+}
+
+/// A case as the API returns it. `donor`, `donation` and `notes` are absent once erased.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CaseView {
+    pub id: String,
+    pub program: Program,
+    pub region: String,
+    pub status: CaseStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coordinator_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignments: Option<Vec<AssignmentView>>,
+    pub donor: Option<Donor>,
+    pub donation: Option<Donation>,
+    pub notes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Vec<ContactView>>,
+}
+
+/// A validated case.
+#[derive(Debug, Clone)]
+pub struct ValidCase {
+    pub program: Program,
+    pub region: Option<String>,
+    pub coordinator_id: Option<String>,
+    pub status: Option<CaseStatus>,
+    pub donor: Donor,
+    pub donation: Donation,
+    pub notes: Option<String>,
+}
+
+/// Check a whole case; every problem is reported under its field.
+pub fn validate(input: &CaseInput, today: NaiveDate) -> Result<ValidCase> {
+    let mut v = Validator::new();
+    let program = match &input.program {
+        None => {
+            v.add("program", "is required");
+            None
+        }
+        Some(p) => v.check("program", Program::parse(p)),
+    };
+    let region = input
+        .region
+        .as_deref()
+        .and_then(|r| v.check("region", types::region(r)));
+    let status = input.status.as_deref().and_then(|s| {
+        v.check(
+            "status",
+            match CaseStatus::parse(s) {
+                Ok(CaseStatus::Erased) => Err("erasure is a separate, reviewed request".into()),
+                r => r,
+            },
+        )
+    });
+    let coordinator_id = input.coordinator_id.clone();
+
+    let empty_donor = DonorInput::default();
+    let d = input.donor.as_ref().unwrap_or_else(|| {
+        v.add("donor", "is required");
+        &empty_donor
+    });
+    let full_name = match &d.full_name {
+        None => {
+            v.add("donor.full_name", "is required");
+            None
+        }
+        Some(n) => v.check("donor.full_name", types::required_text(n, MAX_NAME)),
+    };
+    let sex = d
+        .sex
+        .as_deref()
+        .and_then(|s| v.check("donor.sex", Sex::parse(s)));
+    let birth_date = d.birth_date.as_deref().and_then(|s| {
+        v.check(
+            "donor.birth_date",
+            types::parse_date(s).and_then(|b| {
+                if b > today {
+                    Err("is in the future".into())
+                } else {
+                    Ok(b)
+                }
+            }),
+        )
+    });
+    let national_id = d
+        .national_id
+        .as_deref()
+        .and_then(|s| v.check("donor.national_id", types::national_id(s, today)));
+    if let (Some((_, id_birth)), Some(b)) = (&national_id, birth_date) {
+        if *id_birth != b {
+            v.add(
+                "donor.national_id",
+                "the birth date it contains differs from donor.birth_date",
+            );
+        }
+    }
+    let phone = d
+        .phone
+        .as_deref()
+        .and_then(|s| v.check("donor.phone", types::phone(s)));
+    let email = d
+        .email
+        .as_deref()
+        .and_then(|s| v.check("donor.email", types::email(s)));
+    let address = d
+        .address
+        .as_deref()
+        .and_then(|s| v.check("donor.address", types::text(s, MAX_ADDRESS)))
+        .filter(|s| !s.is_empty());
+    let deceased = d.deceased.unwrap_or(false);
+    let death_date = d.death_date.as_deref().and_then(|s| {
+        v.check(
+            "donor.death_date",
+            types::parse_date(s).and_then(|x| {
+                if x > today {
+                    Err("is in the future".into())
+                } else {
+                    Ok(x)
+                }
+            }),
+        )
+    });
+    if let Some(p) = program {
+        if p.is_deceased_program() && !deceased {
+            v.add(
+                "donor.deceased",
+                format!("must be true in the {p} programme"),
+            );
+        }
+        if !p.is_deceased_program() && deceased {
+            v.add("donor.deceased", "marrow donors are living donors");
+        }
+    }
+    if deceased && d.death_date.is_none() {
+        v.add("donor.death_date", "is required for a deceased donor");
+    }
+    if !deceased && d.death_date.is_some() {
+        v.add(
+            "donor.death_date",
+            "is given but donor.deceased is not true",
+        );
+    }
+    if let (Some(b), Some(x)) = (birth_date, death_date) {
+        if x < b {
+            v.add("donor.death_date", "is before donor.birth_date");
+        }
+    }
+
+    let empty_donation = DonationInput::default();
+    let dn = input.donation.as_ref().unwrap_or_else(|| {
+        v.add("donation", "is required");
+        &empty_donation
+    });
+    let donation_date = match &dn.date {
+        None => {
+            v.add("donation.date", "is required");
+            None
+        }
+        Some(s) => v.check(
+            "donation.date",
+            types::parse_date(s).and_then(|x| {
+                if x > today {
+                    Err("is in the future".into())
+                } else {
+                    Ok(x)
+                }
+            }),
+        ),
+    };
+    if let (Some(dd), Some(b)) = (donation_date, birth_date) {
+        if dd < b {
+            v.add("donation.date", "is before donor.birth_date");
+        }
+    }
+    if let (Some(dd), Some(x)) = (donation_date, death_date) {
+        if dd < x {
+            v.add(
+                "donation.date",
+                "is before donor.death_date (a deceased donation follows death)",
+            );
+        }
+    }
+    let kind = match (&dn.kind, program) {
+        (None, _) => {
+            v.add("donation.kind", "is required");
+            None
+        }
+        (Some(k), Some(p)) => {
+            let k = k.trim();
+            if p.donation_kinds().contains(&k) {
+                Some(k.to_string())
+            } else {
+                v.add(
+                    "donation.kind",
+                    format!(
+                        "in the {p} programme must be one of {}",
+                        p.donation_kinds().join(", ")
+                    ),
+                );
+                None
+            }
+        }
+        (Some(_), None) => None,
+    };
+    let hospital = dn
+        .hospital
+        .as_deref()
+        .and_then(|s| v.check("donation.hospital", types::text(s, MAX_HOSPITAL)))
+        .filter(|s| !s.is_empty());
+    let notes = input
+        .notes
+        .as_deref()
+        .and_then(|s| v.check("notes", types::text(s, MAX_NOTES)))
+        .filter(|s| !s.is_empty());
+
+    v.finish()?;
+    // Every `None` below was reported above, so `finish` has returned early.
+    let (Some(program), Some(full_name), Some(date), Some(kind)) =
+        (program, full_name, donation_date, kind)
+    else {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "validation let a required field through"
+        )));
+    };
+    Ok(ValidCase {
+        program,
+        region,
+        coordinator_id,
+        status,
+        donor: Donor {
+            full_name,
+            sex,
+            birth_date,
+            national_id: national_id.map(|(id, _)| id),
+            phone,
+            email,
+            address,
+            deceased,
+            death_date,
+        },
+        donation: Donation {
+            date,
+            kind,
+            hospital,
+        },
+        notes,
+    })
+}
+
+/// The blind-index terms of a donor.
+pub fn donor_terms(index_key: &SecretKey, donor: &Donor) -> SearchTerms {
+    let mut terms = vec![blind_term(
+        index_key,
+        TermKind::Name,
+        &types::normalise_name(&donor.full_name),
+    )];
+    if let Some(p) = &donor.phone {
+        terms.push(blind_term(
+            index_key,
+            TermKind::Phone,
+            &types::normalise_phone(p),
+        ));
+    }
+    if let Some(id) = &donor.national_id {
+        terms.push(blind_term(
+            index_key,
+            TermKind::NationalId,
+            &types::normalise_national_id(id),
+        ));
+    }
+    SearchTerms {
+        source: "donor".into(),
+        terms,
+    }
+}
+
+/// Seal the personal parts of a case into a row.
+fn seal_row(
+    key: &SecretKey,
+    row: &mut CaseRow,
+    donor: &Donor,
+    donation: &Donation,
+    notes: Option<&str>,
+) {
+    row.donor = crypto::seal_json(key, Place::new("cases", "donor", &row.id), donor).into_bytes();
+    row.donation =
+        crypto::seal_json(key, Place::new("cases", "donation", &row.id), donation).into_bytes();
+    row.notes = notes.map(|n| {
+        crypto::seal(key, Place::new("cases", "notes", &row.id), n.as_bytes()).into_bytes()
+    });
+}
+
+/// The opened contents of a case row.
+pub struct Opened {
+    pub donor: Donor,
+    pub donation: Donation,
+    pub notes: Option<String>,
+}
+
+/// Open a case row with its case key.
+pub fn open_row(key: &SecretKey, row: &CaseRow) -> Result<Opened> {
+    let donor = crypto::open_json(
+        key,
+        Place::new("cases", "donor", &row.id),
+        &crypto::Sealed::from_bytes(row.donor.clone()),
+    )?;
+    let donation = crypto::open_json(
+        key,
+        Place::new("cases", "donation", &row.id),
+        &crypto::Sealed::from_bytes(row.donation.clone()),
+    )?;
+    let notes = match &row.notes {
+        None => None,
+        Some(n) => {
+            let plain = crypto::open(
+                key,
+                Place::new("cases", "notes", &row.id),
+                &crypto::Sealed::from_bytes(n.clone()),
+            )?;
+            Some(String::from_utf8(plain.to_vec()).map_err(|_| crypto::CryptoError::Malformed)?)
+        }
+    };
+    Ok(Opened {
+        donor,
+        donation,
+        notes,
+    })
+}
+
+fn wrapped(row: &CaseRow) -> Option<WrappedKey> {
+    match (row.key_version, &row.wrapped_key) {
+        (Some(version), Some(bytes)) => Some(WrappedKey {
+            version,
+            bytes: bytes.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The case key of a row; `None` once the case is erased.
+pub async fn case_key(svc: &Services, row: &CaseRow) -> Result<Option<SecretKey>> {
+    match wrapped(row) {
+        None => Ok(None),
+        Some(w) => Ok(Some(svc.keys.unwrap_case_key(&row.id, &w).await?)),
+    }
+}
+
+fn view(row: &CaseRow, opened: Option<Opened>) -> Result<CaseView> {
+    let (donor, donation, notes) = match opened {
+        Some(o) => (Some(o.donor), Some(o.donation), o.notes),
+        None => (None, None, None),
+    };
+    Ok(CaseView {
+        id: row.id.clone(),
+        program: Program::parse(&row.program)
+            .map_err(|e| anyhow::anyhow!("stored program: {e}"))?,
+        region: row.region.clone(),
+        status: CaseStatus::parse(&row.status)
+            .map_err(|e| anyhow::anyhow!("stored status: {e}"))?,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        coordinator_id: None,
+        assignments: None,
+        donor,
+        donation,
+        notes,
+        contacts: None,
+    })
+}
+
+/// Load a case and decide `action` on it for `actor`; 404 when absent or out of scope.
+pub async fn load_authorized(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    action: Action,
+) -> Result<CaseRow> {
+    let row = svc.store.case_by_id(id).await?.ok_or(Error::NotFound)?;
+    let assigned =
+        actor.role == Role::Coordinator && svc.store.is_assigned(id, &actor.user_id).await?;
+    policy::authorize(
+        actor,
+        action,
+        Resource::Case {
+            region: &row.region,
+            assigned,
+        },
+    )?;
+    Ok(row)
+}
+
+pub async fn create(
+    svc: &Services,
+    actor: &Actor,
+    input: CaseInput,
+    now: DateTime<Utc>,
+) -> Result<CaseView> {
+    policy::authorize(actor, Action::CreateCase, Resource::System)?;
+    if input.status.is_some() {
+        return Err(Error::field("status", "a new case is always open"));
+    }
+    let valid = validate(&input, now.date_naive())?;
+    let region = match (valid.region.clone(), actor.role, &actor.region) {
+        (Some(r), Role::Supervisor, Some(own)) if &r != own => {
+            return Err(Error::field(
+                "region",
+                "supervisors create cases in their own region",
+            ));
+        }
+        (Some(r), _, _) => r,
+        (None, _, Some(own)) => own.clone(),
+        (None, _, None) => return Err(Error::field("region", "is required")),
+    };
+    let mut assignments = Vec::new();
+    let id = new_id();
+    if let Some(c) = &valid.coordinator_id {
+        let ok = svc
+            .store
+            .user_by_id(c)
+            .await?
+            .is_some_and(|u| u.role == Role::Coordinator.as_str() && !u.disabled);
+        if !ok {
+            return Err(Error::field(
+                "coordinator_id",
+                "is not an active coordinator",
+            ));
+        }
+        assignments.push(AssignmentRow {
+            case_id: id.clone(),
+            user_id: c.clone(),
+            kind: "primary".into(),
+        });
+    }
+    if actor.role == Role::Coordinator && valid.coordinator_id.as_deref() != Some(&actor.user_id) {
+        let kind = if assignments.is_empty() {
+            "primary"
+        } else {
+            "team"
+        };
+        assignments.push(AssignmentRow {
+            case_id: id.clone(),
+            user_id: actor.user_id.clone(),
+            kind: kind.into(),
+        });
+    }
+    let (key, wrapped) = svc.keys.new_case_key(&id);
+    let mut row = CaseRow {
+        id: id.clone(),
+        program: valid.program.as_str().into(),
+        region,
+        status: CaseStatus::Open.as_str().into(),
+        created_by: actor.user_id.clone(),
+        created_at: now,
+        updated_at: now,
+        donor: Vec::new(),
+        donation: Vec::new(),
+        notes: None,
+        key_version: Some(wrapped.version),
+        wrapped_key: Some(wrapped.bytes),
+    };
+    seal_row(
+        &key,
+        &mut row,
+        &valid.donor,
+        &valid.donation,
+        valid.notes.as_deref(),
+    );
+    let terms = donor_terms(&svc.keys.ring().index, &valid.donor);
+    svc.store
+        .insert_case(&NewCase {
+            row,
+            terms,
+            assignments,
+        })
+        .await?;
+    tracing::info!(case_id = %id, actor = %actor.user_id, "case created");
+    get(svc, actor, &id).await
+}
+
+pub async fn get(svc: &Services, actor: &Actor, id: &str) -> Result<CaseView> {
+    let row = load_authorized(svc, actor, id, Action::ReadCase).await?;
+    let key = case_key(svc, &row).await?;
+    let opened = key.as_ref().map(|k| open_row(k, &row)).transpose()?;
+    let mut v = view(&row, opened)?;
+    let assignments = svc.store.assignments(id).await?;
+    v.coordinator_id = assignments
+        .iter()
+        .find(|a| a.kind == "primary")
+        .map(|a| a.user_id.clone());
+    v.assignments = Some(
+        assignments
+            .into_iter()
+            .map(|a| AssignmentView {
+                user_id: a.user_id,
+                kind: a.kind,
+            })
+            .collect(),
+    );
+    v.contacts = Some(match &key {
+        Some(k) => contacts::views_for_case(svc, k, id).await?,
+        None => Vec::new(),
+    });
+    Ok(v)
+}
+
+/// Filters of a case listing, as the API receives them.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFilter {
+    pub program: Option<String>,
+    pub status: Option<String>,
+    /// Exact match on the donor's or a contact's phone.
+    pub phone: Option<String>,
+    /// Exact match on the donor's national ID.
+    pub national_id: Option<String>,
+    /// Exact match on the donor's or a contact's full name.
+    pub name: Option<String>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+pub async fn list(svc: &Services, actor: &Actor, f: CaseFilter) -> Result<Page<CaseView>> {
+    let scope = policy::case_scope(actor)?;
+    let mut v = Validator::new();
+    let program = f
+        .program
+        .as_deref()
+        .and_then(|p| v.check("program", Program::parse(p)));
+    let status = f
+        .status
+        .as_deref()
+        .and_then(|s| v.check("status", CaseStatus::parse(s)));
+    let limit = match page_limit(f.limit) {
+        Ok(l) => l,
+        Err(_) => {
+            v.add("limit", "must be between 1 and 200");
+            0
+        }
+    };
+    let ring = svc.keys.ring();
+    let mut terms = Vec::new();
+    if let Some(p) = &f.phone {
+        let n = types::normalise_phone(p);
+        if n.len() < 5 {
+            v.add("phone", "must have at least 5 digits");
+        }
+        terms.push(blind_term(&ring.index, TermKind::Phone, &n));
+    }
+    if let Some(id) = &f.national_id {
+        terms.push(blind_term(
+            &ring.index,
+            TermKind::NationalId,
+            &types::normalise_national_id(id),
+        ));
+    }
+    if let Some(n) = &f.name {
+        let n = types::normalise_name(n);
+        if n.is_empty() {
+            v.add("name", "must not be empty");
+        }
+        terms.push(blind_term(&ring.index, TermKind::Name, &n));
+    }
+    if terms.len() > 1 {
+        v.add(
+            "phone",
+            "search by one of phone, national_id or name at a time",
+        );
+    }
+    v.finish()?;
+    let rows = svc
+        .store
+        .list_cases(&CaseQuery {
+            scope,
+            program: program.map(|p| p.as_str().to_string()),
+            status: status.map(|s| s.as_str().to_string()),
+            term: terms.pop(),
+            after: f.cursor,
+            limit: limit + 1,
+        })
+        .await?;
+    paginate(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        |row| {
+            let opened = match wrapped(&row) {
+                None => None,
+                Some(w) => Some(open_row(&svc.keys.unwrap_with(&ring, &row.id, &w)?, &row)?),
+            };
+            view(&row, opened)
+        },
+    )
+}
+
+pub async fn update(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    patch: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<CaseView> {
+    let mut row = load_authorized(svc, actor, id, Action::UpdateCase).await?;
+    if !patch.is_object() {
+        return Err(Error::field("body", "must be a JSON object"));
+    }
+    for (field, why) in [
+        (
+            "program",
+            "cannot change; close this case and open one in the other programme",
+        ),
+        ("coordinator_id", "use POST /api/v1/cases/{id}/assign"),
+    ] {
+        if patch.get(field).is_some() {
+            return Err(Error::field(field, why));
+        }
+    }
+    let key = case_key(svc, &row).await?.ok_or_else(|| Error::Conflict {
+        field: None,
+        message: "this case has been erased".into(),
+    })?;
+    let opened = open_row(&key, &row)?;
+    let current = CaseInput {
+        program: Some(row.program.clone()),
+        region: Some(row.region.clone()),
+        coordinator_id: None,
+        status: Some(row.status.clone()),
+        donor: Some(donor_input(&opened.donor)),
+        donation: Some(DonationInput {
+            date: Some(opened.donation.date.to_string()),
+            kind: Some(opened.donation.kind.clone()),
+            hospital: opened.donation.hospital.clone(),
+        }),
+        notes: opened.notes.clone(),
+    };
+    let mut merged = serde_json::to_value(&current).map_err(anyhow::Error::from)?;
+    strip_nulls(&mut merged);
+    merge_patch(&mut merged, &patch);
+    let input: CaseInput = from_json(merged)?;
+    let valid = validate(&input, now.date_naive())?;
+    if let Some(r) = &valid.region {
+        if actor.role == Role::Supervisor && actor.region.as_deref() != Some(r) {
+            return Err(Error::field(
+                "region",
+                "supervisors keep cases in their own region",
+            ));
+        }
+        row.region = r.clone();
+    }
+    if let Some(s) = valid.status {
+        row.status = s.as_str().into();
+    }
+    row.updated_at = now;
+    seal_row(
+        &key,
+        &mut row,
+        &valid.donor,
+        &valid.donation,
+        valid.notes.as_deref(),
+    );
+    let terms =
+        (valid.donor != opened.donor).then(|| donor_terms(&svc.keys.ring().index, &valid.donor));
+    svc.store.update_case(&row, terms.as_ref()).await?;
+    tracing::info!(case_id = %id, actor = %actor.user_id, "case updated");
+    get(svc, actor, id).await
+}
+
+fn donor_input(d: &Donor) -> DonorInput {
+    DonorInput {
+        full_name: Some(d.full_name.clone()),
+        sex: d.sex.map(|s| s.as_str().to_string()),
+        birth_date: d.birth_date.map(|x| x.to_string()),
+        national_id: d.national_id.clone(),
+        phone: d.phone.clone(),
+        email: d.email.clone(),
+        address: d.address.clone(),
+        deceased: Some(d.deceased),
+        death_date: d.death_date.map(|x| x.to_string()),
+    }
+}
+
+/// Drop nulls so that the merged document only holds values (merge patch treats null as
+/// removal, and `deny_unknown_fields` inputs take absent and null alike).
+fn strip_nulls(v: &mut serde_json::Value) {
+    if let serde_json::Value::Object(m) = v {
+        m.retain(|_, x| !x.is_null());
+        for x in m.values_mut() {
+            strip_nulls(x);
+        }
+    }
+}
+
+/// Assign a coordinator as the case's primary (supervisors).
+pub async fn assign(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    coordinator_id: &str,
+    now: DateTime<Utc>,
+) -> Result<CaseView> {
+    let _row = load_authorized(svc, actor, id, Action::AssignCase).await?;
+    let ok = svc
+        .store
+        .user_by_id(coordinator_id)
+        .await?
+        .is_some_and(|u| u.role == Role::Coordinator.as_str() && !u.disabled);
+    if !ok {
+        return Err(Error::field(
+            "coordinator_id",
+            "is not an active coordinator",
+        ));
+    }
+    svc.store.set_primary(id, coordinator_id, now).await?;
+    tracing::info!(case_id = %id, actor = %actor.user_id, coordinator = %coordinator_id, "case assigned");
+    get(svc, actor, id).await
+}

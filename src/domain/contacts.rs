@@ -1,0 +1,306 @@
+//! Contacts: family members and next of kin of a case. Their identity and contact details are
+//! sealed under the case key; name and phone are blind-index terms of the case.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::cases::{self, case_key};
+use super::types::{self, Channel, Language, Relationship};
+use super::{from_json, merge_patch, new_id, Services};
+use crate::crypto::{self, blind_term, Place, SecretKey, TermKind};
+use crate::error::{Error, Result, Validator};
+use crate::policy::{Action, Actor};
+use crate::store::{ContactRow, SearchTerms};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInput {
+    pub full_name: Option<String>,
+    /// `spouse`, `parent`, `child`, `sibling` or `other`.
+    pub relationship: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    /// `zh-CN` (default) or `en`.
+    pub language: Option<String>,
+    /// IANA zone; default `DONORCARE_TIMEZONE` (Asia/Shanghai).
+    pub timezone: Option<String>,
+    /// `email`, `sms`, `letter` or `portal`.
+    pub preferred_channel: Option<String>,
+    pub opted_out: Option<bool>,
+    /// No outreach before this date (YYYY-MM-DD).
+    pub do_not_contact_until: Option<String>,
+}
+
+/// The sealed part of a contact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Details {
+    full_name: String,
+    phone: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ContactView {
+    pub id: String,
+    pub case_id: String,
+    pub full_name: String,
+    pub relationship: Relationship,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub language: Language,
+    pub timezone: String,
+    pub preferred_channel: Channel,
+    pub opted_out: bool,
+    pub do_not_contact_until: Option<NaiveDate>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+struct Valid {
+    details: Details,
+    relationship: Relationship,
+    language: Language,
+    timezone: String,
+    channel: Channel,
+    opted_out: bool,
+    do_not_contact_until: Option<NaiveDate>,
+}
+
+fn validate(input: &ContactInput, default_tz: &str) -> Result<Valid> {
+    let mut v = Validator::new();
+    let full_name = match &input.full_name {
+        None => {
+            v.add("full_name", "is required");
+            None
+        }
+        Some(n) => v.check("full_name", types::required_text(n, cases::MAX_NAME)),
+    };
+    let relationship = match &input.relationship {
+        None => {
+            v.add("relationship", "is required");
+            None
+        }
+        Some(r) => v.check("relationship", Relationship::parse(r)),
+    };
+    let phone = input
+        .phone
+        .as_deref()
+        .and_then(|s| v.check("phone", types::phone(s)));
+    let email = input
+        .email
+        .as_deref()
+        .and_then(|s| v.check("email", types::email(s)));
+    let address = input
+        .address
+        .as_deref()
+        .and_then(|s| v.check("address", types::text(s, cases::MAX_ADDRESS)))
+        .filter(|s| !s.is_empty());
+    let language = v.check(
+        "language",
+        Language::parse(input.language.as_deref().unwrap_or("zh-CN")),
+    );
+    let timezone = v.check(
+        "timezone",
+        types::timezone(input.timezone.as_deref().unwrap_or(default_tz)),
+    );
+    let channel = match &input.preferred_channel {
+        None => {
+            v.add("preferred_channel", "is required");
+            None
+        }
+        Some(c) => v.check("preferred_channel", Channel::parse(c)),
+    };
+    match channel {
+        Some(Channel::Email) if email.is_none() && !v.has("email") => {
+            v.add("email", "is required when preferred_channel is email")
+        }
+        Some(Channel::Sms) if phone.is_none() && !v.has("phone") => {
+            v.add("phone", "is required when preferred_channel is sms")
+        }
+        Some(Channel::Letter) if address.is_none() && !v.has("address") => {
+            v.add("address", "is required when preferred_channel is letter")
+        }
+        _ => {}
+    }
+    let do_not_contact_until = input
+        .do_not_contact_until
+        .as_deref()
+        .and_then(|s| v.check("do_not_contact_until", types::parse_date(s)));
+    v.finish()?;
+    let (Some(full_name), Some(relationship), Some(language), Some(timezone), Some(channel)) =
+        (full_name, relationship, language, timezone, channel)
+    else {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "validation let a required field through"
+        )));
+    };
+    Ok(Valid {
+        details: Details {
+            full_name,
+            phone,
+            email,
+            address,
+        },
+        relationship,
+        language,
+        timezone,
+        channel,
+        opted_out: input.opted_out.unwrap_or(false),
+        do_not_contact_until,
+    })
+}
+
+fn terms(index_key: &SecretKey, contact_id: &str, d: &Details) -> SearchTerms {
+    let mut terms = vec![blind_term(
+        index_key,
+        TermKind::Name,
+        &types::normalise_name(&d.full_name),
+    )];
+    if let Some(p) = &d.phone {
+        terms.push(blind_term(
+            index_key,
+            TermKind::Phone,
+            &types::normalise_phone(p),
+        ));
+    }
+    SearchTerms {
+        source: format!("contact:{contact_id}"),
+        terms,
+    }
+}
+
+fn place(id: &str) -> Place<'_> {
+    Place::new("contacts", "details", id)
+}
+
+fn open_view(key: &SecretKey, row: &ContactRow) -> Result<ContactView> {
+    let d: Details = crypto::open_json(
+        key,
+        place(&row.id),
+        &crypto::Sealed::from_bytes(row.details.clone()),
+    )?;
+    let bad =
+        |what: &str, e: String| Error::Internal(anyhow::anyhow!("stored contact {what}: {e}"));
+    Ok(ContactView {
+        id: row.id.clone(),
+        case_id: row.case_id.clone(),
+        full_name: d.full_name,
+        relationship: Relationship::parse(&row.relationship).map_err(|e| bad("relationship", e))?,
+        phone: d.phone,
+        email: d.email,
+        address: d.address,
+        language: Language::parse(&row.language).map_err(|e| bad("language", e))?,
+        timezone: row.timezone.clone(),
+        preferred_channel: Channel::parse(&row.preferred_channel).map_err(|e| bad("channel", e))?,
+        opted_out: row.opted_out,
+        do_not_contact_until: row.do_not_contact_until,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+pub async fn views_for_case(
+    svc: &Services,
+    key: &SecretKey,
+    case_id: &str,
+) -> Result<Vec<ContactView>> {
+    svc.store
+        .contacts_for_case(case_id)
+        .await?
+        .iter()
+        .map(|r| open_view(key, r))
+        .collect()
+}
+
+fn apply(row: &mut ContactRow, key: &SecretKey, v: &Valid) {
+    row.relationship = v.relationship.as_str().into();
+    row.language = v.language.as_str().into();
+    row.timezone = v.timezone.clone();
+    row.preferred_channel = v.channel.as_str().into();
+    row.opted_out = v.opted_out;
+    row.do_not_contact_until = v.do_not_contact_until;
+    row.details = crypto::seal_json(key, place(&row.id), &v.details).into_bytes();
+}
+
+pub async fn create(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    input: ContactInput,
+    default_tz: &str,
+    now: DateTime<Utc>,
+) -> Result<ContactView> {
+    let case = cases::load_authorized(svc, actor, case_id, Action::ManageContacts).await?;
+    let key = case_key(svc, &case).await?.ok_or_else(|| Error::Conflict {
+        field: None,
+        message: "this case has been erased".into(),
+    })?;
+    let valid = validate(&input, default_tz)?;
+    let mut row = ContactRow {
+        id: new_id(),
+        case_id: case_id.to_string(),
+        relationship: String::new(),
+        language: String::new(),
+        timezone: String::new(),
+        preferred_channel: String::new(),
+        opted_out: false,
+        do_not_contact_until: None,
+        details: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    apply(&mut row, &key, &valid);
+    let t = terms(&svc.keys.ring().index, &row.id, &valid.details);
+    svc.store.insert_contact(&row, &t).await?;
+    tracing::info!(case_id = %case_id, contact_id = %row.id, actor = %actor.user_id, "contact created");
+    open_view(&key, &row)
+}
+
+pub async fn update(
+    svc: &Services,
+    actor: &Actor,
+    contact_id: &str,
+    patch: serde_json::Value,
+    default_tz: &str,
+    now: DateTime<Utc>,
+) -> Result<ContactView> {
+    let mut row = svc
+        .store
+        .contact_by_id(contact_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let case = cases::load_authorized(svc, actor, &row.case_id, Action::ManageContacts).await?;
+    if !patch.is_object() {
+        return Err(Error::field("body", "must be a JSON object"));
+    }
+    let key = case_key(svc, &case).await?.ok_or(Error::NotFound)?;
+    let current = open_view(&key, &row)?;
+    let mut merged = serde_json::json!({
+        "full_name": current.full_name,
+        "relationship": current.relationship,
+        "phone": current.phone,
+        "email": current.email,
+        "address": current.address,
+        "language": current.language,
+        "timezone": current.timezone,
+        "preferred_channel": current.preferred_channel,
+        "opted_out": current.opted_out,
+        "do_not_contact_until": current.do_not_contact_until.map(|d| d.to_string()),
+    });
+    if let serde_json::Value::Object(m) = &mut merged {
+        m.retain(|_, v| !v.is_null());
+    }
+    merge_patch(&mut merged, &patch);
+    let input: ContactInput = from_json(merged)?;
+    let valid = validate(&input, default_tz)?;
+    apply(&mut row, &key, &valid);
+    row.updated_at = now;
+    let t = terms(&svc.keys.ring().index, &row.id, &valid.details);
+    svc.store.update_contact(&row, &t).await?;
+    tracing::info!(contact_id = %contact_id, actor = %actor.user_id, "contact updated");
+    open_view(&key, &row)
+}

@@ -1,0 +1,131 @@
+//! Domain services: cases, contacts and accounts. They take the acting user and `now` as
+//! arguments, decide access through `policy::authorize`, and know nothing of HTTP.
+
+pub mod accounts;
+pub mod cases;
+pub mod contacts;
+pub mod types;
+
+use std::sync::Arc;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::crypto::KeyService;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// What every domain operation needs.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyService>,
+}
+
+/// One page of a listing; `next_cursor` is absent on the last page.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 200;
+
+/// Validate a page request; `limit` is 1–200 (default 50).
+pub fn page_limit(limit: Option<i64>) -> Result<i64> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(Error::field(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        )),
+    }
+}
+
+/// Cut a fetched `limit + 1` rows down to a page, with the cursor of its last item.
+pub fn paginate<R, T>(
+    mut rows: Vec<R>,
+    limit: i64,
+    id: impl Fn(&R) -> String,
+    map: impl FnMut(R) -> Result<T>,
+) -> Result<Page<T>> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(&id) } else { None };
+    let items = rows.into_iter().map(map).collect::<Result<Vec<T>>>()?;
+    Ok(Page { items, next_cursor })
+}
+
+/// Deserialize a JSON value, naming the field of the first type error.
+pub fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde's messages name the unknown or missing field itself; keep the field as the key.
+        let (field, why) = if let Some(rest) = inner.strip_prefix("unknown field `") {
+            let name = rest.split('`').next().unwrap_or("");
+            let field = if path == "." {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
+            (field, "is not a known field".to_string())
+        } else {
+            let field = if path == "." {
+                "body".to_string()
+            } else {
+                path
+            };
+            (field, strip_serde_position(&inner))
+        };
+        Error::field(field, why)
+    })
+}
+
+fn strip_serde_position(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// RFC 7396 JSON merge patch: `null` removes, objects merge, anything else replaces.
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Default::default());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// A new time-ordered id: ids sort by creation, which is what pagination walks.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(&mut t, &json!({"a": null, "b": {"c": 5}, "e": [1]}));
+        assert_eq!(t, json!({"b": {"c": 5, "d": 3}, "e": [1]}));
+    }
+}

@@ -1,0 +1,14 @@
+//! donorcare: an encrypted case system for the long-term care of donors and their families.
+#![forbid(unsafe_code)]
+
+pub mod commands;
+pub mod config;
+pub mod crypto;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod policy;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,186 @@
+//! The `donorcare` command: parses the command line and starts what it names.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use donorcare::{commands, config::Config, server, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "donorcare",
+    version,
+    about = "Encrypted case system for donor and family care"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    /// Options of `serve`, which runs when no command is given.
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args)]
+struct Global {
+    /// Folder of the SQLite database (and, later, attachments).
+    #[arg(
+        long,
+        env = "DONORCARE_DATA_DIR",
+        default_value = "data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default `sqlite://<data-dir>/donorcare.db`.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    /// The server's age identity; default `keys/identity.txt`.
+    #[arg(long, env = "DONORCARE_IDENTITY", global = true)]
+    identity: Option<PathBuf>,
+    /// Default time zone of contacts.
+    #[arg(
+        long,
+        env = "DONORCARE_TIMEZONE",
+        default_value = "Asia/Shanghai",
+        global = true
+    )]
+    timezone: String,
+    /// Folder of templates overriding the built-in ones.
+    #[arg(long, env = "DONORCARE_TEMPLATES_DIR", global = true)]
+    templates_dir: Option<PathBuf>,
+    /// Seconds a superseded keyring version is kept before it may be retired.
+    #[arg(
+        long,
+        env = "DONORCARE_KEY_RETIRE_GRACE",
+        default_value_t = 300,
+        global = true
+    )]
+    key_retire_grace: u64,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DONORCARE_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Load synthetic cases and accounts and print their logins.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server and scheduler (the default).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the keyring.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the identity (if absent) and the keyring.
+    Init,
+    /// Show keyring versions, recipients and how many case keys each version wraps.
+    Status,
+    /// Add a keyring version and re-wrap case keys under it.
+    Rotate,
+    /// Seal the keyring to one more age recipient (an offline recovery key).
+    AddRecipient { recipient: String },
+    /// Stop sealing the keyring to a recipient.
+    RemoveRecipient { recipient: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    let g = cli.global;
+    let cfg = Config {
+        database_url: g.database_url,
+        identity: g.identity,
+        default_timezone: g.timezone,
+        templates_dir: g.templates_dir,
+        key_retire_grace: Duration::from_secs(g.key_retire_grace),
+        ..Config::new(g.data_dir)
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("donorcare: error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            None => server::serve(cfg, cli.serve.addr, cli.serve.demo).await,
+            Some(Command::Serve(s)) => server::serve(cfg, s.addr, s.demo || cli.serve.demo).await,
+            Some(Command::Migrate) => commands::migrate(&cfg).await,
+            Some(Command::User(UserCommand::Add {
+                username,
+                role,
+                region,
+                display_name,
+                password_stdin: _,
+            })) => {
+                commands::user_add(
+                    &cfg,
+                    commands::UserAdd {
+                        username,
+                        role,
+                        region,
+                        display_name,
+                    },
+                )
+                .await
+            }
+            Some(Command::Keys(k)) => match k {
+                KeysCommand::Init => commands::keys_init(&cfg).await,
+                KeysCommand::Status => commands::keys_status(&cfg).await,
+                KeysCommand::Rotate => commands::keys_rotate(&cfg).await,
+                KeysCommand::AddRecipient { recipient } => {
+                    commands::keys_add_recipient(&cfg, &recipient).await
+                }
+                KeysCommand::RemoveRecipient { recipient } => {
+                    commands::keys_remove_recipient(&cfg, &recipient).await
+                }
+            },
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("donorcare: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

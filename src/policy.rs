@@ -1,0 +1,146 @@
+//! Who may do what. Every access goes through [`authorize`]; anything not granted here is
+//! denied. A record outside the caller's scope answers 404 (its existence is not revealed); an
+//! action the caller's role may never take answers 403.
+
+use crate::domain::types::Role;
+use crate::error::{Error, Result};
+use crate::store::CaseScope;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: String,
+    pub username: String,
+    pub role: Role,
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Accounts, keys: the admin's domain.
+    ManageAccounts,
+    CreateCase,
+    ListCases,
+    /// Read a case with its donor identity, donation and notes.
+    ReadCase,
+    UpdateCase,
+    ManageContacts,
+    AssignCase,
+}
+
+/// What the action is taken on.
+#[derive(Debug, Clone, Copy)]
+pub enum Resource<'a> {
+    System,
+    /// An existing case: its region and whether the actor is assigned to it.
+    Case {
+        region: &'a str,
+        assigned: bool,
+    },
+}
+
+/// The decision for one access. Deny by default: only the arms below grant anything.
+pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Result<()> {
+    use Action::*;
+    use Role::*;
+    let in_region = |region: &str| actor.region.as_deref() == Some(region);
+    match (actor.role, action, resource) {
+        (Admin, ManageAccounts, Resource::System) => Ok(()),
+
+        (Coordinator | Supervisor, CreateCase | ListCases, Resource::System) => Ok(()),
+
+        (
+            Supervisor,
+            ReadCase | UpdateCase | ManageContacts | AssignCase,
+            Resource::Case { region, .. },
+        ) => {
+            if in_region(region) {
+                Ok(())
+            } else {
+                Err(Error::NotFound)
+            }
+        }
+        (Coordinator, ReadCase | UpdateCase | ManageContacts, Resource::Case { assigned, .. }) => {
+            if assigned {
+                Ok(())
+            } else {
+                Err(Error::NotFound)
+            }
+        }
+        // A coordinator may never reassign; but an unassigned case stays invisible.
+        (Coordinator, AssignCase, Resource::Case { assigned, .. }) => {
+            if assigned {
+                Err(Error::Forbidden)
+            } else {
+                Err(Error::NotFound)
+            }
+        }
+        _ => Err(Error::Forbidden),
+    }
+}
+
+/// The cases a listing may show to `actor`; 403 for roles that list no cases.
+pub fn case_scope(actor: &Actor) -> Result<CaseScope> {
+    authorize(actor, Action::ListCases, Resource::System)?;
+    match actor.role {
+        Role::Supervisor => Ok(CaseScope::Region(actor.region.clone().unwrap_or_default())),
+        Role::Coordinator => Ok(CaseScope::AssignedTo(actor.user_id.clone())),
+        _ => Err(Error::Forbidden),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(role: Role) -> Actor {
+        Actor {
+            user_id: "u1".into(),
+            username: "u".into(),
+            role,
+            region: Some("north".into()),
+        }
+    }
+
+    #[test]
+    fn the_table_for_case_reads() {
+        let own = Resource::Case {
+            region: "north",
+            assigned: true,
+        };
+        let other = Resource::Case {
+            region: "south",
+            assigned: false,
+        };
+        let unassigned_here = Resource::Case {
+            region: "north",
+            assigned: false,
+        };
+        for role in Role::ALL.iter().copied() {
+            let a = actor(role);
+            let got: Vec<Option<u16>> = [own, other, unassigned_here]
+                .into_iter()
+                .map(|r| match authorize(&a, Action::ReadCase, r) {
+                    Ok(()) => None,
+                    Err(Error::NotFound) => Some(404),
+                    Err(Error::Forbidden) => Some(403),
+                    Err(e) => panic!("{e}"),
+                })
+                .collect();
+            let want = match role {
+                Role::Coordinator => vec![None, Some(404), Some(404)],
+                Role::Supervisor => vec![None, Some(404), None],
+                _ => vec![Some(403); 3],
+            };
+            assert_eq!(got, want, "{role}");
+        }
+    }
+
+    #[test]
+    fn only_admins_manage_accounts() {
+        for role in Role::ALL.iter().copied() {
+            let r = authorize(&actor(role), Action::ManageAccounts, Resource::System);
+            assert_eq!(r.is_ok(), role == Role::Admin, "{role}");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Start-up and the running service: open the store and the keyring (in that order, so a missing
+//! identity stops start-up before anything is written), build the app, serve until SIGTERM, and
+//! run the keyring maintenance in the background.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::crypto::keyring::{KeyService, Opened};
+use crate::domain::{accounts, Services};
+use crate::store;
+use crate::web::{self, metrics::Metrics, AppState};
+
+/// Open the store and keyring for any command that needs case data.
+pub async fn open_services(cfg: &Config) -> anyhow::Result<(Services, Vec<String>)> {
+    let store = store::open(&cfg.database_url()).await?;
+    let mut notices = Vec::new();
+    let keys = match KeyService::start(store.clone(), cfg.key_paths(), Utc::now()).await? {
+        Opened::Existing(k) => k,
+        Opened::Created {
+            service,
+            identity_created,
+        } => {
+            if identity_created {
+                notices.push(format!(
+                    "created a new server identity at {} (mode 0600): back it up on separate media; \
+                     without it the data cannot be read",
+                    service.paths().identity.display()
+                ));
+            }
+            notices.push(format!(
+                "created a new keyring sealed to {}",
+                service.paths().recipients.display()
+            ));
+            service
+        }
+    };
+    if keys.current_recipients()?.len() < 2 {
+        notices.push(
+            "the keyring has no recovery recipient: add one with `donorcare keys add-recipient age1…` \
+             (README: Keys)"
+                .into(),
+        );
+    }
+    Ok((
+        Services {
+            store,
+            keys: Arc::new(keys),
+        },
+        notices,
+    ))
+}
+
+pub fn app_state(svc: Services, cfg: &Config) -> anyhow::Result<AppState> {
+    Ok(AppState {
+        svc,
+        templates: Arc::new(web::templates::load(cfg.templates_dir.as_deref())?),
+        clock: web::system_clock(),
+        default_timezone: cfg.default_timezone.as_str().into(),
+        metrics: Arc::new(Metrics::default()),
+    })
+}
+
+/// `donorcare serve`.
+pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<()> {
+    let (svc, notices) = open_services(&cfg).await?;
+    for n in &notices {
+        println!("donorcare: {n}");
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    let local = listener.local_addr()?;
+    if demo {
+        crate::demo::load(&svc, &cfg, Utc::now()).await?;
+    }
+    if let Some(token) = accounts::issue_setup_link(svc.store.as_ref(), Utc::now()).await? {
+        println!(
+            "donorcare: no accounts yet. Set the first administrator's password (link works once, for {} h):\n  http://{local}/setup/{}",
+            accounts::SETUP_LINK_HOURS,
+            token.expose()
+        );
+    } else {
+        println!("donorcare: listening on http://{local} (API at /api/v1, description at /api/v1/openapi.json)");
+    }
+    let state = app_state(svc.clone(), &cfg)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let maintenance = tokio::spawn(key_maintenance(
+        svc.keys.clone(),
+        cfg.key_retire_grace,
+        stop_rx,
+    ));
+    tracing::info!(addr = %local, backend = svc.store.backend(), "serving");
+    axum::serve(listener, web::app(state))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing requests in flight");
+            let _ = stop_tx.send(true);
+        })
+        .await
+        .context("serving")?;
+    let _ = maintenance.await;
+    svc.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Every few seconds: pick up a rotation made by another process, re-wrap case keys still under
+/// an older version, and retire versions nothing uses any more.
+pub async fn key_maintenance(
+    keys: Arc<KeyService>,
+    grace: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::minutes(5));
+    loop {
+        if let Err(e) = key_maintenance_once(&keys, grace).await {
+            tracing::warn!(error = %format!("{e:#}"), "keyring maintenance");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+pub async fn key_maintenance_once(
+    keys: &KeyService,
+    grace: chrono::Duration,
+) -> anyhow::Result<()> {
+    keys.reload().await?;
+    let mut total = 0;
+    loop {
+        let n = keys.rewrap_batch(500).await?;
+        total += n;
+        if n == 0 {
+            break;
+        }
+        tracing::info!(
+            rewrapped = total,
+            version = keys.ring().current,
+            "re-wrapping case keys"
+        );
+    }
+    for v in keys.retire_unused(Utc::now(), grace).await? {
+        tracing::info!(version = v, "retired keyring version");
+    }
+    Ok(())
+}

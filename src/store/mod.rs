@@ -1,0 +1,240 @@
+//! Storage: one [`Store`] trait, implemented for SQLite (the embedded default) and PostgreSQL.
+//!
+//! The store sees only ids, plaintext metadata (program, region, status, times) and sealed
+//! bytes; it never holds a key or a plaintext personal value. Each method is one transaction.
+
+mod postgres;
+mod shared;
+mod sqlite;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use crate::error::Result;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// A keyring entry: a data-encryption key (`purpose = "data"`) or the blind-index key
+/// (`purpose = "index"`), sealed with age to `recipients`. `sealed` is gone once retired.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyringRow {
+    pub purpose: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+    pub sealed: Option<Vec<u8>>,
+    pub recipients: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub region: Option<String>,
+    pub password_hash: Option<String>,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A case as stored: metadata in the clear, personal data sealed under the case key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CaseRow {
+    pub id: String,
+    pub program: String,
+    pub region: String,
+    pub status: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub donor: Vec<u8>,
+    pub donation: Vec<u8>,
+    pub notes: Option<Vec<u8>>,
+    /// Keyring version wrapping the case key; `None` once the case key is destroyed.
+    pub key_version: Option<i64>,
+    pub wrapped_key: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ContactRow {
+    pub id: String,
+    pub case_id: String,
+    pub relationship: String,
+    pub language: String,
+    pub timezone: String,
+    pub preferred_channel: String,
+    pub opted_out: bool,
+    pub do_not_contact_until: Option<chrono::NaiveDate>,
+    pub details: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AssignmentRow {
+    pub case_id: String,
+    pub user_id: String,
+    pub kind: String,
+}
+
+/// Blind-index terms of one source (the donor, or one contact) of a case.
+#[derive(Debug, Clone)]
+pub struct SearchTerms {
+    pub source: String,
+    pub terms: Vec<Vec<u8>>,
+}
+
+/// Which cases a listing may return.
+#[derive(Debug, Clone)]
+pub enum CaseScope {
+    /// Every case (operator tasks and benchmarks; never an API caller).
+    All,
+    Region(String),
+    AssignedTo(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct CaseQuery {
+    pub scope: CaseScope,
+    pub program: Option<String>,
+    pub status: Option<String>,
+    /// Blind-index term that a case must carry.
+    pub term: Option<Vec<u8>>,
+    /// Return cases whose id sorts after this one.
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    pub row: CaseRow,
+    pub terms: SearchTerms,
+    pub assignments: Vec<AssignmentRow>,
+}
+
+/// Counts of case keys per keyring version.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionCount {
+    pub key_version: i64,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WrappedCaseKey {
+    pub case_id: String,
+    pub key_version: i64,
+    pub wrapped: Vec<u8>,
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+    async fn migrate(&self) -> Result<()>;
+    async fn close(&self);
+    async fn ping(&self) -> Result<()>;
+
+    /// Whether a keyring exists; false also before the first migration.
+    async fn keyring_exists(&self) -> Result<bool>;
+    async fn keyring_rows(&self) -> Result<Vec<KeyringRow>>;
+    /// Insert keyring rows; a row that already exists is a conflict and nothing is written.
+    async fn insert_keyring_rows(&self, rows: &[KeyringRow]) -> Result<()>;
+    /// Replace the sealed keys (new recipient set) of every live keyring row at once.
+    async fn reseal_keyring(&self, rows: &[KeyringRow]) -> Result<()>;
+    /// Retire a data-key version: only if no case key uses it; destroys its sealed key.
+    async fn retire_key_version(&self, version: i64, now: DateTime<Utc>) -> Result<bool>;
+    async fn case_key_counts(&self) -> Result<Vec<VersionCount>>;
+    async fn case_keys_not_at(&self, version: i64, limit: i64) -> Result<Vec<WrappedCaseKey>>;
+    /// Replace a wrapped case key if it is still at `old_version`; false if it moved meanwhile.
+    async fn rewrap_case_key(&self, key: &WrappedCaseKey, old_version: i64) -> Result<bool>;
+
+    async fn count_users(&self) -> Result<i64>;
+    async fn insert_user(&self, user: &UserRow) -> Result<()>;
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>>;
+    async fn list_users(&self, after: Option<&str>, limit: i64) -> Result<Vec<UserRow>>;
+    /// Store changed account fields; revokes every token of the account when it is disabled.
+    async fn update_user(&self, user: &UserRow) -> Result<()>;
+    async fn count_active_admins(&self) -> Result<i64>;
+
+    async fn insert_token(
+        &self,
+        hash: &[u8],
+        user_id: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn user_for_token(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<UserRow>>;
+    async fn revoke_token(&self, hash: &[u8]) -> Result<()>;
+
+    /// Make `hash` the only valid first-admin setup link.
+    async fn replace_setup_token(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn setup_token_valid(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool>;
+    /// Use the setup link and create the first admin in one transaction; false if the link is
+    /// no longer valid or an account already exists.
+    async fn consume_setup_token(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+        admin: &UserRow,
+    ) -> Result<bool>;
+
+    async fn insert_case(&self, case: &NewCase) -> Result<()>;
+    async fn case_by_id(&self, id: &str) -> Result<Option<CaseRow>>;
+    async fn list_cases(&self, q: &CaseQuery) -> Result<Vec<CaseRow>>;
+    async fn update_case(&self, row: &CaseRow, terms: Option<&SearchTerms>) -> Result<()>;
+    async fn assignments(&self, case_id: &str) -> Result<Vec<AssignmentRow>>;
+    /// Make `user_id` the case's primary coordinator, replacing the previous one.
+    async fn set_primary(&self, case_id: &str, user_id: &str, now: DateTime<Utc>) -> Result<()>;
+    async fn is_assigned(&self, case_id: &str, user_id: &str) -> Result<bool>;
+
+    async fn insert_contact(&self, row: &ContactRow, terms: &SearchTerms) -> Result<()>;
+    async fn contact_by_id(&self, id: &str) -> Result<Option<ContactRow>>;
+    async fn contacts_for_case(&self, case_id: &str) -> Result<Vec<ContactRow>>;
+    async fn update_contact(&self, row: &ContactRow, terms: &SearchTerms) -> Result<()>;
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>>;
+    async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
+}
+
+/// Open the store named by `url` (`sqlite://…` or `postgres://…`).
+pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        let s = SqliteStore::open(url)
+            .await
+            .with_context(|| format!("opening SQLite database {}", redact_url(url)))?;
+        Ok(Arc::new(s))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let s = PgStore::open(url)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {}", redact_url(url)))?;
+        Ok(Arc::new(s))
+    } else {
+        anyhow::bail!(
+            "database URL must start with sqlite:// or postgres:// (got {})",
+            redact_url(url)
+        )
+    }
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,61 @@
+//! PostgreSQL, for several instances and national scale. Same schema and behaviour as SQLite.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres};
+
+use super::shared::{self, shared_store_helpers, store_impl};
+use super::*;
+use crate::error::Result;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(PgStore { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+shared_store_helpers!(Postgres);
+
+store_impl!(PgStore, Postgres, {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        // sqlx takes an advisory lock, so instances starting together migrate once.
+        sqlx::migrate!("migrations/postgres")
+            .run(&self.pool)
+            .await
+            .context("applying PostgreSQL migrations")?;
+        Ok(())
+    }
+
+    async fn keyring_exists(&self) -> Result<bool> {
+        let (exists,): (bool,) = sqlx::query_as("select to_regclass('keyring') is not null")
+            .fetch_one(&self.pool)
+            .await?;
+        if !exists {
+            return Ok(false);
+        }
+        let (rows,): (i64,) = sqlx::query_as("select count(*) from keyring")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(rows > 0)
+    }
+});

@@ -1,0 +1,624 @@
+//! The SQL both backends share. SQLite and PostgreSQL both take `$n` parameters, `returning`,
+//! and `on conflict`, so the queries are written once and instantiated per backend by
+//! [`shared_store_methods!`]; what differs (connection set-up, migrations, locking) lives in
+//! `sqlite.rs` and `postgres.rs`.
+
+/// Columns of a case row joined with its wrapped key.
+pub const CASE_COLUMNS: &str = "c.id, c.program, c.region, c.status, c.created_by, c.created_at, \
+     c.updated_at, c.donor, c.donation, c.notes, k.key_version, k.wrapped as wrapped_key";
+
+pub const USER_COLUMNS: &str =
+    "id, username, display_name, role, region, password_hash, disabled, created_at, updated_at";
+
+pub const CONTACT_COLUMNS: &str = "id, case_id, relationship, language, timezone, \
+     preferred_channel, opted_out, do_not_contact_until, details, created_at, updated_at";
+
+/// Map a unique-constraint violation to a 409 naming `field`; pass anything else through.
+pub fn unique_to_conflict(e: sqlx::Error, field: &str, message: &str) -> crate::error::Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            crate::error::Error::conflict(field, message)
+        }
+        _ => e.into(),
+    }
+}
+
+/// Expands to the `Store` implementation of `$store`: the backend-specific methods passed in,
+/// plus every method whose SQL is the same on both backends. `$db` is the sqlx database type;
+/// `self.pool` must be a `sqlx::Pool<$db>`.
+macro_rules! store_impl {
+    ($store:ty, $db:ty, { $($own:tt)* }) => {
+        #[async_trait::async_trait]
+        impl Store for $store {
+        $($own)*
+
+        async fn ping(&self) -> Result<()> {
+            sqlx::query("select 1").execute(&self.pool).await?;
+            Ok(())
+        }
+
+        async fn close(&self) {
+            self.pool.close().await;
+        }
+
+        async fn keyring_rows(&self) -> Result<Vec<KeyringRow>> {
+            Ok(sqlx::query_as::<$db, KeyringRow>(
+                "select purpose, version, created_at, retired_at, sealed, recipients \
+                 from keyring order by purpose, version",
+            )
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn insert_keyring_rows(&self, rows: &[KeyringRow]) -> Result<()> {
+            let mut tx = self.pool.begin().await?;
+            for r in rows {
+                sqlx::query(
+                    "insert into keyring (purpose, version, created_at, retired_at, sealed, recipients) \
+                     values ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&r.purpose)
+                .bind(r.version)
+                .bind(r.created_at)
+                .bind(r.retired_at)
+                .bind(&r.sealed)
+                .bind(&r.recipients)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    shared::unique_to_conflict(e, "version", "that keyring version already exists")
+                })?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn reseal_keyring(&self, rows: &[KeyringRow]) -> Result<()> {
+            let mut tx = self.pool.begin().await?;
+            for r in rows {
+                sqlx::query(
+                    "update keyring set sealed = $1, recipients = $2 \
+                     where purpose = $3 and version = $4 and retired_at is null",
+                )
+                .bind(&r.sealed)
+                .bind(&r.recipients)
+                .bind(&r.purpose)
+                .bind(r.version)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn retire_key_version(&self, version: i64, now: DateTime<Utc>) -> Result<bool> {
+            let done = sqlx::query(
+                "update keyring set retired_at = $1, sealed = null \
+                 where purpose = 'data' and version = $2 and retired_at is null \
+                 and version < (select max(version) from keyring where purpose = 'data') \
+                 and not exists (select 1 from case_keys where key_version = $2)",
+            )
+            .bind(now)
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn case_key_counts(&self) -> Result<Vec<VersionCount>> {
+            Ok(sqlx::query_as::<$db, VersionCount>(
+                "select key_version, count(*) as count from case_keys group by key_version \
+                 order by key_version",
+            )
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn case_keys_not_at(&self, version: i64, limit: i64) -> Result<Vec<WrappedCaseKey>> {
+            Ok(sqlx::query_as::<$db, WrappedCaseKey>(
+                "select case_id, key_version, wrapped from case_keys where key_version < $1 \
+                 order by key_version, case_id limit $2",
+            )
+            .bind(version)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn rewrap_case_key(&self, key: &WrappedCaseKey, old_version: i64) -> Result<bool> {
+            let done = sqlx::query(
+                "update case_keys set key_version = $1, wrapped = $2 \
+                 where case_id = $3 and key_version = $4",
+            )
+            .bind(key.key_version)
+            .bind(&key.wrapped)
+            .bind(&key.case_id)
+            .bind(old_version)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn count_users(&self) -> Result<i64> {
+            let (n,): (i64,) = sqlx::query_as("select count(*) from users")
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(n)
+        }
+
+        async fn insert_user(&self, u: &UserRow) -> Result<()> {
+            shared_insert_user(&self.pool, u).await
+        }
+
+        async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
+            Ok(sqlx::query_as::<$db, UserRow>(&format!(
+                "select {} from users where id = $1",
+                shared::USER_COLUMNS
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>> {
+            Ok(sqlx::query_as::<$db, UserRow>(&format!(
+                "select {} from users where username = $1",
+                shared::USER_COLUMNS
+            ))
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn list_users(&self, after: Option<&str>, limit: i64) -> Result<Vec<UserRow>> {
+            Ok(sqlx::query_as::<$db, UserRow>(&format!(
+                "select {} from users where id > $1 order by id limit $2",
+                shared::USER_COLUMNS
+            ))
+            .bind(after.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn update_user(&self, u: &UserRow) -> Result<()> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "update users set display_name = $1, role = $2, region = $3, password_hash = $4, \
+                 disabled = $5, updated_at = $6 where id = $7",
+            )
+            .bind(&u.display_name)
+            .bind(&u.role)
+            .bind(&u.region)
+            .bind(&u.password_hash)
+            .bind(u.disabled)
+            .bind(u.updated_at)
+            .bind(&u.id)
+            .execute(&mut *tx)
+            .await?;
+            if u.disabled {
+                sqlx::query("delete from api_tokens where user_id = $1")
+                    .bind(&u.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn count_active_admins(&self) -> Result<i64> {
+            let (n,): (i64,) = sqlx::query_as(
+                "select count(*) from users where role = 'admin' and disabled = $1",
+            )
+            .bind(false)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(n)
+        }
+
+        async fn insert_token(
+            &self,
+            hash: &[u8],
+            user_id: &str,
+            now: DateTime<Utc>,
+            expires_at: DateTime<Utc>,
+        ) -> Result<()> {
+            sqlx::query(
+                "insert into api_tokens (token_hash, user_id, created_at, expires_at) \
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        async fn user_for_token(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<UserRow>> {
+            Ok(sqlx::query_as::<$db, UserRow>(
+                "select u.id, u.username, u.display_name, u.role, u.region, u.password_hash, \
+                 u.disabled, u.created_at, u.updated_at \
+                 from api_tokens t join users u on u.id = t.user_id \
+                 where t.token_hash = $1 and t.expires_at > $2 and u.disabled = $3",
+            )
+            .bind(hash)
+            .bind(now)
+            .bind(false)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn revoke_token(&self, hash: &[u8]) -> Result<()> {
+            sqlx::query("delete from api_tokens where token_hash = $1")
+                .bind(hash)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
+        async fn replace_setup_token(
+            &self,
+            hash: &[u8],
+            now: DateTime<Utc>,
+            expires_at: DateTime<Utc>,
+        ) -> Result<()> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("delete from setup_tokens")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "insert into setup_tokens (token_hash, created_at, expires_at) values ($1, $2, $3)",
+            )
+            .bind(hash)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn setup_token_valid(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool> {
+            let row: Option<(String,)> = sqlx::query_as(
+                "select 'y' from setup_tokens where token_hash = $1 and used_at is null \
+                 and expires_at > $2 and not exists (select 1 from users)",
+            )
+            .bind(hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.is_some())
+        }
+
+        async fn consume_setup_token(
+            &self,
+            hash: &[u8],
+            now: DateTime<Utc>,
+            admin: &UserRow,
+        ) -> Result<bool> {
+            let mut tx = self.pool.begin().await?;
+            let used = sqlx::query(
+                "update setup_tokens set used_at = $1 \
+                 where token_hash = $2 and used_at is null and expires_at > $1",
+            )
+            .bind(now)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+            let (users,): (i64,) = sqlx::query_as("select count(*) from users")
+                .fetch_one(&mut *tx)
+                .await?;
+            if used.rows_affected() != 1 || users != 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            shared_insert_user(&mut *tx, admin).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        async fn insert_case(&self, case: &NewCase) -> Result<()> {
+            let r = &case.row;
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "insert into cases (id, program, region, status, created_by, created_at, \
+                 updated_at, donor, donation, notes) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&r.id)
+            .bind(&r.program)
+            .bind(&r.region)
+            .bind(&r.status)
+            .bind(&r.created_by)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .bind(&r.donor)
+            .bind(&r.donation)
+            .bind(&r.notes)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("insert into case_keys (case_id, key_version, wrapped) values ($1, $2, $3)")
+                .bind(&r.id)
+                .bind(r.key_version)
+                .bind(&r.wrapped_key)
+                .execute(&mut *tx)
+                .await?;
+            for a in &case.assignments {
+                sqlx::query(
+                    "insert into case_assignments (case_id, user_id, kind, assigned_at) \
+                     values ($1, $2, $3, $4) on conflict (case_id, user_id) do nothing",
+                )
+                .bind(&a.case_id)
+                .bind(&a.user_id)
+                .bind(&a.kind)
+                .bind(r.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            replace_terms(&mut tx, &r.id, &case.terms).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn case_by_id(&self, id: &str) -> Result<Option<CaseRow>> {
+            Ok(sqlx::query_as::<$db, CaseRow>(&format!(
+                "select {} from cases c left join case_keys k on k.case_id = c.id where c.id = $1",
+                shared::CASE_COLUMNS
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn list_cases(&self, q: &CaseQuery) -> Result<Vec<CaseRow>> {
+            let mut b = sqlx::QueryBuilder::<$db>::new(format!("select {} from ", shared::CASE_COLUMNS));
+            // Drive the scan from the narrowest index: the assignment list, or the region.
+            match &q.scope {
+                CaseScope::AssignedTo(user) => {
+                    b.push("case_assignments a join cases c on c.id = a.case_id \
+                            left join case_keys k on k.case_id = c.id where a.user_id = ");
+                    b.push_bind(user.clone());
+                }
+                CaseScope::Region(region) => {
+                    b.push("cases c left join case_keys k on k.case_id = c.id where c.region = ");
+                    b.push_bind(region.clone());
+                }
+                CaseScope::All => {
+                    b.push("cases c left join case_keys k on k.case_id = c.id where 1 = 1");
+                }
+            }
+            if let Some(term) = &q.term {
+                b.push(" and c.id in (select case_id from case_search where term = ");
+                b.push_bind(term.clone());
+                b.push(")");
+            }
+            if let Some(p) = &q.program {
+                b.push(" and c.program = ");
+                b.push_bind(p.clone());
+            }
+            if let Some(s) = &q.status {
+                b.push(" and c.status = ");
+                b.push_bind(s.clone());
+            }
+            if let Some(after) = &q.after {
+                b.push(" and c.id > ");
+                b.push_bind(after.clone());
+            }
+            b.push(" order by c.id limit ");
+            b.push_bind(q.limit);
+            Ok(b.build_query_as::<CaseRow>().fetch_all(&self.pool).await?)
+        }
+
+        async fn update_case(&self, r: &CaseRow, terms: Option<&SearchTerms>) -> Result<()> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "update cases set region = $1, status = $2, updated_at = $3, donor = $4, \
+                 donation = $5, notes = $6 where id = $7",
+            )
+            .bind(&r.region)
+            .bind(&r.status)
+            .bind(r.updated_at)
+            .bind(&r.donor)
+            .bind(&r.donation)
+            .bind(&r.notes)
+            .bind(&r.id)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(t) = terms {
+                replace_terms(&mut tx, &r.id, t).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn assignments(&self, case_id: &str) -> Result<Vec<AssignmentRow>> {
+            Ok(sqlx::query_as::<$db, AssignmentRow>(
+                "select case_id, user_id, kind from case_assignments where case_id = $1 \
+                 order by kind, user_id",
+            )
+            .bind(case_id)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn set_primary(&self, case_id: &str, user_id: &str, now: DateTime<Utc>) -> Result<()> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "delete from case_assignments where case_id = $1 and kind = 'primary' and user_id <> $2",
+            )
+            .bind(case_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "insert into case_assignments (case_id, user_id, kind, assigned_at) \
+                 values ($1, $2, 'primary', $3) \
+                 on conflict (case_id, user_id) do update set kind = 'primary'",
+            )
+            .bind(case_id)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn is_assigned(&self, case_id: &str, user_id: &str) -> Result<bool> {
+            let row: Option<(String,)> = sqlx::query_as(
+                "select kind from case_assignments where case_id = $1 and user_id = $2",
+            )
+            .bind(case_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.is_some())
+        }
+
+        async fn insert_contact(&self, c: &ContactRow, terms: &SearchTerms) -> Result<()> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "insert into contacts (id, case_id, relationship, language, timezone, \
+                 preferred_channel, opted_out, do_not_contact_until, details, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&c.id)
+            .bind(&c.case_id)
+            .bind(&c.relationship)
+            .bind(&c.language)
+            .bind(&c.timezone)
+            .bind(&c.preferred_channel)
+            .bind(c.opted_out)
+            .bind(c.do_not_contact_until)
+            .bind(&c.details)
+            .bind(c.created_at)
+            .bind(c.updated_at)
+            .execute(&mut *tx)
+            .await?;
+            replace_terms(&mut tx, &c.case_id, terms).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn contact_by_id(&self, id: &str) -> Result<Option<ContactRow>> {
+            Ok(sqlx::query_as::<$db, ContactRow>(&format!(
+                "select {} from contacts where id = $1",
+                shared::CONTACT_COLUMNS
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn contacts_for_case(&self, case_id: &str) -> Result<Vec<ContactRow>> {
+            Ok(sqlx::query_as::<$db, ContactRow>(&format!(
+                "select {} from contacts where case_id = $1 order by id",
+                shared::CONTACT_COLUMNS
+            ))
+            .bind(case_id)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn update_contact(&self, c: &ContactRow, terms: &SearchTerms) -> Result<()> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "update contacts set relationship = $1, language = $2, timezone = $3, \
+                 preferred_channel = $4, opted_out = $5, do_not_contact_until = $6, details = $7, \
+                 updated_at = $8 where id = $9",
+            )
+            .bind(&c.relationship)
+            .bind(&c.language)
+            .bind(&c.timezone)
+            .bind(&c.preferred_channel)
+            .bind(c.opted_out)
+            .bind(c.do_not_contact_until)
+            .bind(&c.details)
+            .bind(c.updated_at)
+            .bind(&c.id)
+            .execute(&mut *tx)
+            .await?;
+            replace_terms(&mut tx, &c.case_id, terms).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn meta_get(&self, key: &str) -> Result<Option<String>> {
+            let row: Option<(String,)> = sqlx::query_as("select value from meta where key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.map(|r| r.0))
+        }
+
+        async fn meta_set(&self, key: &str, value: &str) -> Result<()> {
+            sqlx::query(
+                "insert into meta (key, value) values ($1, $2) \
+                 on conflict (key) do update set value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+        }
+    };
+}
+
+/// Free functions both backends need inside transactions, generic over the executor.
+macro_rules! shared_store_helpers {
+    ($db:ty) => {
+        async fn shared_insert_user<'e, E>(ex: E, u: &UserRow) -> Result<()>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query(
+                "insert into users (id, username, display_name, role, region, password_hash, \
+                 disabled, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&u.id)
+            .bind(&u.username)
+            .bind(&u.display_name)
+            .bind(&u.role)
+            .bind(&u.region)
+            .bind(&u.password_hash)
+            .bind(u.disabled)
+            .bind(u.created_at)
+            .bind(u.updated_at)
+            .execute(ex)
+            .await
+            .map_err(|e| shared::unique_to_conflict(e, "username", "that username is taken"))?;
+            Ok(())
+        }
+
+        async fn replace_terms(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            case_id: &str,
+            terms: &SearchTerms,
+        ) -> Result<()> {
+            sqlx::query("delete from case_search where case_id = $1 and source = $2")
+                .bind(case_id)
+                .bind(&terms.source)
+                .execute(&mut **tx)
+                .await?;
+            for t in &terms.terms {
+                sqlx::query(
+                    "insert into case_search (term, case_id, source) values ($1, $2, $3) \
+                     on conflict do nothing",
+                )
+                .bind(t)
+                .bind(case_id)
+                .bind(&terms.source)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use shared_store_helpers;
+pub(crate) use store_impl;

@@ -1,0 +1,126 @@
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use crate::domain::cases::{self, CaseFilter, CaseInput, CaseView};
+use crate::domain::contacts::{self, ContactInput, ContactView};
+use crate::domain::Page;
+use crate::error::Result;
+use crate::web::error::ErrorBody;
+use crate::web::extract::{ApiJson, ApiQuery, Auth};
+use crate::web::AppState;
+
+/// Open a case (coordinator, supervisor). A coordinator who creates a case is assigned to it.
+#[utoipa::path(post, path = "/api/v1/cases", tag = "cases", request_body = CaseInput,
+    responses((status = 201, body = CaseView), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_case(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiJson(input): ApiJson<CaseInput>,
+) -> Result<(StatusCode, Json<CaseView>)> {
+    let c = cases::create(&s.svc, &actor, input, s.now()).await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// Cases in the caller's scope, oldest first; exact-match search by phone, national ID or name.
+#[utoipa::path(get, path = "/api/v1/cases", tag = "cases", params(CaseFilter),
+    responses((status = 200, body = Page<CaseView>), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_cases(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(f): ApiQuery<CaseFilter>,
+) -> Result<Json<Page<CaseView>>> {
+    Ok(Json(cases::list(&s.svc, &actor, f).await?))
+}
+
+/// A case with its donor, donation, notes, assignments and contacts.
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases", params(("id" = String, Path)),
+    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_case(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<CaseView>> {
+    Ok(Json(cases::get(&s.svc, &actor, &id).await?))
+}
+
+/// Change a case (JSON merge patch: `null` clears a field). `program` and `coordinator_id`
+/// cannot be patched.
+#[utoipa::path(patch, path = "/api/v1/cases/{id}", tag = "cases", request_body = CaseInput,
+    params(("id" = String, Path)),
+    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_case(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> Result<Json<CaseView>> {
+    Ok(Json(
+        cases::update(&s.svc, &actor, &id, patch, s.now()).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignInput {
+    pub coordinator_id: String,
+}
+
+/// Make a coordinator the case's primary (supervisor).
+#[utoipa::path(post, path = "/api/v1/cases/{id}/assign", tag = "cases", request_body = AssignInput,
+    params(("id" = String, Path)),
+    responses((status = 200, body = CaseView), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn assign_case(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<AssignInput>,
+) -> Result<Json<CaseView>> {
+    Ok(Json(
+        cases::assign(&s.svc, &actor, &id, &input.coordinator_id, s.now()).await?,
+    ))
+}
+
+/// Add a family member or next of kin to a case.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/contacts", tag = "contacts", request_body = ContactInput,
+    params(("id" = String, Path)),
+    responses((status = 201, body = ContactView), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_contact(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ContactInput>,
+) -> Result<(StatusCode, Json<ContactView>)> {
+    let c = contacts::create(&s.svc, &actor, &id, input, &s.default_timezone, s.now()).await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// Change a contact (JSON merge patch), e.g. `opted_out`, `do_not_contact_until`,
+/// `preferred_channel`.
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", request_body = ContactInput,
+    params(("id" = String, Path)),
+    responses((status = 200, body = ContactView), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_contact(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> Result<Json<ContactView>> {
+    Ok(Json(
+        contacts::update(&s.svc, &actor, &id, patch, &s.default_timezone, s.now()).await?,
+    ))
+}
