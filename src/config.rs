@@ -10,6 +10,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub identity: Option<PathBuf>,
+    /// Folder of the development identity and of `recipients.txt` (default `keys`).
+    pub keys_dir: PathBuf,
     /// Default time zone of contacts (`DONORCARE_TIMEZONE`).
     pub default_timezone: String,
     /// Optional folder of templates that override the built-in ones.
@@ -25,6 +27,7 @@ impl Config {
             data_dir,
             database_url: None,
             identity: None,
+            keys_dir: PathBuf::from("keys"),
             default_timezone: "Asia/Shanghai".into(),
             templates_dir: None,
             key_retire_grace: Duration::from_secs(300),
@@ -39,6 +42,12 @@ impl Config {
     }
 
     pub fn key_paths(&self) -> KeyPaths {
-        KeyPaths::new(self.identity.clone())
+        KeyPaths {
+            identity: self
+                .identity
+                .clone()
+                .unwrap_or_else(|| self.keys_dir.join("identity.txt")),
+            recipients: self.keys_dir.join("recipients.txt"),
+        }
     }
 }

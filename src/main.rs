@@ -41,6 +41,14 @@ struct Global {
     /// The server's age identity; default `keys/identity.txt`.
     #[arg(long, env = "DONORCARE_IDENTITY", global = true)]
     identity: Option<PathBuf>,
+    /// Folder of the development identity and the recipients list.
+    #[arg(
+        long,
+        env = "DONORCARE_KEYS_DIR",
+        default_value = "keys",
+        global = true
+    )]
+    keys_dir: PathBuf,
     /// Default time zone of contacts.
     #[arg(
         long,
@@ -125,6 +133,7 @@ fn main() -> ExitCode {
     let cfg = Config {
         database_url: g.database_url,
         identity: g.identity,
+        keys_dir: g.keys_dir,
         default_timezone: g.timezone,
         templates_dir: g.templates_dir,
         key_retire_grace: Duration::from_secs(g.key_retire_grace),

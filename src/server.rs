@@ -68,6 +68,8 @@ pub fn app_state(svc: Services, cfg: &Config) -> anyhow::Result<AppState> {
 
 /// `donorcare serve`.
 pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<()> {
+    // Install the handlers first: a SIGTERM that arrives during start-up must still be graceful.
+    let shutdown = shutdown_signal()?;
     let (svc, notices) = open_services(&cfg).await?;
     for n in &notices {
         println!("donorcare: {n}");
@@ -98,7 +100,7 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     tracing::info!(addr = %local, backend = svc.store.backend(), "serving");
     axum::serve(listener, web::app(state))
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            shutdown.await;
             tracing::info!("shutting down: finishing requests in flight");
             let _ = stop_tx.send(true);
         })
@@ -110,25 +112,22 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the
+/// future is first polled.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    })
 }
 
 /// Every few seconds: pick up a rotation made by another process, re-wrap case keys still under

@@ -28,24 +28,6 @@ pub struct KeyPaths {
     pub recipients: PathBuf,
 }
 
-impl KeyPaths {
-    /// `identity` defaults to `keys/identity.txt`; the recipients list is always
-    /// `keys/recipients.txt` under the working directory.
-    pub fn new(identity: Option<PathBuf>) -> Self {
-        KeyPaths {
-            identity: identity.unwrap_or_else(|| PathBuf::from("keys/identity.txt")),
-            recipients: PathBuf::from("keys/recipients.txt"),
-        }
-    }
-
-    pub fn in_dir(dir: &Path) -> Self {
-        KeyPaths {
-            identity: dir.join("identity.txt"),
-            recipients: dir.join("recipients.txt"),
-        }
-    }
-}
-
 /// The server's age identity. Never printed.
 pub struct ServerIdentity(age::x25519::Identity);
 

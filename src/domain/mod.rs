@@ -65,11 +65,8 @@ pub fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
         // serde's messages name the unknown or missing field itself; keep the field as the key.
         let (field, why) = if let Some(rest) = inner.strip_prefix("unknown field `") {
             let name = rest.split('`').next().unwrap_or("");
-            let field = if path == "." {
-                name.to_string()
-            } else {
-                format!("{path}.{name}")
-            };
+            // The path already ends with the unknown field's name.
+            let field = if path == "." { name.to_string() } else { path };
             (field, "is not a known field".to_string())
         } else {
             let field = if path == "." {

@@ -1,1 +1,45 @@
+//! The integration suite: one binary, every test on a database of its own. Tests written with
+//! `on_both_backends!` run on SQLite and on PostgreSQL; the PostgreSQL ones need
+//! `DONORCARE_TEST_POSTGRES` (an admin URL) and are skipped without it, unless
+//! `DONORCARE_REQUIRE_POSTGRES=1` (as `.ci/run` sets) turns its absence into a failure.
 
+/// Define each test once and run it on both backends: `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let $app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Sqlite)
+                        .await
+                        .expect("SQLite test app");
+                    $body
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some($app) =
+                        crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await
+                    else {
+                        return;
+                    };
+                    $body
+                }
+            )*
+        }
+    };
+}
+
+mod accounts;
+mod cases;
+mod encryption;
+mod helpers;
+mod keys;
+mod process;

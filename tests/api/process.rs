@@ -1,0 +1,265 @@
+//! The `donorcare` binary as an operator runs it: first start, `--demo`, SIGTERM, a missing
+//! identity, and the command-line account tool.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn donorcare(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_donorcare"));
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("DONORCARE_IDENTITY")
+        .env_remove("DONORCARE_DATA_DIR")
+        .env_remove("DONORCARE_KEYS_DIR")
+        .env("DONORCARE_LOG", "warn");
+    cmd
+}
+
+/// Start `serve` on a free port and wait for the line that prints its address. The child is
+/// handed to the caller, which stops and waits for it with [`terminate`].
+#[allow(clippy::zombie_processes)]
+fn start(dir: &Path, extra: &[&str]) -> (Child, String, Vec<String>) {
+    let mut child = donorcare(dir)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn donorcare");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(stdout);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || Instant::now() > deadline {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("donorcare printed no address ({status:?}); output so far: {lines:?}");
+        }
+        lines.push(line.trim_end().to_string());
+        if let Some(i) = line.find("http://127.0.0.1:") {
+            let rest = &line[i + 7..];
+            let addr: String = rest
+                .chars()
+                .take_while(|c| *c != '/' && !c.is_whitespace() && *c != ')')
+                .collect();
+            // Keep draining stdout so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in reader.lines() {});
+            return (child, addr, lines);
+        }
+    }
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "donorcare did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A minimal HTTP/1.1 exchange over loopback: returns the status code and the body.
+async fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn first_start_prints_a_setup_link_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, lines) = start(dir.path(), &[]);
+    let all = lines.join("\n");
+    assert!(all.contains("identity"), "{all}");
+    assert!(all.contains("/setup/"), "{all}");
+    assert_eq!(
+        http(&addr, "GET", "/healthz", None).await,
+        (200, "ok".into())
+    );
+    let link = lines.iter().find(|l| l.contains("/setup/")).unwrap();
+    let path = &link[link.find("/setup/").unwrap()..];
+    assert_eq!(http(&addr, "GET", path.trim(), None).await.0, 200);
+    assert!(terminate(child).success(), "graceful exit on SIGTERM");
+    assert!(dir.path().join("keys/identity.txt").exists());
+    assert!(dir.path().join("data/donorcare.db").exists());
+}
+
+#[tokio::test]
+async fn demo_mode_loads_cases_that_its_logins_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, lines) = start(dir.path(), &["--demo"]);
+    assert!(lines.join("\n").contains("demo-coordinator"), "{lines:?}");
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/auth/login",
+        Some(&format!(
+            "{{\"username\":\"demo-coordinator\",\"password\":\"{}\"}}",
+            donorcare::demo::DEMO_PASSWORD
+        )),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let req = format!(
+        "GET /api/v1/cases?limit=200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let body = out.split_once("\r\n\r\n").unwrap().1;
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 24);
+    assert!(terminate(child).success());
+}
+
+#[tokio::test]
+async fn start_up_without_the_identity_fails_with_one_line_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, _, _) = start(dir.path(), &[]);
+    assert!(terminate(child).success());
+    let identity = dir.path().join("keys/identity.txt");
+    let db = dir.path().join("data/donorcare.db");
+    let db_before = std::fs::read(&db).unwrap();
+    let aside = dir.path().join("identity.backup");
+    std::fs::rename(&identity, &aside).unwrap();
+
+    let out = donorcare(dir.path())
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(
+        lines[0].contains("keys/identity.txt") && lines[0].contains("not found"),
+        "{stderr}"
+    );
+    assert!(!identity.exists(), "no new identity was created");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        db_before,
+        "the database is unchanged"
+    );
+
+    std::fs::rename(&aside, &identity).unwrap();
+    let (child, addr, _) = start(dir.path(), &[]);
+    assert_eq!(http(&addr, "GET", "/healthz", None).await.0, 200);
+    assert!(terminate(child).success());
+}
+
+#[tokio::test]
+async fn user_add_reads_the_password_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], password: &str| {
+        let mut child = donorcare(dir.path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(
+        &[
+            "user",
+            "add",
+            "--username",
+            "ops.admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "an-admin-password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ops.admin"));
+    let out = run(
+        &[
+            "user",
+            "add",
+            "--username",
+            "ops.admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "an-admin-password\n",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taken"));
+    let out = run(
+        &[
+            "user",
+            "add",
+            "--username",
+            "sup",
+            "--role",
+            "supervisor",
+            "--password-stdin",
+        ],
+        "short\n",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("password") && err.contains("region"), "{err}");
+    let out = donorcare(dir.path())
+        .args(["keys", "status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("current data-key version: 1") && text.contains("this server"),
+        "{text}"
+    );
+}
