@@ -1,1 +1,1293 @@
-fn main() {}
+//! Store benchmarks for two performance targets of donorcare (custom harness:
+//! `cargo bench --bench store [-- read|search]`).
+//!
+//! 1. **Reading encrypted cases.** Every personal value of a case is sealed under its own case
+//!    key, which the keyring wraps; a listing therefore fetches the sealed blobs and the wrapped
+//!    key, unwraps the key and opens three ciphertexts per case. The target is that reading and
+//!    decrypting 10 000 cases costs at most 1.3 times the same read of a table that holds the
+//!    same fields as plain columns. Both tables live in one SQLite database opened with the
+//!    store's own settings (WAL, `synchronous=FULL`); both are read in pages of 200 (the API's
+//!    largest page, walked by cursor as the API does) and in one query of 10 000 rows, and both
+//!    end in the same domain types (`Donor`, `Donation`, notes). The cases are made through
+//!    `domain::cases::create`, the path the API takes. The figures are medians of interleaved
+//!    repetitions after a warm-up.
+//! 2. **Exact-match search among 1M cases.** Phone, national ID and name searches go through a
+//!    keyed blind index (`case_search`). The target is under 5 ms per search. The timed call is
+//!    the whole `domain::cases::list` of a supervisor, as behind `GET /api/v1/cases?phone=…`: it
+//!    computes the blind term, runs the query and decrypts the hits. Lookups are of random
+//!    existing values (checked to be found) plus values that no case has.
+//!
+//! Making a million cases through `create` would take hours, so the search data set is built
+//! from the same parts (`KeyService::new_case_key`, `crypto::seal_json`,
+//! `cases::donor_terms`) and written with multi-row inserts in large transactions. It is kept in
+//! `target/bench-data/search-<cases>/` and reused by later runs; `DONORCARE_BENCH_CASES` sets
+//! its size (default 1 000 000) for a quicker run. Every synthetic value derives from the case
+//! number, so a lookup can regenerate what case `i` holds; every name, number and address is
+//! invented.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use donorcare::audit::AuditEntry;
+use donorcare::config::Config;
+use donorcare::crypto::keyring::WrappedKey;
+use donorcare::crypto::{self, KeyService, Place, SecretKey};
+use donorcare::domain::accounts::{self, NewUserInput};
+use donorcare::domain::cases::{
+    self, CaseFilter, CaseInput, CaseView, Donation, DonationInput, Donor, DonorInput,
+};
+use donorcare::domain::types::{national_id_check, Program, Role, Sex};
+use donorcare::domain::{new_id, Services};
+use donorcare::policy::{Action, Actor};
+use donorcare::server::open_services;
+use donorcare::store::{CaseQuery, CaseRow, CaseScope, SqliteStore};
+
+/// Cases of the read benchmark.
+const READ_CASES: usize = 10_000;
+/// The API's largest page.
+const PAGE: usize = 200;
+const READ_WARMUP: usize = 2;
+const READ_REPS: usize = 15;
+const READ_TARGET: f64 = 1.30;
+
+/// Default size of the search data set (`DONORCARE_BENCH_CASES` overrides it).
+const SEARCH_CASES: u64 = 1_000_000;
+const SEARCH_LOOKUPS: usize = 1_000;
+const SEARCH_MISSES: usize = 50;
+const SEARCH_WARMUP: usize = 50;
+const SEARCH_TARGET_MS: f64 = 5.0;
+/// Cases per transaction, and per batch handed from the sealing thread to the writer.
+const LOAD_BATCH: u64 = 5_000;
+/// Rows per multi-row `insert` statement (at most 10 columns, well under SQLite's 32 766 binds).
+const ROWS_PER_INSERT: usize = 100;
+const PROGRESS_EVERY: u64 = 100_000;
+/// Bump when the synthetic data or the loader changes, so stale data sets are rebuilt.
+const GENERATOR_VERSION: u32 = 2;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; any other word selects the parts to run.
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    let cases = match std::env::var("DONORCARE_BENCH_CASES") {
+        Ok(v) => v
+            .trim()
+            .replace('_', "")
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1_000)
+            .with_context(|| format!("DONORCARE_BENCH_CASES={v}: expected a number >= 1000"))?,
+        Err(_) => SEARCH_CASES,
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "donorcare store benchmarks: {cores} cores, SQLite {}",
+        sqlite_version().await?
+    );
+
+    let mut summary = Vec::new();
+    if run("read") {
+        summary.extend(read_benchmark().await?);
+    }
+    if run("search") {
+        summary.extend(search_benchmark(cases).await?);
+    }
+    println!("\nsummary ({cores} cores):");
+    for line in &summary {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Reading 10k encrypted cases against plaintext columns
+// ---------------------------------------------------------------------------------------------
+
+/// A case read back, whichever table it came from.
+struct ReadCase {
+    id: String,
+    meta: [String; 4],
+    times: (DateTime<Utc>, DateTime<Utc>),
+    donor: Donor,
+    donation: Donation,
+    notes: Option<String>,
+}
+
+/// The plaintext baseline: the same fields as the sealed ones, as columns.
+#[derive(sqlx::FromRow)]
+struct PlainRow {
+    id: String,
+    program: String,
+    region: String,
+    status: String,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    full_name: String,
+    sex: Option<String>,
+    birth_date: Option<NaiveDate>,
+    national_id: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    deceased: bool,
+    death_date: Option<NaiveDate>,
+    donation_date: NaiveDate,
+    donation_kind: String,
+    hospital: Option<String>,
+    notes: Option<String>,
+}
+
+const PLAIN_TABLE: &str = "create table plain_cases (
+    id text primary key,
+    program text not null,
+    region text not null,
+    status text not null,
+    created_by text not null,
+    created_at text not null,
+    updated_at text not null,
+    full_name text not null,
+    sex text,
+    birth_date text,
+    national_id text,
+    phone text,
+    email text,
+    address text,
+    deceased integer not null,
+    death_date text,
+    donation_date text not null,
+    donation_kind text not null,
+    hospital text,
+    notes text
+)";
+
+const PLAIN_COLUMNS: &str = "id, program, region, status, created_by, created_at, updated_at, \
+     full_name, sex, birth_date, national_id, phone, email, address, deceased, death_date, \
+     donation_date, donation_kind, hospital, notes";
+
+impl PlainRow {
+    fn from_view(v: &CaseView, created_by: &str) -> Result<Self> {
+        let (Some(d), Some(dn)) = (&v.donor, &v.donation) else {
+            bail!("case {} came back without its donor or donation", v.id);
+        };
+        Ok(PlainRow {
+            id: v.id.clone(),
+            program: v.program.as_str().into(),
+            region: v.region.clone(),
+            status: v.status.as_str().into(),
+            created_by: created_by.into(),
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            full_name: d.full_name.clone(),
+            sex: d.sex.map(|s| s.as_str().into()),
+            birth_date: d.birth_date,
+            national_id: d.national_id.clone(),
+            phone: d.phone.clone(),
+            email: d.email.clone(),
+            address: d.address.clone(),
+            deceased: d.deceased,
+            death_date: d.death_date,
+            donation_date: dn.date,
+            donation_kind: dn.kind.clone(),
+            hospital: dn.hospital.clone(),
+            notes: v.notes.clone(),
+        })
+    }
+
+    /// The same domain values the encrypted path ends with.
+    fn into_case(self) -> Result<ReadCase> {
+        let sex = self
+            .sex
+            .map(|s| Sex::parse(&s))
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        Ok(ReadCase {
+            id: self.id,
+            meta: [self.program, self.region, self.status, self.created_by],
+            times: (self.created_at, self.updated_at),
+            donor: Donor {
+                full_name: self.full_name,
+                sex,
+                birth_date: self.birth_date,
+                national_id: self.national_id,
+                phone: self.phone,
+                email: self.email,
+                address: self.address,
+                deceased: self.deceased,
+                death_date: self.death_date,
+            },
+            donation: Donation {
+                date: self.donation_date,
+                kind: self.donation_kind,
+                hospital: self.hospital,
+            },
+            notes: self.notes,
+        })
+    }
+}
+
+/// Unwrap the case key of a stored row and open it, as `domain::cases::list` does.
+fn decrypt(svc: &Services, ring: &crypto::Keyring, row: CaseRow) -> Result<ReadCase> {
+    let (Some(version), Some(bytes)) = (row.key_version, row.wrapped_key.clone()) else {
+        bail!("case {} has no case key", row.id);
+    };
+    let key = svc
+        .keys
+        .unwrap_with(ring, &row.id, &WrappedKey { version, bytes })?;
+    let opened = cases::open_row(&key, &row)?;
+    Ok(ReadCase {
+        id: row.id,
+        meta: [row.program, row.region, row.status, row.created_by],
+        times: (row.created_at, row.updated_at),
+        donor: opened.donor,
+        donation: opened.donation,
+        notes: opened.notes,
+    })
+}
+
+/// How a read walks the table: pages of `limit` rows by cursor, like the API.
+#[derive(Clone, Copy)]
+struct Walk {
+    limit: usize,
+}
+
+/// Read every case through `Store::list_cases`, decrypting each unless `decrypt_rows` is false.
+async fn read_encrypted(svc: &Services, walk: Walk, decrypt_rows: bool) -> Result<Vec<ReadCase>> {
+    let mut out = Vec::with_capacity(READ_CASES);
+    let mut after = None;
+    loop {
+        let mut rows = svc
+            .store
+            .list_cases(&CaseQuery {
+                scope: CaseScope::All,
+                program: None,
+                status: None,
+                term: None,
+                after: after.take(),
+                limit: walk.limit as i64 + 1,
+            })
+            .await?;
+        let more = rows.len() > walk.limit;
+        rows.truncate(walk.limit);
+        after = rows.last().map(|r| r.id.clone());
+        let ring = svc.keys.ring();
+        for row in rows {
+            if decrypt_rows {
+                out.push(decrypt(svc, &ring, row)?);
+            } else {
+                black_box(row);
+            }
+        }
+        if !more {
+            return Ok(out);
+        }
+    }
+}
+
+/// Read every case from the plaintext table, with the same pages.
+async fn read_plain(pool: &SqlitePool, walk: Walk) -> Result<Vec<ReadCase>> {
+    let sql = format!("select {PLAIN_COLUMNS} from plain_cases where id > $1 order by id limit $2");
+    let mut out = Vec::with_capacity(READ_CASES);
+    let mut after = String::new();
+    loop {
+        let mut rows = sqlx::query_as::<_, PlainRow>(&sql)
+            .bind(&after)
+            .bind(walk.limit as i64 + 1)
+            .fetch_all(pool)
+            .await?;
+        let more = rows.len() > walk.limit;
+        rows.truncate(walk.limit);
+        if let Some(last) = rows.last() {
+            after.clone_from(&last.id);
+        }
+        for row in rows {
+            out.push(row.into_case()?);
+        }
+        if !more {
+            return Ok(out);
+        }
+    }
+}
+
+/// Read every case through the API's own listing (`domain::cases::list`) as a supervisor.
+async fn read_api(svc: &Services, actor: &Actor) -> Result<usize> {
+    let mut n = 0;
+    let mut cursor = None;
+    loop {
+        let page = cases::list(
+            svc,
+            actor,
+            CaseFilter {
+                limit: Some(PAGE as i64),
+                cursor: cursor.take(),
+                ..CaseFilter::default()
+            },
+            Utc::now(),
+        )
+        .await?;
+        n += page.items.len();
+        black_box(&page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(n),
+        }
+    }
+}
+
+/// The timed variants of the read benchmark, run interleaved.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadVariant {
+    EncryptedPages,
+    PlainPages,
+    EncryptedOneQuery,
+    PlainOneQuery,
+    FetchOnlyPages,
+    /// Unwrap and open rows already in memory: the cryptographic and JSON work alone.
+    DecryptInMemory,
+    ApiPages,
+}
+
+impl ReadVariant {
+    const ALL: [ReadVariant; 7] = [
+        ReadVariant::EncryptedPages,
+        ReadVariant::PlainPages,
+        ReadVariant::EncryptedOneQuery,
+        ReadVariant::PlainOneQuery,
+        ReadVariant::FetchOnlyPages,
+        ReadVariant::DecryptInMemory,
+        ReadVariant::ApiPages,
+    ];
+
+    /// Run once; returns the time taken. `fetched` holds every stored row, for the variant
+    /// that decrypts rows already in memory.
+    async fn run(
+        self,
+        svc: &Services,
+        plain: &SqlitePool,
+        actor: &Actor,
+        fetched: &[CaseRow],
+    ) -> Result<Duration> {
+        let pages = Walk { limit: PAGE };
+        let whole = Walk { limit: READ_CASES };
+        let copy = (self == ReadVariant::DecryptInMemory).then(|| fetched.to_vec());
+        let t = Instant::now();
+        let n = match self {
+            ReadVariant::EncryptedPages => black_box(read_encrypted(svc, pages, true).await?).len(),
+            ReadVariant::PlainPages => black_box(read_plain(plain, pages).await?).len(),
+            ReadVariant::EncryptedOneQuery => {
+                black_box(read_encrypted(svc, whole, true).await?).len()
+            }
+            ReadVariant::PlainOneQuery => black_box(read_plain(plain, whole).await?).len(),
+            ReadVariant::FetchOnlyPages => {
+                black_box(read_encrypted(svc, pages, false).await?);
+                READ_CASES
+            }
+            ReadVariant::DecryptInMemory => {
+                let ring = svc.keys.ring();
+                let opened = copy
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|row| decrypt(svc, &ring, row))
+                    .collect::<Result<Vec<_>>>()?;
+                black_box(opened).len()
+            }
+            ReadVariant::ApiPages => read_api(svc, actor).await?,
+        };
+        let took = t.elapsed();
+        ensure!(n == READ_CASES, "read {n} cases, expected {READ_CASES}");
+        Ok(took)
+    }
+}
+
+async fn read_benchmark() -> Result<Vec<String>> {
+    println!("\n== read {READ_CASES} cases: decrypting vs plaintext columns ==");
+    let dir = tempfile::tempdir().context("creating a temporary folder")?;
+    let (svc, url) = services_in(dir.path()).await?;
+    let now = Utc::now();
+    let supervisor =
+        insert_user(&svc, "bench-supervisor", Role::Supervisor, READ_REGION, now).await?;
+    let coordinator = insert_user(
+        &svc,
+        "bench-coordinator",
+        Role::Coordinator,
+        READ_REGION,
+        now,
+    )
+    .await?;
+
+    // The cases, through the API's own path (validation, sealing, blind terms, one transaction).
+    let started = Instant::now();
+    let mut plain_rows = Vec::with_capacity(READ_CASES);
+    for i in 0..READ_CASES as u64 {
+        let mut s = Synthetic::new(i);
+        s.region = READ_REGION;
+        let view = cases::create(&svc, &supervisor, s.case_input(&coordinator.user_id), now)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating case {i}: {e:?}"))?;
+        plain_rows.push(PlainRow::from_view(&view, &supervisor.user_id)?);
+    }
+    let created = started.elapsed();
+    println!(
+        "created {READ_CASES} cases through domain::cases::create in {:.1} s ({:.2} ms per case)",
+        created.as_secs_f64(),
+        ms(created) / READ_CASES as f64
+    );
+
+    // The plaintext copy, in the same database and through a pool with the store's settings.
+    let raw = SqliteStore::open(&url).await?;
+    let plain = raw.pool();
+    sqlx::query(PLAIN_TABLE).execute(plain).await?;
+    sqlx::query("create index plain_cases_region on plain_cases(region, id)")
+        .execute(plain)
+        .await?;
+    insert_plain(plain, &plain_rows).await?;
+    drop(plain_rows);
+
+    // Both paths must yield the same cases before either is timed.
+    let enc = read_encrypted(&svc, Walk { limit: PAGE }, true).await?;
+    let clear = read_plain(plain, Walk { limit: PAGE }).await?;
+    ensure!(
+        enc.len() == READ_CASES && clear.len() == READ_CASES,
+        "read {} encrypted and {} plaintext cases, expected {READ_CASES}",
+        enc.len(),
+        clear.len()
+    );
+    for (a, b) in enc.iter().zip(&clear) {
+        let same = a.id == b.id
+            && a.meta == b.meta
+            && a.times == b.times
+            && a.donor == b.donor
+            && a.donation == b.donation
+            && a.notes == b.notes;
+        ensure!(same, "case {} differs between the two tables", a.id);
+    }
+    println!("checked: the {READ_CASES} decrypted cases equal their plaintext copies");
+    drop((enc, clear));
+
+    let fetched = svc
+        .store
+        .list_cases(&CaseQuery {
+            scope: CaseScope::All,
+            program: None,
+            status: None,
+            term: None,
+            after: None,
+            limit: READ_CASES as i64,
+        })
+        .await?;
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); ReadVariant::ALL.len()];
+    for rep in 0..READ_WARMUP + READ_REPS {
+        for (k, variant) in ReadVariant::ALL.iter().enumerate() {
+            let took = variant.run(&svc, plain, &supervisor, &fetched).await?;
+            if rep >= READ_WARMUP {
+                samples[k].push(took);
+            }
+        }
+    }
+    drop(fetched);
+    let median = |v: ReadVariant| {
+        let k = ReadVariant::ALL.iter().position(|x| *x == v).unwrap_or(0);
+        Stats::of(samples[k].clone()).median
+    };
+    let enc_pages = median(ReadVariant::EncryptedPages);
+    let plain_pages = median(ReadVariant::PlainPages);
+    let enc_one = median(ReadVariant::EncryptedOneQuery);
+    let plain_one = median(ReadVariant::PlainOneQuery);
+    let fetch_only = median(ReadVariant::FetchOnlyPages);
+    let api = median(ReadVariant::ApiPages);
+    let in_memory = median(ReadVariant::DecryptInMemory);
+
+    println!("medians of {READ_REPS} interleaved repetitions after {READ_WARMUP} warm-ups:");
+    println!(
+        "  pages of {PAGE}: encrypted {:.1} ms (SQL fetch {:.1} ms + unwrap/open {:.1} ms), plaintext {:.1} ms",
+        ms(enc_pages),
+        ms(fetch_only),
+        ms(enc_pages.saturating_sub(fetch_only)),
+        ms(plain_pages)
+    );
+    println!(
+        "  one query:     encrypted {:.1} ms, plaintext {:.1} ms",
+        ms(enc_one),
+        ms(plain_one)
+    );
+    println!(
+        "  unwrap/open alone, rows already in memory: {:.1} ms ({:.2} µs per case)",
+        ms(in_memory),
+        us(in_memory) / READ_CASES as f64
+    );
+    println!(
+        "  API listing (domain::cases::list, supervisor, pages of {PAGE}): {:.1} ms",
+        ms(api)
+    );
+    println!(
+        "  per case: encrypted {:.2} µs, plaintext {:.2} µs",
+        us(enc_pages) / READ_CASES as f64,
+        us(plain_pages) / READ_CASES as f64
+    );
+
+    let line = |what: &str, enc: Duration, plain: Duration| {
+        let ratio = enc.as_secs_f64() / plain.as_secs_f64();
+        format!(
+            "read 10k cases ({what}): encrypted {:.1} ms, plaintext {:.1} ms, ratio {ratio:.2} \
+             (target <= {READ_TARGET:.2}: {})",
+            ms(enc),
+            ms(plain),
+            verdict(ratio <= READ_TARGET)
+        )
+    };
+    let lines = vec![
+        line(&format!("pages of {PAGE}"), enc_pages, plain_pages),
+        line("one query", enc_one, plain_one),
+        line(&format!("API listing, pages of {PAGE}"), api, plain_pages),
+    ];
+    for l in &lines {
+        println!("{l}");
+    }
+    raw.pool().close().await;
+    svc.store.close().await;
+    Ok(lines)
+}
+
+async fn insert_plain(pool: &SqlitePool, rows: &[PlainRow]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    for chunk in rows.chunks(ROWS_PER_INSERT / 2) {
+        let mut q =
+            QueryBuilder::<Sqlite>::new(format!("insert into plain_cases ({PLAIN_COLUMNS}) "));
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(&r.id)
+                .push_bind(&r.program)
+                .push_bind(&r.region)
+                .push_bind(&r.status)
+                .push_bind(&r.created_by)
+                .push_bind(r.created_at)
+                .push_bind(r.updated_at)
+                .push_bind(&r.full_name)
+                .push_bind(&r.sex)
+                .push_bind(r.birth_date)
+                .push_bind(&r.national_id)
+                .push_bind(&r.phone)
+                .push_bind(&r.email)
+                .push_bind(&r.address)
+                .push_bind(r.deceased)
+                .push_bind(r.death_date)
+                .push_bind(r.donation_date)
+                .push_bind(&r.donation_kind)
+                .push_bind(&r.hospital)
+                .push_bind(&r.notes);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Exact-match search among 1M cases
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+enum SearchKind {
+    Phone,
+    NationalId,
+    Name,
+}
+
+impl SearchKind {
+    const ALL: [SearchKind; 3] = [SearchKind::Phone, SearchKind::NationalId, SearchKind::Name];
+
+    fn label(self) -> &'static str {
+        match self {
+            SearchKind::Phone => "phone",
+            SearchKind::NationalId => "national_id",
+            SearchKind::Name => "name",
+        }
+    }
+
+    /// The API filter for `value`.
+    fn filter(self, value: String) -> CaseFilter {
+        let mut f = CaseFilter::default();
+        match self {
+            SearchKind::Phone => f.phone = Some(value),
+            SearchKind::NationalId => f.national_id = Some(value),
+            SearchKind::Name => f.name = Some(value),
+        }
+        f
+    }
+
+    /// The value of this kind that case `s` holds.
+    fn value_of(self, s: &Synthetic) -> Option<String> {
+        match self {
+            SearchKind::Phone => s.donor.phone.clone(),
+            SearchKind::NationalId => s.donor.national_id.clone(),
+            SearchKind::Name => Some(s.donor.full_name.clone()),
+        }
+    }
+
+    /// A valid value that no synthetic case holds (synthetic phones start with 139, IDs carry a
+    /// Ningbo area code, names use none of these characters).
+    fn missing_value(self, k: u64) -> String {
+        match self {
+            SearchKind::Phone => format!("138{:08}", k * 7_919),
+            SearchKind::NationalId => with_check(&format!("1101051990{:04}{:03}", 101 + k % 28, k)),
+            SearchKind::Name => format!("无此人{}", ["甲", "乙", "丙", "丁"][(k % 4) as usize]),
+        }
+    }
+}
+
+async fn search_benchmark(n: u64) -> Result<Vec<String>> {
+    println!("\n== exact-match search among {n} cases ==");
+    let dir = target_dir().join("bench-data").join(format!("search-{n}"));
+    let svc = search_data_set(&dir, n).await?;
+
+    let mut lines = Vec::new();
+    for kind in SearchKind::ALL {
+        let mut times = Vec::with_capacity(SEARCH_LOOKUPS);
+        let mut hits = 0usize;
+        let mut dice = Dice::new(0x5ea4c4 ^ kind as u64);
+        for k in 0..SEARCH_WARMUP + SEARCH_LOOKUPS {
+            let s = Synthetic::new(dice.below(n));
+            let Some(value) = kind.value_of(&s) else {
+                continue;
+            };
+            let actor = supervisor_of(s.region);
+            let t = Instant::now();
+            let page = cases::list(&svc, &actor, kind.filter(value.clone()), Utc::now()).await?;
+            let took = t.elapsed();
+            let found = match kind {
+                // Names repeat: every hit must carry the name, and one of them is this case
+                // unless a full first page of namesakes came before it.
+                SearchKind::Name => {
+                    page.items.iter().all(|v| {
+                        v.donor
+                            .as_ref()
+                            .is_some_and(|d| d.full_name == s.donor.full_name)
+                    }) && (page.next_cursor.is_some()
+                        || page
+                            .items
+                            .iter()
+                            .any(|v| v.donor.as_ref() == Some(&s.donor)))
+                }
+                _ => page
+                    .items
+                    .iter()
+                    .any(|v| v.donor.as_ref() == Some(&s.donor)),
+            };
+            ensure!(
+                found,
+                "searching by {} for {value}: case not found",
+                kind.label()
+            );
+            if k >= SEARCH_WARMUP {
+                times.push(took);
+                hits += page.items.len();
+            }
+        }
+        let mut miss_times = Vec::with_capacity(SEARCH_MISSES);
+        for k in 0..SEARCH_MISSES as u64 {
+            let actor = supervisor_of(REGIONS[(k % REGIONS.len() as u64) as usize].0);
+            let t = Instant::now();
+            let page =
+                cases::list(&svc, &actor, kind.filter(kind.missing_value(k)), Utc::now()).await?;
+            miss_times.push(t.elapsed());
+            ensure!(
+                page.items.is_empty(),
+                "a made-up {} was found",
+                kind.label()
+            );
+        }
+        let found = Stats::of(times);
+        let missed = Stats::of(miss_times);
+        println!(
+            "by {}: {SEARCH_LOOKUPS} lookups of existing values: median {:.3} ms, p99 {:.3} ms, \
+             max {:.3} ms, {:.2} hits each; {SEARCH_MISSES} misses: median {:.3} ms, p99 {:.3} ms",
+            kind.label(),
+            ms(found.median),
+            ms(found.p99),
+            ms(found.max),
+            hits as f64 / SEARCH_LOOKUPS as f64,
+            ms(missed.median),
+            ms(missed.p99),
+        );
+        lines.push(format!(
+            "search among {n} cases by {}: median {:.2} ms, p99 {:.2} ms (target < {SEARCH_TARGET_MS} ms: {})",
+            kind.label(),
+            ms(found.median),
+            ms(found.p99),
+            verdict(ms(found.p99) < SEARCH_TARGET_MS)
+        ));
+    }
+    for l in &lines {
+        println!("{l}");
+    }
+    svc.store.close().await;
+    Ok(lines)
+}
+
+fn supervisor_of(region: &str) -> Actor {
+    Actor {
+        user_id: format!("bench-supervisor-{region}"),
+        username: format!("bench-supervisor-{region}"),
+        role: Role::Supervisor,
+        region: Some(region.into()),
+    }
+}
+
+/// What `complete.json` records once a data set is fully loaded.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+struct Marker {
+    cases: u64,
+    generator: u32,
+}
+
+/// Open the search data set in `dir`, building it first unless a complete one is there.
+async fn search_data_set(dir: &Path, n: u64) -> Result<Services> {
+    let marker_path = dir.join("complete.json");
+    let want = Marker {
+        cases: n,
+        generator: GENERATOR_VERSION,
+    };
+    let have: Option<Marker> = std::fs::read(&marker_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if have.as_ref() == Some(&want) {
+        let (svc, url) = services_in(dir).await?;
+        let raw = SqliteStore::open(&url).await?;
+        let (count,): (i64,) = sqlx::query_as("select count(*) from cases")
+            .fetch_one(raw.pool())
+            .await?;
+        raw.pool().close().await;
+        if u64::try_from(count).ok() == Some(n) {
+            println!("reusing the data set in {} ({n} cases)", dir.display());
+            return Ok(svc);
+        }
+        println!(
+            "{}: holds {count} cases, not {n}: rebuilding",
+            dir.display()
+        );
+        svc.store.close().await;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    println!("building the data set in {} ({n} cases)", dir.display());
+    let (svc, url) = services_in(dir).await?;
+    let started = Instant::now();
+    load_cases(&svc, &url, n).await?;
+    let took = started.elapsed();
+    println!(
+        "built {n} cases in {:.1} s ({:.0} cases/s)",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    std::fs::write(&marker_path, serde_json::to_vec(&want)?)
+        .with_context(|| format!("writing {}", marker_path.display()))?;
+    Ok(svc)
+}
+
+/// A sealed case ready to insert, with its blind-index terms.
+struct SealedCase {
+    row: CaseRow,
+    terms: Vec<Vec<u8>>,
+    /// The `case.create` entry that `domain::cases::create` writes with the case.
+    audit: AuditEntry,
+}
+
+/// Seal case `i` exactly as `domain::cases::create` does (`seal_row` there is private; these
+/// are its three lines), created by the coordinator `by`.
+fn seal_case(keys: &KeyService, index: &SecretKey, s: &Synthetic, by: &Actor) -> SealedCase {
+    let id = new_id();
+    let audit = AuditEntry::new(Some(by), Action::CreateCase.as_str(), "case", s.created_at)
+        .target(&id)
+        .case(&id);
+    let (key, wrapped) = keys.new_case_key(&id);
+    let donor = crypto::seal_json(&key, Place::new("cases", "donor", &id), &s.donor).into_bytes();
+    let donation =
+        crypto::seal_json(&key, Place::new("cases", "donation", &id), &s.donation).into_bytes();
+    let notes = s
+        .notes
+        .as_ref()
+        .map(|n| crypto::seal(&key, Place::new("cases", "notes", &id), n.as_bytes()).into_bytes());
+    let terms = cases::donor_terms(index, &s.donor).terms;
+    SealedCase {
+        row: CaseRow {
+            id,
+            program: s.program.as_str().into(),
+            region: s.region.into(),
+            status: "open".into(),
+            created_by: by.user_id.clone(),
+            created_at: s.created_at,
+            updated_at: s.created_at,
+            donor,
+            donation,
+            notes,
+            key_version: Some(wrapped.version),
+            wrapped_key: Some(wrapped.bytes),
+        },
+        terms,
+        audit,
+    }
+}
+
+/// Seal `n` cases on a separate thread and write them in transactions of `LOAD_BATCH` cases
+/// through a pool of its own on the same database file.
+async fn load_cases(svc: &Services, url: &str, n: u64) -> Result<()> {
+    // One coordinator per region creates its region's cases and is their primary.
+    let mut coordinators = Vec::new();
+    for (region, _, _) in REGIONS {
+        let user = insert_user(
+            svc,
+            &format!("bench-coordinator-{region}"),
+            Role::Coordinator,
+            region,
+            Utc::now(),
+        )
+        .await?;
+        coordinators.push((region, user));
+    }
+
+    // The loader's own connection; `synchronous=NORMAL` and a big page cache only speed up the
+    // load, the benchmark itself reads through the store's pool and settings.
+    let opts = SqliteConnectOptions::from_str(url)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(30))
+        .pragma("cache_size", "-262144");
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await?;
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<SealedCase>>(4);
+    let keys = Arc::clone(&svc.keys);
+    let sealer = std::thread::spawn(move || -> Result<()> {
+        let ring = keys.ring();
+        let mut start = 0;
+        while start < n {
+            let end = (start + LOAD_BATCH).min(n);
+            let batch = (start..end)
+                .map(|i| {
+                    let s = Synthetic::new(i);
+                    let by = coordinators
+                        .iter()
+                        .find(|(r, _)| *r == s.region)
+                        .map(|(_, actor)| actor)
+                        .context("a synthetic case outside the known regions")?;
+                    Ok(seal_case(&keys, &ring.index, &s, by))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if tx.blocking_send(batch).is_err() {
+                return Ok(()); // the writer failed and reports why
+            }
+            start = end;
+        }
+        Ok(())
+    });
+
+    let started = Instant::now();
+    let mut written = 0u64;
+    while let Some(batch) = rx.recv().await {
+        write_batch(&pool, &batch).await?;
+        written += batch.len() as u64;
+        let audit: Vec<AuditEntry> = batch.into_iter().map(|c| c.audit).collect();
+        svc.store.append_audit(&audit).await?;
+        if written % PROGRESS_EVERY == 0 || written == n {
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "  {written:>8} / {n} cases  {secs:>6.1} s  {:>6.0} cases/s",
+                written as f64 / secs
+            );
+        }
+    }
+    match sealer.join() {
+        Ok(sealed) => sealed?,
+        Err(_) => bail!("the sealing thread panicked"),
+    }
+    ensure!(written == n, "wrote {written} cases, expected {n}");
+    sqlx::query("pragma wal_checkpoint(truncate)")
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Insert one batch of sealed cases (rows, case keys, primary assignments, blind terms) in one
+/// transaction of multi-row inserts.
+async fn write_batch(pool: &SqlitePool, batch: &[SealedCase]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    for chunk in batch.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "insert into cases (id, program, region, status, created_by, created_at, updated_at, \
+             donor, donation, notes) ",
+        );
+        q.push_values(chunk, |mut b, c| {
+            let r = &c.row;
+            b.push_bind(&r.id)
+                .push_bind(&r.program)
+                .push_bind(&r.region)
+                .push_bind(&r.status)
+                .push_bind(&r.created_by)
+                .push_bind(r.created_at)
+                .push_bind(r.updated_at)
+                .push_bind(&r.donor)
+                .push_bind(&r.donation)
+                .push_bind(&r.notes);
+        });
+        q.build().execute(&mut *tx).await?;
+
+        let mut q =
+            QueryBuilder::<Sqlite>::new("insert into case_keys (case_id, key_version, wrapped) ");
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(&c.row.id)
+                .push_bind(c.row.key_version)
+                .push_bind(&c.row.wrapped_key);
+        });
+        q.build().execute(&mut *tx).await?;
+
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "insert into case_assignments (case_id, user_id, kind, assigned_at) ",
+        );
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(&c.row.id)
+                .push_bind(&c.row.created_by)
+                .push_bind("primary")
+                .push_bind(c.row.created_at);
+        });
+        q.build().execute(&mut *tx).await?;
+
+        let mut q = QueryBuilder::<Sqlite>::new("insert into case_search (term, case_id, source) ");
+        let terms = chunk
+            .iter()
+            .flat_map(|c| c.terms.iter().map(move |t| (t, &c.row.id)));
+        q.push_values(terms, |mut b, (term, id)| {
+            b.push_bind(term).push_bind(id).push_bind("donor");
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared set-up
+// ---------------------------------------------------------------------------------------------
+
+/// Open the services on `<dir>/donorcare.db` with the keys in `<dir>/keys`, as `serve` does.
+async fn services_in(dir: &Path) -> Result<(Services, String)> {
+    let mut cfg = Config::new(dir.to_path_buf());
+    cfg.keys_dir = dir.join("keys");
+    let (svc, _notices) = open_services(&cfg).await?;
+    Ok((svc, cfg.database_url()))
+}
+
+/// Insert an account (without a password) and return it as an actor.
+async fn insert_user(
+    svc: &Services,
+    username: &str,
+    role: Role,
+    region: &str,
+    now: DateTime<Utc>,
+) -> Result<Actor> {
+    let row = accounts::new_user(
+        &NewUserInput {
+            username: Some(username.into()),
+            display_name: None,
+            role: Some(role.as_str().into()),
+            region: Some(region.into()),
+            password: None,
+        },
+        now,
+    )?;
+    svc.store.insert_user(&row, &[]).await?;
+    Ok(accounts::actor_of(&row)?)
+}
+
+async fn sqlite_version() -> Result<String> {
+    let pool = SqlitePool::connect("sqlite::memory:").await?;
+    let (v,): (String,) = sqlx::query_as("select sqlite_version()")
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
+    Ok(v)
+}
+
+/// `CARGO_TARGET_DIR`, else this package's `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthetic cases
+// ---------------------------------------------------------------------------------------------
+
+/// Region of every case of the read benchmark.
+const READ_REGION: &str = "yinzhou";
+
+/// Regions of the search data set: code, name, and the area code that starts a national ID.
+const REGIONS: [(&str, &str, &str); 10] = [
+    ("haishu", "海曙区", "330203"),
+    ("jiangbei", "江北区", "330205"),
+    ("beilun", "北仑区", "330206"),
+    ("zhenhai", "镇海区", "330211"),
+    ("yinzhou", "鄞州区", "330212"),
+    ("fenghua", "奉化区", "330213"),
+    ("xiangshan", "象山县", "330225"),
+    ("ninghai", "宁海县", "330226"),
+    ("yuyao", "余姚市", "330281"),
+    ("cixi", "慈溪市", "330282"),
+];
+
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
+    "何", "林", "罗", "高", "郑", "梁", "谢", "宋", "唐", "许", "韩", "邓", "冯", "曹", "彭", "曾",
+    "肖", "田", "董", "潘", "袁", "蔡", "蒋", "余",
+];
+
+const GIVEN: &[&str] = &[
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
+    "超", "秀", "霞", "平", "刚", "桂", "英", "华", "玉", "兰", "萍", "红", "建", "国", "志", "文",
+    "海", "燕", "小", "春", "晓", "辉", "丹", "鹏", "婷", "宇", "浩", "凯", "琳", "雪", "荣", "峰",
+    "云", "飞", "慧", "颖", "梅", "琴", "斌", "亮", "欣", "思", "佳", "晨",
+];
+
+const HOSPITALS: &[&str] = &[
+    "宁波市第一医院",
+    "宁波市第二医院",
+    "宁波大学附属第一医院",
+    "宁波市医疗中心李惠利医院",
+    "浙江大学医学院附属第一医院",
+    "浙江省人民医院",
+];
+
+const ROADS: &[&str] = &[
+    "中山东路",
+    "解放南路",
+    "天童南路",
+    "钱湖北路",
+    "百丈路",
+    "江东北路",
+    "环城西路",
+    "人民路",
+];
+
+const NOTES: &[&str] = &[
+    "家属希望每年清明节前收到纪念活动的通知。",
+    "配偶听力不好，请优先发短信，不要在晚上打电话。",
+    "子女在外地工作，联系前请先与配偶确认。",
+    "捐献者生前是中学教师，学校愿意参加纪念活动。",
+    "家属对随访表示感谢，希望了解受者的近况。",
+    "母亲年事已高，探访时请提前一天预约。",
+    "家属婉拒媒体采访，请勿公开任何信息。",
+    "已转交红十字会慰问金，家属签收。",
+];
+
+/// The fixed "today" of the synthetic data, so that regenerated values match a kept data set.
+fn base_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 12, 31).expect("a valid date")
+}
+
+/// A national ID completed with its check character.
+fn with_check(first17: &str) -> String {
+    format!("{first17}{}", national_id_check(first17).unwrap_or('0'))
+}
+
+/// splitmix64: a small, fast, deterministic source of numbers for the synthetic data.
+struct Dice(u64);
+
+impl Dice {
+    fn new(seed: u64) -> Self {
+        Dice(seed.wrapping_mul(0x2545_f491_4f6c_dd1d))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Synthetic case number `i`: all of it derives from `i`.
+struct Synthetic {
+    program: Program,
+    region: &'static str,
+    created_at: DateTime<Utc>,
+    donor: Donor,
+    donation: Donation,
+    notes: Option<String>,
+}
+
+impl Synthetic {
+    fn new(i: u64) -> Self {
+        let mut d = Dice::new(i);
+        let (region, region_name, area) = REGIONS[d.below(REGIONS.len() as u64) as usize];
+        let program = match d.below(10) {
+            0..=5 => Program::Marrow,
+            6..=8 => Program::Organ,
+            _ => Program::Body,
+        };
+        let today = base_date();
+        // Birth date and sequence number come from a bijection of `i`, so that IDs are unique
+        // (21 900 days of birth dates × 1000 sequence numbers; 7 777 777 is prime to 21 900 000).
+        let p = i.wrapping_mul(7_777_777) % 21_900_000;
+        let birth = today - chrono::Days::new(18 * 365 + p % 21_900);
+        let national_id = with_check(&format!(
+            "{area}{}{:03}",
+            birth.format("%Y%m%d"),
+            p / 21_900
+        ));
+        // 139 + eight digits, unique per case (73 939 133 is prime to 10^8).
+        let phone = format!(
+            "139{:08}",
+            (i.wrapping_mul(73_939_133) + 12_345_678) % 100_000_000
+        );
+        let given = if d.chance(25) {
+            d.pick(GIVEN).to_string()
+        } else {
+            format!("{}{}", d.pick(GIVEN), d.pick(GIVEN))
+        };
+        let full_name = format!("{}{given}", d.pick(SURNAMES));
+        let sex = if d.chance(50) { Sex::Female } else { Sex::Male };
+        let donated = today - chrono::Days::new(d.below(3_650));
+        let donated = donated.max(birth + chrono::Days::new(18 * 365));
+        let deceased = program.is_deceased_program();
+        let email = d.chance(40).then(|| format!("donor{i}@example.org"));
+        let address = d.chance(80).then(|| {
+            format!(
+                "浙江省宁波市{region_name}{}{}号{}幢{}室",
+                d.pick(ROADS),
+                1 + d.below(400),
+                1 + d.below(30),
+                101 + d.below(20) * 100 + d.below(4)
+            )
+        });
+        let hospital = d.chance(90).then(|| d.pick(HOSPITALS).to_string());
+        let notes = d.chance(60).then(|| {
+            (0..1 + d.below(3))
+                .map(|_| d.pick(NOTES))
+                .collect::<Vec<_>>()
+                .join("")
+        });
+        let created_at = donated
+            .and_hms_opt(9, 0, 0)
+            .map_or_else(Utc::now, |t| t.and_utc());
+        Synthetic {
+            program,
+            region,
+            created_at,
+            donor: Donor {
+                full_name,
+                sex: Some(sex),
+                birth_date: Some(birth),
+                national_id: Some(national_id),
+                phone: Some(phone),
+                email,
+                address,
+                deceased,
+                death_date: deceased.then_some(donated),
+            },
+            donation: Donation {
+                date: donated,
+                kind: d.pick(program.donation_kinds()).to_string(),
+                hospital,
+            },
+            notes,
+        }
+    }
+
+    /// The case as a client would send it.
+    fn case_input(&self, coordinator_id: &str) -> CaseInput {
+        let d = &self.donor;
+        CaseInput {
+            program: Some(self.program.as_str().into()),
+            region: Some(self.region.into()),
+            coordinator_id: Some(coordinator_id.into()),
+            status: None,
+            donor: Some(DonorInput {
+                full_name: Some(d.full_name.clone()),
+                sex: d.sex.map(|s| s.as_str().into()),
+                birth_date: d.birth_date.map(|x| x.to_string()),
+                national_id: d.national_id.clone(),
+                phone: d.phone.clone(),
+                email: d.email.clone(),
+                address: d.address.clone(),
+                deceased: Some(d.deceased),
+                death_date: d.death_date.map(|x| x.to_string()),
+            }),
+            donation: Some(DonationInput {
+                date: Some(self.donation.date.to_string()),
+                kind: Some(self.donation.kind.clone()),
+                hospital: self.donation.hospital.clone(),
+            }),
+            notes: self.notes.clone(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures
+// ---------------------------------------------------------------------------------------------
+
+struct Stats {
+    median: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+impl Stats {
+    fn of(mut v: Vec<Duration>) -> Stats {
+        v.sort_unstable();
+        let at = |q: f64| {
+            let k = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+            v.get(k).copied().unwrap_or_default()
+        };
+        Stats {
+            median: at(0.5),
+            p99: at(0.99),
+            max: v.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "NOT met"
+    }
+}

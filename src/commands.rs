@@ -55,7 +55,10 @@ pub async fn user_add(cfg: &Config, args: UserAdd) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    match svc.store.insert_user(&row).await {
+    let audit = crate::audit::AuditEntry::new(None, "user.create", "user", Utc::now())
+        .target(&row.id)
+        .reason("command_line");
+    match svc.store.insert_user(&row, &[audit]).await {
         Ok(()) => {}
         Err(Error::Conflict { message, .. }) => bail!("{message}"),
         Err(e) => return Err(e.into()),
@@ -194,4 +197,24 @@ pub async fn keys_remove_recipient(cfg: &Config, recipient: &str) -> anyhow::Res
     println!("keyring re-sealed to {} recipients", r.len());
     svc.store.close().await;
     Ok(())
+}
+
+/// `audit verify`: `ok <entries> <head>` and success, or the first bad entry and failure.
+pub async fn audit_verify(cfg: &Config) -> anyhow::Result<bool> {
+    let (svc, _) = open_services(cfg).await?;
+    let checkpoints = crate::server::checkpoints(&svc, cfg);
+    let v = crate::audit::verify(svc.store.as_ref(), Some(&checkpoints)).await?;
+    svc.store.close().await;
+    if v.ok {
+        println!("ok {} {}", v.entries, v.head);
+        eprintln!("checked {} signed checkpoints", v.checkpoints);
+        Ok(true)
+    } else {
+        eprintln!(
+            "donorcare: audit verify failed at entry {}: {}",
+            v.first_bad.unwrap_or(0),
+            v.problem.unwrap_or_default()
+        );
+        Ok(false)
+    }
 }

@@ -19,6 +19,11 @@ pub struct Config {
     /// How long a superseded keyring version must stay before it may be retired, so that no
     /// instance still wraps new case keys with it.
     pub key_retire_grace: Duration,
+    /// How long a break-glass grant lasts (`DONORCARE_BREAK_GLASS_HOURS`, default 4 h).
+    pub break_glass_for: Duration,
+    /// Where signed audit checkpoints are appended (default `<keys-dir>/audit-checkpoints.jsonl`,
+    /// beside the identity and away from the database).
+    pub checkpoints: Option<PathBuf>,
 }
 
 impl Config {
@@ -31,6 +36,8 @@ impl Config {
             default_timezone: "Asia/Shanghai".into(),
             templates_dir: None,
             key_retire_grace: Duration::from_secs(300),
+            break_glass_for: Duration::from_secs(4 * 3600),
+            checkpoints: None,
         }
     }
 
@@ -39,6 +46,12 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("donorcare.db").display()))
+    }
+
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.checkpoints
+            .clone()
+            .unwrap_or_else(|| self.keys_dir.join("audit-checkpoints.jsonl"))
     }
 
     pub fn key_paths(&self) -> KeyPaths {

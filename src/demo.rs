@@ -61,7 +61,10 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
         };
         let row = accounts::new_user(&input, now)?;
         ids.push(row.id.clone());
-        svc.store.insert_user(&row).await?;
+        let audit = crate::audit::AuditEntry::new(None, "user.create", "user", now)
+            .target(&row.id)
+            .reason("demo");
+        svc.store.insert_user(&row, &[audit]).await?;
     }
     let coordinator = Actor {
         user_id: ids[2].clone(),

@@ -1,6 +1,7 @@
 //! donorcare: an encrypted case system for the long-term care of donors and their families.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod commands;
 pub mod config;
 pub mod crypto;

@@ -68,6 +68,17 @@ struct Global {
         global = true
     )]
     key_retire_grace: u64,
+    /// Hours a break-glass grant lasts.
+    #[arg(
+        long,
+        env = "DONORCARE_BREAK_GLASS_HOURS",
+        default_value_t = 4,
+        global = true
+    )]
+    break_glass_hours: u64,
+    /// File the signed audit checkpoints are appended to; default beside the identity.
+    #[arg(long, env = "DONORCARE_AUDIT_CHECKPOINTS", global = true)]
+    audit_checkpoints: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -92,6 +103,15 @@ enum Command {
     /// Manage the keyring.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain and check the signed checkpoints; exit 1 naming the first bad entry.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +157,8 @@ fn main() -> ExitCode {
         default_timezone: g.timezone,
         templates_dir: g.templates_dir,
         key_retire_grace: Duration::from_secs(g.key_retire_grace),
+        break_glass_for: Duration::from_secs(g.break_glass_hours * 3600),
+        checkpoints: g.audit_checkpoints,
         ..Config::new(g.data_dir)
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -149,18 +171,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let result: anyhow::Result<ExitCode> = runtime.block_on(async {
+        let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
         match cli.command {
-            None => server::serve(cfg, cli.serve.addr, cli.serve.demo).await,
-            Some(Command::Serve(s)) => server::serve(cfg, s.addr, s.demo || cli.serve.demo).await,
-            Some(Command::Migrate) => commands::migrate(&cfg).await,
+            None => done(server::serve(cfg, cli.serve.addr, cli.serve.demo).await),
+            Some(Command::Serve(s)) => {
+                done(server::serve(cfg, s.addr, s.demo || cli.serve.demo).await)
+            }
+            Some(Command::Migrate) => done(commands::migrate(&cfg).await),
             Some(Command::User(UserCommand::Add {
                 username,
                 role,
                 region,
                 display_name,
                 password_stdin: _,
-            })) => {
+            })) => done(
                 commands::user_add(
                     &cfg,
                     commands::UserAdd {
@@ -170,9 +195,18 @@ fn main() -> ExitCode {
                         display_name,
                     },
                 )
-                .await
+                .await,
+            ),
+            Some(Command::Audit(AuditCommand::Verify)) => {
+                commands::audit_verify(&cfg).await.map(|ok| {
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                })
             }
-            Some(Command::Keys(k)) => match k {
+            Some(Command::Keys(k)) => done(match k {
                 KeysCommand::Init => commands::keys_init(&cfg).await,
                 KeysCommand::Status => commands::keys_status(&cfg).await,
                 KeysCommand::Rotate => commands::keys_rotate(&cfg).await,
@@ -182,11 +216,11 @@ fn main() -> ExitCode {
                 KeysCommand::RemoveRecipient { recipient } => {
                     commands::keys_remove_recipient(&cfg, &recipient).await
                 }
-            },
+            }),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("donorcare: error: {e:#}");
             ExitCode::FAILURE

@@ -15,7 +15,7 @@ pub struct Actor {
     pub region: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Accounts, keys: the admin's domain.
     ManageAccounts,
@@ -26,16 +26,48 @@ pub enum Action {
     UpdateCase,
     ManageContacts,
     AssignCase,
+    /// Open an unassigned case for a limited time, with a stated reason.
+    BreakGlass,
+    /// List break-glass grants.
+    ReviewBreakGlass,
+    /// Read the audit log and verify it.
+    ReadAudit,
+    Login,
+    Logout,
+    ManageKeys,
+}
+
+impl Action {
+    /// The name of the action in the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ManageAccounts => "user.manage",
+            Action::CreateCase => "case.create",
+            Action::ListCases => "case.list",
+            Action::ReadCase => "case.view",
+            Action::UpdateCase => "case.update",
+            Action::ManageContacts => "contact.write",
+            Action::AssignCase => "case.assign",
+            Action::BreakGlass => "case.break_glass",
+            Action::ReviewBreakGlass => "break_glass.list",
+            Action::ReadAudit => "audit.read",
+            Action::Login => "auth.login",
+            Action::Logout => "auth.logout",
+            Action::ManageKeys => "keys.manage",
+        }
+    }
 }
 
 /// What the action is taken on.
 #[derive(Debug, Clone, Copy)]
 pub enum Resource<'a> {
     System,
-    /// An existing case: its region and whether the actor is assigned to it.
+    /// An existing case: its region, whether the actor is assigned to it (primary or team),
+    /// and whether the actor holds an unexpired break-glass grant on it.
     Case {
         region: &'a str,
         assigned: bool,
+        break_glass: bool,
     },
 }
 
@@ -60,13 +92,25 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
                 Err(Error::NotFound)
             }
         }
-        (Coordinator, ReadCase | UpdateCase | ManageContacts, Resource::Case { assigned, .. }) => {
-            if assigned {
+        (
+            Coordinator,
+            ReadCase | UpdateCase | ManageContacts,
+            Resource::Case {
+                assigned,
+                break_glass,
+                ..
+            },
+        ) => {
+            if assigned || break_glass {
                 Ok(())
             } else {
                 Err(Error::NotFound)
             }
         }
+        // Break-glass is for cases a coordinator is not assigned to; any existing case qualifies.
+        (Coordinator, BreakGlass, Resource::Case { .. }) => Ok(()),
+        (Supervisor | EthicsReviewer, ReviewBreakGlass, Resource::System) => Ok(()),
+        (Admin | Supervisor | EthicsReviewer, ReadAudit, Resource::System) => Ok(()),
         // A coordinator may never reassign; but an unassigned case stays invisible.
         (Coordinator, AssignCase, Resource::Case { assigned, .. }) => {
             if assigned {
@@ -104,21 +148,18 @@ mod tests {
 
     #[test]
     fn the_table_for_case_reads() {
-        let own = Resource::Case {
-            region: "north",
-            assigned: true,
+        let case = |region, assigned, break_glass| Resource::Case {
+            region,
+            assigned,
+            break_glass,
         };
-        let other = Resource::Case {
-            region: "south",
-            assigned: false,
-        };
-        let unassigned_here = Resource::Case {
-            region: "north",
-            assigned: false,
-        };
+        let own = case("north", true, false);
+        let other = case("south", false, false);
+        let unassigned_here = case("north", false, false);
+        let glass = case("south", false, true);
         for role in Role::ALL.iter().copied() {
             let a = actor(role);
-            let got: Vec<Option<u16>> = [own, other, unassigned_here]
+            let got: Vec<Option<u16>> = [own, other, unassigned_here, glass]
                 .into_iter()
                 .map(|r| match authorize(&a, Action::ReadCase, r) {
                     Ok(()) => None,
@@ -128,9 +169,9 @@ mod tests {
                 })
                 .collect();
             let want = match role {
-                Role::Coordinator => vec![None, Some(404), Some(404)],
-                Role::Supervisor => vec![None, Some(404), None],
-                _ => vec![Some(403); 3],
+                Role::Coordinator => vec![None, Some(404), Some(404), None],
+                Role::Supervisor => vec![None, Some(404), None, Some(404)],
+                _ => vec![Some(403); 4],
             };
             assert_eq!(got, want, "{role}");
         }

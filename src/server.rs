@@ -10,6 +10,7 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio::sync::watch;
 
+use crate::audit::Checkpoints;
 use crate::config::Config;
 use crate::crypto::keyring::{KeyService, Opened};
 use crate::domain::{accounts, Services};
@@ -47,22 +48,30 @@ pub async fn open_services(cfg: &Config) -> anyhow::Result<(Services, Vec<String
                 .into(),
         );
     }
-    Ok((
-        Services {
-            store,
-            keys: Arc::new(keys),
-        },
-        notices,
-    ))
+    let mut svc = Services::new(store, Arc::new(keys));
+    svc.break_glass_for =
+        chrono::Duration::from_std(cfg.break_glass_for).context("DONORCARE_BREAK_GLASS_HOURS")?;
+    Ok((svc, notices))
+}
+
+/// The signed checkpoints of the audit log, with the key derived from the server identity.
+pub fn checkpoints(svc: &Services, cfg: &Config) -> Checkpoints {
+    Checkpoints::new(
+        cfg.checkpoint_path(),
+        svc.keys
+            .derive_key("donorcare audit checkpoint signing key v1"),
+    )
 }
 
 pub fn app_state(svc: Services, cfg: &Config) -> anyhow::Result<AppState> {
+    let checkpoints = checkpoints(&svc, cfg);
     Ok(AppState {
         svc,
         templates: Arc::new(web::templates::load(cfg.templates_dir.as_deref())?),
         clock: web::system_clock(),
         default_timezone: cfg.default_timezone.as_str().into(),
         metrics: Arc::new(Metrics::default()),
+        checkpoints: Some(Arc::new(checkpoints)),
     })
 }
 
@@ -92,8 +101,9 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     }
     let state = app_state(svc.clone(), &cfg)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let maintenance = tokio::spawn(key_maintenance(
-        svc.keys.clone(),
+    let background = tokio::spawn(maintenance(
+        svc.clone(),
+        state.checkpoints.clone(),
         cfg.key_retire_grace,
         stop_rx,
     ));
@@ -106,7 +116,7 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
         })
         .await
         .context("serving")?;
-    let _ = maintenance.await;
+    let _ = background.await;
     svc.store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -131,20 +141,39 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 }
 
 /// Every few seconds: pick up a rotation made by another process, re-wrap case keys still under
-/// an older version, and retire versions nothing uses any more.
-pub async fn key_maintenance(
-    keys: Arc<KeyService>,
+/// an older version, retire versions nothing uses any more; every minute and at shutdown, sign
+/// a checkpoint of the audit head.
+pub async fn maintenance(
+    svc: Services,
+    checkpoints: Option<Arc<Checkpoints>>,
     grace: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::minutes(5));
+    let mut last_checkpoint = std::time::Instant::now();
+    let checkpoint = |svc: Services, cps: Option<Arc<Checkpoints>>| async move {
+        if let Some(c) = cps {
+            match c.write(svc.store.as_ref(), Utc::now()).await {
+                Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit checkpoint signed"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "audit checkpoint"),
+            }
+        }
+    };
     loop {
-        if let Err(e) = key_maintenance_once(&keys, grace).await {
+        if let Err(e) = key_maintenance_once(&svc.keys, grace).await {
             tracing::warn!(error = %format!("{e:#}"), "keyring maintenance");
+        }
+        if last_checkpoint.elapsed() >= Duration::from_secs(60) {
+            checkpoint(svc.clone(), checkpoints.clone()).await;
+            last_checkpoint = std::time::Instant::now();
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => {
+                checkpoint(svc.clone(), checkpoints.clone()).await;
+                return;
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
 use super::{open, seal, CryptoError, Place, SecretKey};
+use crate::audit::AuditEntry;
 use crate::store::{KeyringRow, Store, WrappedCaseKey};
 
 /// Where the identity and the recipients list live.
@@ -365,7 +366,8 @@ impl KeyService {
                 recipients: joined,
             },
         ];
-        match store.insert_keyring_rows(&rows).await {
+        let audit = AuditEntry::new(None, "keys.init", "keyring", now).target("1");
+        match store.insert_keyring_rows(&rows, &[audit]).await {
             Ok(()) => {}
             // Another instance created the keyring first: use that one.
             Err(crate::error::Error::Conflict { .. }) => {
@@ -378,6 +380,18 @@ impl KeyService {
 
     pub fn recipient(&self) -> String {
         self.identity.recipient()
+    }
+
+    /// A 256-bit key derived from the server identity for `label` (e.g. the audit checkpoint
+    /// signing key): it lives wherever the identity lives and never in the database.
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let secret = self.identity.0.to_string();
+        let mut h = Sha256::new();
+        h.update(label.as_bytes());
+        h.update([0u8]);
+        h.update(secret.expose_secret().as_bytes());
+        h.finalize().into()
     }
 
     pub fn paths(&self) -> &KeyPaths {
@@ -464,7 +478,10 @@ impl KeyService {
             recipients: recipients.join("\n"),
         };
         self.store
-            .insert_keyring_rows(&[row])
+            .insert_keyring_rows(
+                &[row],
+                &[AuditEntry::new(None, "keys.rotate", "keyring", now).target(&next.to_string())],
+            )
             .await
             .context("adding the new keyring version (is another rotation running?)")?;
         self.reload().await?;
@@ -515,7 +532,13 @@ impl KeyService {
             if now - next.created_at < grace {
                 continue;
             }
-            if self.store.retire_key_version(r.version, now).await? {
+            let audit =
+                AuditEntry::new(None, "keys.retire", "keyring", now).target(&r.version.to_string());
+            if self
+                .store
+                .retire_key_version(r.version, now, &[audit])
+                .await?
+            {
                 retired.push(r.version);
             }
         }
@@ -555,7 +578,9 @@ impl KeyService {
             });
         }
         write_recipients(&self.paths.recipients, &recipients)?;
-        self.store.reseal_keyring(&resealed).await?;
+        let audit = AuditEntry::new(None, "keys.recipients", "keyring", Utc::now())
+            .reason(&format!("{} recipients", recipients.len()));
+        self.store.reseal_keyring(&resealed, &[audit]).await?;
         Ok(())
     }
 

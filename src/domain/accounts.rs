@@ -16,9 +16,10 @@ use utoipa::ToSchema;
 
 use super::types::{self, Role};
 use super::{new_id, page_limit, paginate, Page, Services};
+use crate::audit::AuditEntry;
 use crate::crypto::{random_token, token_hash, SecretString};
 use crate::error::{Error, Result, Validator};
-use crate::policy::{self, Action, Actor, Resource};
+use crate::policy::{Action, Actor, Resource};
 use crate::store::{Store, UserRow};
 
 /// How long a bearer token lives.
@@ -137,8 +138,16 @@ pub async fn login(
     };
     let token = random_token();
     let expires_at = now + Duration::hours(TOKEN_LIFETIME_HOURS);
+    let audit =
+        AuditEntry::new(Some(&actor_of(&user)?), "auth.login", "user", now).target(&user.id);
     store
-        .insert_token(&token_hash(token.expose()), &user.id, now, expires_at)
+        .insert_token(
+            &token_hash(token.expose()),
+            &user.id,
+            now,
+            expires_at,
+            &[audit],
+        )
         .await?;
     tracing::info!(user_id = %user.id, "login");
     Ok(LoginOutput {
@@ -161,8 +170,14 @@ pub async fn authenticate(store: &dyn Store, token: &str, now: DateTime<Utc>) ->
     actor_of(&user)
 }
 
-pub async fn logout(store: &dyn Store, token: &str) -> Result<()> {
-    store.revoke_token(&token_hash(token)).await
+pub async fn logout(
+    store: &dyn Store,
+    actor: &Actor,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let audit = AuditEntry::new(Some(actor), "auth.logout", "user", now).target(&actor.user_id);
+    store.revoke_token(&token_hash(token), &[audit]).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -237,11 +252,18 @@ pub async fn create_user(
     input: NewUserInput,
     now: DateTime<Utc>,
 ) -> Result<UserView> {
-    policy::authorize(actor, Action::ManageAccounts, Resource::System)?;
+    svc.authorize(
+        actor,
+        Action::ManageAccounts,
+        Resource::System,
+        svc.entry(actor, Action::ManageAccounts, "user", now),
+    )
+    .await?;
     let row = tokio::task::spawn_blocking(move || new_user(&input, now))
         .await
         .map_err(|e| anyhow::anyhow!("creating account: {e}"))??;
-    svc.store.insert_user(&row).await?;
+    let audit = AuditEntry::new(Some(actor), "user.create", "user", now).target(&row.id);
+    svc.store.insert_user(&row, &[audit]).await?;
     tracing::info!(user_id = %row.id, actor = %actor.user_id, role = %row.role, "account created");
     UserView::try_from(&row)
 }
@@ -251,8 +273,15 @@ pub async fn list_users(
     actor: &Actor,
     cursor: Option<String>,
     limit: Option<i64>,
+    now: DateTime<Utc>,
 ) -> Result<Page<UserView>> {
-    policy::authorize(actor, Action::ManageAccounts, Resource::System)?;
+    svc.authorize(
+        actor,
+        Action::ManageAccounts,
+        Resource::System,
+        svc.entry(actor, Action::ManageAccounts, "user", now),
+    )
+    .await?;
     let limit = page_limit(limit)?;
     let rows = svc.store.list_users(cursor.as_deref(), limit + 1).await?;
     paginate(rows, limit, |r| r.id.clone(), |r| UserView::try_from(&r))
@@ -285,7 +314,13 @@ pub async fn update_user(
     patch: UserPatch,
     now: DateTime<Utc>,
 ) -> Result<UserView> {
-    policy::authorize(actor, Action::ManageAccounts, Resource::System)?;
+    svc.authorize(
+        actor,
+        Action::ManageAccounts,
+        Resource::System,
+        svc.entry(actor, Action::ManageAccounts, "user", now),
+    )
+    .await?;
     let mut u = svc.store.user_by_id(id).await?.ok_or(Error::NotFound)?;
     let mut v = Validator::new();
     if let Some(d) = &patch.display_name {
@@ -325,7 +360,15 @@ pub async fn update_user(
         });
     }
     u.updated_at = now;
-    svc.store.update_user(&u).await?;
+    let reason = if patch.disabled == Some(true) {
+        "disabled"
+    } else {
+        "changed"
+    };
+    let audit = AuditEntry::new(Some(actor), "user.update", "user", now)
+        .target(&u.id)
+        .reason(reason);
+    svc.store.update_user(&u, &[audit]).await?;
     tracing::info!(user_id = %u.id, actor = %actor.user_id, disabled = u.disabled, "account updated");
     UserView::try_from(&u)
 }
@@ -373,8 +416,11 @@ pub async fn complete_setup(
     let row = tokio::task::spawn_blocking(move || new_user(&input, now))
         .await
         .map_err(|e| anyhow::anyhow!("creating account: {e}"))??;
+    let audit = AuditEntry::new(None, "user.create", "user", now)
+        .target(&row.id)
+        .reason("setup_link");
     if !store
-        .consume_setup_token(&token_hash(token), now, &row)
+        .consume_setup_token(&token_hash(token), now, &row, &[audit])
         .await?
     {
         return Err(Error::NotFound);

@@ -7,12 +7,12 @@ use utoipa::ToSchema;
 
 use super::contacts::{self, ContactView};
 use super::types::{self, CaseStatus, Program, Role, Sex};
-use super::{from_json, merge_patch, new_id, page_limit, paginate, Page, Services};
+use super::{from_json, is_id, merge_patch, new_id, page_limit, paginate, Page, Services};
 use crate::crypto::keyring::WrappedKey;
 use crate::crypto::{self, blind_term, Place, SecretKey, TermKind};
 use crate::error::{Error, Result, Validator};
 use crate::policy::{self, Action, Actor, Resource};
-use crate::store::{AssignmentRow, CaseQuery, CaseRow, NewCase, SearchTerms};
+use crate::store::{AssignmentRow, BreakGlassRow, CaseQuery, CaseRow, NewCase, SearchTerms};
 
 pub const MAX_NAME: usize = 100;
 pub const MAX_ADDRESS: usize = 500;
@@ -463,25 +463,44 @@ fn view(row: &CaseRow, opened: Option<Opened>) -> Result<CaseView> {
     })
 }
 
-/// Load a case and decide `action` on it for `actor`; 404 when absent or out of scope.
+/// A case loaded for an actor who may take the action on it.
+pub struct Authorized {
+    pub row: CaseRow,
+    /// Access came from a break-glass grant, not an assignment.
+    pub break_glass: bool,
+}
+
+/// Load a case and decide `action` on it for `actor`; 404 when absent or out of scope. Every
+/// refusal is recorded in the audit log.
 pub async fn load_authorized(
     svc: &Services,
     actor: &Actor,
     id: &str,
     action: Action,
-) -> Result<CaseRow> {
-    let row = svc.store.case_by_id(id).await?.ok_or(Error::NotFound)?;
-    let assigned =
-        actor.role == Role::Coordinator && svc.store.is_assigned(id, &actor.user_id).await?;
-    policy::authorize(
+    now: DateTime<Utc>,
+) -> Result<Authorized> {
+    let entry = svc.entry(actor, action, "case", now);
+    let Some(row) = svc.store.case_by_id(id).await? else {
+        let entry = if is_id(id) { entry.target(id) } else { entry };
+        svc.audit.record(vec![entry.denied("not_found")]).await?;
+        return Err(Error::NotFound);
+    };
+    let coordinator = actor.role == Role::Coordinator;
+    let assigned = coordinator && svc.store.is_assigned(id, &actor.user_id).await?;
+    let break_glass =
+        coordinator && !assigned && svc.store.has_break_glass(id, &actor.user_id, now).await?;
+    svc.authorize(
         actor,
         action,
         Resource::Case {
             region: &row.region,
             assigned,
+            break_glass,
         },
-    )?;
-    Ok(row)
+        entry.target(id).case(id),
+    )
+    .await?;
+    Ok(Authorized { row, break_glass })
 }
 
 pub async fn create(
@@ -490,7 +509,13 @@ pub async fn create(
     input: CaseInput,
     now: DateTime<Utc>,
 ) -> Result<CaseView> {
-    policy::authorize(actor, Action::CreateCase, Resource::System)?;
+    svc.authorize(
+        actor,
+        Action::CreateCase,
+        Resource::System,
+        svc.entry(actor, Action::CreateCase, "case", now),
+    )
+    .await?;
     if input.status.is_some() {
         return Err(Error::field("status", "a new case is always open"));
     }
@@ -561,19 +586,27 @@ pub async fn create(
         valid.notes.as_deref(),
     );
     let terms = donor_terms(&svc.keys.ring().index, &valid.donor);
+    let audit = svc
+        .entry(actor, Action::CreateCase, "case", now)
+        .target(&id)
+        .case(&id);
     svc.store
-        .insert_case(&NewCase {
-            row,
-            terms,
-            assignments,
-        })
+        .insert_case(
+            &NewCase {
+                row,
+                terms,
+                assignments,
+            },
+            &[audit],
+        )
         .await?;
     tracing::info!(case_id = %id, actor = %actor.user_id, "case created");
-    get(svc, actor, &id).await
+    get(svc, actor, &id, now).await
 }
 
-pub async fn get(svc: &Services, actor: &Actor, id: &str) -> Result<CaseView> {
-    let row = load_authorized(svc, actor, id, Action::ReadCase).await?;
+pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) -> Result<CaseView> {
+    let Authorized { row, break_glass } =
+        load_authorized(svc, actor, id, Action::ReadCase, now).await?;
     let key = case_key(svc, &row).await?;
     let opened = key.as_ref().map(|k| open_row(k, &row)).transpose()?;
     let mut v = view(&row, opened)?;
@@ -595,6 +628,14 @@ pub async fn get(svc: &Services, actor: &Actor, id: &str) -> Result<CaseView> {
         Some(k) => contacts::views_for_case(svc, k, id).await?,
         None => Vec::new(),
     });
+    // The reply waits until the view is on the record.
+    svc.audit
+        .record(vec![svc
+            .entry(actor, Action::ReadCase, "case", now)
+            .target(id)
+            .case(id)
+            .break_glass(break_glass)])
+        .await?;
     Ok(v)
 }
 
@@ -616,8 +657,23 @@ pub struct CaseFilter {
     pub cursor: Option<String>,
 }
 
-pub async fn list(svc: &Services, actor: &Actor, f: CaseFilter) -> Result<Page<CaseView>> {
-    let scope = policy::case_scope(actor)?;
+pub async fn list(
+    svc: &Services,
+    actor: &Actor,
+    f: CaseFilter,
+    now: DateTime<Utc>,
+) -> Result<Page<CaseView>> {
+    let scope = match policy::case_scope(actor) {
+        Ok(s) => s,
+        Err(e) => {
+            let entry = svc
+                .entry(actor, Action::ListCases, "case", now)
+                .denied("role");
+            svc.audit.record(vec![entry]).await?;
+            return Err(e);
+        }
+    };
+    let searched = f.phone.is_some() || f.national_id.is_some() || f.name.is_some();
     let mut v = Validator::new();
     let program = f
         .program
@@ -675,7 +731,7 @@ pub async fn list(svc: &Services, actor: &Actor, f: CaseFilter) -> Result<Page<C
             limit: limit + 1,
         })
         .await?;
-    paginate(
+    let page = paginate(
         rows,
         limit,
         |r| r.id.clone(),
@@ -686,7 +742,23 @@ pub async fn list(svc: &Services, actor: &Actor, f: CaseFilter) -> Result<Page<C
             };
             view(&row, opened)
         },
-    )
+    )?;
+    // Each case shown is a view of personal data: one entry per case, one commit per page.
+    let reason = if searched { "search" } else { "list" };
+    let entries: Vec<_> = page
+        .items
+        .iter()
+        .map(|c| {
+            svc.entry(actor, Action::ReadCase, "case", now)
+                .target(&c.id)
+                .case(&c.id)
+                .reason(reason)
+        })
+        .collect();
+    if !entries.is_empty() {
+        svc.audit.record(entries).await?;
+    }
+    Ok(page)
 }
 
 pub async fn update(
@@ -696,7 +768,10 @@ pub async fn update(
     patch: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<CaseView> {
-    let mut row = load_authorized(svc, actor, id, Action::UpdateCase).await?;
+    let Authorized {
+        mut row,
+        break_glass,
+    } = load_authorized(svc, actor, id, Action::UpdateCase, now).await?;
     if !patch.is_object() {
         return Err(Error::field("body", "must be a JSON object"));
     }
@@ -756,9 +831,16 @@ pub async fn update(
     );
     let terms =
         (valid.donor != opened.donor).then(|| donor_terms(&svc.keys.ring().index, &valid.donor));
-    svc.store.update_case(&row, terms.as_ref()).await?;
+    let audit = svc
+        .entry(actor, Action::UpdateCase, "case", now)
+        .target(id)
+        .case(id)
+        .break_glass(break_glass);
+    svc.store
+        .update_case(&row, terms.as_ref(), &[audit])
+        .await?;
     tracing::info!(case_id = %id, actor = %actor.user_id, "case updated");
-    get(svc, actor, id).await
+    get(svc, actor, id, now).await
 }
 
 fn donor_input(d: &Donor) -> DonorInput {
@@ -794,7 +876,7 @@ pub async fn assign(
     coordinator_id: &str,
     now: DateTime<Utc>,
 ) -> Result<CaseView> {
-    let _row = load_authorized(svc, actor, id, Action::AssignCase).await?;
+    load_authorized(svc, actor, id, Action::AssignCase, now).await?;
     let ok = svc
         .store
         .user_by_id(coordinator_id)
@@ -806,7 +888,163 @@ pub async fn assign(
             "is not an active coordinator",
         ));
     }
-    svc.store.set_primary(id, coordinator_id, now).await?;
+    let audit = svc
+        .entry(actor, Action::AssignCase, "user", now)
+        .target(coordinator_id)
+        .case(id);
+    svc.store
+        .set_primary(id, coordinator_id, now, &[audit])
+        .await?;
     tracing::info!(case_id = %id, actor = %actor.user_id, coordinator = %coordinator_id, "case assigned");
-    get(svc, actor, id).await
+    get(svc, actor, id, now).await
+}
+
+/// Minimum length of a break-glass reason.
+pub const MIN_BREAK_GLASS_REASON: usize = 20;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BreakGlassView {
+    pub id: String,
+    pub case_id: String,
+    pub user_id: String,
+    /// The stated reason; absent once the case is erased.
+    pub reason: Option<String>,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub active: bool,
+}
+
+fn break_glass_place(id: &str) -> Place<'_> {
+    Place::new("break_glass", "reason", id)
+}
+
+/// A coordinator opens a case they are not assigned to, for `svc.break_glass_for`, stating why.
+pub async fn break_glass(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<BreakGlassView> {
+    if actor.role != Role::Coordinator {
+        svc.authorize(
+            actor,
+            Action::BreakGlass,
+            Resource::System,
+            svc.entry(actor, Action::BreakGlass, "case", now),
+        )
+        .await?;
+    }
+    let reason = types::required_text(reason, 2000).map_err(|e| Error::field("reason", e))?;
+    if reason.chars().count() < MIN_BREAK_GLASS_REASON {
+        return Err(Error::field(
+            "reason",
+            format!("state why in at least {MIN_BREAK_GLASS_REASON} characters"),
+        ));
+    }
+    let Authorized { row, .. } = load_authorized(svc, actor, id, Action::BreakGlass, now).await?;
+    if svc.store.is_assigned(id, &actor.user_id).await? {
+        return Err(Error::Conflict {
+            field: None,
+            message: "you are assigned to this case; break-glass is not needed".into(),
+        });
+    }
+    let key = case_key(svc, &row).await?.ok_or_else(|| Error::Conflict {
+        field: None,
+        message: "this case has been erased".into(),
+    })?;
+    let grant_id = new_id();
+    let grant = BreakGlassRow {
+        reason: crypto::seal(&key, break_glass_place(&grant_id), reason.as_bytes()).into_bytes(),
+        id: grant_id.clone(),
+        case_id: id.to_string(),
+        user_id: actor.user_id.clone(),
+        granted_at: now,
+        expires_at: now + svc.break_glass_for,
+    };
+    let audit = svc
+        .entry(actor, Action::BreakGlass, "break_glass", now)
+        .target(&grant_id)
+        .case(id)
+        .break_glass(true)
+        .reason("stated");
+    svc.store.insert_break_glass(&grant, &[audit]).await?;
+    tracing::warn!(case_id = %id, actor = %actor.user_id, grant = %grant_id, "break-glass access granted");
+    Ok(BreakGlassView {
+        id: grant.id,
+        case_id: grant.case_id,
+        user_id: grant.user_id,
+        reason: Some(reason),
+        granted_at: grant.granted_at,
+        expires_at: grant.expires_at,
+        active: true,
+    })
+}
+
+/// Break-glass grants, newest first: all for ethics reviewers, their region for supervisors.
+pub async fn list_break_glass(
+    svc: &Services,
+    actor: &Actor,
+    case_id: Option<&str>,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Page<BreakGlassView>> {
+    svc.authorize(
+        actor,
+        Action::ReviewBreakGlass,
+        Resource::System,
+        svc.entry(actor, Action::ReviewBreakGlass, "break_glass", now),
+    )
+    .await?;
+    let limit = page_limit(limit)?;
+    let region = match actor.role {
+        Role::Supervisor => Some(actor.region.clone().unwrap_or_default()),
+        _ => None,
+    };
+    let rows = svc
+        .store
+        .list_break_glass(region.as_deref(), case_id, cursor, limit + 1)
+        .await?;
+    let mut keys = std::collections::HashMap::new();
+    let mut items = Vec::new();
+    let more = rows.len() as i64 > limit;
+    for r in rows.into_iter().take(limit as usize) {
+        if !keys.contains_key(&r.case_id) {
+            let key = match svc.store.case_by_id(&r.case_id).await? {
+                Some(c) => case_key(svc, &c).await?,
+                None => None,
+            };
+            keys.insert(r.case_id.clone(), key);
+        }
+        let reason = match keys.get(&r.case_id).and_then(Option::as_ref) {
+            Some(k) => Some(
+                String::from_utf8(
+                    crypto::open(
+                        k,
+                        break_glass_place(&r.id),
+                        &crypto::Sealed::from_bytes(r.reason.clone()),
+                    )?
+                    .to_vec(),
+                )
+                .map_err(|_| crypto::CryptoError::Malformed)?,
+            ),
+            None => None,
+        };
+        items.push(BreakGlassView {
+            active: r.expires_at > now,
+            id: r.id,
+            case_id: r.case_id,
+            user_id: r.user_id,
+            reason,
+            granted_at: r.granted_at,
+            expires_at: r.expires_at,
+        });
+    }
+    let next_cursor = if more {
+        items.last().map(|i: &BreakGlassView| i.id.clone())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
 }

@@ -234,7 +234,10 @@ pub async fn create(
     default_tz: &str,
     now: DateTime<Utc>,
 ) -> Result<ContactView> {
-    let case = cases::load_authorized(svc, actor, case_id, Action::ManageContacts).await?;
+    let cases::Authorized {
+        row: case,
+        break_glass,
+    } = cases::load_authorized(svc, actor, case_id, Action::ManageContacts, now).await?;
     let key = case_key(svc, &case).await?.ok_or_else(|| Error::Conflict {
         field: None,
         message: "this case has been erased".into(),
@@ -255,7 +258,13 @@ pub async fn create(
     };
     apply(&mut row, &key, &valid);
     let t = terms(&svc.keys.ring().index, &row.id, &valid.details);
-    svc.store.insert_contact(&row, &t).await?;
+    let audit = svc
+        .entry(actor, Action::ManageContacts, "contact", now)
+        .target(&row.id)
+        .case(case_id)
+        .break_glass(break_glass)
+        .reason("create");
+    svc.store.insert_contact(&row, &t, &[audit]).await?;
     tracing::info!(case_id = %case_id, contact_id = %row.id, actor = %actor.user_id, "contact created");
     open_view(&key, &row)
 }
@@ -273,7 +282,10 @@ pub async fn update(
         .contact_by_id(contact_id)
         .await?
         .ok_or(Error::NotFound)?;
-    let case = cases::load_authorized(svc, actor, &row.case_id, Action::ManageContacts).await?;
+    let cases::Authorized {
+        row: case,
+        break_glass,
+    } = cases::load_authorized(svc, actor, &row.case_id, Action::ManageContacts, now).await?;
     if !patch.is_object() {
         return Err(Error::field("body", "must be a JSON object"));
     }
@@ -300,7 +312,13 @@ pub async fn update(
     apply(&mut row, &key, &valid);
     row.updated_at = now;
     let t = terms(&svc.keys.ring().index, &row.id, &valid.details);
-    svc.store.update_contact(&row, &t).await?;
+    let audit = svc
+        .entry(actor, Action::ManageContacts, "contact", now)
+        .target(&row.id)
+        .case(&row.case_id)
+        .break_glass(break_glass)
+        .reason("update");
+    svc.store.update_contact(&row, &t, &[audit]).await?;
     tracing::info!(contact_id = %contact_id, actor = %actor.user_id, "contact updated");
     open_view(&key, &row)
 }

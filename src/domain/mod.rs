@@ -2,6 +2,7 @@
 //! arguments, decide access through `policy::authorize`, and know nothing of HTTP.
 
 pub mod accounts;
+pub mod audit_view;
 pub mod cases;
 pub mod contacts;
 pub mod types;
@@ -10,8 +11,12 @@ use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use chrono::{DateTime, Utc};
+
+use crate::audit::{AuditEntry, Recorder};
 use crate::crypto::KeyService;
 use crate::error::{Error, Result};
+use crate::policy::{self, Action, Actor, Resource};
 use crate::store::Store;
 
 /// What every domain operation needs.
@@ -19,6 +24,59 @@ use crate::store::Store;
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyService>,
+    /// Group commit of read and denial entries.
+    pub audit: Recorder,
+    /// How long a break-glass grant lasts.
+    pub break_glass_for: chrono::Duration,
+}
+
+impl Services {
+    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyService>) -> Self {
+        Services {
+            audit: Recorder::start(store.clone()),
+            store,
+            keys,
+            break_glass_for: chrono::Duration::hours(4),
+        }
+    }
+
+    /// Decide an access through `policy::authorize`; a denial is recorded in the audit log
+    /// before it is returned. `entry` names what was attempted.
+    pub async fn authorize(
+        &self,
+        actor: &Actor,
+        action: Action,
+        resource: Resource<'_>,
+        entry: AuditEntry,
+    ) -> Result<()> {
+        match policy::authorize(actor, action, resource) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let why = match e {
+                    Error::NotFound => "not_in_scope",
+                    _ => "role",
+                };
+                self.audit.record(vec![entry.denied(why)]).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// An audit entry for `actor` at `now`.
+    pub fn entry(
+        &self,
+        actor: &Actor,
+        action: Action,
+        target_type: &str,
+        now: DateTime<Utc>,
+    ) -> AuditEntry {
+        AuditEntry::new(Some(actor), action.as_str(), target_type, now)
+    }
+}
+
+/// Whether `s` looks like one of our ids, so that only ids (never arbitrary input) reach the log.
+pub fn is_id(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
 }
 
 /// One page of a listing; `next_cursor` is absent on the last page.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
+use crate::audit::AuditEntry;
 use crate::error::Result;
 
 pub use postgres::PgStore;
@@ -117,6 +118,52 @@ pub struct NewCase {
     pub assignments: Vec<AssignmentRow>,
 }
 
+/// A stored audit entry with its place in the chain.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub id: String,
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    pub case_id: Option<String>,
+    pub outcome: String,
+    pub break_glass: bool,
+    pub reason: Option<String>,
+    pub content_hash: Option<Vec<u8>>,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// Filters of an audit listing (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub case_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Only entries about cases of this region (supervisors).
+    pub region: Option<String>,
+    /// Entries with a sequence number below this one.
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// A break-glass grant; the stated reason is sealed under the case key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BreakGlassRow {
+    pub id: String,
+    pub case_id: String,
+    pub user_id: String,
+    pub reason: Vec<u8>,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// Counts of case keys per keyring version.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VersionCount {
@@ -143,23 +190,28 @@ pub trait Store: Send + Sync + 'static {
     async fn keyring_exists(&self) -> Result<bool>;
     async fn keyring_rows(&self) -> Result<Vec<KeyringRow>>;
     /// Insert keyring rows; a row that already exists is a conflict and nothing is written.
-    async fn insert_keyring_rows(&self, rows: &[KeyringRow]) -> Result<()>;
+    async fn insert_keyring_rows(&self, rows: &[KeyringRow], audit: &[AuditEntry]) -> Result<()>;
     /// Replace the sealed keys (new recipient set) of every live keyring row at once.
-    async fn reseal_keyring(&self, rows: &[KeyringRow]) -> Result<()>;
+    async fn reseal_keyring(&self, rows: &[KeyringRow], audit: &[AuditEntry]) -> Result<()>;
     /// Retire a data-key version: only if no case key uses it; destroys its sealed key.
-    async fn retire_key_version(&self, version: i64, now: DateTime<Utc>) -> Result<bool>;
+    async fn retire_key_version(
+        &self,
+        version: i64,
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<bool>;
     async fn case_key_counts(&self) -> Result<Vec<VersionCount>>;
     async fn case_keys_not_at(&self, version: i64, limit: i64) -> Result<Vec<WrappedCaseKey>>;
     /// Replace a wrapped case key if it is still at `old_version`; false if it moved meanwhile.
     async fn rewrap_case_key(&self, key: &WrappedCaseKey, old_version: i64) -> Result<bool>;
 
     async fn count_users(&self) -> Result<i64>;
-    async fn insert_user(&self, user: &UserRow) -> Result<()>;
+    async fn insert_user(&self, user: &UserRow, audit: &[AuditEntry]) -> Result<()>;
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>>;
     async fn list_users(&self, after: Option<&str>, limit: i64) -> Result<Vec<UserRow>>;
     /// Store changed account fields; revokes every token of the account when it is disabled.
-    async fn update_user(&self, user: &UserRow) -> Result<()>;
+    async fn update_user(&self, user: &UserRow, audit: &[AuditEntry]) -> Result<()>;
     async fn count_active_admins(&self) -> Result<i64>;
 
     async fn insert_token(
@@ -168,9 +220,10 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        audit: &[AuditEntry],
     ) -> Result<()>;
     async fn user_for_token(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<UserRow>>;
-    async fn revoke_token(&self, hash: &[u8]) -> Result<()>;
+    async fn revoke_token(&self, hash: &[u8], audit: &[AuditEntry]) -> Result<()>;
 
     /// Make `hash` the only valid first-admin setup link.
     async fn replace_setup_token(
@@ -187,21 +240,68 @@ pub trait Store: Send + Sync + 'static {
         hash: &[u8],
         now: DateTime<Utc>,
         admin: &UserRow,
+        audit: &[AuditEntry],
     ) -> Result<bool>;
 
-    async fn insert_case(&self, case: &NewCase) -> Result<()>;
+    async fn insert_case(&self, case: &NewCase, audit: &[AuditEntry]) -> Result<()>;
     async fn case_by_id(&self, id: &str) -> Result<Option<CaseRow>>;
     async fn list_cases(&self, q: &CaseQuery) -> Result<Vec<CaseRow>>;
-    async fn update_case(&self, row: &CaseRow, terms: Option<&SearchTerms>) -> Result<()>;
+    async fn update_case(
+        &self,
+        row: &CaseRow,
+        terms: Option<&SearchTerms>,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
     async fn assignments(&self, case_id: &str) -> Result<Vec<AssignmentRow>>;
     /// Make `user_id` the case's primary coordinator, replacing the previous one.
-    async fn set_primary(&self, case_id: &str, user_id: &str, now: DateTime<Utc>) -> Result<()>;
+    async fn set_primary(
+        &self,
+        case_id: &str,
+        user_id: &str,
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
     async fn is_assigned(&self, case_id: &str, user_id: &str) -> Result<bool>;
 
-    async fn insert_contact(&self, row: &ContactRow, terms: &SearchTerms) -> Result<()>;
+    async fn insert_contact(
+        &self,
+        row: &ContactRow,
+        terms: &SearchTerms,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
     async fn contact_by_id(&self, id: &str) -> Result<Option<ContactRow>>;
     async fn contacts_for_case(&self, case_id: &str) -> Result<Vec<ContactRow>>;
-    async fn update_contact(&self, row: &ContactRow, terms: &SearchTerms) -> Result<()>;
+    async fn update_contact(
+        &self,
+        row: &ContactRow,
+        terms: &SearchTerms,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
+
+    /// Append entries to the audit chain in a transaction of their own.
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
+    /// Entries after `after_seq` in chain order.
+    async fn audit_page(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRow>>;
+    /// The recorded head: last sequence number and hash.
+    async fn audit_head(&self) -> Result<(i64, Vec<u8>)>;
+    async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>>;
+
+    async fn insert_break_glass(&self, row: &BreakGlassRow, audit: &[AuditEntry]) -> Result<()>;
+    /// Whether `user_id` holds an unexpired break-glass grant on the case.
+    async fn has_break_glass(
+        &self,
+        case_id: &str,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Grants newest first; `region` limits to cases of a region.
+    async fn list_break_glass(
+        &self,
+        region: Option<&str>,
+        case_id: Option<&str>,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<BreakGlassRow>>;
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;

@@ -9,6 +9,7 @@ use sqlx::{PgPool, Postgres};
 
 use super::shared::{self, shared_store_helpers, store_impl};
 use super::*;
+use crate::audit::AuditEntry;
 use crate::error::Result;
 
 pub struct PgStore {
@@ -23,6 +24,11 @@ impl PgStore {
             .connect(url)
             .await?;
         Ok(PgStore { pool })
+    }
+
+    /// Begin a transaction that will write. Row locks (the audit head) serialise what must be.
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'_, Postgres>> {
+        self.pool.begin().await
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -10,6 +10,9 @@ pub const CASE_COLUMNS: &str = "c.id, c.program, c.region, c.status, c.created_b
 pub const USER_COLUMNS: &str =
     "id, username, display_name, role, region, password_hash, disabled, created_at, updated_at";
 
+pub const AUDIT_COLUMNS: &str = "seq, id, at, actor_id, actor_role, action, target_type, \
+     target_id, case_id, outcome, break_glass, reason, content_hash, prev_hash, hash";
+
 pub const CONTACT_COLUMNS: &str = "id, case_id, relationship, language, timezone, \
      preferred_channel, opted_out, do_not_contact_until, details, created_at, updated_at";
 
@@ -50,8 +53,8 @@ macro_rules! store_impl {
             .await?)
         }
 
-        async fn insert_keyring_rows(&self, rows: &[KeyringRow]) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+        async fn insert_keyring_rows(&self, rows: &[KeyringRow], audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
             for r in rows {
                 sqlx::query(
                     "insert into keyring (purpose, version, created_at, retired_at, sealed, recipients) \
@@ -69,12 +72,13 @@ macro_rules! store_impl {
                     shared::unique_to_conflict(e, "version", "that keyring version already exists")
                 })?;
             }
+            append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
         }
 
-        async fn reseal_keyring(&self, rows: &[KeyringRow]) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+        async fn reseal_keyring(&self, rows: &[KeyringRow], audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
             for r in rows {
                 sqlx::query(
                     "update keyring set sealed = $1, recipients = $2 \
@@ -87,11 +91,13 @@ macro_rules! store_impl {
                 .execute(&mut *tx)
                 .await?;
             }
+            append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
         }
 
-        async fn retire_key_version(&self, version: i64, now: DateTime<Utc>) -> Result<bool> {
+        async fn retire_key_version(&self, version: i64, now: DateTime<Utc>, audit: &[AuditEntry]) -> Result<bool> {
+            let mut tx = self.begin_write().await?;
             let done = sqlx::query(
                 "update keyring set retired_at = $1, sealed = null \
                  where purpose = 'data' and version = $2 and retired_at is null \
@@ -100,9 +106,15 @@ macro_rules! store_impl {
             )
             .bind(now)
             .bind(version)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(done.rows_affected() == 1)
+            if done.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(true)
         }
 
         async fn case_key_counts(&self) -> Result<Vec<VersionCount>> {
@@ -146,8 +158,12 @@ macro_rules! store_impl {
             Ok(n)
         }
 
-        async fn insert_user(&self, u: &UserRow) -> Result<()> {
-            shared_insert_user(&self.pool, u).await
+        async fn insert_user(&self, u: &UserRow, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            shared_insert_user(&mut *tx, u).await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
         }
 
         async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
@@ -181,8 +197,8 @@ macro_rules! store_impl {
             .await?)
         }
 
-        async fn update_user(&self, u: &UserRow) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+        async fn update_user(&self, u: &UserRow, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "update users set display_name = $1, role = $2, region = $3, password_hash = $4, \
                  disabled = $5, updated_at = $6 where id = $7",
@@ -202,6 +218,7 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await?;
             }
+            append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -222,7 +239,9 @@ macro_rules! store_impl {
             user_id: &str,
             now: DateTime<Utc>,
             expires_at: DateTime<Utc>,
+            audit: &[AuditEntry],
         ) -> Result<()> {
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "insert into api_tokens (token_hash, user_id, created_at, expires_at) \
                  values ($1, $2, $3, $4)",
@@ -231,8 +250,10 @@ macro_rules! store_impl {
             .bind(user_id)
             .bind(now)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
             Ok(())
         }
 
@@ -250,11 +271,14 @@ macro_rules! store_impl {
             .await?)
         }
 
-        async fn revoke_token(&self, hash: &[u8]) -> Result<()> {
+        async fn revoke_token(&self, hash: &[u8], audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
             sqlx::query("delete from api_tokens where token_hash = $1")
                 .bind(hash)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
             Ok(())
         }
 
@@ -264,7 +288,7 @@ macro_rules! store_impl {
             now: DateTime<Utc>,
             expires_at: DateTime<Utc>,
         ) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             sqlx::query("delete from setup_tokens")
                 .execute(&mut *tx)
                 .await?;
@@ -297,8 +321,9 @@ macro_rules! store_impl {
             hash: &[u8],
             now: DateTime<Utc>,
             admin: &UserRow,
+            audit: &[AuditEntry],
         ) -> Result<bool> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let used = sqlx::query(
                 "update setup_tokens set used_at = $1 \
                  where token_hash = $2 and used_at is null and expires_at > $1",
@@ -315,13 +340,14 @@ macro_rules! store_impl {
                 return Ok(false);
             }
             shared_insert_user(&mut *tx, admin).await?;
+            append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(true)
         }
 
-        async fn insert_case(&self, case: &NewCase) -> Result<()> {
+        async fn insert_case(&self, case: &NewCase, audit: &[AuditEntry]) -> Result<()> {
             let r = &case.row;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "insert into cases (id, program, region, status, created_by, created_at, \
                  updated_at, donor, donation, notes) \
@@ -358,6 +384,7 @@ macro_rules! store_impl {
                 .await?;
             }
             replace_terms(&mut tx, &r.id, &case.terms).await?;
+            append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -411,8 +438,8 @@ macro_rules! store_impl {
             Ok(b.build_query_as::<CaseRow>().fetch_all(&self.pool).await?)
         }
 
-        async fn update_case(&self, r: &CaseRow, terms: Option<&SearchTerms>) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+        async fn update_case(&self, r: &CaseRow, terms: Option<&SearchTerms>, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "update cases set region = $1, status = $2, updated_at = $3, donor = $4, \
                  donation = $5, notes = $6 where id = $7",
@@ -429,6 +456,7 @@ macro_rules! store_impl {
             if let Some(t) = terms {
                 replace_terms(&mut tx, &r.id, t).await?;
             }
+            append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -443,8 +471,8 @@ macro_rules! store_impl {
             .await?)
         }
 
-        async fn set_primary(&self, case_id: &str, user_id: &str, now: DateTime<Utc>) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+        async fn set_primary(&self, case_id: &str, user_id: &str, now: DateTime<Utc>, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "delete from case_assignments where case_id = $1 and kind = 'primary' and user_id <> $2",
             )
@@ -462,6 +490,7 @@ macro_rules! store_impl {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -477,8 +506,8 @@ macro_rules! store_impl {
             Ok(row.is_some())
         }
 
-        async fn insert_contact(&self, c: &ContactRow, terms: &SearchTerms) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+        async fn insert_contact(&self, c: &ContactRow, terms: &SearchTerms, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "insert into contacts (id, case_id, relationship, language, timezone, \
                  preferred_channel, opted_out, do_not_contact_until, details, created_at, updated_at) \
@@ -498,6 +527,7 @@ macro_rules! store_impl {
             .execute(&mut *tx)
             .await?;
             replace_terms(&mut tx, &c.case_id, terms).await?;
+            append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -522,8 +552,8 @@ macro_rules! store_impl {
             .await?)
         }
 
-        async fn update_contact(&self, c: &ContactRow, terms: &SearchTerms) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+        async fn update_contact(&self, c: &ContactRow, terms: &SearchTerms, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "update contacts set relationship = $1, language = $2, timezone = $3, \
                  preferred_channel = $4, opted_out = $5, do_not_contact_until = $6, details = $7, \
@@ -541,8 +571,134 @@ macro_rules! store_impl {
             .execute(&mut *tx)
             .await?;
             replace_terms(&mut tx, &c.case_id, terms).await?;
+            append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
+        }
+
+        async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            append_entries(&mut tx, entries).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn audit_page(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRow>> {
+            Ok(sqlx::query_as::<$db, AuditRow>(&format!(
+                "select {} from audit_log where seq > $1 order by seq limit $2",
+                shared::AUDIT_COLUMNS
+            ))
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn audit_head(&self) -> Result<(i64, Vec<u8>)> {
+            Ok(sqlx::query_as("select seq, hash from audit_head where id = 1")
+                .fetch_one(&self.pool)
+                .await?)
+        }
+
+        async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+            let cols = shared::AUDIT_COLUMNS
+                .split(", ")
+                .map(|c| format!("a.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut b = sqlx::QueryBuilder::<$db>::new(format!("select {cols} from audit_log a "));
+            if let Some(region) = &q.region {
+                b.push("join cases c on c.id = a.case_id and c.region = ");
+                b.push_bind(region.clone());
+            }
+            b.push(" where 1 = 1");
+            if let Some(v) = &q.case_id {
+                b.push(" and a.case_id = ");
+                b.push_bind(v.clone());
+            }
+            if let Some(v) = &q.actor_id {
+                b.push(" and a.actor_id = ");
+                b.push_bind(v.clone());
+            }
+            if let Some(v) = &q.action {
+                b.push(" and a.action = ");
+                b.push_bind(v.clone());
+            }
+            if let Some(v) = q.from {
+                b.push(" and a.at >= ");
+                b.push_bind(v);
+            }
+            if let Some(v) = q.to {
+                b.push(" and a.at < ");
+                b.push_bind(v);
+            }
+            if let Some(v) = q.before {
+                b.push(" and a.seq < ");
+                b.push_bind(v);
+            }
+            b.push(" order by a.seq desc limit ");
+            b.push_bind(q.limit);
+            Ok(b.build_query_as::<AuditRow>().fetch_all(&self.pool).await?)
+        }
+
+        async fn insert_break_glass(&self, r: &BreakGlassRow, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into break_glass (id, case_id, user_id, reason, granted_at, expires_at) \
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&r.id)
+            .bind(&r.case_id)
+            .bind(&r.user_id)
+            .bind(&r.reason)
+            .bind(r.granted_at)
+            .bind(r.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn has_break_glass(&self, case_id: &str, user_id: &str, now: DateTime<Utc>) -> Result<bool> {
+            let row: Option<(String,)> = sqlx::query_as(
+                "select id from break_glass where user_id = $1 and case_id = $2 and expires_at > $3 \
+                 limit 1",
+            )
+            .bind(user_id)
+            .bind(case_id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.is_some())
+        }
+
+        async fn list_break_glass(
+            &self,
+            region: Option<&str>,
+            case_id: Option<&str>,
+            before: Option<&str>,
+            limit: i64,
+        ) -> Result<Vec<BreakGlassRow>> {
+            let mut b = sqlx::QueryBuilder::<$db>::new(
+                "select g.id, g.case_id, g.user_id, g.reason, g.granted_at, g.expires_at \
+                 from break_glass g join cases c on c.id = g.case_id where 1 = 1",
+            );
+            if let Some(r) = region {
+                b.push(" and c.region = ");
+                b.push_bind(r.to_string());
+            }
+            if let Some(c) = case_id {
+                b.push(" and g.case_id = ");
+                b.push_bind(c.to_string());
+            }
+            if let Some(x) = before {
+                b.push(" and g.id < ");
+                b.push_bind(x.to_string());
+            }
+            b.push(" order by g.id desc limit ");
+            b.push_bind(limit);
+            Ok(b.build_query_as::<BreakGlassRow>().fetch_all(&self.pool).await?)
         }
 
         async fn meta_get(&self, key: &str) -> Result<Option<String>> {
@@ -591,6 +747,55 @@ macro_rules! shared_store_helpers {
             .execute(ex)
             .await
             .map_err(|e| shared::unique_to_conflict(e, "username", "that username is taken"))?;
+            Ok(())
+        }
+
+        /// Append `entries` to the hash chain inside `tx`. The update of the head row takes its
+        /// lock first, so concurrent writers (several instances on PostgreSQL) queue here and the
+        /// chain stays linear.
+        async fn append_entries(tx: &mut sqlx::Transaction<'_, $db>, entries: &[AuditEntry]) -> Result<()> {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let n = entries.len() as i64;
+            let (last, mut prev): (i64, Vec<u8>) = sqlx::query_as(
+                "update audit_head set seq = seq + $1 where id = 1 returning seq, hash",
+            )
+            .bind(n)
+            .fetch_one(&mut **tx)
+            .await?;
+            let first = last - n + 1;
+            for (i, e) in entries.iter().enumerate() {
+                let seq = first + i as i64;
+                let hash = crate::audit::chain_hash(&prev, seq, e);
+                sqlx::query(
+                    "insert into audit_log (seq, id, at, actor_id, actor_role, action, target_type, \
+                     target_id, case_id, outcome, break_glass, reason, content_hash, prev_hash, hash) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                )
+                .bind(seq)
+                .bind(&e.id)
+                .bind(e.at)
+                .bind(&e.actor_id)
+                .bind(&e.actor_role)
+                .bind(&e.action)
+                .bind(&e.target_type)
+                .bind(&e.target_id)
+                .bind(&e.case_id)
+                .bind(e.outcome.as_str())
+                .bind(e.break_glass)
+                .bind(&e.reason)
+                .bind(&e.content_hash)
+                .bind(&prev)
+                .bind(&hash)
+                .execute(&mut **tx)
+                .await?;
+                prev = hash;
+            }
+            sqlx::query("update audit_head set hash = $1 where id = 1")
+                .bind(&prev)
+                .execute(&mut **tx)
+                .await?;
             Ok(())
         }
 

@@ -11,6 +11,7 @@ use sqlx::{Sqlite, SqlitePool};
 
 use super::shared::{self, shared_store_helpers, store_impl};
 use super::*;
+use crate::audit::AuditEntry;
 use crate::error::Result;
 
 pub struct SqliteStore {
@@ -37,6 +38,11 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         Ok(SqliteStore { pool })
+    }
+
+    /// Begin a transaction that will write. SQLite takes the write lock at once (`begin immediate`), so a transaction that reads first cannot fail to upgrade later.
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'_, Sqlite>> {
+        self.pool.begin_with("begin immediate").await
     }
 
     /// The pool, for benchmarks and tests that need raw access.

@@ -43,6 +43,8 @@ pub struct AppState {
     /// Default time zone of new contacts.
     pub default_timezone: Arc<str>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The signed audit checkpoints, checked by `GET /api/v1/audit/verify`.
+    pub checkpoints: Option<Arc<crate::audit::Checkpoints>>,
 }
 
 impl AppState {

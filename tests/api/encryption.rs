@@ -58,34 +58,6 @@ async fn pg_data_directory(app: &TestApp) -> std::path::PathBuf {
     dir.into()
 }
 
-/// Run one statement with two text parameters directly on the test database.
-pub async fn exec(app: &TestApp, sql: &str, a: &str, b: &str) {
-    match app.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&app.cfg.database_url())
-                .await
-                .unwrap();
-            sqlx::query(sql)
-                .bind(a)
-                .bind(b)
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(app.pg_url().unwrap()).await.unwrap();
-            sqlx::query(sql)
-                .bind(a)
-                .bind(b)
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        }
-    }
-}
-
 on_both_backends! {
     async fn personal_values_never_reach_the_disk_but_read_and_search_work(app) {
         let c = app.user("coordinator", None).await;
@@ -131,12 +103,12 @@ on_both_backends! {
         let b = app.create_case(&c.token, organ_case(&tag())).await;
         let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
         // A's donor sealed blob copied into B's row: B no longer opens, and A's data is not shown.
-        exec(&app, "update cases set donor = (select donor from cases where id = $1) where id = $2", a_id, b_id).await;
+        app.exec("update cases set donor = (select donor from cases where id = $1) where id = $2", a_id, b_id).await;
         let (status, body) = app.get(&format!("/api/v1/cases/{b_id}"), &c.token).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!body.to_string().contains(a["donor"]["full_name"].as_str().unwrap()));
         // A's notes sealed blob copied into A's donation column: A no longer opens either.
-        exec(&app, "update cases set donation = notes where id = $1 and $2 = $2", a_id, b_id).await;
+        app.exec("update cases set donation = notes where id = $1 and $2 = $2", a_id, b_id).await;
         let (status, body) = app.get(&format!("/api/v1/cases/{a_id}"), &c.token).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["code"], "internal");

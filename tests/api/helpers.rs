@@ -131,9 +131,18 @@ impl TestApp {
     /// A second, independent app (own key service and pool) on the same database and keys,
     /// as a second instance or an operator command would have.
     pub async fn sibling(&self) -> TestApp {
-        let (svc, _) = server::open_services(&self.cfg)
+        self.sibling_with(|_| {}).await
+    }
+
+    /// A sibling whose services are adjusted first (e.g. a shorter break-glass).
+    pub async fn sibling_with(
+        &self,
+        adjust: impl FnOnce(&mut donorcare::domain::Services),
+    ) -> TestApp {
+        let (mut svc, _) = server::open_services(&self.cfg)
             .await
             .expect("open services");
+        adjust(&mut svc);
         let state = server::app_state(svc, &self.cfg).expect("app state");
         TestApp {
             router: web::app(state.clone()),
@@ -147,6 +156,48 @@ impl TestApp {
 
     pub fn data_dir(&self) -> PathBuf {
         self.cfg.data_dir.clone()
+    }
+
+    /// Run the `donorcare` binary against this app's database and keys.
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_donorcare"));
+        cmd.arg("--data-dir")
+            .arg(&self.cfg.data_dir)
+            .arg("--keys-dir")
+            .arg(&self.cfg.keys_dir)
+            .arg("--database-url")
+            .arg(self.cfg.database_url())
+            .env_remove("DONORCARE_IDENTITY")
+            .env("DONORCARE_LOG", "warn");
+        cmd
+    }
+
+    /// Run one statement with two text parameters directly on the test database.
+    pub async fn exec(&self, sql: &str, a: &str, b: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.cfg.database_url())
+                    .await
+                    .unwrap();
+                sqlx::query(sql)
+                    .bind(a)
+                    .bind(b)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(self.pg_url().unwrap()).await.unwrap();
+                sqlx::query(sql)
+                    .bind(a)
+                    .bind(b)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+        }
     }
 
     pub fn pg_url(&self) -> Option<&str> {
@@ -214,7 +265,7 @@ impl TestApp {
         self.state
             .svc
             .store
-            .insert_user(&row)
+            .insert_user(&row, &[])
             .await
             .expect("insert account");
         let token = self.login(&username, PASSWORD).await;

@@ -38,6 +38,7 @@ macro_rules! on_both_backends {
 }
 
 mod accounts;
+mod audit;
 mod cases;
 mod encryption;
 mod helpers;

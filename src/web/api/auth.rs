@@ -25,10 +25,10 @@ pub async fn login(
     responses((status = 204), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn logout(
     State(s): State<AppState>,
-    Auth(_actor): Auth,
+    Auth(actor): Auth,
     Token(token): Token,
 ) -> Result<StatusCode> {
-    accounts::logout(s.svc.store.as_ref(), &token).await?;
+    accounts::logout(s.svc.store.as_ref(), &actor, &token, s.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

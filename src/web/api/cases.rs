@@ -35,7 +35,7 @@ pub async fn list_cases(
     Auth(actor): Auth,
     ApiQuery(f): ApiQuery<CaseFilter>,
 ) -> Result<Json<Page<CaseView>>> {
-    Ok(Json(cases::list(&s.svc, &actor, f).await?))
+    Ok(Json(cases::list(&s.svc, &actor, f, s.now()).await?))
 }
 
 /// A case with its donor, donation, notes, assignments and contacts.
@@ -47,7 +47,7 @@ pub async fn get_case(
     Auth(actor): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<CaseView>> {
-    Ok(Json(cases::get(&s.svc, &actor, &id).await?))
+    Ok(Json(cases::get(&s.svc, &actor, &id, s.now()).await?))
 }
 
 /// Change a case (JSON merge patch: `null` clears a field). `program` and `coordinator_id`

@@ -1,5 +1,6 @@
 //! JSON API handlers under `/api/v1`, each annotated for the OpenAPI document.
 
+pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod users;
@@ -21,4 +22,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cases::assign_case))
         .routes(routes!(cases::create_contact))
         .routes(routes!(cases::update_contact))
+        .routes(routes!(audit::break_glass))
+        .routes(routes!(audit::list_break_glass))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify_audit))
 }

@@ -43,7 +43,7 @@ pub async fn list_users(
     ApiQuery(p): ApiQuery<PageParams>,
 ) -> Result<Json<Page<UserView>>> {
     Ok(Json(
-        accounts::list_users(&s.svc, &actor, p.cursor, p.limit).await?,
+        accounts::list_users(&s.svc, &actor, p.cursor, p.limit, s.now()).await?,
     ))
 }
 

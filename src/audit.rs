@@ -1,0 +1,498 @@
+//! The tamper-evident audit log.
+//!
+//! Every write, every view of personal data, every denial and every break-glass becomes an
+//! entry. Entries form a SHA-256 hash chain: each hash covers the previous hash and the entry's
+//! canonical encoding (ids, codes and ciphertext hashes, never plaintext), so erasing a case
+//! leaves the chain verifiable. Writes append their entry in the same transaction as the change;
+//! reads and denials go through the [`Recorder`], which group-commits them and answers each
+//! request only once its entry is durable. Signed checkpoints of the head are written outside
+//! the database, so a rewritten or truncated log fails against the last checkpoint.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::policy::Actor;
+use crate::store::{AuditRow, Store};
+
+/// Hash that precedes the first entry.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Allowed,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+/// An entry about to be appended (its sequence number and hashes come from the store).
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    pub case_id: Option<String>,
+    pub outcome: Outcome,
+    pub break_glass: bool,
+    /// A system reason code (`not_in_scope`, `role`, `throttled`…); never free text.
+    pub reason: Option<String>,
+    /// SHA-256 of the content a record carries (consents), so an edited row fails verification.
+    pub content_hash: Option<Vec<u8>>,
+}
+
+impl AuditEntry {
+    pub fn new(actor: Option<&Actor>, action: &str, target_type: &str, now: DateTime<Utc>) -> Self {
+        AuditEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            // PostgreSQL keeps microseconds: hash what can be stored.
+            at: now.trunc_subsecs(6),
+            actor_id: actor.map(|a| a.user_id.clone()),
+            actor_role: actor.map(|a| a.role.as_str().to_string()),
+            action: action.to_string(),
+            target_type: target_type.to_string(),
+            target_id: None,
+            case_id: None,
+            outcome: Outcome::Allowed,
+            break_glass: false,
+            reason: None,
+            content_hash: None,
+        }
+    }
+
+    pub fn target(mut self, id: &str) -> Self {
+        self.target_id = Some(id.to_string());
+        self
+    }
+
+    pub fn case(mut self, id: &str) -> Self {
+        self.case_id = Some(id.to_string());
+        self
+    }
+
+    pub fn denied(mut self, reason: &str) -> Self {
+        self.outcome = Outcome::Denied;
+        self.reason = Some(reason.to_string());
+        self
+    }
+
+    pub fn reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_string());
+        self
+    }
+
+    pub fn break_glass(mut self, on: bool) -> Self {
+        self.break_glass = on;
+        self
+    }
+
+    pub fn content_hash(mut self, hash: Vec<u8>) -> Self {
+        self.content_hash = Some(hash);
+        self
+    }
+}
+
+fn put(h: &mut Sha256, field: Option<&[u8]>) {
+    match field {
+        None => h.update(u32::MAX.to_be_bytes()),
+        Some(b) => {
+            h.update((b.len() as u32).to_be_bytes());
+            h.update(b);
+        }
+    }
+}
+
+/// The chain hash of entry `seq` after `prev`: SHA-256 over the previous hash and each field,
+/// length-prefixed in a fixed order.
+pub fn chain_hash(prev: &[u8], seq: i64, e: &AuditEntry) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(b"donorcare-audit-v1");
+    put(&mut h, Some(prev));
+    put(&mut h, Some(&seq.to_be_bytes()));
+    put(&mut h, Some(e.id.as_bytes()));
+    put(&mut h, Some(&e.at.timestamp_micros().to_be_bytes()));
+    put(&mut h, e.actor_id.as_deref().map(str::as_bytes));
+    put(&mut h, e.actor_role.as_deref().map(str::as_bytes));
+    put(&mut h, Some(e.action.as_bytes()));
+    put(&mut h, Some(e.target_type.as_bytes()));
+    put(&mut h, e.target_id.as_deref().map(str::as_bytes));
+    put(&mut h, e.case_id.as_deref().map(str::as_bytes));
+    put(&mut h, Some(e.outcome.as_str().as_bytes()));
+    put(&mut h, Some(&[u8::from(e.break_glass)]));
+    put(&mut h, e.reason.as_deref().map(str::as_bytes));
+    put(&mut h, e.content_hash.as_deref());
+    h.finalize().to_vec()
+}
+
+impl AuditRow {
+    pub fn entry(&self) -> Result<AuditEntry> {
+        Ok(AuditEntry {
+            id: self.id.clone(),
+            at: self.at,
+            actor_id: self.actor_id.clone(),
+            actor_role: self.actor_role.clone(),
+            action: self.action.clone(),
+            target_type: self.target_type.clone(),
+            target_id: self.target_id.clone(),
+            case_id: self.case_id.clone(),
+            outcome: match self.outcome.as_str() {
+                "allowed" => Outcome::Allowed,
+                "denied" => Outcome::Denied,
+                other => {
+                    return Err(Error::Internal(anyhow::anyhow!(
+                        "audit entry {} has outcome {other:?}",
+                        self.seq
+                    )))
+                }
+            },
+            break_glass: self.break_glass,
+            reason: self.reason.clone(),
+            content_hash: self.content_hash.clone(),
+        })
+    }
+}
+
+type Batch = (Vec<AuditEntry>, oneshot::Sender<Result<()>>);
+
+/// Group commit of read and denial entries: requests queue their entries, one transaction
+/// appends everything queued, and each request continues only after that commit.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Batch>,
+}
+
+impl Recorder {
+    /// Start the committing task (needs a Tokio runtime).
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Batch>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut entries = first.0;
+                let mut waiting = vec![first.1];
+                while waiting.len() < 512 {
+                    match rx.try_recv() {
+                        Ok((e, w)) => {
+                            entries.extend(e);
+                            waiting.push(w);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let result = store.append_audit(&entries).await;
+                for w in waiting {
+                    let r = match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(Error::Internal(anyhow::anyhow!("audit append: {e}"))),
+                    };
+                    let _ = w.send(r);
+                }
+            }
+        });
+        Recorder { tx }
+    }
+
+    /// Append entries and wait until they are committed.
+    pub async fn record(&self, entries: Vec<AuditEntry>) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send((entries, done))
+            .await
+            .map_err(|_| anyhow::anyhow!("the audit recorder has stopped"))?;
+        wait.await
+            .map_err(|_| anyhow::anyhow!("the audit recorder dropped a batch"))?
+    }
+}
+
+/// The result of `audit verify`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Verification {
+    pub ok: bool,
+    pub entries: i64,
+    /// Hex of the head hash.
+    pub head: String,
+    /// The first entry (sequence number) that does not match, with why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// How many signed checkpoints were checked.
+    pub checkpoints: usize,
+}
+
+/// Recompute the whole chain; name the first entry that does not match. With `checkpoints`,
+/// every signed checkpoint must lie on the chain and the chain must reach the last one.
+pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Result<Verification> {
+    let mut prev = GENESIS.to_vec();
+    let mut expected_seq = 1i64;
+    let mut hashes_at: std::collections::HashMap<i64, Vec<u8>> = Default::default();
+    let wanted: Vec<Checkpoint> = match checkpoints {
+        Some(c) => c.read()?,
+        None => Vec::new(),
+    };
+    let want_seqs: std::collections::HashSet<i64> = wanted.iter().map(|c| c.seq).collect();
+    let bad = |seq: i64, why: String, prev: &[u8], n: i64, cps: usize| Verification {
+        ok: false,
+        entries: n,
+        head: hex::encode(prev),
+        first_bad: Some(seq),
+        problem: Some(why),
+        checkpoints: cps,
+    };
+    loop {
+        let page = store.audit_page(expected_seq - 1, 5000).await?;
+        if page.is_empty() {
+            break;
+        }
+        for row in page {
+            if row.seq != expected_seq {
+                return Ok(bad(
+                    expected_seq,
+                    format!("entry {expected_seq} is missing (next is {})", row.seq),
+                    &prev,
+                    expected_seq - 1,
+                    0,
+                ));
+            }
+            if row.prev_hash != prev {
+                return Ok(bad(
+                    row.seq,
+                    "its previous-hash link is broken".into(),
+                    &prev,
+                    row.seq - 1,
+                    0,
+                ));
+            }
+            let entry = row.entry()?;
+            let h = chain_hash(&prev, row.seq, &entry);
+            if h != row.hash {
+                return Ok(bad(
+                    row.seq,
+                    "its content does not match its hash".into(),
+                    &prev,
+                    row.seq - 1,
+                    0,
+                ));
+            }
+            if want_seqs.contains(&row.seq) {
+                hashes_at.insert(row.seq, h.clone());
+            }
+            prev = h;
+            expected_seq += 1;
+        }
+    }
+    let count = expected_seq - 1;
+    let (head_seq, head_hash) = store.audit_head().await?;
+    if head_seq != count || head_hash != prev {
+        return Ok(bad(
+            count + 1,
+            format!("the recorded head (entry {head_seq}) does not match the log (entry {count}); entries were removed or added"),
+            &prev,
+            count,
+            0,
+        ));
+    }
+    for cp in &wanted {
+        match hashes_at.get(&cp.seq) {
+            None => {
+                return Ok(bad(
+                    count.min(cp.seq),
+                    format!("signed checkpoint at entry {} is beyond the log's end ({count}): the log was cut", cp.seq),
+                    &prev,
+                    count,
+                    wanted.len(),
+                ))
+            }
+            Some(h) if hex::encode(h) != cp.hash => {
+                return Ok(bad(
+                    cp.seq,
+                    "differs from the signed checkpoint: the log was rewritten".into(),
+                    &prev,
+                    count,
+                    wanted.len(),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(Verification {
+        ok: true,
+        entries: count,
+        head: hex::encode(&prev),
+        first_bad: None,
+        problem: None,
+        checkpoints: wanted.len(),
+    })
+}
+
+/// One signed checkpoint: a line of JSON in the checkpoint file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub at: DateTime<Utc>,
+    /// Hex Ed25519 signature over `donorcare-checkpoint-v1:<seq>:<hash>:<at>`.
+    pub signature: String,
+}
+
+fn checkpoint_message(seq: i64, hash: &str, at: &DateTime<Utc>) -> Vec<u8> {
+    format!("donorcare-checkpoint-v1:{seq}:{hash}:{}", at.to_rfc3339()).into_bytes()
+}
+
+/// The checkpoint file and the key that signs it. The signing key is derived from the server's
+/// identity, so it lives wherever the identity does, never in the database.
+pub struct Checkpoints {
+    pub path: PathBuf,
+    key: SigningKey,
+}
+
+impl Checkpoints {
+    pub fn new(path: PathBuf, seed: [u8; 32]) -> Self {
+        Checkpoints {
+            path,
+            key: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// Sign the current head and append it to the file (skipped when nothing changed).
+    pub async fn write(&self, store: &dyn Store, now: DateTime<Utc>) -> Result<Option<Checkpoint>> {
+        let (seq, hash) = store.audit_head().await?;
+        let hash = hex::encode(hash);
+        if seq == 0 || self.read()?.last().is_some_and(|c| c.seq == seq) {
+            return Ok(None);
+        }
+        let at = now.trunc_subsecs(0);
+        let sig = self.key.sign(&checkpoint_message(seq, &hash, &at));
+        let cp = Checkpoint {
+            seq,
+            hash,
+            at,
+            signature: hex::encode(sig.to_bytes()),
+        };
+        use std::io::Write;
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(anyhow::Error::from)?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.path.display()))?;
+        let line = serde_json::to_string(&cp).map_err(anyhow::Error::from)?;
+        writeln!(f, "{line}").map_err(anyhow::Error::from)?;
+        f.sync_all().map_err(anyhow::Error::from)?;
+        Ok(Some(cp))
+    }
+
+    /// Every checkpoint in the file; a line with a bad signature is an error.
+    pub fn read(&self) -> Result<Vec<Checkpoint>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(anyhow::anyhow!("{}: {e}", self.path.display()).into()),
+        };
+        let vk = self.verifying_key();
+        let mut out = Vec::new();
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let cp: Checkpoint = serde_json::from_str(line)
+                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", self.path.display(), i + 1))?;
+            let sig = hex::decode(&cp.signature)
+                .ok()
+                .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("{}:{}: malformed signature", self.path.display(), i + 1)
+                })?;
+            vk.verify(&checkpoint_message(cp.seq, &cp.hash, &cp.at), &sig)
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "{}:{}: checkpoint signature does not verify with this server's key",
+                        self.path.display(),
+                        i + 1
+                    )
+                })?;
+            out.push(cp);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_changes_the_hash() {
+        let base = AuditEntry::new(None, "case.view", "case", Utc::now())
+            .target("t")
+            .case("c");
+        let h = chain_hash(&GENESIS, 1, &base);
+        let variants: Vec<AuditEntry> = vec![
+            AuditEntry {
+                action: "case.update".into(),
+                ..base.clone()
+            },
+            AuditEntry {
+                target_id: Some("u".into()),
+                ..base.clone()
+            },
+            AuditEntry {
+                case_id: None,
+                ..base.clone()
+            },
+            base.clone().denied("role"),
+            base.clone().break_glass(true),
+            base.clone().content_hash(vec![1]),
+            AuditEntry {
+                actor_id: Some("a".into()),
+                ..base.clone()
+            },
+            AuditEntry {
+                at: base.at + chrono::Duration::microseconds(1),
+                ..base.clone()
+            },
+        ];
+        for v in variants {
+            assert_ne!(chain_hash(&GENESIS, 1, &v), h, "{v:?}");
+        }
+        assert_ne!(chain_hash(&GENESIS, 2, &base), h);
+        assert_ne!(chain_hash(&[1; 32], 1, &base), h);
+        // None and empty differ.
+        let empty = AuditEntry {
+            target_id: Some(String::new()),
+            ..base.clone()
+        };
+        let none = AuditEntry {
+            target_id: None,
+            ..base
+        };
+        assert_ne!(
+            chain_hash(&GENESIS, 1, &empty),
+            chain_hash(&GENESIS, 1, &none)
+        );
+    }
+}

@@ -1,0 +1,93 @@
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+
+use crate::audit::Verification;
+use crate::domain::audit_view::{self, AuditFilter, AuditView};
+use crate::domain::cases::{self, BreakGlassView};
+use crate::domain::Page;
+use crate::error::Result;
+use crate::web::error::ErrorBody;
+use crate::web::extract::{ApiJson, ApiQuery, Auth};
+use crate::web::AppState;
+
+/// Audit entries, newest first (admin, ethics reviewer; supervisors see their region's cases).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditFilter),
+    responses((status = 200, body = Page<AuditView>), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_audit(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(f): ApiQuery<AuditFilter>,
+) -> Result<Json<Page<AuditView>>> {
+    Ok(Json(audit_view::list(&s.svc, &actor, f, s.now()).await?))
+}
+
+/// Recompute the hash chain and check the signed checkpoints; names the first bad entry.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = Verification), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn verify_audit(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+) -> Result<Json<Verification>> {
+    Ok(Json(
+        audit_view::verify(&s.svc, &actor, s.checkpoints.as_deref(), s.now()).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassInput {
+    /// Why the case must be opened now (at least 20 characters).
+    pub reason: String,
+}
+
+/// Open a case you are not assigned to for a limited time (coordinators); audited and flagged.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/break-glass", tag = "cases",
+    request_body = BreakGlassInput, params(("id" = String, Path)),
+    responses((status = 200, body = BreakGlassView), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn break_glass(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<BreakGlassInput>,
+) -> Result<Json<BreakGlassView>> {
+    Ok(Json(
+        cases::break_glass(&s.svc, &actor, &id, &input.reason, s.now()).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassFilter {
+    pub case_id: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Break-glass grants, newest first (ethics reviewers; supervisors for their region).
+#[utoipa::path(get, path = "/api/v1/break-glass", tag = "audit", params(BreakGlassFilter),
+    responses((status = 200, body = Page<BreakGlassView>), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_break_glass(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(f): ApiQuery<BreakGlassFilter>,
+) -> Result<Json<Page<BreakGlassView>>> {
+    Ok(Json(
+        cases::list_break_glass(
+            &s.svc,
+            &actor,
+            f.case_id.as_deref(),
+            f.cursor.as_deref(),
+            f.limit,
+            s.now(),
+        )
+        .await?,
+    ))
+}

@@ -1,0 +1,216 @@
+//! The audit log: what is recorded, the chain that catches edits, break-glass, and concurrent
+//! writers.
+
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use crate::helpers::{organ_case, tag, TestApp};
+
+async fn entries(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let (status, body) = app
+        .get(&format!("/api/v1/audit?limit=200&{query}"), token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"].as_array().unwrap().clone()
+}
+
+fn verify_cli(app: &TestApp) -> (bool, String, String) {
+    let out = app.command().args(["audit", "verify"]).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+on_both_backends! {
+    async fn views_writes_and_denials_are_recorded(app) {
+        let admin = app.user("admin", None).await;
+        let c = app.user("coordinator", None).await;
+        let other = app.user("coordinator", None).await;
+        let case = app.create_case(&c.token, organ_case(&tag())).await;
+        let id = case["id"].as_str().unwrap();
+        app.get(&format!("/api/v1/cases/{id}"), &c.token).await;
+        app.get("/api/v1/cases", &c.token).await;
+        assert_eq!(app.get(&format!("/api/v1/cases/{id}"), &other.token).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(app.get(&format!("/api/v1/cases/{id}"), &admin.token).await.0, StatusCode::FORBIDDEN);
+
+        let log = entries(&app, &admin.token, &format!("case_id={id}")).await;
+        let has = |actor: &str, action: &str, outcome: &str| {
+            log.iter().any(|e| e["actor_id"] == actor && e["action"] == action && e["outcome"] == outcome)
+        };
+        assert!(has(&c.id, "case.create", "allowed"), "{log:?}");
+        assert!(has(&c.id, "case.view", "allowed"));
+        assert!(log.iter().any(|e| e["action"] == "case.view" && e["reason"] == "list"));
+        assert!(has(&other.id, "case.view", "denied"));
+        assert!(has(&admin.id, "case.view", "denied"));
+        // Newest first, and nothing personal in an entry.
+        assert!(log[0]["seq"].as_i64() > log[log.len() - 1]["seq"].as_i64());
+        let text = serde_json::to_string(&log).unwrap();
+        assert!(!text.contains(case["donor"]["full_name"].as_str().unwrap()));
+        let logins = entries(&app, &admin.token, &format!("actor_id={}&action=auth.login", c.id)).await;
+        assert_eq!(logins.len(), 1);
+        for role in ["coordinator", "volunteer", "family"] {
+            let u = app.user(role, None).await;
+            assert_eq!(app.get("/api/v1/audit", &u.token).await.0, StatusCode::FORBIDDEN, "{role}");
+            assert_eq!(app.get("/api/v1/audit/verify", &u.token).await.0, StatusCode::FORBIDDEN, "{role}");
+        }
+    }
+
+    async fn supervisors_read_the_audit_of_their_region_only(app) {
+        let sup = app.user("supervisor", Some("yinzhou")).await;
+        let far = app.user("supervisor", Some("haishu")).await;
+        let case = app.create_case(&sup.token, organ_case(&tag())).await;
+        let id = case["id"].as_str().unwrap();
+        assert!(!entries(&app, &sup.token, &format!("case_id={id}")).await.is_empty());
+        assert!(entries(&app, &far.token, &format!("case_id={id}")).await.is_empty());
+        assert!(entries(&app, &far.token, "").await.iter().all(|e| e["case_id"] != id));
+        let (status, body) = app.get("/api/v1/audit?from=2025-02-30", &sup.token).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body["error"]["fields"]["from"].is_string());
+    }
+
+    async fn an_edited_or_deleted_entry_fails_verification_naming_it(app) {
+        let admin = app.user("admin", None).await;
+        let c = app.user("coordinator", None).await;
+        for _ in 0..3 {
+            app.create_case(&c.token, organ_case(&tag())).await;
+        }
+        let (status, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["ok"], true, "{v}");
+        let n = v["entries"].as_i64().unwrap();
+        assert!(n >= 5, "{v}");
+        let (ok, out, _) = verify_cli(&app);
+        assert!(ok);
+        assert_eq!(out.trim(), format!("ok {n} {}", v["head"].as_str().unwrap()));
+
+        // Edit one entry's action.
+        app.exec("update audit_log set action = 'case.view' where seq = cast($1 as integer) and $2 = $2", "3", "").await;
+        let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["first_bad"], 3, "{v}");
+        let (ok, _, err) = verify_cli(&app);
+        assert!(!ok);
+        assert!(err.contains("entry 3"), "{err}");
+    }
+
+    async fn a_deleted_entry_or_a_cut_tail_is_caught(app) {
+        let admin = app.user("admin", None).await;
+        let c = app.user("coordinator", None).await;
+        for _ in 0..3 {
+            app.create_case(&c.token, organ_case(&tag())).await;
+        }
+        // Sign a checkpoint of the current head, as the running service does every minute.
+        let cps = app.state.checkpoints.clone().unwrap();
+        let cp = cps.write(app.state.svc.store.as_ref(), Utc::now()).await.unwrap().expect("a checkpoint");
+        assert!(verify_cli(&app).0);
+
+        // Cut the tail and make the head agree: only the checkpoint can tell.
+        let last = cp.seq.to_string();
+        app.exec("delete from audit_log where seq = cast($1 as integer) and $2 = $2", &last, "").await;
+        app.exec(
+            "update audit_head set seq = cast($1 as integer) - 1, \
+             hash = (select hash from audit_log where seq = cast($1 as integer) - 1) where id = 1 and $2 = $2",
+            &last,
+            "",
+        )
+        .await;
+        let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(v["ok"], false, "{v}");
+        assert!(v["problem"].as_str().unwrap().contains("checkpoint"), "{v}");
+        let (ok, _, err) = verify_cli(&app);
+        assert!(!ok, "{err}");
+
+        // A hole in the middle is named.
+        app.exec("delete from audit_log where seq = cast($1 as integer) and $2 = $2", "2", "").await;
+        let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(v["first_bad"], 2, "{v}");
+    }
+
+    async fn break_glass_opens_an_unassigned_case_for_a_time_and_is_listed(app) {
+        let owner = app.user("coordinator", None).await;
+        let c = app.user("coordinator", None).await;
+        let sup = app.user("supervisor", Some("yinzhou")).await;
+        let reviewer = app.user("ethics_reviewer", None).await;
+        let case = app.create_case(&owner.token, organ_case(&tag())).await;
+        let id = case["id"].as_str().unwrap();
+        let path = format!("/api/v1/cases/{id}/break-glass");
+
+        let (status, body) = app.post(&path, &c.token, json!({"reason": "urgent"})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body["error"]["fields"]["reason"].is_string());
+        assert_eq!(app.post(&path, &sup.token, json!({"reason": "family called the hotline in distress"})).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(app.post(&path, &owner.token, json!({"reason": "family called the hotline in distress"})).await.0, StatusCode::CONFLICT);
+        assert_eq!(
+            app.post("/api/v1/cases/01234567-89ab-7def-8123-456789abcdef/break-glass", &c.token,
+                     json!({"reason": "family called the hotline in distress"})).await.0,
+            StatusCode::NOT_FOUND
+        );
+
+        let (status, grant) = app.post(&path, &c.token, json!({"reason": "family called the hotline in distress"})).await;
+        assert_eq!(status, StatusCode::OK, "{grant}");
+        let hours = (chrono::DateTime::parse_from_rfc3339(grant["expires_at"].as_str().unwrap()).unwrap()
+            - chrono::DateTime::parse_from_rfc3339(grant["granted_at"].as_str().unwrap()).unwrap())
+            .num_minutes();
+        assert_eq!(hours, 240);
+        assert_eq!(app.get(&format!("/api/v1/cases/{id}"), &c.token).await.0, StatusCode::OK);
+
+        let admin = app.user("admin", None).await;
+        let log = entries(&app, &admin.token, &format!("case_id={id}&actor_id={}", c.id)).await;
+        assert!(log.iter().any(|e| e["action"] == "case.break_glass" && e["break_glass"] == true));
+        assert!(log.iter().any(|e| e["action"] == "case.view" && e["break_glass"] == true && e["outcome"] == "allowed"));
+
+        for who in [&sup, &reviewer] {
+            let (status, list) = app.get("/api/v1/break-glass", &who.token).await;
+            assert_eq!(status, StatusCode::OK, "{list}");
+            assert_eq!(list["items"][0]["case_id"], id);
+            assert_eq!(list["items"][0]["reason"], "family called the hotline in distress");
+            assert_eq!(list["items"][0]["active"], true);
+        }
+        let far = app.user("supervisor", Some("haishu")).await;
+        assert_eq!(app.get("/api/v1/break-glass", &far.token).await.1["items"], json!([]));
+        assert_eq!(app.get("/api/v1/break-glass", &c.token).await.0, StatusCode::FORBIDDEN);
+
+        // A grant that has run out opens nothing.
+        let short = app.sibling_with(|s| s.break_glass_for = chrono::Duration::zero()).await;
+        let case2 = app.create_case(&owner.token, organ_case(&tag())).await;
+        let id2 = case2["id"].as_str().unwrap();
+        let (status, _) = short.post(&format!("/api/v1/cases/{id2}/break-glass"), &c.token,
+                                     json!({"reason": "family called the hotline in distress"})).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(app.get(&format!("/api/v1/cases/{id2}"), &c.token).await.0, StatusCode::NOT_FOUND);
+    }
+
+    async fn concurrent_writers_keep_the_chain_linear(app) {
+        let admin = app.user("admin", None).await;
+        let c = app.user("coordinator", None).await;
+        // Two instances with pools of their own, writing and reading at once.
+        let a = app.sibling().await;
+        let b = app.sibling().await;
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let inst = if i % 2 == 0 { a.router.clone() } else { b.router.clone() };
+            let token = c.token.clone();
+            tasks.push(tokio::spawn(async move {
+                use tower::ServiceExt;
+                let req = axum::http::Request::builder()
+                    .method("POST")
+                    .uri("/api/v1/cases")
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(organ_case(&format!("C{i}")).to_string()))
+                    .unwrap();
+                inst.oneshot(req).await.unwrap().status()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), StatusCode::CREATED);
+        }
+        let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(v["ok"], true, "{v}");
+        let creates = entries(&app, &admin.token, "action=case.create").await;
+        assert_eq!(creates.len(), 24);
+    }
+}
