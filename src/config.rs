@@ -24,6 +24,11 @@ pub struct Config {
     /// Where signed audit checkpoints are appended (default `<keys-dir>/audit-checkpoints.jsonl`,
     /// beside the identity and away from the database).
     pub checkpoints: Option<PathBuf>,
+    /// Roles that must enrol TOTP before anything else (`DONORCARE_REQUIRE_TOTP`).
+    pub require_totp: Vec<crate::domain::types::Role>,
+    /// The address users reach the service at, for links in invitations
+    /// (`DONORCARE_PUBLIC_URL`; default the listening address).
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -38,6 +43,8 @@ impl Config {
             key_retire_grace: Duration::from_secs(300),
             break_glass_for: Duration::from_secs(4 * 3600),
             checkpoints: None,
+            require_totp: Vec::new(),
+            public_url: None,
         }
     }
 

@@ -71,6 +71,8 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
         username: "demo-coordinator".into(),
         role: crate::domain::types::Role::Coordinator,
         region: Some("yinzhou".into()),
+        contact_id: None,
+        must_enrol: false,
     };
     let today = now.date_naive();
     for i in 0..24u32 {

@@ -37,7 +37,13 @@ pub enum Error {
     #[error("invalid values")]
     Validation(FieldErrors),
     #[error("too many requests")]
-    TooManyRequests,
+    TooManyRequests { retry_after: i64 },
+    /// The account uses TOTP and the login carried no code.
+    #[error("a TOTP code is required")]
+    TotpRequired,
+    /// The role must enrol TOTP before doing anything else.
+    #[error("TOTP enrolment required")]
+    TotpEnrolmentRequired,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

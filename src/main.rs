@@ -79,6 +79,18 @@ struct Global {
     /// File the signed audit checkpoints are appended to; default beside the identity.
     #[arg(long, env = "DONORCARE_AUDIT_CHECKPOINTS", global = true)]
     audit_checkpoints: Option<PathBuf>,
+    /// Roles that must enrol TOTP before anything else, comma-separated
+    /// (production guidance: admin,supervisor,ethics_reviewer).
+    #[arg(
+        long,
+        env = "DONORCARE_REQUIRE_TOTP",
+        default_value = "",
+        global = true
+    )]
+    require_totp: String,
+    /// The address users reach the service at, for links in invitations.
+    #[arg(long, env = "DONORCARE_PUBLIC_URL", global = true)]
+    public_url: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -159,7 +171,28 @@ fn main() -> ExitCode {
         key_retire_grace: Duration::from_secs(g.key_retire_grace),
         break_glass_for: Duration::from_secs(g.break_glass_hours * 3600),
         checkpoints: g.audit_checkpoints,
+        require_totp: Vec::new(),
+        public_url: g.public_url,
         ..Config::new(g.data_dir)
+    };
+    let mut require_totp = Vec::new();
+    for r in g
+        .require_totp
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        match donorcare::domain::types::Role::parse(r) {
+            Ok(role) => require_totp.push(role),
+            Err(why) => {
+                eprintln!("donorcare: error: DONORCARE_REQUIRE_TOTP: {r:?} {why}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let cfg = Config {
+        require_totp,
+        ..cfg
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

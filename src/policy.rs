@@ -13,6 +13,10 @@ pub struct Actor {
     pub username: String,
     pub role: Role,
     pub region: Option<String>,
+    /// For family accounts: the contact they are.
+    pub contact_id: Option<String>,
+    /// The role must enrol TOTP (`DONORCARE_REQUIRE_TOTP`) and has not: only enrolment is open.
+    pub must_enrol: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,6 +39,15 @@ pub enum Action {
     Login,
     Logout,
     ManageKeys,
+    /// Invite a contact to the family portal.
+    InviteContact,
+    /// A family's own portal: outreach, preferences, consents, access log.
+    FamilyPortal,
+    /// Ask for a case's personal data to be erased.
+    RequestErasure,
+    ListErasure,
+    /// Approve or reject an erasure request (the second pair of eyes).
+    DecideErasure,
 }
 
 impl Action {
@@ -54,6 +67,11 @@ impl Action {
             Action::Login => "auth.login",
             Action::Logout => "auth.logout",
             Action::ManageKeys => "keys.manage",
+            Action::InviteContact => "contact.invite",
+            Action::FamilyPortal => "family.portal",
+            Action::RequestErasure => "case.erasure_request",
+            Action::ListErasure => "erasure.list",
+            Action::DecideErasure => "case.erase",
         }
     }
 }
@@ -83,7 +101,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
 
         (
             Supervisor,
-            ReadCase | UpdateCase | ManageContacts | AssignCase,
+            ReadCase | UpdateCase | ManageContacts | AssignCase | InviteContact | RequestErasure,
             Resource::Case { region, .. },
         ) => {
             if in_region(region) {
@@ -94,7 +112,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         }
         (
             Coordinator,
-            ReadCase | UpdateCase | ManageContacts,
+            ReadCase | UpdateCase | ManageContacts | InviteContact,
             Resource::Case {
                 assigned,
                 break_glass,
@@ -111,6 +129,11 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (Coordinator, BreakGlass, Resource::Case { .. }) => Ok(()),
         (Supervisor | EthicsReviewer, ReviewBreakGlass, Resource::System) => Ok(()),
         (Admin | Supervisor | EthicsReviewer, ReadAudit, Resource::System) => Ok(()),
+        // Admins may ask for an erasure without reading the case; the family asks through its portal.
+        (Admin, RequestErasure, Resource::Case { .. }) => Ok(()),
+        (Admin | Supervisor | EthicsReviewer, ListErasure, Resource::System) => Ok(()),
+        (EthicsReviewer, DecideErasure, Resource::System) => Ok(()),
+        (Family, FamilyPortal, Resource::System) if actor.contact_id.is_some() => Ok(()),
         // A coordinator may never reassign; but an unassigned case stays invisible.
         (Coordinator, AssignCase, Resource::Case { assigned, .. }) => {
             if assigned {
@@ -143,6 +166,8 @@ mod tests {
             username: "u".into(),
             role,
             region: Some("north".into()),
+            contact_id: None,
+            must_enrol: false,
         }
     }
 

@@ -49,6 +49,7 @@ pub async fn open_services(cfg: &Config) -> anyhow::Result<(Services, Vec<String
         );
     }
     let mut svc = Services::new(store, Arc::new(keys));
+    svc.require_totp = Arc::new(cfg.require_totp.clone());
     svc.break_glass_for =
         chrono::Duration::from_std(cfg.break_glass_for).context("DONORCARE_BREAK_GLASS_HOURS")?;
     Ok((svc, notices))
@@ -72,6 +73,11 @@ pub fn app_state(svc: Services, cfg: &Config) -> anyhow::Result<AppState> {
         default_timezone: cfg.default_timezone.as_str().into(),
         metrics: Arc::new(Metrics::default()),
         checkpoints: Some(Arc::new(checkpoints)),
+        public_url: cfg
+            .public_url
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+            .into(),
     })
 }
 
@@ -99,6 +105,13 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     } else {
         println!("donorcare: listening on http://{local} (API at /api/v1, description at /api/v1/openapi.json)");
     }
+    let cfg = Config {
+        public_url: cfg
+            .public_url
+            .clone()
+            .or_else(|| Some(format!("http://{local}"))),
+        ..cfg
+    };
     let state = app_state(svc.clone(), &cfg)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = tokio::spawn(maintenance(
@@ -108,14 +121,17 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
         stop_rx,
     ));
     tracing::info!(addr = %local, backend = svc.store.backend(), "serving");
-    axum::serve(listener, web::app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing requests in flight");
-            let _ = stop_tx.send(true);
-        })
-        .await
-        .context("serving")?;
+    axum::serve(
+        listener,
+        web::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+    })
+    .await
+    .context("serving")?;
     let _ = background.await;
     svc.store.close().await;
     tracing::info!("stopped");

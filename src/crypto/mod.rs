@@ -224,6 +224,15 @@ pub fn blind_term(index_key: &SecretKey, kind: TermKind, normalised: &str) -> Ve
     mac.finalize().into_bytes()[..TERM_LEN].to_vec()
 }
 
+/// A key for `label` derived from `key` (HMAC-SHA256), so one stored key can serve several
+/// purposes without the uses ever sharing a key.
+pub fn derive_key(key: &SecretKey, label: &str) -> SecretKey {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC accepts any key length");
+    mac.update(label.as_bytes());
+    SecretKey(mac.finalize().into_bytes().into())
+}
+
 /// SHA-256 of a bearer token or one-time link, which is all the database keeps of them.
 pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()

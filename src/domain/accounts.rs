@@ -17,10 +17,12 @@ use utoipa::ToSchema;
 use super::types::{self, Role};
 use super::{new_id, page_limit, paginate, Page, Services};
 use crate::audit::AuditEntry;
-use crate::crypto::{random_token, token_hash, SecretString};
+use crate::crypto::{self, random_token, token_hash, Place, Sealed, SecretString};
+use crate::domain::throttle::{self, Noted};
 use crate::error::{Error, Result, Validator};
 use crate::policy::{Action, Actor, Resource};
 use crate::store::{Store, UserRow};
+use zeroize::Zeroizing;
 
 /// How long a bearer token lives.
 pub const TOKEN_LIFETIME_HOURS: i64 = 12;
@@ -89,6 +91,8 @@ pub fn actor_of(u: &UserRow) -> Result<Actor> {
         username: u.username.clone(),
         role: Role::parse(&u.role).map_err(|e| anyhow::anyhow!("stored role: {e}"))?,
         region: u.region.clone(),
+        contact_id: u.contact_id.clone(),
+        must_enrol: false,
     })
 }
 
@@ -116,31 +120,53 @@ pub struct LoginOutput {
     pub user: LoginUser,
 }
 
-/// Check a username and password and issue a bearer token.
+/// Check a username and password (and TOTP code, once enrolled) and issue a bearer token.
+/// `client` is the caller's address, throttled alongside the account.
 pub async fn login(
-    store: &dyn Store,
+    svc: &Services,
     input: LoginInput,
+    client: &str,
     now: DateTime<Utc>,
 ) -> Result<LoginOutput> {
-    let user = store.user_by_username(input.username.trim()).await?;
+    let username = input.username.trim().to_lowercase();
+    let address = (client != "unknown").then_some(client);
+    let keys = throttle::login_keys(&username, address);
+    if let Some(wait) = svc.throttle.retry_after(&keys, now) {
+        return Err(Error::TooManyRequests { retry_after: wait });
+    }
+    let user = svc.store.user_by_username(&username).await?;
     let password = input.password.clone();
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    // argon2 takes tens of milliseconds: keep it off the async workers.
+    // argon2 takes tens of milliseconds: keep it off the async workers. Unknown users are
+    // checked against a dummy hash, so both failures take as long.
     let ok = tokio::task::spawn_blocking(move || verify(password.expose(), hash.as_deref()))
         .await
         .map_err(|e| anyhow::anyhow!("password check: {e}"))?;
     let user = match user {
         Some(u) if ok && !u.disabled => u,
-        _ => {
-            tracing::info!("login failed");
+        other => {
+            login_failed(svc, other.as_ref(), &keys, "bad_credentials", now).await?;
             return Err(Error::InvalidCredentials);
         }
     };
+    if user.totp_enabled_at.is_some() {
+        let Some(code) = input.totp.as_deref() else {
+            return Err(Error::TotpRequired);
+        };
+        if !check_totp(svc, &user, code, now).await? {
+            login_failed(svc, Some(&user), &keys, "bad_totp", now).await?;
+            return Err(Error::InvalidCredentials);
+        }
+    }
+    let earlier_failures = svc.throttle.succeeded(&keys[0].0);
     let token = random_token();
     let expires_at = now + Duration::hours(TOKEN_LIFETIME_HOURS);
-    let audit =
+    let mut audit =
         AuditEntry::new(Some(&actor_of(&user)?), "auth.login", "user", now).target(&user.id);
-    store
+    if earlier_failures > 0 {
+        audit = audit.reason(&format!("after_failures:{earlier_failures}"));
+    }
+    svc.store
         .insert_token(
             &token_hash(token.expose()),
             &user.id,
@@ -161,13 +187,237 @@ pub async fn login(
     })
 }
 
+/// Count a failed login; the audit log gets the first failure of a window and one line when
+/// back-off starts, not one line per guess.
+async fn login_failed(
+    svc: &Services,
+    user: Option<&UserRow>,
+    keys: &[throttle::Key],
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let noted = svc.throttle.failed(keys, now);
+    tracing::info!(
+        user_id = user.map(|u| u.id.as_str()).unwrap_or("-"),
+        "login failed"
+    );
+    let entry = |reason: String| {
+        let e = AuditEntry::new(None, "auth.login_failed", "user", now).denied(&reason);
+        match user {
+            Some(u) => e.target(&u.id),
+            None => e,
+        }
+    };
+    match noted {
+        Noted::First => svc.audit.record(vec![entry(why.to_string())]).await,
+        Noted::Locked(secs) if secs <= 2 => {
+            svc.audit
+                .record(vec![entry(format!(
+                    "throttled_after:{}",
+                    throttle::FREE_FAILURES + 1
+                ))])
+                .await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The actor behind a user row.
+fn actor_with(svc: &Services, u: &UserRow) -> Result<Actor> {
+    let mut a = actor_of(u)?;
+    a.must_enrol = u.totp_enabled_at.is_none() && svc.require_totp.contains(&a.role);
+    Ok(a)
+}
+
 /// The account behind a bearer token, if the token is live and the account active.
-pub async fn authenticate(store: &dyn Store, token: &str, now: DateTime<Utc>) -> Result<Actor> {
-    let user = store
+pub async fn authenticate(svc: &Services, token: &str, now: DateTime<Utc>) -> Result<Actor> {
+    let user = svc
+        .store
         .user_for_token(&token_hash(token), now)
         .await?
         .ok_or(Error::Unauthenticated)?;
-    actor_of(&user)
+    actor_with(svc, &user)
+}
+
+/// TOTP (RFC 6238, SHA-1, 6 digits, 30 s) for a stored secret.
+fn totp_for(secret: &[u8], account: &str) -> totp_rs::TOTP {
+    totp_rs::TOTP::new_unchecked(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        secret.to_vec(),
+        Some("donorcare".into()),
+        account.to_string(),
+    )
+}
+
+fn totp_place(user_id: &str) -> Place<'_> {
+    Place::new("users", "totp_secret", user_id)
+}
+
+/// Check a TOTP code (one step of clock skew either way) and spend its time step, so the same
+/// code never works twice.
+async fn check_totp(
+    svc: &Services,
+    user: &UserRow,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let Some(sealed) = &user.totp_secret else {
+        return Ok(false);
+    };
+    let secret = crypto::open(
+        &svc.secrets_key(),
+        totp_place(&user.id),
+        &Sealed::from_bytes(sealed.clone()),
+    )?;
+    let totp = totp_for(&secret, &user.username);
+    let step = now.timestamp() / 30;
+    for s in [step - 1, step, step + 1] {
+        if totp.generate((s * 30) as u64) == code.trim() {
+            return svc.store.use_totp_step(&user.id, s).await;
+        }
+    }
+    Ok(false)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// The shared secret, base32, for manual entry.
+    pub secret: String,
+    /// `otpauth://` URL for authenticator apps.
+    pub otpauth_url: String,
+}
+
+/// Start TOTP enrolment: a new secret, stored pending until a code confirms it.
+pub async fn totp_begin(
+    svc: &Services,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<TotpEnrolment> {
+    let user = svc
+        .store
+        .user_by_id(&actor.user_id)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    if user.totp_enabled_at.is_some() {
+        return Err(Error::Conflict {
+            field: None,
+            message: "TOTP is already enrolled for this account".into(),
+        });
+    }
+    let mut secret = Zeroizing::new([0u8; 20]);
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, secret.as_mut());
+    let sealed = crypto::seal(&svc.secrets_key(), totp_place(&user.id), secret.as_ref());
+    let audit = AuditEntry::new(Some(actor), "auth.totp_begin", "user", now).target(&user.id);
+    svc.store
+        .set_totp(&user.id, Some(sealed.as_bytes()), None, &[audit])
+        .await?;
+    let totp = totp_for(secret.as_ref(), &user.username);
+    Ok(TotpEnrolment {
+        secret: totp.get_secret_base32(),
+        otpauth_url: totp.get_url(),
+    })
+}
+
+/// Confirm TOTP enrolment with a first code.
+pub async fn totp_confirm(
+    svc: &Services,
+    actor: &Actor,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let user = svc
+        .store
+        .user_by_id(&actor.user_id)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    if user.totp_enabled_at.is_some() {
+        return Err(Error::Conflict {
+            field: None,
+            message: "TOTP is already enrolled for this account".into(),
+        });
+    }
+    if user.totp_secret.is_none() {
+        return Err(Error::Conflict {
+            field: None,
+            message: "start enrolment first (POST /api/v1/me/totp)".into(),
+        });
+    }
+    if !check_totp(svc, &user, code, now).await? {
+        return Err(Error::field("code", "is not the current code"));
+    }
+    let audit = AuditEntry::new(Some(actor), "auth.totp_enrolled", "user", now).target(&user.id);
+    svc.store
+        .set_totp(&user.id, user.totp_secret.as_deref(), Some(now), &[audit])
+        .await
+}
+
+/// For staff with TOTP enrolled, a valid fresh code; others pass.
+pub async fn require_fresh_totp(
+    svc: &Services,
+    actor: &Actor,
+    code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let user = svc
+        .store
+        .user_by_id(&actor.user_id)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    if user.totp_enabled_at.is_none() {
+        return Ok(());
+    }
+    match code {
+        None => Err(Error::field("totp", "is required: your account uses TOTP")),
+        Some(c) if check_totp(svc, &user, c, now).await? => Ok(()),
+        Some(_) => Err(Error::field("totp", "is not the current code")),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    #[schema(value_type = String)]
+    pub current_password: SecretString,
+    #[schema(value_type = String)]
+    pub new_password: SecretString,
+}
+
+/// Change one's own password; every other token and session of the account is revoked.
+pub async fn change_password(
+    svc: &Services,
+    actor: &Actor,
+    token: &str,
+    input: PasswordChange,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let user = svc
+        .store
+        .user_by_id(&actor.user_id)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    types::password(input.new_password.expose()).map_err(|e| Error::field("new_password", e))?;
+    let current = input.current_password.clone();
+    let hash = user.password_hash.clone();
+    let ok = tokio::task::spawn_blocking(move || verify(current.expose(), hash.as_deref()))
+        .await
+        .map_err(|e| anyhow::anyhow!("password check: {e}"))?;
+    if !ok {
+        return Err(Error::field(
+            "current_password",
+            "is not your current password",
+        ));
+    }
+    let new = input.new_password.clone();
+    let new_hash = tokio::task::spawn_blocking(move || hash_password(new.expose()))
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))??;
+    let audit = AuditEntry::new(Some(actor), "auth.password_changed", "user", now).target(&user.id);
+    svc.store
+        .change_password(&user.id, &new_hash, &token_hash(token), now, &[audit])
+        .await
 }
 
 pub async fn logout(
@@ -243,6 +493,10 @@ pub fn new_user(input: &NewUserInput, now: DateTime<Utc>) -> Result<UserRow> {
         disabled: false,
         created_at: now,
         updated_at: now,
+        totp_secret: None,
+        totp_enabled_at: None,
+        totp_last_step: 0,
+        contact_id: None,
     })
 }
 

@@ -924,6 +924,7 @@ pub async fn break_glass(
     actor: &Actor,
     id: &str,
     reason: &str,
+    totp: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<BreakGlassView> {
     if actor.role != Role::Coordinator {
@@ -943,6 +944,8 @@ pub async fn break_glass(
         ));
     }
     let Authorized { row, .. } = load_authorized(svc, actor, id, Action::BreakGlass, now).await?;
+    // Staff who have TOTP confirm a break-glass with a fresh code.
+    super::accounts::require_fresh_totp(svc, actor, totp, now).await?;
     if svc.store.is_assigned(id, &actor.user_id).await? {
         return Err(Error::Conflict {
             field: None,

@@ -5,6 +5,9 @@ pub mod accounts;
 pub mod audit_view;
 pub mod cases;
 pub mod contacts;
+pub mod erasure;
+pub mod family;
+pub mod throttle;
 pub mod types;
 
 use std::sync::Arc;
@@ -28,6 +31,9 @@ pub struct Services {
     pub audit: Recorder,
     /// How long a break-glass grant lasts.
     pub break_glass_for: chrono::Duration,
+    pub throttle: Arc<throttle::LoginThrottle>,
+    /// Roles that must enrol TOTP (`DONORCARE_REQUIRE_TOTP`).
+    pub require_totp: Arc<Vec<types::Role>>,
 }
 
 impl Services {
@@ -37,7 +43,15 @@ impl Services {
             store,
             keys,
             break_glass_for: chrono::Duration::hours(4),
+            throttle: Arc::default(),
+            require_totp: Arc::default(),
         }
+    }
+
+    /// The key that seals account secrets (TOTP), derived from the keyring's index key, which
+    /// is never rotated.
+    pub fn secrets_key(&self) -> crate::crypto::SecretKey {
+        crate::crypto::derive_key(&self.keys.ring().index, "donorcare account secrets v1")
     }
 
     /// Decide an access through `policy::authorize`; a denial is recorded in the audit log

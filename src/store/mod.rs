@@ -41,6 +41,57 @@ pub struct UserRow {
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// TOTP secret sealed under the account-secrets key; set at enrolment.
+    pub totp_secret: Option<Vec<u8>>,
+    /// When the TOTP enrolment was confirmed; codes are required from then on.
+    pub totp_enabled_at: Option<DateTime<Utc>>,
+    /// The last TOTP time step accepted, so a code works once.
+    pub totp_last_step: i64,
+    /// For family accounts: the contact they are.
+    pub contact_id: Option<String>,
+}
+
+/// An invitation that turns a contact into a family account.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InviteRow {
+    pub contact_id: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ErasureRow {
+    pub id: String,
+    pub case_id: String,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// One staff access to a case, for the family's access log.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccessRow {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub display_name: Option<String>,
+    pub action: String,
+    pub break_glass: bool,
+}
+
+/// A browser session.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub user_id: String,
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A case as stored: metadata in the clear, personal data sealed under the case key.
@@ -302,6 +353,80 @@ pub trait Store: Send + Sync + 'static {
         before: Option<&str>,
         limit: i64,
     ) -> Result<Vec<BreakGlassRow>>;
+
+    /// Store a (pending or confirmed) TOTP secret, or remove it with `None`.
+    async fn set_totp(
+        &self,
+        user_id: &str,
+        secret: Option<&[u8]>,
+        enabled_at: Option<DateTime<Utc>>,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
+    /// Accept TOTP time step `step` once: false if it (or a later one) was used already.
+    async fn use_totp_step(&self, user_id: &str, step: i64) -> Result<bool>;
+    /// Set a new password hash and revoke every other token and session of the account.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        hash: &str,
+        keep_token: &[u8],
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
+
+    async fn insert_invite(
+        &self,
+        hash: &[u8],
+        invite: &InviteRow,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
+    async fn invite(&self, hash: &[u8]) -> Result<Option<InviteRow>>;
+    /// Use an invitation and create the family account in one transaction; false if the
+    /// invitation is spent, expired, or its contact already has an account.
+    async fn accept_invite(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+        user: &UserRow,
+        audit: &[AuditEntry],
+    ) -> Result<bool>;
+
+    async fn insert_erasure_request(&self, row: &ErasureRow, audit: &[AuditEntry]) -> Result<()>;
+    async fn erasure_request(&self, id: &str) -> Result<Option<ErasureRow>>;
+    async fn list_erasure_requests(
+        &self,
+        status: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ErasureRow>>;
+    /// Decide a pending request. Approval destroys the case key and its blind-index terms and
+    /// marks the case erased, all in one transaction; false if it was no longer pending.
+    async fn decide_erasure(
+        &self,
+        id: &str,
+        approve: bool,
+        decided_by: &str,
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<bool>;
+
+    /// Staff accesses to a case, newest first, for the family's access log.
+    async fn case_access_log(
+        &self,
+        case_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AccessRow>>;
+
+    async fn insert_session(
+        &self,
+        id_hash: &[u8],
+        s: &SessionRow,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
+    async fn session(&self, id_hash: &[u8]) -> Result<Option<SessionRow>>;
+    async fn touch_session(&self, id_hash: &[u8], now: DateTime<Utc>) -> Result<()>;
+    async fn delete_session(&self, id_hash: &[u8], audit: &[AuditEntry]) -> Result<()>;
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;

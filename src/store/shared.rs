@@ -7,8 +7,8 @@
 pub const CASE_COLUMNS: &str = "c.id, c.program, c.region, c.status, c.created_by, c.created_at, \
      c.updated_at, c.donor, c.donation, c.notes, k.key_version, k.wrapped as wrapped_key";
 
-pub const USER_COLUMNS: &str =
-    "id, username, display_name, role, region, password_hash, disabled, created_at, updated_at";
+pub const USER_COLUMNS: &str = "id, username, display_name, role, region, password_hash, \
+     disabled, created_at, updated_at, totp_secret, totp_enabled_at, totp_last_step, contact_id";
 
 pub const AUDIT_COLUMNS: &str = "seq, id, at, actor_id, actor_role, action, target_type, \
      target_id, case_id, outcome, break_glass, reason, content_hash, prev_hash, hash";
@@ -217,6 +217,10 @@ macro_rules! store_impl {
                     .bind(&u.id)
                     .execute(&mut *tx)
                     .await?;
+                sqlx::query("delete from sessions where user_id = $1")
+                    .bind(&u.id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             append_entries(&mut tx, audit).await?;
             tx.commit().await?;
@@ -260,7 +264,8 @@ macro_rules! store_impl {
         async fn user_for_token(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<UserRow>> {
             Ok(sqlx::query_as::<$db, UserRow>(
                 "select u.id, u.username, u.display_name, u.role, u.region, u.password_hash, \
-                 u.disabled, u.created_at, u.updated_at \
+                 u.disabled, u.created_at, u.updated_at, u.totp_secret, u.totp_enabled_at, \
+                 u.totp_last_step, u.contact_id \
                  from api_tokens t join users u on u.id = t.user_id \
                  where t.token_hash = $1 and t.expires_at > $2 and u.disabled = $3",
             )
@@ -701,6 +706,281 @@ macro_rules! store_impl {
             Ok(b.build_query_as::<BreakGlassRow>().fetch_all(&self.pool).await?)
         }
 
+        async fn set_totp(
+            &self,
+            user_id: &str,
+            secret: Option<&[u8]>,
+            enabled_at: Option<DateTime<Utc>>,
+            audit: &[AuditEntry],
+        ) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("update users set totp_secret = $1, totp_enabled_at = $2 where id = $3")
+                .bind(secret)
+                .bind(enabled_at)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn use_totp_step(&self, user_id: &str, step: i64) -> Result<bool> {
+            let done = sqlx::query(
+                "update users set totp_last_step = $1 where id = $2 and totp_last_step < $1",
+            )
+            .bind(step)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn change_password(
+            &self,
+            user_id: &str,
+            hash: &str,
+            keep_token: &[u8],
+            now: DateTime<Utc>,
+            audit: &[AuditEntry],
+        ) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("update users set password_hash = $1, updated_at = $2 where id = $3")
+                .bind(hash)
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("delete from api_tokens where user_id = $1 and token_hash <> $2")
+                .bind(user_id)
+                .bind(keep_token)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("delete from sessions where user_id = $1 and id_hash <> $2")
+                .bind(user_id)
+                .bind(keep_token)
+                .execute(&mut *tx)
+                .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn insert_invite(&self, hash: &[u8], i: &InviteRow, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into invites (token_hash, contact_id, created_by, created_at, expires_at) \
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(hash)
+            .bind(&i.contact_id)
+            .bind(&i.created_by)
+            .bind(i.created_at)
+            .bind(i.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn invite(&self, hash: &[u8]) -> Result<Option<InviteRow>> {
+            Ok(sqlx::query_as::<$db, InviteRow>(
+                "select contact_id, created_by, created_at, expires_at, used_at from invites \
+                 where token_hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn accept_invite(
+            &self,
+            hash: &[u8],
+            now: DateTime<Utc>,
+            user: &UserRow,
+            audit: &[AuditEntry],
+        ) -> Result<bool> {
+            let mut tx = self.begin_write().await?;
+            let used = sqlx::query(
+                "update invites set used_at = $1 where token_hash = $2 and used_at is null \
+                 and expires_at > $1 and contact_id = $3",
+            )
+            .bind(now)
+            .bind(hash)
+            .bind(&user.contact_id)
+            .execute(&mut *tx)
+            .await?;
+            let (taken,): (i64,) = sqlx::query_as("select count(*) from users where contact_id = $1")
+                .bind(&user.contact_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if used.rows_affected() != 1 || taken != 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            shared_insert_user(&mut *tx, user).await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        async fn insert_erasure_request(&self, r: &ErasureRow, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into erasure_requests (id, case_id, requested_by, requested_at, status) \
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(&r.id)
+            .bind(&r.case_id)
+            .bind(&r.requested_by)
+            .bind(r.requested_at)
+            .bind(&r.status)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn erasure_request(&self, id: &str) -> Result<Option<ErasureRow>> {
+            Ok(sqlx::query_as::<$db, ErasureRow>(
+                "select id, case_id, requested_by, requested_at, status, decided_by, decided_at \
+                 from erasure_requests where id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn list_erasure_requests(
+            &self,
+            status: Option<&str>,
+            after: Option<&str>,
+            limit: i64,
+        ) -> Result<Vec<ErasureRow>> {
+            let mut b = sqlx::QueryBuilder::<$db>::new(
+                "select id, case_id, requested_by, requested_at, status, decided_by, decided_at \
+                 from erasure_requests where id > ",
+            );
+            b.push_bind(after.unwrap_or("").to_string());
+            if let Some(s) = status {
+                b.push(" and status = ");
+                b.push_bind(s.to_string());
+            }
+            b.push(" order by id limit ");
+            b.push_bind(limit);
+            Ok(b.build_query_as::<ErasureRow>().fetch_all(&self.pool).await?)
+        }
+
+        async fn decide_erasure(
+            &self,
+            id: &str,
+            approve: bool,
+            decided_by: &str,
+            now: DateTime<Utc>,
+            audit: &[AuditEntry],
+        ) -> Result<bool> {
+            let mut tx = self.begin_write().await?;
+            let status = if approve { "approved" } else { "rejected" };
+            let case: Option<(String,)> = sqlx::query_as(
+                "update erasure_requests set status = $1, decided_by = $2, decided_at = $3 \
+                 where id = $4 and status = 'pending' returning case_id",
+            )
+            .bind(status)
+            .bind(decided_by)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((case_id,)) = case else {
+                tx.rollback().await?;
+                return Ok(false);
+            };
+            if approve {
+                for sql in [
+                    "delete from case_keys where case_id = $1",
+                    "delete from case_search where case_id = $1",
+                ] {
+                    sqlx::query(sql).bind(&case_id).execute(&mut *tx).await?;
+                }
+                sqlx::query("update cases set status = 'erased', updated_at = $1 where id = $2")
+                    .bind(now)
+                    .bind(&case_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        async fn case_access_log(&self, case_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AccessRow>> {
+            Ok(sqlx::query_as::<$db, AccessRow>(
+                "select a.seq, a.at, a.actor_id, a.actor_role, u.display_name, a.action, a.break_glass \
+                 from audit_log a left join users u on u.id = a.actor_id \
+                 where a.case_id = $1 and a.outcome = 'allowed' and a.seq < $2 \
+                 and a.actor_role in ('supervisor', 'coordinator', 'ethics_reviewer', 'volunteer', 'admin') \
+                 and a.action in ('case.view', 'case.update', 'contact.write', 'case.break_glass', \
+                                  'case.reveal', 'case.erase') \
+                 order by a.seq desc limit $3",
+            )
+            .bind(case_id)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn insert_session(&self, id_hash: &[u8], r: &SessionRow, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into sessions (id_hash, user_id, csrf, created_at, last_seen_at, expires_at) \
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id_hash)
+            .bind(&r.user_id)
+            .bind(&r.csrf)
+            .bind(r.created_at)
+            .bind(r.last_seen_at)
+            .bind(r.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn session(&self, id_hash: &[u8]) -> Result<Option<SessionRow>> {
+            Ok(sqlx::query_as::<$db, SessionRow>(
+                "select user_id, csrf, created_at, last_seen_at, expires_at from sessions \
+                 where id_hash = $1",
+            )
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn touch_session(&self, id_hash: &[u8], now: DateTime<Utc>) -> Result<()> {
+            sqlx::query("update sessions set last_seen_at = $1 where id_hash = $2")
+                .bind(now)
+                .bind(id_hash)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
+        async fn delete_session(&self, id_hash: &[u8], audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("delete from sessions where id_hash = $1")
+                .bind(id_hash)
+                .execute(&mut *tx)
+                .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
         async fn meta_get(&self, key: &str) -> Result<Option<String>> {
             let row: Option<(String,)> = sqlx::query_as("select value from meta where key = $1")
                 .bind(key)
@@ -733,7 +1013,8 @@ macro_rules! shared_store_helpers {
         {
             sqlx::query(
                 "insert into users (id, username, display_name, role, region, password_hash, \
-                 disabled, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 disabled, created_at, updated_at, contact_id) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(&u.id)
             .bind(&u.username)
@@ -744,6 +1025,7 @@ macro_rules! shared_store_helpers {
             .bind(u.disabled)
             .bind(u.created_at)
             .bind(u.updated_at)
+            .bind(&u.contact_id)
             .execute(ex)
             .await
             .map_err(|e| shared::unique_to_conflict(e, "username", "that username is taken"))?;

@@ -34,7 +34,9 @@ impl Error {
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::TotpRequired => StatusCode::UNAUTHORIZED,
+            Error::TotpEnrolmentRequired => StatusCode::FORBIDDEN,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,7 +71,21 @@ impl Error {
                 );
                 ("validation_failed", message, Some(f))
             }
-            Error::TooManyRequests => ("too_many_requests", "slow down".into(), None),
+            Error::TooManyRequests { retry_after } => (
+                "too_many_requests",
+                format!("too many attempts; try again in {retry_after} s"),
+                None,
+            ),
+            Error::TotpRequired => (
+                "totp_required",
+                "this account needs its TOTP code (field totp)".into(),
+                None,
+            ),
+            Error::TotpEnrolmentRequired => (
+                "totp_enrolment_required",
+                "enrol TOTP first: POST /api/v1/me/totp, then /api/v1/me/totp/confirm".into(),
+                None,
+            ),
             Error::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
                 (
@@ -91,7 +107,16 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let unauthenticated = matches!(self, Error::Unauthenticated | Error::InvalidCredentials);
+        let retry = match &self {
+            Error::TooManyRequests { retry_after } => Some(*retry_after),
+            _ => None,
+        };
         let mut resp = (status, axum::Json(ErrorBody { error: self.body() })).into_response();
+        if let Some(secs) = retry {
+            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         if unauthenticated {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -79,6 +79,31 @@ fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(q.as_bytes())
 }
 
+/// What an account that must enrol TOTP may still call.
+const ENROL_PATHS: &[&str] = &[
+    "/api/v1/me",
+    "/api/v1/me/totp",
+    "/api/v1/me/totp/confirm",
+    "/api/v1/me/password",
+    "/api/v1/auth/logout",
+];
+
+/// The caller's network address, for throttling ("unknown" when not served over TCP).
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(ClientAddr(addr))
+    }
+}
+
 /// The caller, from `Authorization: Bearer <token>`.
 pub struct Auth(pub Actor);
 
@@ -102,8 +127,12 @@ impl FromRequestParts<AppState> for Auth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(Error::Unauthenticated)?;
-        let actor = accounts::authenticate(state.svc.store.as_ref(), token, state.now()).await?;
+        let actor = accounts::authenticate(&state.svc, token, state.now()).await?;
         tracing::Span::current().record("user_id", actor.user_id.as_str());
+        // A role that must enrol TOTP and has not can do nothing else until it has.
+        if actor.must_enrol && !ENROL_PATHS.contains(&parts.uri.path()) {
+            return Err(Error::TotpEnrolmentRequired);
+        }
         Ok(Auth(actor))
     }
 }

@@ -45,6 +45,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The signed audit checkpoints, checked by `GET /api/v1/audit/verify`.
     pub checkpoints: Option<Arc<crate::audit::Checkpoints>>,
+    /// The address users reach the service at, for links (`DONORCARE_PUBLIC_URL`).
+    pub public_url: Arc<str>,
 }
 
 impl AppState {

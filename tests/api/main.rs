@@ -44,3 +44,4 @@ mod encryption;
 mod helpers;
 mod keys;
 mod process;
+mod security;

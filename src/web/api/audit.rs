@@ -42,6 +42,8 @@ pub async fn verify_audit(
 pub struct BreakGlassInput {
     /// Why the case must be opened now (at least 20 characters).
     pub reason: String,
+    /// A current TOTP code, required when the account has TOTP enrolled.
+    pub totp: Option<String>,
 }
 
 /// Open a case you are not assigned to for a limited time (coordinators); audited and flagged.
@@ -58,7 +60,15 @@ pub async fn break_glass(
     ApiJson(input): ApiJson<BreakGlassInput>,
 ) -> Result<Json<BreakGlassView>> {
     Ok(Json(
-        cases::break_glass(&s.svc, &actor, &id, &input.reason, s.now()).await?,
+        cases::break_glass(
+            &s.svc,
+            &actor,
+            &id,
+            &input.reason,
+            input.totp.as_deref(),
+            s.now(),
+        )
+        .await?,
     ))
 }
 

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cases;
+pub mod family;
 pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -15,6 +16,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::totp_begin))
+        .routes(routes!(auth::totp_confirm))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::update_user))
         .routes(routes!(cases::create_case, cases::list_cases))
@@ -26,4 +30,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_break_glass))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
+        .routes(routes!(family::invite))
+        .routes(routes!(family::accept))
+        .routes(routes!(family::access_log))
+        .routes(routes!(family::family_erasure))
+        .routes(routes!(family::request_erasure))
+        .routes(routes!(family::list_erasure))
+        .routes(routes!(family::approve_erasure))
+        .routes(routes!(family::reject_erasure))
 }
