@@ -486,6 +486,85 @@ async fn read_benchmark() -> Result<Vec<String>> {
             limit: READ_CASES as i64,
         })
         .await?;
+    if std::env::var("MICRO").is_ok() {
+        let ring = svc.keys.ring();
+        let keys: Vec<SecretKey> = fetched
+            .iter()
+            .map(|r| {
+                svc.keys
+                    .unwrap_with(
+                        &ring,
+                        &r.id,
+                        &WrappedKey {
+                            version: r.key_version.unwrap(),
+                            bytes: r.wrapped_key.clone().unwrap(),
+                        },
+                    )
+                    .unwrap()
+            })
+            .collect();
+        for _ in 0..3 {
+            let t = Instant::now();
+            for r in &fetched {
+                black_box(
+                    svc.keys
+                        .unwrap_with(
+                            &ring,
+                            &r.id,
+                            &WrappedKey {
+                                version: r.key_version.unwrap(),
+                                bytes: r.wrapped_key.clone().unwrap(),
+                            },
+                        )
+                        .unwrap(),
+                );
+            }
+            println!("unwrap: {:.2} us/case", us(t.elapsed()) / 1e4);
+            let t = Instant::now();
+            let mut plains = Vec::new();
+            for (r, k) in fetched.iter().zip(&keys) {
+                plains.push(
+                    crypto::open(
+                        k,
+                        Place::new("cases", "donor", &r.id),
+                        &crypto::Sealed::from_bytes(r.donor.clone()),
+                    )
+                    .unwrap(),
+                );
+            }
+            println!(
+                "open donor ({} bytes): {:.2} us/case",
+                fetched[0].donor.len(),
+                us(t.elapsed()) / 1e4
+            );
+            let t = Instant::now();
+            for (r, k) in fetched.iter().zip(&keys) {
+                black_box(
+                    crypto::open(
+                        k,
+                        Place::new("cases", "donation", &r.id),
+                        &crypto::Sealed::from_bytes(r.donation.clone()),
+                    )
+                    .unwrap(),
+                );
+            }
+            println!(
+                "open donation ({} bytes): {:.2} us/case",
+                fetched[0].donation.len(),
+                us(t.elapsed()) / 1e4
+            );
+            let t = Instant::now();
+            for p in &plains {
+                black_box(serde_json::from_slice::<Donor>(p).unwrap());
+            }
+            println!("json donor: {:.2} us/case", us(t.elapsed()) / 1e4);
+            let t = Instant::now();
+            for (r, k) in fetched.iter().zip(&keys) {
+                black_box(cases::open_row(k, r).unwrap());
+            }
+            println!("open_row: {:.2} us/case", us(t.elapsed()) / 1e4);
+        }
+    }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); ReadVariant::ALL.len()];
     for rep in 0..READ_WARMUP + READ_REPS {
         for (k, variant) in ReadVariant::ALL.iter().enumerate() {

@@ -48,6 +48,12 @@ pub enum Action {
     ListErasure,
     /// Approve or reject an erasure request (the second pair of eyes).
     DecideErasure,
+    CreateTask,
+    ListTasks,
+    /// Read a task with the contact it concerns.
+    ReadTask,
+    /// Record a visit's or call's outcome.
+    CompleteTask,
 }
 
 impl Action {
@@ -72,6 +78,10 @@ impl Action {
             Action::RequestErasure => "case.erasure_request",
             Action::ListErasure => "erasure.list",
             Action::DecideErasure => "case.erase",
+            Action::CreateTask => "task.create",
+            Action::ListTasks => "task.list",
+            Action::ReadTask => "task.view",
+            Action::CompleteTask => "task.complete",
         }
     }
 }
@@ -87,6 +97,13 @@ pub enum Resource<'a> {
         assigned: bool,
         break_glass: bool,
     },
+    /// An existing task: its case's region, whether the actor is assigned to the case (or holds
+    /// break-glass on it), and whether the task is assigned to the actor.
+    Task {
+        region: &'a str,
+        case_access: bool,
+        own: bool,
+    },
 }
 
 /// The decision for one access. Deny by default: only the arms below grant anything.
@@ -101,7 +118,8 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
 
         (
             Supervisor,
-            ReadCase | UpdateCase | ManageContacts | AssignCase | InviteContact | RequestErasure,
+            ReadCase | UpdateCase | ManageContacts | AssignCase | InviteContact | RequestErasure
+            | CreateTask,
             Resource::Case { region, .. },
         ) => {
             if in_region(region) {
@@ -112,7 +130,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         }
         (
             Coordinator,
-            ReadCase | UpdateCase | ManageContacts | InviteContact,
+            ReadCase | UpdateCase | ManageContacts | InviteContact | CreateTask,
             Resource::Case {
                 assigned,
                 break_glass,
@@ -134,6 +152,28 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (Admin | Supervisor | EthicsReviewer, ListErasure, Resource::System) => Ok(()),
         (EthicsReviewer, DecideErasure, Resource::System) => Ok(()),
         (Family, FamilyPortal, Resource::System) if actor.contact_id.is_some() => Ok(()),
+        (Volunteer | Coordinator | Supervisor, ListTasks, Resource::System) => Ok(()),
+        (Volunteer, ReadTask | CompleteTask, Resource::Task { own, .. })
+        | (
+            Coordinator,
+            ReadTask | CompleteTask,
+            Resource::Task {
+                case_access: own, ..
+            },
+        ) => {
+            if own {
+                Ok(())
+            } else {
+                Err(Error::NotFound)
+            }
+        }
+        (Supervisor, ReadTask | CompleteTask, Resource::Task { region, .. }) => {
+            if in_region(region) {
+                Ok(())
+            } else {
+                Err(Error::NotFound)
+            }
+        }
         // A coordinator may never reassign; but an unassigned case stays invisible.
         (Coordinator, AssignCase, Resource::Case { assigned, .. }) => {
             if assigned {

@@ -7,6 +7,7 @@ pub mod cases;
 pub mod contacts;
 pub mod erasure;
 pub mod family;
+pub mod tasks;
 pub mod throttle;
 pub mod types;
 

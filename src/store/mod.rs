@@ -84,6 +84,48 @@ pub struct AccessRow {
     pub break_glass: bool,
 }
 
+/// A visit, call or outreach task.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskRow {
+    pub id: String,
+    pub case_id: String,
+    pub kind: String,
+    pub due_at: DateTime<Utc>,
+    pub assignee_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub template: Option<String>,
+    pub status: String,
+    /// Outcome and note, sealed under the case key.
+    pub details: Option<Vec<u8>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub completed_by: Option<String>,
+    /// The case's region (joined), for access decisions.
+    pub region: String,
+}
+
+/// Which tasks a listing may return.
+#[derive(Debug, Clone)]
+pub enum TaskScope {
+    AssignedTo(String),
+    /// Tasks of the cases a coordinator is assigned to.
+    CasesOf(String),
+    Region(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskQuery {
+    pub scope: TaskScope,
+    pub status: Option<String>,
+    pub due_before: Option<DateTime<Utc>>,
+    pub case_id: Option<String>,
+    /// Continue after this (due_at, id).
+    pub after: Option<(DateTime<Utc>, String)>,
+    pub limit: i64,
+}
+
 /// A browser session.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
@@ -427,6 +469,20 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, id_hash: &[u8]) -> Result<Option<SessionRow>>;
     async fn touch_session(&self, id_hash: &[u8], now: DateTime<Utc>) -> Result<()>;
     async fn delete_session(&self, id_hash: &[u8], audit: &[AuditEntry]) -> Result<()>;
+
+    async fn insert_task(&self, row: &TaskRow, audit: &[AuditEntry]) -> Result<()>;
+    async fn task_by_id(&self, id: &str) -> Result<Option<TaskRow>>;
+    /// Tasks in due order.
+    async fn list_tasks(&self, q: &TaskQuery) -> Result<Vec<TaskRow>>;
+    /// Mark a scheduled task done; false if it was not scheduled any more.
+    async fn complete_task(
+        &self,
+        id: &str,
+        details: &[u8],
+        by: &str,
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<bool>;
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;

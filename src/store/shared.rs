@@ -13,6 +13,10 @@ pub const USER_COLUMNS: &str = "id, username, display_name, role, region, passwo
 pub const AUDIT_COLUMNS: &str = "seq, id, at, actor_id, actor_role, action, target_type, \
      target_id, case_id, outcome, break_glass, reason, content_hash, prev_hash, hash";
 
+pub const TASK_COLUMNS: &str = "t.id, t.case_id, t.kind, t.due_at, t.assignee_id, t.contact_id, \
+     t.template, t.status, t.details, t.created_by, t.created_at, t.updated_at, t.completed_at, \
+     t.completed_by, c.region";
+
 pub const CONTACT_COLUMNS: &str = "id, case_id, relationship, language, timezone, \
      preferred_channel, opted_out, do_not_contact_until, details, created_at, updated_at";
 
@@ -979,6 +983,116 @@ macro_rules! store_impl {
             append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
+        }
+
+        async fn insert_task(&self, t: &TaskRow, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into tasks (id, case_id, kind, due_at, assignee_id, contact_id, template, \
+                 status, details, created_by, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&t.id)
+            .bind(&t.case_id)
+            .bind(&t.kind)
+            .bind(t.due_at)
+            .bind(&t.assignee_id)
+            .bind(&t.contact_id)
+            .bind(&t.template)
+            .bind(&t.status)
+            .bind(&t.details)
+            .bind(&t.created_by)
+            .bind(t.created_at)
+            .bind(t.updated_at)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn task_by_id(&self, id: &str) -> Result<Option<TaskRow>> {
+            Ok(sqlx::query_as::<$db, TaskRow>(&format!(
+                "select {} from tasks t join cases c on c.id = t.case_id where t.id = $1",
+                shared::TASK_COLUMNS
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn list_tasks(&self, q: &TaskQuery) -> Result<Vec<TaskRow>> {
+            let mut b = sqlx::QueryBuilder::<$db>::new(format!(
+                "select {} from tasks t join cases c on c.id = t.case_id where ",
+                shared::TASK_COLUMNS
+            ));
+            match &q.scope {
+                TaskScope::AssignedTo(u) => {
+                    b.push("t.assignee_id = ");
+                    b.push_bind(u.clone());
+                }
+                TaskScope::CasesOf(u) => {
+                    b.push("t.case_id in (select case_id from case_assignments where user_id = ");
+                    b.push_bind(u.clone());
+                    b.push(")");
+                }
+                TaskScope::Region(r) => {
+                    b.push("c.region = ");
+                    b.push_bind(r.clone());
+                }
+            }
+            if let Some(s) = &q.status {
+                b.push(" and t.status = ");
+                b.push_bind(s.clone());
+            }
+            if let Some(d) = q.due_before {
+                b.push(" and t.due_at < ");
+                b.push_bind(d);
+            }
+            if let Some(c) = &q.case_id {
+                b.push(" and t.case_id = ");
+                b.push_bind(c.clone());
+            }
+            if let Some((due, id)) = &q.after {
+                b.push(" and (t.due_at > ");
+                b.push_bind(*due);
+                b.push(" or (t.due_at = ");
+                b.push_bind(*due);
+                b.push(" and t.id > ");
+                b.push_bind(id.clone());
+                b.push("))");
+            }
+            b.push(" order by t.due_at, t.id limit ");
+            b.push_bind(q.limit);
+            Ok(b.build_query_as::<TaskRow>().fetch_all(&self.pool).await?)
+        }
+
+        async fn complete_task(
+            &self,
+            id: &str,
+            details: &[u8],
+            by: &str,
+            now: DateTime<Utc>,
+            audit: &[AuditEntry],
+        ) -> Result<bool> {
+            let mut tx = self.begin_write().await?;
+            let done = sqlx::query(
+                "update tasks set status = 'done', details = $1, completed_by = $2, completed_at = $3, \
+                 updated_at = $3 where id = $4 and status = 'scheduled'",
+            )
+            .bind(details)
+            .bind(by)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(true)
         }
 
         async fn meta_get(&self, key: &str) -> Result<Option<String>> {

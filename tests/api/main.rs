@@ -37,6 +37,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod access;
 mod accounts;
 mod audit;
 mod cases;

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod family;
+pub mod tasks;
 pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -38,4 +39,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(family::list_erasure))
         .routes(routes!(family::approve_erasure))
         .routes(routes!(family::reject_erasure))
+        .routes(routes!(tasks::list_tasks))
+        .routes(routes!(tasks::create_task))
+        .routes(routes!(tasks::get_task))
+        .routes(routes!(tasks::complete_task))
 }

@@ -1,0 +1,406 @@
+//! Tasks: visits, calls and outreach. Volunteers see only the visits assigned to them, with the
+//! contact they are visiting; coordinators the tasks of their cases; supervisors their region's.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::cases::{self, case_key, Authorized};
+use super::types::{self, Role};
+use super::{new_id, page_limit, Page, Services};
+use crate::crypto::{self, Place};
+use crate::error::{Error, Result, Validator};
+use crate::policy::{Action, Actor, Resource};
+use crate::store::{TaskQuery, TaskRow, TaskScope};
+
+pub const MAX_OUTCOME: usize = 200;
+pub const MAX_NOTE: usize = 10_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskInput {
+    /// `visit`, `call` or `outreach`.
+    pub kind: Option<String>,
+    /// RFC 3339 time, or a date (YYYY-MM-DD, taken as 09:00 UTC).
+    pub due_at: Option<String>,
+    /// A volunteer or coordinator who carries it out.
+    pub assignee_id: Option<String>,
+    /// The contact it concerns (one of the case's contacts).
+    pub contact_id: Option<String>,
+    /// Outreach template name.
+    pub template: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteInput {
+    pub outcome: Option<String>,
+    pub note: Option<String>,
+}
+
+/// The sealed part of a task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Details {
+    outcome: String,
+    note: Option<String>,
+}
+
+/// The contact a task concerns, as the person doing it needs it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskContact {
+    pub id: String,
+    pub full_name: String,
+    pub relationship: String,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskView {
+    pub id: String,
+    pub case_id: String,
+    pub kind: String,
+    pub due_at: DateTime<Utc>,
+    /// `scheduled`, `done` or `cancelled`.
+    pub status: String,
+    /// Scheduled and past due.
+    pub overdue: bool,
+    pub assignee_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub template: Option<String>,
+    /// Only on a single task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<TaskContact>,
+    pub outcome: Option<String>,
+    pub note: Option<String>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+fn place(id: &str) -> Place<'_> {
+    Place::new("tasks", "details", id)
+}
+
+fn parse_due(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    types::parse_date(s)
+        .map(|d| d.and_hms_opt(9, 0, 0).unwrap_or_default().and_utc())
+        .map_err(|_| "must be an RFC 3339 time or a date (YYYY-MM-DD)".into())
+}
+
+fn view(row: &TaskRow, details: Option<Details>, now: DateTime<Utc>) -> TaskView {
+    let (outcome, note) = match details {
+        Some(d) => (Some(d.outcome), d.note),
+        None => (None, None),
+    };
+    TaskView {
+        id: row.id.clone(),
+        case_id: row.case_id.clone(),
+        kind: row.kind.clone(),
+        due_at: row.due_at,
+        overdue: row.status == "scheduled" && row.due_at < now,
+        status: row.status.clone(),
+        assignee_id: row.assignee_id.clone(),
+        contact_id: row.contact_id.clone(),
+        template: row.template.clone(),
+        contact: None,
+        outcome,
+        note,
+        completed_at: row.completed_at,
+    }
+}
+
+pub async fn create(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    input: TaskInput,
+    now: DateTime<Utc>,
+) -> Result<TaskView> {
+    let Authorized { break_glass, .. } =
+        cases::load_authorized(svc, actor, case_id, Action::CreateTask, now).await?;
+    let mut v = Validator::new();
+    let kind = match input.kind.as_deref() {
+        None => {
+            v.add("kind", "is required");
+            None
+        }
+        Some(k @ ("visit" | "call" | "outreach")) => Some(k.to_string()),
+        Some(_) => {
+            v.add("kind", "must be one of visit, call, outreach");
+            None
+        }
+    };
+    let due_at = match input.due_at.as_deref() {
+        None => {
+            v.add("due_at", "is required");
+            None
+        }
+        Some(d) => v.check("due_at", parse_due(d)),
+    };
+    if let Some(a) = &input.assignee_id {
+        let ok = svc.store.user_by_id(a).await?.is_some_and(|u| {
+            !u.disabled
+                && (u.role == Role::Volunteer.as_str() || u.role == Role::Coordinator.as_str())
+        });
+        if !ok {
+            v.add("assignee_id", "is not an active volunteer or coordinator");
+        }
+    }
+    if let Some(c) = &input.contact_id {
+        let contact = svc.store.contact_by_id(c).await?;
+        if contact.is_none_or(|c| c.case_id != case_id) {
+            v.add("contact_id", "is not a contact of this case");
+        }
+    }
+    if let Some(t) = &input.template {
+        v.check("template", types::required_text(t, 64));
+    }
+    v.finish()?;
+    let (Some(kind), Some(due_at)) = (kind, due_at) else {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "validation let a required field through"
+        )));
+    };
+    let row = TaskRow {
+        id: new_id(),
+        case_id: case_id.to_string(),
+        kind,
+        due_at,
+        assignee_id: input.assignee_id,
+        contact_id: input.contact_id,
+        template: input.template,
+        status: "scheduled".into(),
+        details: None,
+        created_by: actor.user_id.clone(),
+        created_at: now,
+        updated_at: now,
+        completed_at: None,
+        completed_by: None,
+        region: String::new(),
+    };
+    let audit = svc
+        .entry(actor, Action::CreateTask, "task", now)
+        .target(&row.id)
+        .case(case_id)
+        .break_glass(break_glass);
+    svc.store.insert_task(&row, &[audit]).await?;
+    Ok(view(&row, None, now))
+}
+
+/// Load a task for `action`, deciding access; 404 when absent or out of scope.
+async fn load(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    action: Action,
+    now: DateTime<Utc>,
+) -> Result<TaskRow> {
+    let entry = svc.entry(actor, action, "task", now);
+    let Some(row) = svc.store.task_by_id(id).await? else {
+        let entry = if super::is_id(id) {
+            entry.target(id)
+        } else {
+            entry
+        };
+        svc.audit.record(vec![entry.denied("not_found")]).await?;
+        return Err(Error::NotFound);
+    };
+    let case_access = actor.role == Role::Coordinator
+        && (svc.store.is_assigned(&row.case_id, &actor.user_id).await?
+            || svc
+                .store
+                .has_break_glass(&row.case_id, &actor.user_id, now)
+                .await?);
+    svc.authorize(
+        actor,
+        action,
+        Resource::Task {
+            region: &row.region,
+            case_access,
+            own: row.assignee_id.as_deref() == Some(actor.user_id.as_str()),
+        },
+        entry.target(id).case(&row.case_id),
+    )
+    .await?;
+    Ok(row)
+}
+
+/// One task with its contact and sealed outcome; the view is audited.
+pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) -> Result<TaskView> {
+    let row = load(svc, actor, id, Action::ReadTask, now).await?;
+    let case = svc
+        .store
+        .case_by_id(&row.case_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let key = case_key(svc, &case).await?;
+    let details = match (&key, &row.details) {
+        (Some(k), Some(d)) => Some(crypto::open_json(
+            k,
+            place(&row.id),
+            &crypto::Sealed::from_bytes(d.clone()),
+        )?),
+        _ => None,
+    };
+    let mut v = view(&row, details, now);
+    if let (Some(k), Some(cid)) = (&key, &row.contact_id) {
+        if let Some(c) = super::contacts::views_for_case(svc, k, &row.case_id)
+            .await?
+            .into_iter()
+            .find(|c| &c.id == cid)
+        {
+            v.contact = Some(TaskContact {
+                id: c.id,
+                full_name: c.full_name,
+                relationship: c.relationship.as_str().to_string(),
+                phone: c.phone,
+                address: c.address,
+            });
+        }
+    }
+    svc.audit
+        .record(vec![svc
+            .entry(actor, Action::ReadTask, "task", now)
+            .target(id)
+            .case(&row.case_id)])
+        .await?;
+    Ok(v)
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFilter {
+    /// `scheduled`, `done` or `cancelled`.
+    pub status: Option<String>,
+    /// Only tasks due before this date or time.
+    pub due_before: Option<String>,
+    pub case_id: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Tasks in the caller's scope, in due order (without contact details or outcomes).
+pub async fn list(
+    svc: &Services,
+    actor: &Actor,
+    f: TaskFilter,
+    now: DateTime<Utc>,
+) -> Result<Page<TaskView>> {
+    svc.authorize(
+        actor,
+        Action::ListTasks,
+        Resource::System,
+        svc.entry(actor, Action::ListTasks, "task", now),
+    )
+    .await?;
+    let scope = match actor.role {
+        Role::Volunteer => TaskScope::AssignedTo(actor.user_id.clone()),
+        Role::Coordinator => TaskScope::CasesOf(actor.user_id.clone()),
+        _ => TaskScope::Region(actor.region.clone().unwrap_or_default()),
+    };
+    let mut v = Validator::new();
+    if let Some(s) = &f.status {
+        if !["scheduled", "done", "cancelled"].contains(&s.as_str()) {
+            v.add("status", "must be one of scheduled, done, cancelled");
+        }
+    }
+    let due_before = f
+        .due_before
+        .as_deref()
+        .and_then(|d| v.check("due_before", parse_due(d)));
+    let after = f.cursor.as_deref().and_then(|c| {
+        v.check(
+            "cursor",
+            c.split_once('|')
+                .and_then(|(t, id)| {
+                    Some((
+                        DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc),
+                        id.to_string(),
+                    ))
+                })
+                .ok_or_else(|| "is not a cursor of this listing".to_string()),
+        )
+    });
+    let limit = page_limit(f.limit)?;
+    v.finish()?;
+    let rows = svc
+        .store
+        .list_tasks(&TaskQuery {
+            scope,
+            status: f.status,
+            due_before,
+            case_id: f.case_id,
+            after,
+            limit: limit + 1,
+        })
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let rows: Vec<TaskRow> = rows.into_iter().take(limit as usize).collect();
+    let next_cursor = if more {
+        rows.last()
+            .map(|r| format!("{}|{}", r.due_at.to_rfc3339(), r.id))
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rows.iter().map(|r| view(r, None, now)).collect(),
+        next_cursor,
+    })
+}
+
+/// Record the outcome of a visit or call.
+pub async fn complete(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    input: CompleteInput,
+    now: DateTime<Utc>,
+) -> Result<TaskView> {
+    let row = load(svc, actor, id, Action::CompleteTask, now).await?;
+    let mut v = Validator::new();
+    let outcome = match &input.outcome {
+        None => {
+            v.add("outcome", "is required");
+            None
+        }
+        Some(o) => v.check("outcome", types::required_text(o, MAX_OUTCOME)),
+    };
+    let note = input
+        .note
+        .as_deref()
+        .and_then(|n| v.check("note", types::text(n, MAX_NOTE)))
+        .filter(|n| !n.is_empty());
+    v.finish()?;
+    let outcome = outcome.unwrap_or_default();
+    let case = svc
+        .store
+        .case_by_id(&row.case_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let key = case_key(svc, &case).await?.ok_or_else(|| Error::Conflict {
+        field: None,
+        message: "this case has been erased".into(),
+    })?;
+    let details = Details { outcome, note };
+    let sealed = crypto::seal_json(&key, place(&row.id), &details);
+    let audit = svc
+        .entry(actor, Action::CompleteTask, "task", now)
+        .target(id)
+        .case(&row.case_id);
+    if !svc
+        .store
+        .complete_task(id, sealed.as_bytes(), &actor.user_id, now, &[audit])
+        .await?
+    {
+        return Err(Error::Conflict {
+            field: Some("status".into()),
+            message: format!("the task is {}, not scheduled", row.status),
+        });
+    }
+    let mut done = row.clone();
+    done.status = "done".into();
+    done.completed_at = Some(now);
+    Ok(view(&done, Some(details), now))
+}

@@ -1,0 +1,496 @@
+//! The access table of DESIGN.md, tested as a whole: every role × every endpoint × a record of
+//! its own, another region's, and an unassigned one. The expectations are written here from the
+//! table, independently of `policy.rs`; a route the table does not cover fails the last test.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{organ_case, TestApp, TestUser};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// The caller's own record: assigned case, own visit, own family file, own region.
+    Own,
+    /// A record in another region, assigned to others.
+    Other,
+    /// A record in the caller's region that nobody is assigned to.
+    Unassigned,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Anything but 401/403/404 (200, 201, 204, 409, 422 all mean the access was allowed).
+    Allowed,
+    Forbidden,
+    Hidden,
+}
+
+use Expect::*;
+
+const ROLES: [&str; 6] = [
+    "admin",
+    "supervisor",
+    "coordinator",
+    "ethics_reviewer",
+    "volunteer",
+    "family",
+];
+
+/// Read and write a case and its contacts.
+fn case_rw(role: &str, own: Ownership) -> Expect {
+    match (role, own) {
+        ("coordinator", Ownership::Own) => Allowed,
+        ("coordinator", _) => Hidden,
+        ("supervisor", Ownership::Other) => Hidden,
+        ("supervisor", _) => Allowed,
+        _ => Forbidden,
+    }
+}
+
+fn assign(role: &str, own: Ownership) -> Expect {
+    match (role, own) {
+        ("supervisor", Ownership::Other) => Hidden,
+        ("supervisor", _) => Allowed,
+        ("coordinator", Ownership::Own) => Forbidden,
+        ("coordinator", _) => Hidden,
+        _ => Forbidden,
+    }
+}
+
+fn task_rw(role: &str, own: Ownership) -> Expect {
+    match (role, own) {
+        ("volunteer" | "coordinator", Ownership::Own) => Allowed,
+        ("volunteer" | "coordinator", _) => Hidden,
+        ("supervisor", Ownership::Other) => Hidden,
+        ("supervisor", _) => Allowed,
+        _ => Forbidden,
+    }
+}
+
+fn erasure_request(role: &str, own: Ownership) -> Expect {
+    match (role, own) {
+        ("admin", _) => Allowed,
+        ("supervisor", Ownership::Other) => Hidden,
+        ("supervisor", _) => Allowed,
+        _ => Forbidden,
+    }
+}
+
+fn break_glass(role: &str, _own: Ownership) -> Expect {
+    if role == "coordinator" {
+        Allowed
+    } else {
+        Forbidden
+    }
+}
+
+fn only(roles: &'static [&'static str]) -> impl Fn(&str, Ownership) -> Expect {
+    move |role, _| {
+        if roles.contains(&role) {
+            Allowed
+        } else {
+            Forbidden
+        }
+    }
+}
+
+/// What a role gets on a record of some ownership.
+type Rule = Box<dyn Fn(&str, Ownership) -> Expect>;
+
+/// One row of the table: method, path template, body, rule.
+struct Row {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+    rule: Rule,
+}
+
+fn row(
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+    rule: impl Fn(&str, Ownership) -> Expect + 'static,
+) -> Row {
+    Row {
+        method,
+        path,
+        body,
+        rule: Box::new(rule),
+    }
+}
+
+fn table() -> Vec<Row> {
+    let contact =
+        json!({"full_name": "Table Kin", "relationship": "sibling", "preferred_channel": "portal"});
+    vec![
+        row(Method::GET, "/api/v1/cases/{case}", None, case_rw),
+        row(
+            Method::PATCH,
+            "/api/v1/cases/{case}",
+            Some(json!({"notes": "table check"})),
+            case_rw,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/cases/{case}/contacts",
+            Some(contact),
+            case_rw,
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/contacts/{contact}",
+            Some(json!({"opted_out": false})),
+            case_rw,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/contacts/{contact}/invite",
+            Some(json!({})),
+            case_rw,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/cases/{case}/tasks",
+            Some(json!({"kind": "call", "due_at": "2030-01-01"})),
+            case_rw,
+        ),
+        row(Method::GET, "/api/v1/tasks/{task}", None, task_rw),
+        row(
+            Method::POST,
+            "/api/v1/tasks/{task}/complete",
+            Some(json!({"outcome": "visited"})),
+            task_rw,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/cases/{case}/erasure-requests",
+            Some(json!({})),
+            erasure_request,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/cases",
+            None,
+            only(&["supervisor", "coordinator"]),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/cases",
+            Some(json!({})),
+            only(&["supervisor", "coordinator"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/tasks",
+            None,
+            only(&["supervisor", "coordinator", "volunteer"]),
+        ),
+        row(Method::GET, "/api/v1/users", None, only(&["admin"])),
+        row(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({})),
+            only(&["admin"]),
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/users/{coordinator}",
+            Some(json!({})),
+            only(&["admin"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/audit",
+            None,
+            only(&["admin", "supervisor", "ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/audit/verify",
+            None,
+            only(&["admin", "supervisor", "ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/break-glass",
+            None,
+            only(&["supervisor", "ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/erasure-requests",
+            None,
+            only(&["admin", "supervisor", "ethics_reviewer"]),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/erasure-requests/{erasure}/reject",
+            Some(json!({})),
+            only(&["ethics_reviewer"]),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/erasure-requests/{erasure}/approve",
+            Some(json!({})),
+            only(&["ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/me/access-log",
+            None,
+            only(&["family"]),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/me/erasure-request",
+            Some(json!({})),
+            only(&["family"]),
+        ),
+        row(Method::GET, "/api/v1/me", None, only(&ROLES)),
+        row(
+            Method::POST,
+            "/api/v1/me/password",
+            Some(json!({"current_password": "x", "new_password": "y"})),
+            only(&ROLES),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/me/totp",
+            Some(json!({})),
+            only(&ROLES),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/me/totp/confirm",
+            Some(json!({"code": "000000"})),
+            only(&ROLES),
+        ),
+        // Last: these two change who may see what.
+        row(
+            Method::POST,
+            "/api/v1/cases/{case}/assign",
+            Some(json!({"coordinator_id": "{coordinator}"})),
+            assign,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/cases/{case}/break-glass",
+            Some(json!({"reason": "checking the access table works"})),
+            break_glass,
+        ),
+    ]
+}
+
+/// Routes that need no bearer token, and the logout that ends it.
+const OUTSIDE_THE_TABLE: &[(&str, &str)] = &[
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/logout"),
+    ("post", "/api/v1/invites/{token}/accept"),
+];
+
+/// One record of each kind, per ownership.
+struct Fixture {
+    case: String,
+    contact: String,
+    task: String,
+    distinctive: String,
+}
+
+struct World {
+    users: Vec<(String, TestUser)>,
+    coordinator_id: String,
+    erasure: String,
+    records: Vec<(Ownership, Fixture)>,
+}
+
+async fn build(app: &TestApp) -> World {
+    let sup = app.user("supervisor", Some("yinzhou")).await;
+    let coord = app.user("coordinator", Some("yinzhou")).await;
+    let vol = app.user("volunteer", Some("yinzhou")).await;
+    let far_sup = app.user("supervisor", Some("haishu")).await;
+    let far_coord = app.user("coordinator", Some("haishu")).await;
+    let far_vol = app.user("volunteer", Some("haishu")).await;
+    let mut records = Vec::new();
+    let mut family = None;
+    for own in [Ownership::Own, Ownership::Other, Ownership::Unassigned] {
+        let tag = format!(
+            "Tbl{own:?}{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
+        let (creator, region, volunteer) = match own {
+            Ownership::Own => (&coord, "yinzhou", Some(&vol)),
+            Ownership::Other => (&far_coord, "haishu", Some(&far_vol)),
+            Ownership::Unassigned => (&sup, "yinzhou", None),
+        };
+        let mut body = organ_case(&tag);
+        body["region"] = json!(region);
+        let token = if own == Ownership::Other {
+            &far_sup.token
+        } else {
+            &creator.token
+        };
+        let case = app.create_case(token, body).await;
+        let case_id = case["id"].as_str().unwrap().to_string();
+        if own == Ownership::Other {
+            let (s, b) = app
+                .post(
+                    &format!("/api/v1/cases/{case_id}/assign"),
+                    &far_sup.token,
+                    json!({"coordinator_id": far_coord.id}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+        }
+        let (_, contact) = app
+            .post(&format!("/api/v1/cases/{case_id}/contacts"), token,
+                  json!({"full_name": format!("Kin{tag}"), "relationship": "spouse", "phone": "13711112222", "preferred_channel": "sms"}))
+            .await;
+        let contact_id = contact["id"].as_str().unwrap().to_string();
+        let mut task_body =
+            json!({"kind": "visit", "due_at": "2030-01-01", "contact_id": contact_id});
+        if let Some(v) = volunteer {
+            task_body["assignee_id"] = json!(v.id);
+        }
+        let (s, task) = app
+            .post(&format!("/api/v1/cases/{case_id}/tasks"), token, task_body)
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{task}");
+        if own == Ownership::Own {
+            let (_, inv) = app
+                .post(
+                    &format!("/api/v1/contacts/{contact_id}/invite"),
+                    token,
+                    json!({}),
+                )
+                .await;
+            let t = inv["invite_url"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string();
+            let name = format!("family-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+            let (s, _) = app
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/invites/{t}/accept"),
+                    None,
+                    Some(json!({"username": name, "password": "family-password-1"})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED);
+            family = Some(TestUser {
+                id: String::new(),
+                token: app.login(&name, "family-password-1").await,
+                username: name,
+            });
+        }
+        records.push((
+            own,
+            Fixture {
+                case: case_id,
+                contact: contact_id,
+                task: task["id"].as_str().unwrap().to_string(),
+                distinctive: tag,
+            },
+        ));
+    }
+    let (s, er) = app
+        .post(
+            &format!("/api/v1/cases/{}/erasure-requests", records[1].1.case),
+            &far_sup.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{er}");
+    // Assignments in the table go to a coordinator who is not one of the callers.
+    let spare = app.user("coordinator", Some("yinzhou")).await;
+    let users = vec![
+        ("admin".to_string(), app.user("admin", None).await),
+        ("supervisor".to_string(), sup),
+        ("coordinator".to_string(), coord),
+        (
+            "ethics_reviewer".to_string(),
+            app.user("ethics_reviewer", None).await,
+        ),
+        ("volunteer".to_string(), vol),
+        ("family".to_string(), family.expect("family account")),
+    ];
+    World {
+        coordinator_id: spare.id.clone(),
+        users,
+        erasure: er["id"].as_str().unwrap().to_string(),
+        records,
+    }
+}
+
+fn classify(status: StatusCode) -> Expect {
+    match status {
+        StatusCode::FORBIDDEN => Forbidden,
+        StatusCode::NOT_FOUND => Hidden,
+        _ => Allowed,
+    }
+}
+
+on_both_backends! {
+    async fn every_role_gets_exactly_what_the_access_table_allows(app) {
+        let world = build(&app).await;
+        let mut failures = Vec::new();
+        for r in table() {
+            // Admins and supervisors last: their allowed writes (assign) change what others see.
+            for (role, user) in world.users.iter().rev() {
+                for (own, rec) in &world.records {
+                    let fill = |s: &str| {
+                        s.replace("{case}", &rec.case)
+                            .replace("{contact}", &rec.contact)
+                            .replace("{task}", &rec.task)
+                            .replace("{coordinator}", &world.coordinator_id)
+                            .replace("{erasure}", &world.erasure)
+                    };
+                    let path = fill(r.path);
+                    let body = r.body.as_ref().map(|b| serde_json::from_str(&fill(&b.to_string())).unwrap());
+                    let (status, resp) = app.call(r.method.clone(), &path, Some(&user.token), body).await;
+                    assert_ne!(status, StatusCode::UNAUTHORIZED, "{role} {} {path}: {resp}", r.method);
+                    assert!(status != StatusCode::INTERNAL_SERVER_ERROR, "{role} {} {path}: {resp}", r.method);
+                    let got = classify(status);
+                    let want = (r.rule)(role, *own);
+                    if got != want {
+                        failures.push(format!("{role:>15} {own:?} {} {}: expected {want:?}, got {status} {resp}", r.method, r.path));
+                    }
+                    if got != Allowed {
+                        // A refusal reveals nothing of any record.
+                        let text = resp.to_string();
+                        for (_, other) in &world.records {
+                            assert!(!text.contains(&other.distinctive), "{role} {path} leaked: {text}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    }
+
+    async fn every_api_route_has_a_row_in_the_access_table(app) {
+        let (_, doc) = app.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+        let rows: Vec<(String, String)> = table()
+            .iter()
+            .map(|r| (r.method.as_str().to_lowercase(), r.path.to_string()))
+            .collect();
+        let normalise = |p: &str| {
+            p.replace("{case}", "{id}").replace("{contact}", "{id}").replace("{task}", "{id}")
+                .replace("{coordinator}", "{id}").replace("{erasure}", "{id}")
+        };
+        let mut missing = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                let covered = rows.iter().any(|(m, p)| m == method && normalise(p) == *path)
+                    || OUTSIDE_THE_TABLE.iter().any(|(m, p)| m == method && p == path);
+                if !covered {
+                    missing.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "routes without a row in the access table: {missing:?}");
+    }
+}
