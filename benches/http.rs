@@ -597,8 +597,9 @@ fn parse_head(head: &[u8]) -> Result<(u16, usize)> {
     let text = std::str::from_utf8(head).context("response head is not UTF-8")?;
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status = match status_line.split(' ').collect::<Vec<_>>()[..] {
-        ["HTTP/1.1", code, ..] => code.parse::<u16>().ok(),
+    let mut parts = status_line.splitn(3, ' ');
+    let status = match (parts.next(), parts.next()) {
+        (Some("HTTP/1.1"), Some(code)) => code.parse::<u16>().ok(),
         _ => None,
     }
     .with_context(|| format!("unexpected status line {status_line:?}"))?;

@@ -66,18 +66,19 @@ pub fn checkpoints(svc: &Services, cfg: &Config) -> Checkpoints {
 
 pub fn app_state(svc: Services, cfg: &Config) -> anyhow::Result<AppState> {
     let checkpoints = checkpoints(&svc, cfg);
+    let public_url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
     Ok(AppState {
+        secure_cookies: public_url.starts_with("https://"),
         svc,
         templates: Arc::new(web::templates::load(cfg.templates_dir.as_deref())?),
         clock: web::system_clock(),
         default_timezone: cfg.default_timezone.as_str().into(),
         metrics: Arc::new(Metrics::default()),
         checkpoints: Some(Arc::new(checkpoints)),
-        public_url: cfg
-            .public_url
-            .clone()
-            .unwrap_or_else(|| "http://127.0.0.1:8080".into())
-            .into(),
+        public_url: public_url.into(),
     })
 }
 

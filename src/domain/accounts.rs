@@ -120,14 +120,20 @@ pub struct LoginOutput {
     pub user: LoginUser,
 }
 
-/// Check a username and password (and TOTP code, once enrolled) and issue a bearer token.
-/// `client` is the caller's address, throttled alongside the account.
-pub async fn login(
+/// A successful sign-in: the account and the audit entry that records it.
+pub struct SignedIn {
+    pub user: UserRow,
+    pub audit: AuditEntry,
+}
+
+/// Check a username and password (and TOTP code, once enrolled), throttled per account and
+/// per address (`client`). The caller records the returned entry with what it issues.
+pub async fn check_credentials(
     svc: &Services,
-    input: LoginInput,
+    input: &LoginInput,
     client: &str,
     now: DateTime<Utc>,
-) -> Result<LoginOutput> {
+) -> Result<SignedIn> {
     let username = input.username.trim().to_lowercase();
     let address = (client != "unknown").then_some(client);
     let keys = throttle::login_keys(&username, address);
@@ -159,13 +165,24 @@ pub async fn login(
         }
     }
     let earlier_failures = svc.throttle.succeeded(&keys[0].0);
-    let token = random_token();
-    let expires_at = now + Duration::hours(TOKEN_LIFETIME_HOURS);
     let mut audit =
         AuditEntry::new(Some(&actor_of(&user)?), "auth.login", "user", now).target(&user.id);
     if earlier_failures > 0 {
         audit = audit.reason(&format!("after_failures:{earlier_failures}"));
     }
+    Ok(SignedIn { user, audit })
+}
+
+/// Sign in through the API: check the credentials and issue a bearer token.
+pub async fn login(
+    svc: &Services,
+    input: LoginInput,
+    client: &str,
+    now: DateTime<Utc>,
+) -> Result<LoginOutput> {
+    let SignedIn { user, audit } = check_credentials(svc, &input, client, now).await?;
+    let token = random_token();
+    let expires_at = now + Duration::hours(TOKEN_LIFETIME_HOURS);
     svc.store
         .insert_token(
             &token_hash(token.expose()),

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod pages;
+pub mod session;
 pub mod templates;
 
 use std::sync::Arc;
@@ -24,6 +25,10 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::domain::Services;
 use crate::error::Error;
+
+/// Pages load only their own stylesheet; no scripts, no framing, forms post only here.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Largest request body accepted (JSON); larger bodies get 413.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -47,6 +52,8 @@ pub struct AppState {
     pub checkpoints: Option<Arc<crate::audit::Checkpoints>>,
     /// The address users reach the service at, for links (`DONORCARE_PUBLIC_URL`).
     pub public_url: Arc<str>,
+    /// Mark cookies `Secure` (the service is reached over HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
@@ -165,7 +172,13 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
         HeaderValue::from_static("nosniff"),
     );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    if is_api {
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    // API answers and pages may carry personal data: never cached.
+    if is_api || !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp

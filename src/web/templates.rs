@@ -11,6 +11,8 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("setup", include_str!("../../templates/setup.hbs")),
     ("setup_done", include_str!("../../templates/setup_done.hbs")),
     ("message", include_str!("../../templates/message.hbs")),
+    ("login", include_str!("../../templates/login.hbs")),
+    ("invite", include_str!("../../templates/invite.hbs")),
 ];
 
 /// The stylesheet of every page, served at `/static/app.css`.

@@ -44,5 +44,6 @@ mod cases;
 mod encryption;
 mod helpers;
 mod keys;
+mod pages;
 mod process;
 mod security;
