@@ -40,6 +40,7 @@ macro_rules! on_both_backends {
 mod access;
 mod accounts;
 mod audit;
+mod browser;
 mod cases;
 mod encryption;
 mod helpers;
