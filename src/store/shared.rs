@@ -1161,32 +1161,36 @@ macro_rules! shared_store_helpers {
             .fetch_one(&mut **tx)
             .await?;
             let first = last - n + 1;
-            for (i, e) in entries.iter().enumerate() {
-                let seq = first + i as i64;
-                let hash = crate::audit::chain_hash(&prev, seq, e);
-                sqlx::query(
+            // One multi-row insert per batch (at most 500 rows, well under parameter limits).
+            for (c, chunk) in entries.chunks(500).enumerate() {
+                let mut b = sqlx::QueryBuilder::<$db>::new(
                     "insert into audit_log (seq, id, at, actor_id, actor_role, action, target_type, \
-                     target_id, case_id, outcome, break_glass, reason, content_hash, prev_hash, hash) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                )
-                .bind(seq)
-                .bind(&e.id)
-                .bind(e.at)
-                .bind(&e.actor_id)
-                .bind(&e.actor_role)
-                .bind(&e.action)
-                .bind(&e.target_type)
-                .bind(&e.target_id)
-                .bind(&e.case_id)
-                .bind(e.outcome.as_str())
-                .bind(e.break_glass)
-                .bind(&e.reason)
-                .bind(&e.content_hash)
-                .bind(&prev)
-                .bind(&hash)
-                .execute(&mut **tx)
-                .await?;
-                prev = hash;
+                     target_id, case_id, outcome, break_glass, reason, content_hash, prev_hash, hash) ",
+                );
+                let mut rows = Vec::with_capacity(chunk.len());
+                for (i, e) in chunk.iter().enumerate() {
+                    let seq = first + (c * 500 + i) as i64;
+                    let hash = crate::audit::chain_hash(&prev, seq, e);
+                    rows.push((seq, e, std::mem::replace(&mut prev, hash.clone()), hash));
+                }
+                b.push_values(rows, |mut r, (seq, e, prev_hash, hash)| {
+                    r.push_bind(seq)
+                        .push_bind(e.id.clone())
+                        .push_bind(e.at)
+                        .push_bind(e.actor_id.clone())
+                        .push_bind(e.actor_role.clone())
+                        .push_bind(e.action.clone())
+                        .push_bind(e.target_type.clone())
+                        .push_bind(e.target_id.clone())
+                        .push_bind(e.case_id.clone())
+                        .push_bind(e.outcome.as_str())
+                        .push_bind(e.break_glass)
+                        .push_bind(e.reason.clone())
+                        .push_bind(e.content_hash.clone())
+                        .push_bind(prev_hash)
+                        .push_bind(hash);
+                });
+                b.build().execute(&mut **tx).await?;
             }
             sqlx::query("update audit_head set hash = $1 where id = 1")
                 .bind(&prev)

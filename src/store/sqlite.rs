@@ -33,8 +33,11 @@ impl SqliteStore {
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
         }
+        // No liveness ping before each use: a local file does not drop connections, and the ping
+        // is a round trip to sqlx's worker thread on every query (measured: half of a read).
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         Ok(SqliteStore { pool })

@@ -263,3 +263,249 @@ async fn user_add_reads_the_password_from_stdin() {
         "{text}"
     );
 }
+
+/// An HTTP exchange with a bearer token; returns status and body.
+async fn http_as(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn the_logs_carry_no_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    for (user, role) in [
+        ("log.admin", "admin"),
+        ("log.coord", "coordinator"),
+        ("log.other", "coordinator"),
+    ] {
+        let mut child = donorcare(dir.path())
+            .args([
+                "user",
+                "add",
+                "--username",
+                user,
+                "--role",
+                role,
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"log-test-password\n")
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let mut child = donorcare(dir.path())
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("DONORCARE_LOG", "info,donorcare=debug")
+        .env("DONORCARE_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    let addr = loop {
+        first.clear();
+        assert!(
+            stdout.read_line(&mut first).unwrap() > 0,
+            "no address printed"
+        );
+        if let Some(i) = first.find("http://127.0.0.1:") {
+            break first[i + 7..]
+                .split(['/', ' ', ')'])
+                .next()
+                .unwrap()
+                .trim()
+                .to_string();
+        }
+    };
+    let stderr = child.stderr.take().unwrap();
+    let collected = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+
+    let login = |u: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let (status, body) = http(
+                &addr,
+                "POST",
+                "/api/v1/auth/login",
+                Some(&format!(
+                    "{{\"username\":\"{u}\",\"password\":\"log-test-password\"}}"
+                )),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let coord = login("log.coord").await;
+    let other = login("log.other").await;
+    // The same values as the integration suite uses, all carrying this tag.
+    let t = "Lg7Qw9";
+    let values = [
+        format!("Name{t}"),
+        format!("mail{t}@example.org"),
+        format!("{t} Harbour Road, Ningbo"),
+        format!("Hospital{t}"),
+        format!("Note{t}"),
+        "13900001111".to_string(),
+        "139 0000 1111".to_string(),
+        crate::helpers::national_id("1961-07-04", 17),
+        format!("Kin{t}"),
+        "13512340000".to_string(),
+        "log-test-password".to_string(),
+        "the family called at night".to_string(),
+    ];
+    let case = crate::helpers::organ_case(t).to_string();
+    let (status, body) = http_as(&addr, "POST", "/api/v1/cases", &coord, Some(&case)).await;
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let contact = format!("{{\"full_name\":\"Kin{t}\",\"relationship\":\"child\",\"phone\":\"13512340000\",\"preferred_channel\":\"sms\"}}");
+    assert_eq!(
+        http_as(
+            &addr,
+            "POST",
+            &format!("/api/v1/cases/{id}/contacts"),
+            &coord,
+            Some(&contact)
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        http_as(&addr, "GET", &format!("/api/v1/cases/{id}"), &coord, None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        http_as(
+            &addr,
+            "GET",
+            "/api/v1/cases?phone=13900001111",
+            &coord,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        http_as(
+            &addr,
+            "GET",
+            &format!("/api/v1/cases?name=Name{t}"),
+            &coord,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        http_as(
+            &addr,
+            "GET",
+            "/api/v1/cases?phone=13512340000",
+            &other,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        http_as(&addr, "GET", &format!("/api/v1/cases/{id}"), &other, None)
+            .await
+            .0,
+        404
+    );
+    let patch =
+        format!("{{\"notes\":\"Note{t} again\",\"donor\":{{\"birth_date\":\"2025-02-30\"}}}}");
+    assert_eq!(
+        http_as(
+            &addr,
+            "PATCH",
+            &format!("/api/v1/cases/{id}"),
+            &coord,
+            Some(&patch)
+        )
+        .await
+        .0,
+        422
+    );
+    let glass = "{\"reason\":\"the family called at night\"}";
+    assert_eq!(
+        http_as(
+            &addr,
+            "POST",
+            &format!("/api/v1/cases/{id}/break-glass"),
+            &other,
+            Some(glass)
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, _) = http(
+        &addr,
+        "POST",
+        "/api/v1/auth/login",
+        Some("{\"username\":\"log.coord\",\"password\":\"13900001111\"}"),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    assert!(terminate(child).success());
+    let logs = collected.join().unwrap();
+    assert!(
+        logs.contains("case created") && logs.contains(&id),
+        "the logs carry ids: {logs}"
+    );
+    for v in &values {
+        assert!(!logs.contains(v.as_str()), "{v:?} is in the logs:\n{logs}");
+    }
+}
