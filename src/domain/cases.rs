@@ -874,6 +874,7 @@ pub async fn assign(
     actor: &Actor,
     id: &str,
     coordinator_id: &str,
+    team: bool,
     now: DateTime<Utc>,
 ) -> Result<CaseView> {
     load_authorized(svc, actor, id, Action::AssignCase, now).await?;
@@ -891,10 +892,17 @@ pub async fn assign(
     let audit = svc
         .entry(actor, Action::AssignCase, "user", now)
         .target(coordinator_id)
-        .case(id);
-    svc.store
-        .set_primary(id, coordinator_id, now, &[audit])
-        .await?;
+        .case(id)
+        .reason(if team { "team" } else { "primary" });
+    if team {
+        svc.store
+            .add_to_team(id, coordinator_id, now, &[audit])
+            .await?;
+    } else {
+        svc.store
+            .set_primary(id, coordinator_id, now, &[audit])
+            .await?;
+    }
     tracing::info!(case_id = %id, actor = %actor.user_id, coordinator = %coordinator_id, "case assigned");
     get(svc, actor, id, now).await
 }

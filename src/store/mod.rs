@@ -354,6 +354,14 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         audit: &[AuditEntry],
     ) -> Result<()>;
+    /// Add a coordinator to the case's team (no change if already assigned).
+    async fn add_to_team(
+        &self,
+        case_id: &str,
+        user_id: &str,
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
     async fn is_assigned(&self, case_id: &str, user_id: &str) -> Result<bool>;
 
     async fn insert_contact(

@@ -504,6 +504,22 @@ macro_rules! store_impl {
             Ok(())
         }
 
+        async fn add_to_team(&self, case_id: &str, user_id: &str, now: DateTime<Utc>, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into case_assignments (case_id, user_id, kind, assigned_at) \
+                 values ($1, $2, 'team', $3) on conflict (case_id, user_id) do nothing",
+            )
+            .bind(case_id)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
         async fn is_assigned(&self, case_id: &str, user_id: &str) -> Result<bool> {
             let row: Option<(String,)> = sqlx::query_as(
                 "select kind from case_assignments where case_id = $1 and user_id = $2",

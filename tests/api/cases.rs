@@ -290,6 +290,19 @@ on_both_backends! {
             .post(&format!("/api/v1/cases/{id}/assign"), &coord.token, json!({"coordinator_id": coord.id}))
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
+        // A team member shares the case; the primary stays.
+        let mate = app.user("coordinator", None).await;
+        assert_eq!(app.get(&format!("/api/v1/cases/{id}"), &mate.token).await.0, StatusCode::NOT_FOUND);
+        let (status, body) = app
+            .post(&format!("/api/v1/cases/{id}/assign"), &sup.token, json!({"coordinator_id": mate.id, "kind": "team"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["coordinator_id"], coord.id.as_str());
+        assert_eq!(app.get(&format!("/api/v1/cases/{id}"), &mate.token).await.0, StatusCode::OK);
+        let (status, _) = app
+            .post(&format!("/api/v1/cases/{id}/assign"), &sup.token, json!({"coordinator_id": mate.id, "kind": "boss"}))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         let (_, list) = app.get("/api/v1/cases", &sup.token).await;
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
         let (_, list) = app.get("/api/v1/cases", &far.token).await;

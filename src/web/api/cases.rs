@@ -72,6 +72,9 @@ pub async fn update_case(
 #[serde(deny_unknown_fields)]
 pub struct AssignInput {
     pub coordinator_id: String,
+    /// `primary` (default: replaces the current primary coordinator) or `team` (adds a
+    /// coordinator who shares the case).
+    pub kind: Option<String>,
 }
 
 /// Make a coordinator the case's primary (supervisor).
@@ -86,8 +89,18 @@ pub async fn assign_case(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<AssignInput>,
 ) -> Result<Json<CaseView>> {
+    let team = match input.kind.as_deref() {
+        None | Some("primary") => false,
+        Some("team") => true,
+        Some(_) => {
+            return Err(crate::error::Error::field(
+                "kind",
+                "must be primary or team",
+            ))
+        }
+    };
     Ok(Json(
-        cases::assign(&s.svc, &actor, &id, &input.coordinator_id, s.now()).await?,
+        cases::assign(&s.svc, &actor, &id, &input.coordinator_id, team, s.now()).await?,
     ))
 }
 
