@@ -170,6 +170,38 @@ impl AuditRow {
     }
 }
 
+/// SHA-256 of a consent record's stored content (sealed bytes included), entered in the audit
+/// chain when the record is made, so an edited row no longer matches.
+pub fn consent_hash(r: &crate::store::ConsentRow) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(b"donorcare-consent-v1");
+    for f in [
+        Some(r.id.as_bytes()),
+        Some(r.case_id.as_bytes()),
+        Some(r.kind.as_bytes()),
+        Some(r.subject.as_bytes()),
+        Some(r.given_by.as_bytes()),
+        Some(r.method.as_bytes()),
+        Some(r.document_id.as_bytes()),
+        Some(r.document_sha256.as_bytes()),
+        r.withdraws.as_deref().map(str::as_bytes),
+        Some(r.sealed.as_slice()),
+        Some(r.created_by.as_bytes()),
+    ] {
+        put(&mut h, f);
+    }
+    put(&mut h, Some(&r.signed_at.timestamp_micros().to_be_bytes()));
+    put(
+        &mut h,
+        r.expires_at
+            .map(|t| t.timestamp_micros().to_be_bytes())
+            .as_ref()
+            .map(|b| &b[..]),
+    );
+    put(&mut h, Some(&r.created_at.timestamp_micros().to_be_bytes()));
+    h.finalize().to_vec()
+}
+
 type Batch = (Vec<AuditEntry>, oneshot::Sender<Result<()>>);
 
 /// Group commit of read and denial entries: requests queue their entries, one transaction
@@ -248,6 +280,8 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
         None => Vec::new(),
     };
     let want_seqs: std::collections::HashSet<i64> = wanted.iter().map(|c| c.seq).collect();
+    // Consent id -> (entry, content hash) as recorded when the consent was made.
+    let mut consents: std::collections::HashMap<String, (i64, Vec<u8>)> = Default::default();
     let bad = |seq: i64, why: String, prev: &[u8], n: i64, cps: usize| Verification {
         ok: false,
         entries: n,
@@ -294,6 +328,14 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
             if want_seqs.contains(&row.seq) {
                 hashes_at.insert(row.seq, h.clone());
             }
+            if row.target_type == "consent" && row.content_hash.is_some() {
+                if let Some(id) = &row.target_id {
+                    consents.insert(
+                        id.clone(),
+                        (row.seq, row.content_hash.clone().unwrap_or_default()),
+                    );
+                }
+            }
             prev = h;
             expected_seq += 1;
         }
@@ -331,6 +373,53 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
             }
             Some(_) => {}
         }
+    }
+    // Every consent row must match the hash its audit entry recorded; none may be missing.
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_consents(&crate::store::ConsentQuery {
+                scope: crate::store::ConsentScope::All,
+                case_id: None,
+                kind: None,
+                after: after.clone(),
+                limit: 5000,
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for r in &page {
+            match consents.remove(&r.id) {
+                None => {
+                    return Ok(bad(
+                        count + 1,
+                        format!("consent {} has no audit entry: it was inserted outside the service", r.id),
+                        &prev,
+                        count,
+                        wanted.len(),
+                    ))
+                }
+                Some((seq, h)) if h != consent_hash(r) => {
+                    return Ok(bad(
+                        seq,
+                        format!("consent {} no longer matches the hash recorded in entry {seq}: it was edited", r.id),
+                        &prev,
+                        count,
+                        wanted.len(),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    if let Some((id, (seq, _))) = consents.into_iter().min_by_key(|(_, (s, _))| *s) {
+        return Ok(bad(
+            seq,
+            format!("consent {id}, recorded in entry {seq}, is missing: it was deleted"),
+            &prev,
+            count,
+            wanted.len(),
+        ));
     }
     Ok(Verification {
         ok: true,

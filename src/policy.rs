@@ -54,6 +54,11 @@ pub enum Action {
     ReadTask,
     /// Record a visit's or call's outcome.
     CompleteTask,
+    /// Record or withdraw a consent on a case.
+    RecordConsent,
+    /// Read a case's consent records.
+    ReadConsent,
+    ListConsents,
 }
 
 impl Action {
@@ -82,6 +87,9 @@ impl Action {
             Action::ListTasks => "task.list",
             Action::ReadTask => "task.view",
             Action::CompleteTask => "task.complete",
+            Action::RecordConsent => "consent.record",
+            Action::ReadConsent => "consent.view",
+            Action::ListConsents => "consent.list",
         }
     }
 }
@@ -119,7 +127,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (
             Supervisor,
             ReadCase | UpdateCase | ManageContacts | AssignCase | InviteContact | RequestErasure
-            | CreateTask,
+            | CreateTask | RecordConsent | ReadConsent,
             Resource::Case { region, .. },
         ) => {
             if in_region(region) {
@@ -130,7 +138,8 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         }
         (
             Coordinator,
-            ReadCase | UpdateCase | ManageContacts | InviteContact | CreateTask,
+            ReadCase | UpdateCase | ManageContacts | InviteContact | CreateTask | RecordConsent
+            | ReadConsent,
             Resource::Case {
                 assigned,
                 break_glass,
@@ -153,6 +162,9 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (EthicsReviewer, DecideErasure, Resource::System) => Ok(()),
         (Family, FamilyPortal, Resource::System) if actor.contact_id.is_some() => Ok(()),
         (Volunteer | Coordinator | Supervisor, ListTasks, Resource::System) => Ok(()),
+        // Ethics reviewers read every consent record (not the rest of the case).
+        (EthicsReviewer, ReadConsent, Resource::Case { .. }) => Ok(()),
+        (Coordinator | Supervisor | EthicsReviewer, ListConsents, Resource::System) => Ok(()),
         (Volunteer, ReadTask | CompleteTask, Resource::Task { own, .. })
         | (
             Coordinator,

@@ -4,7 +4,9 @@
 pub mod accounts;
 pub mod audit_view;
 pub mod cases;
+pub mod consents;
 pub mod contacts;
+pub mod documents;
 pub mod erasure;
 pub mod family;
 pub mod tasks;

@@ -126,6 +126,47 @@ pub struct TaskQuery {
     pub limit: i64,
 }
 
+/// A consent record as stored; `withdrawn_by` is joined in (the withdrawal that names it).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConsentRow {
+    pub id: String,
+    pub case_id: String,
+    pub kind: String,
+    pub subject: String,
+    pub given_by: String,
+    pub method: String,
+    pub document_id: String,
+    pub document_sha256: String,
+    pub signed_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub withdraws: Option<String>,
+    /// Witness, scope and reason, sealed under the case key.
+    pub sealed: Vec<u8>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub content_hash: Vec<u8>,
+    pub withdrawn_by: Option<String>,
+}
+
+/// Which consents a listing may return.
+#[derive(Debug, Clone)]
+pub enum ConsentScope {
+    All,
+    Region(String),
+    AssignedTo(String),
+    /// Consents a contact gave or that concern them.
+    Contact(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsentQuery {
+    pub scope: ConsentScope,
+    pub case_id: Option<String>,
+    pub kind: Option<String>,
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
 /// A browser session.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
@@ -491,6 +532,10 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         audit: &[AuditEntry],
     ) -> Result<bool>;
+
+    async fn insert_consent(&self, row: &ConsentRow, audit: &[AuditEntry]) -> Result<()>;
+    async fn consent_by_id(&self, id: &str) -> Result<Option<ConsentRow>>;
+    async fn list_consents(&self, q: &ConsentQuery) -> Result<Vec<ConsentRow>>;
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;

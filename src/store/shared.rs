@@ -17,6 +17,10 @@ pub const TASK_COLUMNS: &str = "t.id, t.case_id, t.kind, t.due_at, t.assignee_id
      t.template, t.status, t.details, t.created_by, t.created_at, t.updated_at, t.completed_at, \
      t.completed_by, c.region";
 
+pub const CONSENT_COLUMNS: &str = "k.id, k.case_id, k.kind, k.subject, k.given_by, k.method, \
+     k.document_id, k.document_sha256, k.signed_at, k.expires_at, k.withdraws, k.sealed, \
+     k.created_by, k.created_at, k.content_hash, w.id as withdrawn_by";
+
 pub const CONTACT_COLUMNS: &str = "id, case_id, relationship, language, timezone, \
      preferred_channel, opted_out, do_not_contact_until, details, created_at, updated_at";
 
@@ -1109,6 +1113,90 @@ macro_rules! store_impl {
             append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(true)
+        }
+
+        async fn insert_consent(&self, r: &ConsentRow, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into consents (id, case_id, kind, subject, given_by, method, document_id, \
+                 document_sha256, signed_at, expires_at, withdraws, sealed, created_by, created_at, \
+                 content_hash) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(&r.id)
+            .bind(&r.case_id)
+            .bind(&r.kind)
+            .bind(&r.subject)
+            .bind(&r.given_by)
+            .bind(&r.method)
+            .bind(&r.document_id)
+            .bind(&r.document_sha256)
+            .bind(r.signed_at)
+            .bind(r.expires_at)
+            .bind(&r.withdraws)
+            .bind(&r.sealed)
+            .bind(&r.created_by)
+            .bind(r.created_at)
+            .bind(&r.content_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| shared::unique_to_conflict(e, "id", "this consent has already been withdrawn"))?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn consent_by_id(&self, id: &str) -> Result<Option<ConsentRow>> {
+            Ok(sqlx::query_as::<$db, ConsentRow>(&format!(
+                "select {} from consents k left join consents w on w.withdraws = k.id where k.id = $1",
+                shared::CONSENT_COLUMNS
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn list_consents(&self, q: &ConsentQuery) -> Result<Vec<ConsentRow>> {
+            let mut b = sqlx::QueryBuilder::<$db>::new(format!(
+                "select {} from consents k left join consents w on w.withdraws = k.id \
+                 join cases c on c.id = k.case_id where ",
+                shared::CONSENT_COLUMNS
+            ));
+            match &q.scope {
+                ConsentScope::All => {
+                    b.push("1 = 1");
+                }
+                ConsentScope::Region(r) => {
+                    b.push("c.region = ");
+                    b.push_bind(r.clone());
+                }
+                ConsentScope::AssignedTo(u) => {
+                    b.push("k.case_id in (select case_id from case_assignments where user_id = ");
+                    b.push_bind(u.clone());
+                    b.push(")");
+                }
+                ConsentScope::Contact(id) => {
+                    b.push("(k.subject = ");
+                    b.push_bind(id.clone());
+                    b.push(" or k.given_by = ");
+                    b.push_bind(id.clone());
+                    b.push(")");
+                }
+            }
+            if let Some(v) = &q.case_id {
+                b.push(" and k.case_id = ");
+                b.push_bind(v.clone());
+            }
+            if let Some(v) = &q.kind {
+                b.push(" and k.kind = ");
+                b.push_bind(v.clone());
+            }
+            if let Some(v) = &q.after {
+                b.push(" and k.id > ");
+                b.push_bind(v.clone());
+            }
+            b.push(" order by k.id limit ");
+            b.push_bind(q.limit);
+            Ok(b.build_query_as::<ConsentRow>().fetch_all(&self.pool).await?)
         }
 
         async fn meta_get(&self, key: &str) -> Result<Option<String>> {

@@ -47,6 +47,24 @@ fn case_rw(role: &str, own: Ownership) -> Expect {
     }
 }
 
+/// Consent records: like the case, and ethics reviewers read all.
+fn consent_read(role: &str, own: Ownership) -> Expect {
+    if role == "ethics_reviewer" {
+        Allowed
+    } else {
+        case_rw(role, own)
+    }
+}
+
+/// A family acts on its own records only.
+fn family_own(role: &str, own: Ownership) -> Expect {
+    match (role, own) {
+        ("family", Ownership::Own) => Allowed,
+        ("family", _) => Hidden,
+        _ => Forbidden,
+    }
+}
+
 fn assign(role: &str, own: Ownership) -> Expect {
     match (role, own) {
         ("supervisor", Ownership::Other) => Hidden,
@@ -155,6 +173,44 @@ fn table() -> Vec<Row> {
             case_rw,
         ),
         row(Method::GET, "/api/v1/tasks/{task}", None, task_rw),
+        row(
+            Method::POST,
+            "/api/v1/cases/{case}/consents",
+            Some(json!({"kind": "publicity"})),
+            case_rw,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/consents/{consent}",
+            None,
+            consent_read,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/consents/{consent}/withdraw",
+            Some(json!({"reason": "table check"})),
+            case_rw,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/consents",
+            None,
+            only(&["supervisor", "coordinator", "ethics_reviewer"]),
+        ),
+        row(Method::GET, "/api/v1/consent-documents", None, only(&ROLES)),
+        row(
+            Method::GET,
+            "/api/v1/consent-documents/{document}",
+            None,
+            only(&ROLES),
+        ),
+        row(Method::GET, "/api/v1/me/consents", None, only(&["family"])),
+        row(
+            Method::POST,
+            "/api/v1/me/consents/{consent}/withdraw",
+            Some(json!({"reason": "table check"})),
+            family_own,
+        ),
         row(
             Method::POST,
             "/api/v1/tasks/{task}/complete",
@@ -293,6 +349,7 @@ struct Fixture {
     case: String,
     contact: String,
     task: String,
+    consent: String,
     distinctive: String,
 }
 
@@ -386,9 +443,16 @@ async fn build(app: &TestApp) -> World {
                 username: name,
             });
         }
+        let consent = json!({"kind": "contact", "subject": contact_id, "given_by": contact_id,
+                             "method": "electronic", "document": "contact-en-v1", "signed_at": "2025-04-01"});
+        let (s, consent) = app
+            .post(&format!("/api/v1/cases/{case_id}/consents"), token, consent)
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{consent}");
         records.push((
             own,
             Fixture {
+                consent: consent["id"].as_str().unwrap().to_string(),
                 case: case_id,
                 contact: contact_id,
                 task: task["id"].as_str().unwrap().to_string(),
@@ -447,6 +511,8 @@ on_both_backends! {
                             .replace("{task}", &rec.task)
                             .replace("{coordinator}", &world.coordinator_id)
                             .replace("{erasure}", &world.erasure)
+                            .replace("{consent}", &rec.consent)
+                            .replace("{document}", "contact-en-v1")
                     };
                     let path = fill(r.path);
                     let body = r.body.as_ref().map(|b| serde_json::from_str(&fill(&b.to_string())).unwrap());
@@ -480,6 +546,7 @@ on_both_backends! {
         let normalise = |p: &str| {
             p.replace("{case}", "{id}").replace("{contact}", "{id}").replace("{task}", "{id}")
                 .replace("{coordinator}", "{id}").replace("{erasure}", "{id}")
+                .replace("{consent}", "{id}").replace("{document}", "{id}")
         };
         let mut missing = Vec::new();
         for (path, item) in doc["paths"].as_object().unwrap() {

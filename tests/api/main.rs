@@ -42,6 +42,7 @@ mod accounts;
 mod audit;
 mod browser;
 mod cases;
+mod consents;
 mod encryption;
 mod helpers;
 mod keys;

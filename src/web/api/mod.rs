@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cases;
+pub mod consents;
 pub mod family;
 pub mod tasks;
 pub mod users;
@@ -43,4 +44,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::create_task))
         .routes(routes!(tasks::get_task))
         .routes(routes!(tasks::complete_task))
+        .routes(routes!(consents::list_documents))
+        .routes(routes!(consents::get_document))
+        .routes(routes!(consents::record))
+        .routes(routes!(consents::list))
+        .routes(routes!(consents::get))
+        .routes(routes!(consents::withdraw))
+        .routes(routes!(consents::family_list))
+        .routes(routes!(consents::family_withdraw))
 }

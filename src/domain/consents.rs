@@ -1,0 +1,619 @@
+//! Consent records: immutable, each bound to the exact document text signed (id and SHA-256).
+//! Withdrawal is a new record naming the one it withdraws; expiry is computed. The record's
+//! content hash enters the audit chain, so `audit verify` catches an edited row.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::cases::{self, case_key, Authorized};
+use super::types::{self, Channel, Program, Role};
+use super::{documents, family, from_json, new_id, page_limit, Page, Services};
+use crate::audit::consent_hash;
+use crate::crypto::{self, Place, SecretKey};
+use crate::error::{Error, Result, Validator};
+use crate::policy::{Action, Actor, Resource};
+use crate::store::{ConsentQuery, ConsentRow, ConsentScope};
+
+pub const KINDS: &[&str] = &[
+    "registry",
+    "donation",
+    "body_donation",
+    "contact",
+    "publicity",
+    "research",
+];
+pub const METHODS: &[&str] = &["written", "verbal", "electronic"];
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentInput {
+    /// `registry`, `donation`, `body_donation`, `contact`, `publicity` or `research`.
+    pub kind: Option<String>,
+    /// Whose data or body it concerns: `donor` or a contact id of the case.
+    pub subject: Option<String>,
+    /// Who gave it: `donor` or a contact id of the case (next of kin).
+    pub given_by: Option<String>,
+    /// `written`, `verbal` or `electronic`.
+    pub method: Option<String>,
+    /// The document version signed (`GET /api/v1/consent-documents`).
+    pub document: Option<String>,
+    pub witness: Option<String>,
+    /// RFC 3339 time or date.
+    pub signed_at: Option<String>,
+    pub expires_at: Option<String>,
+    /// `{"organs": […]}` for donation kinds, `{"channels": […]}` for `contact`.
+    #[schema(value_type = Option<Object>)]
+    pub scope: Option<serde_json::Value>,
+}
+
+/// The sealed part of a record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct Sealed {
+    witness: Option<String>,
+    organs: Option<Vec<String>>,
+    channels: Option<Vec<Channel>>,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentScopeView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organs: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<Channel>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentView {
+    pub id: String,
+    pub case_id: String,
+    pub kind: String,
+    pub subject: String,
+    pub given_by: String,
+    pub method: String,
+    pub document: String,
+    pub document_sha256: String,
+    /// The exact text signed (single records only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_text: Option<String>,
+    pub witness: Option<String>,
+    pub scope: Option<ConsentScopeView>,
+    pub signed_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `active`, `withdrawn`, `expired`, or `withdrawal` for a record that withdraws another.
+    pub status: String,
+    /// On a withdrawal: the record it withdraws, and why.
+    pub withdraws: Option<String>,
+    pub reason: Option<String>,
+    /// On a withdrawn record: the withdrawal.
+    pub withdrawn_by: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+fn place(id: &str) -> Place<'_> {
+    Place::new("consents", "sealed", id)
+}
+
+fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    types::parse_date(s)
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        .map_err(|_| "must be an RFC 3339 time or a date (YYYY-MM-DD)".into())
+}
+
+pub fn status(r: &ConsentRow, now: DateTime<Utc>) -> &'static str {
+    if r.withdraws.is_some() {
+        "withdrawal"
+    } else if r.withdrawn_by.is_some() {
+        "withdrawn"
+    } else if r.expires_at.is_some_and(|e| e <= now) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+fn view(r: &ConsentRow, key: Option<&SecretKey>, now: DateTime<Utc>) -> Result<ConsentView> {
+    let sealed: Option<Sealed> = match key {
+        Some(k) => Some(crypto::open_json(
+            k,
+            place(&r.id),
+            &crypto::Sealed::from_bytes(r.sealed.clone()),
+        )?),
+        None => None,
+    };
+    let (witness, scope, reason) = match sealed {
+        Some(s) => {
+            let scope = (s.organs.is_some() || s.channels.is_some()).then_some(ConsentScopeView {
+                organs: s.organs,
+                channels: s.channels,
+            });
+            (s.witness, scope, s.reason)
+        }
+        None => (None, None, None),
+    };
+    Ok(ConsentView {
+        id: r.id.clone(),
+        case_id: r.case_id.clone(),
+        kind: r.kind.clone(),
+        subject: r.subject.clone(),
+        given_by: r.given_by.clone(),
+        method: r.method.clone(),
+        document: r.document_id.clone(),
+        document_sha256: r.document_sha256.clone(),
+        document_text: None,
+        witness,
+        scope,
+        signed_at: r.signed_at,
+        expires_at: r.expires_at,
+        status: status(r, now).into(),
+        withdraws: r.withdraws.clone(),
+        reason,
+        withdrawn_by: r.withdrawn_by.clone(),
+        created_by: r.created_by.clone(),
+        created_at: r.created_at,
+    })
+}
+
+/// Record a consent on a case.
+pub async fn record(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    input: ConsentInput,
+    now: DateTime<Utc>,
+) -> Result<ConsentView> {
+    let Authorized {
+        row: case,
+        break_glass,
+    } = cases::load_authorized(svc, actor, case_id, Action::RecordConsent, now).await?;
+    let key = case_key(svc, &case).await?.ok_or_else(|| Error::Conflict {
+        field: None,
+        message: "this case has been erased".into(),
+    })?;
+    let opened = cases::open_row(&key, &case)?;
+    let contacts = svc.store.contacts_for_case(case_id).await?;
+    let mut v = Validator::new();
+    let kind = match input.kind.as_deref() {
+        None => {
+            v.add("kind", "is required");
+            None
+        }
+        Some(k) if KINDS.contains(&k) => Some(k.to_string()),
+        Some(_) => {
+            v.add("kind", format!("must be one of {}", KINDS.join(", ")));
+            None
+        }
+    };
+    let mut party = |field: &str, value: Option<&str>| -> Option<String> {
+        match value {
+            None => {
+                v.add(field, "is required: donor or a contact id of this case");
+                None
+            }
+            Some("donor") => Some("donor".into()),
+            Some(id) if contacts.iter().any(|c| c.id == id) => Some(id.to_string()),
+            Some(_) => {
+                v.add(field, "is neither donor nor a contact of this case");
+                None
+            }
+        }
+    };
+    let subject = party("subject", input.subject.as_deref());
+    let given_by = party("given_by", input.given_by.as_deref());
+    let method = match input.method.as_deref() {
+        None => {
+            v.add("method", "is required");
+            None
+        }
+        Some(m) if METHODS.contains(&m) => Some(m.to_string()),
+        Some(_) => {
+            v.add("method", "must be one of written, verbal, electronic");
+            None
+        }
+    };
+    let document = match input.document.as_deref() {
+        None => {
+            v.add("document", "is required");
+            None
+        }
+        Some(d) => match documents::find(d) {
+            Some(doc) if Some(doc.kind.as_str()) == kind.as_deref() || kind.is_none() => Some(doc),
+            Some(_) => {
+                v.add("document", "is a document of another kind");
+                None
+            }
+            None => {
+                v.add("document", "is not a consent document version");
+                None
+            }
+        },
+    };
+    let signed_at = match input.signed_at.as_deref() {
+        None => {
+            v.add("signed_at", "is required");
+            None
+        }
+        Some(s) => v.check(
+            "signed_at",
+            parse_time(s).and_then(|t| {
+                if t > now {
+                    Err("is in the future".into())
+                } else {
+                    Ok(t)
+                }
+            }),
+        ),
+    };
+    let expires_at = input
+        .expires_at
+        .as_deref()
+        .and_then(|s| v.check("expires_at", parse_time(s)));
+    if let (Some(s), Some(e)) = (signed_at, expires_at) {
+        if e <= s {
+            v.add("expires_at", "is not after signed_at");
+        }
+    }
+    if given_by.as_deref() == Some("donor") {
+        if let (Some(s), Some(d)) = (signed_at, opened.donor.death_date) {
+            if s.date_naive() > d {
+                v.add("given_by", "the donor cannot sign after their death date");
+            }
+        }
+    }
+    let witness = input
+        .witness
+        .as_deref()
+        .and_then(|w| v.check("witness", types::text(w, 100)))
+        .filter(|w| !w.is_empty());
+    let mut sealed = Sealed {
+        witness,
+        ..Default::default()
+    };
+    if let Some(scope) = input.scope {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ScopeIn {
+            organs: Option<Vec<String>>,
+            channels: Option<Vec<String>>,
+        }
+        match from_json::<ScopeIn>(scope) {
+            Err(_) => v.add("scope", "must be {\"organs\": […]} or {\"channels\": […]}"),
+            Ok(s) => match kind.as_deref() {
+                Some("donation" | "body_donation") if s.channels.is_none() => {
+                    let program = Program::parse(&case.program).unwrap_or(Program::Organ);
+                    let organs = s.organs.unwrap_or_default();
+                    if let Some(bad) = organs.iter().find(|o| !program.donation_kinds().contains(&o.as_str())) {
+                        v.add("scope", format!("{bad:?} is not a donation kind of the {program} programme"));
+                    }
+                    sealed.organs = Some(organs);
+                }
+                Some("contact") if s.organs.is_none() => {
+                    let mut channels = Vec::new();
+                    for c in s.channels.unwrap_or_default() {
+                        match Channel::parse(&c) {
+                            Ok(ch) => channels.push(ch),
+                            Err(e) => v.add("scope", format!("channel {c:?} {e}")),
+                        }
+                    }
+                    sealed.channels = Some(channels);
+                }
+                _ => v.add("scope", "organs go with donation kinds, channels with contact; nothing else takes a scope"),
+            },
+        }
+    }
+    v.finish()?;
+    let (Some(kind), Some(subject), Some(given_by), Some(method), Some(document), Some(signed_at)) =
+        (kind, subject, given_by, method, document, signed_at)
+    else {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "validation let a required field through"
+        )));
+    };
+    let id = new_id();
+    let mut row = ConsentRow {
+        sealed: crypto::seal_json(&key, place(&id), &sealed).into_bytes(),
+        id,
+        case_id: case_id.to_string(),
+        kind,
+        subject,
+        given_by,
+        method,
+        document_id: document.id.clone(),
+        document_sha256: document.sha256.clone(),
+        signed_at,
+        expires_at,
+        withdraws: None,
+        created_by: actor.user_id.clone(),
+        created_at: now,
+        content_hash: Vec::new(),
+        withdrawn_by: None,
+    };
+    store_record(svc, actor, &mut row, break_glass, now).await?;
+    view(&row, Some(&key), now)
+}
+
+/// Insert a record with its audit entry carrying the content hash.
+async fn store_record(
+    svc: &Services,
+    actor: &Actor,
+    row: &mut ConsentRow,
+    break_glass: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    // Store what the database will give back: PostgreSQL keeps microseconds.
+    use chrono::SubsecRound;
+    row.signed_at = row.signed_at.trunc_subsecs(6);
+    row.expires_at = row.expires_at.map(|t| t.trunc_subsecs(6));
+    row.created_at = row.created_at.trunc_subsecs(6);
+    row.content_hash = consent_hash(row);
+    let audit = svc
+        .entry(actor, Action::RecordConsent, "consent", now)
+        .target(&row.id)
+        .case(&row.case_id)
+        .break_glass(break_glass)
+        .reason(if row.withdraws.is_some() {
+            "withdrawal"
+        } else {
+            row.kind.as_str()
+        })
+        .content_hash(row.content_hash.clone());
+    svc.store.insert_consent(row, &[audit]).await
+}
+
+/// Withdraw a consent: a new record that names it. `reason` is sealed with it.
+async fn withdraw_row(
+    svc: &Services,
+    actor: &Actor,
+    original: &ConsentRow,
+    key: &SecretKey,
+    reason: &str,
+    break_glass: bool,
+    now: DateTime<Utc>,
+) -> Result<ConsentView> {
+    if original.withdraws.is_some() {
+        return Err(Error::Conflict {
+            field: None,
+            message: "this record is itself a withdrawal".into(),
+        });
+    }
+    if original.withdrawn_by.is_some() {
+        return Err(Error::Conflict {
+            field: None,
+            message: "this consent has already been withdrawn".into(),
+        });
+    }
+    let reason = types::required_text(reason, 2000).map_err(|e| Error::field("reason", e))?;
+    let id = new_id();
+    let sealed = Sealed {
+        reason: Some(reason),
+        ..Default::default()
+    };
+    let mut row = ConsentRow {
+        sealed: crypto::seal_json(key, place(&id), &sealed).into_bytes(),
+        id,
+        case_id: original.case_id.clone(),
+        kind: original.kind.clone(),
+        subject: original.subject.clone(),
+        given_by: original.given_by.clone(),
+        method: "electronic".into(),
+        document_id: original.document_id.clone(),
+        document_sha256: original.document_sha256.clone(),
+        signed_at: now,
+        expires_at: None,
+        withdraws: Some(original.id.clone()),
+        created_by: actor.user_id.clone(),
+        created_at: now,
+        content_hash: Vec::new(),
+        withdrawn_by: None,
+    };
+    store_record(svc, actor, &mut row, break_glass, now).await?;
+    tracing::info!(consent_id = %original.id, withdrawal = %row.id, actor = %actor.user_id, "consent withdrawn");
+    view(&row, Some(key), now)
+}
+
+/// Staff withdraw a consent on a case they may record consents on.
+pub async fn withdraw(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<ConsentView> {
+    let original = svc.store.consent_by_id(id).await?.ok_or(Error::NotFound)?;
+    let Authorized {
+        row: case,
+        break_glass,
+    } = cases::load_authorized(svc, actor, &original.case_id, Action::RecordConsent, now).await?;
+    let key = case_key(svc, &case).await?.ok_or(Error::NotFound)?;
+    withdraw_row(svc, actor, &original, &key, reason, break_glass, now).await
+}
+
+/// One record with the exact text signed.
+pub async fn get(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<ConsentView> {
+    let row = svc.store.consent_by_id(id).await?.ok_or(Error::NotFound)?;
+    let Authorized {
+        row: case,
+        break_glass,
+    } = cases::load_authorized(svc, actor, &row.case_id, Action::ReadConsent, now).await?;
+    let key = case_key(svc, &case).await?;
+    let mut v = view(&row, key.as_ref(), now)?;
+    v.document_text = documents::find(&row.document_id).map(|d| d.text.clone());
+    svc.audit
+        .record(vec![svc
+            .entry(actor, Action::ReadConsent, "consent", now)
+            .target(id)
+            .case(&row.case_id)
+            .break_glass(break_glass)])
+        .await?;
+    Ok(v)
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentFilter {
+    pub case_id: Option<String>,
+    pub kind: Option<String>,
+    /// `active`, `withdrawn`, `expired` or `withdrawal`.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+async fn page(
+    svc: &Services,
+    actor: &Actor,
+    scope: ConsentScope,
+    f: ConsentFilter,
+    now: DateTime<Utc>,
+) -> Result<Page<ConsentView>> {
+    let mut v = Validator::new();
+    if let Some(k) = &f.kind {
+        if !KINDS.contains(&k.as_str()) {
+            v.add("kind", format!("must be one of {}", KINDS.join(", ")));
+        }
+    }
+    if let Some(s) = &f.status {
+        if !["active", "withdrawn", "expired", "withdrawal"].contains(&s.as_str()) {
+            v.add(
+                "status",
+                "must be one of active, withdrawn, expired, withdrawal",
+            );
+        }
+    }
+    let limit = page_limit(f.limit)?;
+    v.finish()?;
+    // Status is computed, so filter after reading; keep reading until the page is full.
+    let mut items = Vec::new();
+    let mut after = f.cursor.clone();
+    let mut more = false;
+    let mut keys: std::collections::HashMap<String, Option<SecretKey>> = Default::default();
+    'outer: loop {
+        let rows = svc
+            .store
+            .list_consents(&ConsentQuery {
+                scope: scope.clone(),
+                case_id: f.case_id.clone(),
+                kind: f.kind.clone(),
+                after: after.clone(),
+                limit: limit + 1,
+            })
+            .await?;
+        let exhausted = (rows.len() as i64) <= limit;
+        for r in rows {
+            after = Some(r.id.clone());
+            if f.status.as_deref().is_some_and(|s| s != status(&r, now)) {
+                continue;
+            }
+            if items.len() as i64 == limit {
+                more = true;
+                break 'outer;
+            }
+            if !keys.contains_key(&r.case_id) {
+                let key = match svc.store.case_by_id(&r.case_id).await? {
+                    Some(c) => case_key(svc, &c).await?,
+                    None => None,
+                };
+                keys.insert(r.case_id.clone(), key);
+            }
+            let key = keys.get(&r.case_id).and_then(Option::as_ref);
+            items.push(view(&r, key, now)?);
+        }
+        if exhausted {
+            break;
+        }
+    }
+    let entries: Vec<_> = items
+        .iter()
+        .map(|c: &ConsentView| {
+            svc.entry(actor, Action::ReadConsent, "consent", now)
+                .target(&c.id)
+                .case(&c.case_id)
+                .reason("list")
+        })
+        .collect();
+    if !entries.is_empty() {
+        svc.audit.record(entries).await?;
+    }
+    let next_cursor = if more {
+        items.last().map(|i| i.id.clone())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// The consent register in the caller's scope: all for ethics reviewers, the region for
+/// supervisors, assigned cases for coordinators.
+pub async fn list(
+    svc: &Services,
+    actor: &Actor,
+    f: ConsentFilter,
+    now: DateTime<Utc>,
+) -> Result<Page<ConsentView>> {
+    svc.authorize(
+        actor,
+        Action::ListConsents,
+        Resource::System,
+        svc.entry(actor, Action::ListConsents, "consent", now),
+    )
+    .await?;
+    let scope = match actor.role {
+        Role::EthicsReviewer => ConsentScope::All,
+        Role::Supervisor => ConsentScope::Region(actor.region.clone().unwrap_or_default()),
+        _ => ConsentScope::AssignedTo(actor.user_id.clone()),
+    };
+    page(svc, actor, scope, f, now).await
+}
+
+/// A family's own consents: those it gave or that concern it.
+pub async fn family_list(
+    svc: &Services,
+    actor: &Actor,
+    f: ConsentFilter,
+    now: DateTime<Utc>,
+) -> Result<Page<ConsentView>> {
+    family::own_case(svc, actor, now).await?;
+    let contact = actor.contact_id.clone().ok_or(Error::Forbidden)?;
+    page(svc, actor, ConsentScope::Contact(contact), f, now).await
+}
+
+/// A family withdraws its own contact or publicity consent.
+pub async fn family_withdraw(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<ConsentView> {
+    let case_id = family::own_case(svc, actor, now).await?;
+    let contact = actor.contact_id.as_deref().unwrap_or_default();
+    let original = svc.store.consent_by_id(id).await?.ok_or(Error::NotFound)?;
+    let own = original.case_id == case_id
+        && (original.subject == contact || original.given_by == contact);
+    if !own {
+        return Err(Error::NotFound);
+    }
+    if !["contact", "publicity"].contains(&original.kind.as_str()) {
+        return Err(Error::field(
+            "kind",
+            "families withdraw contact and publicity consents here; for others, ask your coordinator",
+        ));
+    }
+    let case = svc
+        .store
+        .case_by_id(&case_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let key = case_key(svc, &case).await?.ok_or(Error::NotFound)?;
+    withdraw_row(svc, actor, &original, &key, reason, false, now).await
+}

@@ -1,0 +1,145 @@
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::consents::{self, ConsentFilter, ConsentInput, ConsentView};
+use crate::domain::documents::{self, Document};
+use crate::domain::Page;
+use crate::error::{Error, Result};
+use crate::web::error::ErrorBody;
+use crate::web::extract::{ApiJson, ApiQuery, Auth};
+use crate::web::AppState;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DocumentList {
+    pub items: Vec<Document>,
+}
+
+/// Every consent document version: id, kind, language, version, SHA-256 of the text.
+#[utoipa::path(get, path = "/api/v1/consent-documents", tag = "consents",
+    responses((status = 200, body = DocumentList)), security(("bearer" = [])))]
+pub async fn list_documents(Auth(_actor): Auth) -> Json<DocumentList> {
+    Json(DocumentList {
+        items: documents::all().to_vec(),
+    })
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DocumentText {
+    #[serde(flatten)]
+    pub document: Document,
+    pub text: String,
+}
+
+/// One document version with its text.
+#[utoipa::path(get, path = "/api/v1/consent-documents/{id}", tag = "consents",
+    params(("id" = String, Path)),
+    responses((status = 200, body = DocumentText), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_document(
+    Auth(_actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<DocumentText>> {
+    let d = documents::find(&id).ok_or(Error::NotFound)?;
+    Ok(Json(DocumentText {
+        document: d.clone(),
+        text: d.text.clone(),
+    }))
+}
+
+/// Record a consent on a case (immutable once made).
+#[utoipa::path(post, path = "/api/v1/cases/{id}/consents", tag = "consents",
+    request_body = ConsentInput, params(("id" = String, Path)),
+    responses((status = 201, body = ConsentView), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn record(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ConsentInput>,
+) -> Result<(StatusCode, Json<ConsentView>)> {
+    let c = consents::record(&s.svc, &actor, &id, input, s.now()).await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// The consent register in the caller's scope.
+#[utoipa::path(get, path = "/api/v1/consents", tag = "consents", params(ConsentFilter),
+    responses((status = 200, body = Page<ConsentView>), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(f): ApiQuery<ConsentFilter>,
+) -> Result<Json<Page<ConsentView>>> {
+    Ok(Json(consents::list(&s.svc, &actor, f, s.now()).await?))
+}
+
+/// One consent record with the exact text that was signed. Records are immutable: PUT, PATCH
+/// and DELETE answer 405.
+#[utoipa::path(get, path = "/api/v1/consents/{id}", tag = "consents", params(("id" = String, Path)),
+    responses((status = 200, body = ConsentView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<ConsentView>> {
+    Ok(Json(consents::get(&s.svc, &actor, &id, s.now()).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawInput {
+    pub reason: String,
+}
+
+/// Withdraw a consent: records a withdrawal that names it.
+#[utoipa::path(post, path = "/api/v1/consents/{id}/withdraw", tag = "consents",
+    request_body = WithdrawInput, params(("id" = String, Path)),
+    responses((status = 200, body = ConsentView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn withdraw(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<WithdrawInput>,
+) -> Result<Json<ConsentView>> {
+    Ok(Json(
+        consents::withdraw(&s.svc, &actor, &id, &input.reason, s.now()).await?,
+    ))
+}
+
+/// The family's own consents.
+#[utoipa::path(get, path = "/api/v1/me/consents", tag = "family", params(ConsentFilter),
+    responses((status = 200, body = Page<ConsentView>), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn family_list(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(f): ApiQuery<ConsentFilter>,
+) -> Result<Json<Page<ConsentView>>> {
+    Ok(Json(
+        consents::family_list(&s.svc, &actor, f, s.now()).await?,
+    ))
+}
+
+/// A family withdraws its own contact or publicity consent.
+#[utoipa::path(post, path = "/api/v1/me/consents/{id}/withdraw", tag = "family",
+    request_body = WithdrawInput, params(("id" = String, Path)),
+    responses((status = 200, body = ConsentView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn family_withdraw(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<WithdrawInput>,
+) -> Result<Json<ConsentView>> {
+    Ok(Json(
+        consents::family_withdraw(&s.svc, &actor, &id, &input.reason, s.now()).await?,
+    ))
+}

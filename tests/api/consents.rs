@@ -1,0 +1,182 @@
+//! Consent records: bound to the exact document text, immutable in the API and in the
+//! database, withdrawn by a new record, and covered by `audit verify`.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{organ_case, tag, Backend, TestApp};
+
+async fn setup(app: &TestApp) -> (String, String, String) {
+    let c = app.user("coordinator", None).await;
+    let case = app.create_case(&c.token, organ_case(&tag())).await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let (_, contact) = app
+        .post(&format!("/api/v1/cases/{id}/contacts"), &c.token,
+              json!({"full_name": "周先生", "relationship": "spouse", "phone": "13611112222", "preferred_channel": "sms"}))
+        .await;
+    (c.token, id, contact["id"].as_str().unwrap().to_string())
+}
+
+fn spouse_donation(contact: &str) -> Value {
+    json!({"kind": "donation", "subject": "donor", "given_by": contact, "method": "written",
+           "document": "donation-zh-CN-v1", "witness": "李医生", "signed_at": "2025-03-10T10:00:00+08:00",
+           "scope": {"organs": ["kidney", "cornea"]}})
+}
+
+/// Disable the immutability triggers, as a database administrator could.
+async fn tamper(app: &TestApp, sql: &str, id: &str) {
+    match app.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.cfg.database_url())
+                .await
+                .unwrap();
+            sqlx::query("drop trigger consents_no_update")
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("drop trigger consents_no_delete")
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(sql).bind(id).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(app.pg_url().unwrap()).await.unwrap();
+            sqlx::query("alter table consents disable trigger consents_no_update")
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(sql).bind(id).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+on_both_backends! {
+    async fn documents_are_versioned_and_hashed(app) {
+        let u = app.user("coordinator", None).await;
+        let (status, list) = app.get("/api/v1/consent-documents", &u.token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(list["items"].as_array().unwrap().len(), 12);
+        let (_, d) = app.get("/api/v1/consent-documents/donation-zh-CN-v1", &u.token).await;
+        use sha2::Digest;
+        assert_eq!(d["sha256"], hex::encode(sha2::Sha256::digest(d["text"].as_str().unwrap().as_bytes())));
+        assert_eq!(d["kind"], "donation");
+        assert_eq!(app.get("/api/v1/consent-documents/nope-v9", &u.token).await.0, StatusCode::NOT_FOUND);
+    }
+
+    async fn a_consent_is_recorded_read_with_its_text_and_never_edited(app) {
+        let (token, case, contact) = setup(&app).await;
+        let path = format!("/api/v1/cases/{case}/consents");
+        for (body, field) in [
+            (json!({"kind": "organs"}), "kind"),
+            ({ let mut b = spouse_donation(&contact); b["given_by"] = json!("someone"); b }, "given_by"),
+            ({ let mut b = spouse_donation(&contact); b["document"] = json!("contact-en-v1"); b }, "document"),
+            ({ let mut b = spouse_donation(&contact); b["signed_at"] = json!("2999-01-01"); b }, "signed_at"),
+            ({ let mut b = spouse_donation(&contact); b["scope"] = json!({"channels": ["sms"]}); b }, "scope"),
+            ({ let mut b = spouse_donation(&contact); b["scope"] = json!({"organs": ["pbsc"]}); b }, "scope"),
+            ({ let mut b = spouse_donation(&contact); b["given_by"] = json!("donor"); b["signed_at"] = json!("2025-06-01"); b }, "given_by"),
+        ] {
+            let (status, resp) = app.post(&path, &token, body).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{resp}");
+            assert!(resp["error"]["fields"][field].is_string(), "{field}: {resp}");
+        }
+        let (status, rec) = app.post(&path, &token, spouse_donation(&contact)).await;
+        assert_eq!(status, StatusCode::CREATED, "{rec}");
+        assert_eq!(rec["status"], "active");
+        assert_eq!(rec["scope"]["organs"], json!(["kidney", "cornea"]));
+        let id = rec["id"].as_str().unwrap();
+        let (_, got) = app.get(&format!("/api/v1/consents/{id}"), &token).await;
+        let (_, doc) = app.get("/api/v1/consent-documents/donation-zh-CN-v1", &token).await;
+        assert_eq!(got["document_text"], doc["text"]);
+        assert_eq!(got["document_sha256"], doc["sha256"]);
+        assert_eq!(got["witness"], "李医生");
+        for m in [Method::PUT, Method::PATCH, Method::DELETE] {
+            let (status, body) = app.call(m.clone(), &format!("/api/v1/consents/{id}"), Some(&token), Some(json!({}))).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{m}: {body}");
+        }
+        // The database refuses edits and deletions too.
+        let refused = match app.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&app.cfg.database_url()).await.unwrap();
+                let u = sqlx::query("update consents set method = 'verbal' where id = $1").bind(id).execute(&pool).await;
+                let d = sqlx::query("delete from consents where id = $1").bind(id).execute(&pool).await;
+                (u.is_err(), d.is_err())
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(app.pg_url().unwrap()).await.unwrap();
+                let u = sqlx::query("update consents set method = 'verbal' where id = $1").bind(id).execute(&pool).await;
+                let d = sqlx::query("delete from consents where id = $1").bind(id).execute(&pool).await;
+                (u.is_err(), d.is_err())
+            }
+        };
+        assert_eq!(refused, (true, true));
+
+        // Withdrawal is a new record; the original reads as withdrawn.
+        let (status, w) = app.post(&format!("/api/v1/consents/{id}/withdraw"), &token, json!({"reason": "the family changed its mind"})).await;
+        assert_eq!(status, StatusCode::OK, "{w}");
+        assert_eq!(w["status"], "withdrawal");
+        assert_eq!(w["withdraws"], id);
+        assert_eq!(app.get(&format!("/api/v1/consents/{id}"), &token).await.1["status"], "withdrawn");
+        assert_eq!(app.post(&format!("/api/v1/consents/{id}/withdraw"), &token, json!({"reason": "again"})).await.0, StatusCode::CONFLICT);
+        let (_, reg) = app.get(&format!("/api/v1/consents?case_id={case}&status=withdrawn"), &token).await;
+        assert_eq!(reg["items"].as_array().unwrap().len(), 1);
+        let reviewer = app.user("ethics_reviewer", None).await;
+        let (status, reg) = app.get("/api/v1/consents?kind=donation", &reviewer.token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(reg["items"].as_array().unwrap().len(), 2);
+        assert_eq!(app.get(&format!("/api/v1/consents/{id}"), &reviewer.token).await.0, StatusCode::OK);
+        assert_eq!(app.get(&format!("/api/v1/cases/{case}"), &reviewer.token).await.0, StatusCode::FORBIDDEN);
+    }
+
+    async fn an_edited_consent_row_fails_audit_verify(app) {
+        let (token, case, contact) = setup(&app).await;
+        let (_, rec) = app.post(&format!("/api/v1/cases/{case}/consents"), &token, spouse_donation(&contact)).await;
+        let id = rec["id"].as_str().unwrap();
+        let admin = app.user("admin", None).await;
+        assert_eq!(app.get("/api/v1/audit/verify", &admin.token).await.1["ok"], true);
+        tamper(&app, "update consents set method = 'verbal' where id = $1", id).await;
+        let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(v["ok"], false, "{v}");
+        assert!(v["problem"].as_str().unwrap().contains(id), "{v}");
+        let out = app.command().args(["audit", "verify"]).output().unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains(id));
+    }
+
+    async fn a_family_reads_and_withdraws_its_own_contact_consent(app) {
+        let (token, case, contact) = setup(&app).await;
+        let contact_consent = json!({"kind": "contact", "subject": contact, "given_by": contact, "method": "electronic",
+                                     "document": "contact-zh-CN-v1", "signed_at": "2025-04-01", "scope": {"channels": ["sms", "portal"]}});
+        let (status, cc) = app.post(&format!("/api/v1/cases/{case}/consents"), &token, contact_consent).await;
+        assert_eq!(status, StatusCode::CREATED, "{cc}");
+        let (_, donation) = app.post(&format!("/api/v1/cases/{case}/consents"), &token, spouse_donation(&contact)).await;
+        let (_, inv) = app.post(&format!("/api/v1/contacts/{contact}/invite"), &token, json!({})).await;
+        let t = inv["invite_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+        app.call(Method::POST, &format!("/api/v1/invites/{t}/accept"), None,
+                 Some(json!({"username": "zhou.family", "password": "family-password-1"}))).await;
+        let fam = app.login("zhou.family", "family-password-1").await;
+
+        let (status, mine) = app.get("/api/v1/me/consents", &fam).await;
+        assert_eq!(status, StatusCode::OK, "{mine}");
+        assert_eq!(mine["items"].as_array().unwrap().len(), 2);
+        let (status, body) = app
+            .post(&format!("/api/v1/me/consents/{}/withdraw", donation["id"].as_str().unwrap()), &fam, json!({"reason": "no"}))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (status, w) = app
+            .post(&format!("/api/v1/me/consents/{}/withdraw", cc["id"].as_str().unwrap()), &fam, json!({"reason": "please stop the messages"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{w}");
+        let (_, got) = app.get(&format!("/api/v1/consents/{}", cc["id"].as_str().unwrap()), &token).await;
+        assert_eq!(got["status"], "withdrawn");
+        // Another family's consent is not theirs.
+        let (token2, case2, contact2) = setup(&app).await;
+        let (_, other) = app.post(&format!("/api/v1/cases/{case2}/consents"), &token2,
+            json!({"kind": "publicity", "subject": "donor", "given_by": contact2, "method": "written",
+                   "document": "publicity-en-v1", "signed_at": "2025-04-01"})).await;
+        assert_eq!(app.post(&format!("/api/v1/me/consents/{}/withdraw", other["id"].as_str().unwrap()), &fam,
+                            json!({"reason": "x"})).await.0, StatusCode::NOT_FOUND);
+    }
+}
