@@ -59,6 +59,8 @@ pub enum Action {
     /// Read a case's consent records.
     ReadConsent,
     ListConsents,
+    /// An ethics reviewer's decision on a finding or a consent.
+    ReviewConsent,
 }
 
 impl Action {
@@ -90,6 +92,7 @@ impl Action {
             Action::RecordConsent => "consent.record",
             Action::ReadConsent => "consent.view",
             Action::ListConsents => "consent.list",
+            Action::ReviewConsent => "finding.decide",
         }
     }
 }
@@ -165,6 +168,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         // Ethics reviewers read every consent record (not the rest of the case).
         (EthicsReviewer, ReadConsent, Resource::Case { .. }) => Ok(()),
         (Coordinator | Supervisor | EthicsReviewer, ListConsents, Resource::System) => Ok(()),
+        (EthicsReviewer, ReviewConsent, Resource::System) => Ok(()),
         (Volunteer, ReadTask | CompleteTask, Resource::Task { own, .. })
         | (
             Coordinator,

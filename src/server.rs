@@ -134,6 +134,9 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     .await
     .context("serving")?;
     let _ = background.await;
+    if let Err(e) = svc.store.checkpoint().await {
+        tracing::warn!(error = %e, "folding the write-ahead log at shutdown");
+    }
     svc.store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -840,6 +840,7 @@ pub async fn update(
         .update_case(&row, terms.as_ref(), &[audit])
         .await?;
     tracing::info!(case_id = %id, actor = %actor.user_id, "case updated");
+    super::findings::refresh(svc, id, now).await;
     get(svc, actor, id, now).await
 }
 

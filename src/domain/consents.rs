@@ -45,6 +45,8 @@ pub struct ConsentInput {
     /// `{"organs": […]}` for donation kinds, `{"channels": […]}` for `contact`.
     #[schema(value_type = Option<Object>)]
     pub scope: Option<serde_json::Value>,
+    /// A donor's recorded refusal to donate (donation kinds, given by the donor).
+    pub refusal: Option<bool>,
 }
 
 /// The sealed part of a record.
@@ -54,6 +56,8 @@ struct Sealed {
     organs: Option<Vec<String>>,
     channels: Option<Vec<Channel>>,
     reason: Option<String>,
+    #[serde(default)]
+    refusal: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -88,6 +92,8 @@ pub struct ConsentView {
     pub reason: Option<String>,
     /// On a withdrawn record: the withdrawal.
     pub withdrawn_by: Option<String>,
+    /// The donor refused (rather than consented to) the donation.
+    pub refusal: bool,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
 }
@@ -117,6 +123,15 @@ pub fn status(r: &ConsentRow, now: DateTime<Utc>) -> &'static str {
     }
 }
 
+/// A record as the API shows it (for the rules, which read witness and refusal).
+pub fn view_with(
+    r: &ConsentRow,
+    key: Option<&SecretKey>,
+    now: DateTime<Utc>,
+) -> Result<ConsentView> {
+    view(r, key, now)
+}
+
 fn view(r: &ConsentRow, key: Option<&SecretKey>, now: DateTime<Utc>) -> Result<ConsentView> {
     let sealed: Option<Sealed> = match key {
         Some(k) => Some(crypto::open_json(
@@ -126,6 +141,7 @@ fn view(r: &ConsentRow, key: Option<&SecretKey>, now: DateTime<Utc>) -> Result<C
         )?),
         None => None,
     };
+    let refusal = sealed.as_ref().is_some_and(|s| s.refusal);
     let (witness, scope, reason) = match sealed {
         Some(s) => {
             let scope = (s.organs.is_some() || s.channels.is_some()).then_some(ConsentScopeView {
@@ -154,6 +170,7 @@ fn view(r: &ConsentRow, key: Option<&SecretKey>, now: DateTime<Utc>) -> Result<C
         withdraws: r.withdraws.clone(),
         reason,
         withdrawn_by: r.withdrawn_by.clone(),
+        refusal,
         created_by: r.created_by.clone(),
         created_at: r.created_at,
     })
@@ -270,8 +287,16 @@ pub async fn record(
         .as_deref()
         .and_then(|w| v.check("witness", types::text(w, 100)))
         .filter(|w| !w.is_empty());
+    let refusal = input.refusal.unwrap_or(false);
+    if refusal
+        && (!matches!(kind.as_deref(), Some("donation" | "body_donation"))
+            || given_by.as_deref() != Some("donor"))
+    {
+        v.add("refusal", "is a donor's own refusal of a donation kind");
+    }
     let mut sealed = Sealed {
         witness,
+        refusal,
         ..Default::default()
     };
     if let Some(scope) = input.scope {
@@ -334,6 +359,7 @@ pub async fn record(
         withdrawn_by: None,
     };
     store_record(svc, actor, &mut row, break_glass, now).await?;
+    super::findings::refresh(svc, case_id, now).await;
     view(&row, Some(&key), now)
 }
 
@@ -412,6 +438,7 @@ async fn withdraw_row(
         withdrawn_by: None,
     };
     store_record(svc, actor, &mut row, break_glass, now).await?;
+    super::findings::refresh(svc, &row.case_id, now).await;
     tracing::info!(consent_id = %original.id, withdrawal = %row.id, actor = %actor.user_id, "consent withdrawn");
     view(&row, Some(key), now)
 }

@@ -31,6 +31,10 @@ pub struct ContactInput {
     pub opted_out: Option<bool>,
     /// No outreach before this date (YYYY-MM-DD).
     pub do_not_contact_until: Option<String>,
+    /// A child under 18 (their consent is not needed for a deceased donation).
+    pub minor: Option<bool>,
+    /// The relative has died (e.g. a parent), so no consent of theirs is expected.
+    pub deceased: Option<bool>,
 }
 
 /// The sealed part of a contact.
@@ -40,6 +44,10 @@ struct Details {
     phone: Option<String>,
     email: Option<String>,
     address: Option<String>,
+    #[serde(default)]
+    minor: bool,
+    #[serde(default)]
+    deceased: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -56,6 +64,8 @@ pub struct ContactView {
     pub preferred_channel: Channel,
     pub opted_out: bool,
     pub do_not_contact_until: Option<NaiveDate>,
+    pub minor: bool,
+    pub deceased: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -144,6 +154,8 @@ fn validate(input: &ContactInput, default_tz: &str) -> Result<Valid> {
             phone,
             email,
             address,
+            minor: input.minor.unwrap_or(false),
+            deceased: input.deceased.unwrap_or(false),
         },
         relationship,
         language,
@@ -198,6 +210,8 @@ fn open_view(key: &SecretKey, row: &ContactRow) -> Result<ContactView> {
         preferred_channel: Channel::parse(&row.preferred_channel).map_err(|e| bad("channel", e))?,
         opted_out: row.opted_out,
         do_not_contact_until: row.do_not_contact_until,
+        minor: d.minor,
+        deceased: d.deceased,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -266,6 +280,7 @@ pub async fn create(
         .reason("create");
     svc.store.insert_contact(&row, &t, &[audit]).await?;
     tracing::info!(case_id = %case_id, contact_id = %row.id, actor = %actor.user_id, "contact created");
+    super::findings::refresh(svc, &row.case_id, now).await;
     open_view(&key, &row)
 }
 
@@ -302,6 +317,8 @@ pub async fn update(
         "preferred_channel": current.preferred_channel,
         "opted_out": current.opted_out,
         "do_not_contact_until": current.do_not_contact_until.map(|d| d.to_string()),
+        "minor": current.minor,
+        "deceased": current.deceased,
     });
     if let serde_json::Value::Object(m) = &mut merged {
         m.retain(|_, v| !v.is_null());
@@ -320,5 +337,6 @@ pub async fn update(
         .reason("update");
     svc.store.update_contact(&row, &t, &[audit]).await?;
     tracing::info!(contact_id = %contact_id, actor = %actor.user_id, "contact updated");
+    super::findings::refresh(svc, &row.case_id, now).await;
     open_view(&key, &row)
 }

@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod documents;
 pub mod erasure;
 pub mod family;
+pub mod findings;
 pub mod tasks;
 pub mod throttle;
 pub mod types;

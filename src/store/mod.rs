@@ -167,6 +167,27 @@ pub struct ConsentQuery {
     pub limit: i64,
 }
 
+/// A finding of the consent validity rules.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FindingRow {
+    pub id: String,
+    pub case_id: String,
+    pub rule: String,
+    /// The consent it is about, or empty for a finding about the case.
+    pub consent_key: String,
+    pub message: String,
+    pub status: String,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub closed_by: Option<String>,
+    pub decision: Option<String>,
+    pub note: Option<Vec<u8>>,
+}
+
+/// What the rules find now for a case: (rule, consent key, message).
+pub type Found = (String, String, String);
+
 /// A browser session.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
@@ -318,6 +339,9 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> Result<()>;
     async fn close(&self);
+    /// Fold the write-ahead log into the database file (SQLite; nothing on PostgreSQL), so that
+    /// after a clean stop the database file alone holds everything.
+    async fn checkpoint(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;
 
     /// Whether a keyring exists; false also before the first migration.
@@ -536,6 +560,36 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_consent(&self, row: &ConsentRow, audit: &[AuditEntry]) -> Result<()>;
     async fn consent_by_id(&self, id: &str) -> Result<Option<ConsentRow>>;
     async fn list_consents(&self, q: &ConsentQuery) -> Result<Vec<ConsentRow>>;
+
+    /// Make the open findings of a case exactly `found`: open new ones, update messages, close
+    /// (as resolved) those no longer found. Returns what was opened and closed.
+    async fn sync_findings(
+        &self,
+        case_id: &str,
+        found: &[Found],
+        now: DateTime<Utc>,
+    ) -> Result<(usize, usize)>;
+    async fn finding_by_id(&self, id: &str) -> Result<Option<FindingRow>>;
+    /// Findings by id; `region` limits to cases of a region, `assigned_to` to a coordinator's.
+    async fn list_findings(
+        &self,
+        region: Option<&str>,
+        assigned_to: Option<&str>,
+        case_id: Option<&str>,
+        status: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<FindingRow>>;
+    /// A reviewer's decision closes an open finding; false if it was not open.
+    async fn close_finding(
+        &self,
+        id: &str,
+        by: &str,
+        decision: &str,
+        note: Option<&[u8]>,
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<bool>;
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;

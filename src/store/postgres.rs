@@ -43,6 +43,10 @@ store_impl!(PgStore, Postgres, {
         "postgres"
     }
 
+    async fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn migrate(&self) -> Result<()> {
         // sqlx takes an advisory lock, so instances starting together migrate once.
         sqlx::migrate!("migrations/postgres")

@@ -1199,6 +1199,138 @@ macro_rules! store_impl {
             Ok(b.build_query_as::<ConsentRow>().fetch_all(&self.pool).await?)
         }
 
+        async fn sync_findings(&self, case_id: &str, found: &[Found], now: DateTime<Utc>) -> Result<(usize, usize)> {
+            let mut tx = self.begin_write().await?;
+            let open: Vec<(String, String, String, String)> = sqlx::query_as(
+                "select id, rule, consent_key, message from findings where case_id = $1 and status = 'open'",
+            )
+            .bind(case_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut opened = 0;
+            let mut closed = 0;
+            for (rule, key, message) in found {
+                match open.iter().find(|(_, r, k, _)| r == rule && k == key) {
+                    Some((id, _, _, m)) if m != message => {
+                        sqlx::query("update findings set message = $1, updated_at = $2 where id = $3")
+                            .bind(message)
+                            .bind(now)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Some(_) => {}
+                    None => {
+                        sqlx::query(
+                            "insert into findings (id, case_id, rule, consent_key, message, status, \
+                             opened_at, updated_at) values ($1, $2, $3, $4, $5, 'open', $6, $6)",
+                        )
+                        .bind(uuid::Uuid::now_v7().to_string())
+                        .bind(case_id)
+                        .bind(rule)
+                        .bind(key)
+                        .bind(message)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        opened += 1;
+                    }
+                }
+            }
+            for (id, rule, key, _) in &open {
+                if !found.iter().any(|(r, k, _)| r == rule && k == key) {
+                    sqlx::query(
+                        "update findings set status = 'closed', closed_at = $1, updated_at = $1, \
+                         closed_by = 'system', decision = 'resolved' where id = $2",
+                    )
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    closed += 1;
+                }
+            }
+            tx.commit().await?;
+            Ok((opened, closed))
+        }
+
+        async fn finding_by_id(&self, id: &str) -> Result<Option<FindingRow>> {
+            Ok(sqlx::query_as::<$db, FindingRow>(
+                "select id, case_id, rule, consent_key, message, status, opened_at, updated_at, \
+                 closed_at, closed_by, decision, note from findings where id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn list_findings(
+            &self,
+            region: Option<&str>,
+            assigned_to: Option<&str>,
+            case_id: Option<&str>,
+            status: Option<&str>,
+            after: Option<&str>,
+            limit: i64,
+        ) -> Result<Vec<FindingRow>> {
+            let mut b = sqlx::QueryBuilder::<$db>::new(
+                "select f.id, f.case_id, f.rule, f.consent_key, f.message, f.status, f.opened_at, \
+                 f.updated_at, f.closed_at, f.closed_by, f.decision, f.note \
+                 from findings f join cases c on c.id = f.case_id where f.id > ",
+            );
+            b.push_bind(after.unwrap_or("").to_string());
+            if let Some(r) = region {
+                b.push(" and c.region = ");
+                b.push_bind(r.to_string());
+            }
+            if let Some(u) = assigned_to {
+                b.push(" and f.case_id in (select case_id from case_assignments where user_id = ");
+                b.push_bind(u.to_string());
+                b.push(")");
+            }
+            if let Some(c) = case_id {
+                b.push(" and f.case_id = ");
+                b.push_bind(c.to_string());
+            }
+            if let Some(s) = status {
+                b.push(" and f.status = ");
+                b.push_bind(s.to_string());
+            }
+            b.push(" order by f.id limit ");
+            b.push_bind(limit);
+            Ok(b.build_query_as::<FindingRow>().fetch_all(&self.pool).await?)
+        }
+
+        async fn close_finding(
+            &self,
+            id: &str,
+            by: &str,
+            decision: &str,
+            note: Option<&[u8]>,
+            now: DateTime<Utc>,
+            audit: &[AuditEntry],
+        ) -> Result<bool> {
+            let mut tx = self.begin_write().await?;
+            let done = sqlx::query(
+                "update findings set status = 'closed', closed_at = $1, updated_at = $1, closed_by = $2, \
+                 decision = $3, note = $4 where id = $5 and status = 'open'",
+            )
+            .bind(now)
+            .bind(by)
+            .bind(decision)
+            .bind(note)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
         async fn meta_get(&self, key: &str) -> Result<Option<String>> {
             let row: Option<(String,)> = sqlx::query_as("select value from meta where key = $1")
                 .bind(key)

@@ -61,6 +61,13 @@ store_impl!(SqliteStore, Sqlite, {
         "sqlite"
     }
 
+    async fn checkpoint(&self) -> Result<()> {
+        sqlx::query("pragma wal_checkpoint(truncate)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn migrate(&self) -> Result<()> {
         sqlx::migrate!("migrations/sqlite")
             .run(&self.pool)

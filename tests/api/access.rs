@@ -206,6 +206,18 @@ fn table() -> Vec<Row> {
         ),
         row(Method::GET, "/api/v1/me/consents", None, only(&["family"])),
         row(
+            Method::GET,
+            "/api/v1/ethics/findings",
+            None,
+            only(&["supervisor", "coordinator", "ethics_reviewer"]),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/ethics/findings/{finding}/decision",
+            Some(json!({"finding": "verified"})),
+            only(&["ethics_reviewer"]),
+        ),
+        row(
             Method::POST,
             "/api/v1/me/consents/{consent}/withdraw",
             Some(json!({"reason": "table check"})),
@@ -357,6 +369,8 @@ struct World {
     users: Vec<(String, TestUser)>,
     coordinator_id: String,
     erasure: String,
+    /// An open finding (the organ cases have no donation consent).
+    finding: String,
     records: Vec<(Ownership, Fixture)>,
 }
 
@@ -485,6 +499,17 @@ async fn build(app: &TestApp) -> World {
         coordinator_id: spare.id.clone(),
         users,
         erasure: er["id"].as_str().unwrap().to_string(),
+        finding: app
+            .state
+            .svc
+            .store
+            .list_findings(None, None, Some(&records[0].1.case), Some("open"), None, 1)
+            .await
+            .unwrap()
+            .first()
+            .expect("an open finding")
+            .id
+            .clone(),
         records,
     }
 }
@@ -513,6 +538,7 @@ on_both_backends! {
                             .replace("{erasure}", &world.erasure)
                             .replace("{consent}", &rec.consent)
                             .replace("{document}", "contact-en-v1")
+                            .replace("{finding}", &world.finding)
                     };
                     let path = fill(r.path);
                     let body = r.body.as_ref().map(|b| serde_json::from_str(&fill(&b.to_string())).unwrap());
@@ -547,6 +573,7 @@ on_both_backends! {
             p.replace("{case}", "{id}").replace("{contact}", "{id}").replace("{task}", "{id}")
                 .replace("{coordinator}", "{id}").replace("{erasure}", "{id}")
                 .replace("{consent}", "{id}").replace("{document}", "{id}")
+                .replace("{finding}", "{id}")
         };
         let mut missing = Vec::new();
         for (path, item) in doc["paths"].as_object().unwrap() {

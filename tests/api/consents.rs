@@ -180,3 +180,85 @@ on_both_backends! {
                             json!({"reason": "x"})).await.0, StatusCode::NOT_FOUND);
     }
 }
+
+mod findings {
+    use super::*;
+
+    /// The open findings of a case, as (rule, message).
+    async fn open_findings(app: &TestApp, token: &str, case: &str) -> Vec<(String, String)> {
+        let (status, body) = app
+            .get(
+                &format!("/api/v1/ethics/findings?case_id={case}&status=open"),
+                token,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().to_string(),
+                    f["message"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    on_both_backends! {
+        async fn joint_family_consent_findings_name_the_missing_relatives_and_close_when_complete(app) {
+            let c = app.user("coordinator", None).await;
+            let reviewer = app.user("ethics_reviewer", None).await;
+            let case = app.create_case(&c.token, organ_case(&tag())).await;
+            let id = case["id"].as_str().unwrap();
+            let mut relatives = Vec::new();
+            for (name, rel) in [("配偶", "spouse"), ("儿子", "child"), ("母亲", "parent")] {
+                let (_, k) = app
+                    .post(&format!("/api/v1/cases/{id}/contacts"), &c.token,
+                          json!({"full_name": name, "relationship": rel, "preferred_channel": "portal"}))
+                    .await;
+                relatives.push(k["id"].as_str().unwrap().to_string());
+            }
+            let found = open_findings(&app, &reviewer.token, id).await;
+            assert!(found.iter().any(|(r, m)| r == "deceased_donation_consent" && m.contains("spouse") && m.contains("child") && m.contains("parent")), "{found:?}");
+
+            let consent = |by: &str| json!({"kind": "donation", "subject": "donor", "given_by": by, "method": "written",
+                                             "document": "donation-zh-CN-v1", "signed_at": "2025-03-10"});
+            app.post(&format!("/api/v1/cases/{id}/consents"), &c.token, consent(&relatives[0])).await;
+            let found = open_findings(&app, &reviewer.token, id).await;
+            let msg = &found.iter().find(|(r, _)| r == "deceased_donation_consent").expect("still missing").1;
+            assert!(msg.contains(&format!("child (contact {})", relatives[1])) && msg.contains(&format!("parent (contact {})", relatives[2])), "{msg}");
+            assert!(!msg.contains("spouse (contact"), "{msg}");
+
+            app.post(&format!("/api/v1/cases/{id}/consents"), &c.token, consent(&relatives[1])).await;
+            app.post(&format!("/api/v1/cases/{id}/consents"), &c.token, consent(&relatives[2])).await;
+            let found = open_findings(&app, &reviewer.token, id).await;
+            assert!(!found.iter().any(|(r, _)| r == "deceased_donation_consent"), "{found:?}");
+            let (_, closed) = app.get(&format!("/api/v1/ethics/findings?case_id={id}&status=closed"), &reviewer.token).await;
+            assert_eq!(closed["items"][0]["decision"], "resolved");
+
+            // A verbal consent without a witness, and one signed after the donation, each raise one.
+            app.post(&format!("/api/v1/cases/{id}/consents"), &c.token,
+                     json!({"kind": "publicity", "subject": "donor", "given_by": relatives[0], "method": "verbal",
+                            "document": "publicity-zh-CN-v1", "signed_at": "2025-03-12"})).await;
+            app.post(&format!("/api/v1/cases/{id}/consents"), &c.token,
+                     json!({"kind": "donation", "subject": "donor", "given_by": relatives[0], "method": "written",
+                            "document": "donation-zh-CN-v1", "signed_at": "2025-04-01"})).await;
+            let found = open_findings(&app, &reviewer.token, id).await;
+            assert!(found.iter().any(|(r, _)| r == "verbal_without_witness"), "{found:?}");
+            assert!(found.iter().any(|(r, _)| r == "signed_after_donation"), "{found:?}");
+
+            // A reviewer closes one with a decision.
+            let (_, list) = app.get(&format!("/api/v1/ethics/findings?case_id={id}&status=open"), &reviewer.token).await;
+            let fid = list["items"][0]["id"].as_str().unwrap();
+            let (status, _) = app.post(&format!("/api/v1/ethics/findings/{fid}/decision"), &reviewer.token,
+                                       json!({"finding": "concern", "note": "ask the coordinator for the form"})).await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
+            assert_eq!(app.post(&format!("/api/v1/ethics/findings/{fid}/decision"), &c.token,
+                                json!({"finding": "verified"})).await.0, StatusCode::FORBIDDEN);
+            let (_, closed) = app.get(&format!("/api/v1/ethics/findings?case_id={id}&status=closed"), &reviewer.token).await;
+            assert!(closed["items"].as_array().unwrap().iter().any(|f| f["decision"] == "concern" && f["note"] == "ask the coordinator for the form"));
+        }
+    }
+}

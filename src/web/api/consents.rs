@@ -143,3 +143,36 @@ pub async fn family_withdraw(
         consents::family_withdraw(&s.svc, &actor, &id, &input.reason, s.now()).await?,
     ))
 }
+
+/// What the consent validity rules found (ethics reviewers; supervisors for their region,
+/// coordinators for their cases). `message` names what is missing.
+#[utoipa::path(get, path = "/api/v1/ethics/findings", tag = "ethics",
+    params(crate::domain::findings::FindingFilter),
+    responses((status = 200, body = Page<crate::domain::findings::FindingView>),
+              (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn findings(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(f): ApiQuery<crate::domain::findings::FindingFilter>,
+) -> Result<Json<Page<crate::domain::findings::FindingView>>> {
+    Ok(Json(
+        crate::domain::findings::list(&s.svc, &actor, f, s.now()).await?,
+    ))
+}
+
+/// An ethics reviewer closes a finding: `verified` or `concern`, with a note.
+#[utoipa::path(post, path = "/api/v1/ethics/findings/{id}/decision", tag = "ethics",
+    request_body = crate::domain::findings::Decision, params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn decide_finding(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(d): ApiJson<crate::domain::findings::Decision>,
+) -> Result<StatusCode> {
+    crate::domain::findings::decide(&s.svc, &actor, &id, d, s.now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -52,4 +52,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(consents::withdraw))
         .routes(routes!(consents::family_list))
         .routes(routes!(consents::family_withdraw))
+        .routes(routes!(consents::findings))
+        .routes(routes!(consents::decide_finding))
 }

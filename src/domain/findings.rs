@@ -1,0 +1,626 @@
+//! The consent validity rules and the ethics reviewers' findings queue.
+//!
+//! The rules are a pure function of a case's facts ([`rules`]), tested as a table; they run
+//! again after every change to a case's consents, contacts or donation ([`evaluate`]), so a
+//! finding closes by itself when the gap is filled, or by a reviewer's decision.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::cases::{self, case_key};
+use super::consents;
+use super::types::{Program, Role};
+use super::{page_limit, Page, Services};
+use crate::crypto::{self, Place};
+use crate::error::{Error, Result};
+use crate::policy::{Action, Actor, Resource};
+use crate::store::{ConsentQuery, ConsentScope, Found};
+
+/// What the rules need of a contact.
+#[derive(Debug, Clone)]
+pub struct Relative {
+    pub id: String,
+    pub relationship: String,
+    pub minor: bool,
+    pub deceased: bool,
+}
+
+/// What the rules need of a consent record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: String,
+    pub kind: String,
+    pub given_by: String,
+    pub method: String,
+    pub witnessed: bool,
+    pub signed_on: NaiveDate,
+    /// `active`, `withdrawn`, `expired` or `withdrawal`.
+    pub status: String,
+    pub refusal: bool,
+}
+
+/// The facts of a case the rules look at.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub program: Program,
+    pub donation_date: NaiveDate,
+    pub death_date: Option<NaiveDate>,
+    pub relatives: Vec<Relative>,
+    pub records: Vec<Record>,
+}
+
+fn found(rule: &str, consent: &str, message: String) -> Found {
+    (rule.to_string(), consent.to_string(), message)
+}
+
+/// Every finding the rules make for these facts.
+pub fn rules(f: &Facts) -> Vec<Found> {
+    let mut out = Vec::new();
+    for r in f.records.iter().filter(|r| r.status != "withdrawal") {
+        if r.method == "verbal" && !r.witnessed {
+            out.push(found(
+                "verbal_without_witness",
+                &r.id,
+                format!("verbal {} consent {} has no witness", r.kind, r.id),
+            ));
+        }
+        if matches!(r.kind.as_str(), "donation" | "body_donation")
+            && !r.refusal
+            && r.signed_on > f.donation_date
+        {
+            out.push(found(
+                "signed_after_donation",
+                &r.id,
+                format!(
+                    "{} consent {} was signed on {}, after the donation on {}",
+                    r.kind, r.id, r.signed_on, f.donation_date
+                ),
+            ));
+        }
+        if r.status == "expired" {
+            out.push(found(
+                "expired",
+                &r.id,
+                format!("{} consent {} has expired", r.kind, r.id),
+            ));
+        }
+    }
+    if let Some(d) = deceased_donation(f) {
+        out.push(d);
+    }
+    out
+}
+
+/// Civil Code art. 1006: a deceased donation needs the donor's own consent, or, where the donor
+/// did not refuse, the joint written consent of spouse, adult children and parents.
+fn deceased_donation(f: &Facts) -> Option<Found> {
+    let kind = match f.program {
+        Program::Organ => "donation",
+        Program::Body => "body_donation",
+        Program::Marrow => return None,
+    };
+    let live: Vec<&Record> = f
+        .records
+        .iter()
+        .filter(|r| r.kind == kind && r.status == "active")
+        .collect();
+    if let Some(refusal) = live.iter().find(|r| r.refusal && r.given_by == "donor") {
+        return Some(found(
+            "donor_refused",
+            &refusal.id,
+            format!("the donor's recorded refusal ({}) rules out the donation; the family's consent cannot override it", refusal.id),
+        ));
+    }
+    let own = live.iter().any(|r| {
+        r.given_by == "donor"
+            && !r.refusal
+            && r.method != "verbal"
+            && f.death_date.is_none_or(|d| r.signed_on <= d)
+    });
+    if own {
+        return None;
+    }
+    let required: Vec<&Relative> = f
+        .relatives
+        .iter()
+        .filter(|c| !c.deceased)
+        .filter(|c| match c.relationship.as_str() {
+            "spouse" | "parent" => true,
+            "child" => !c.minor,
+            _ => false,
+        })
+        .collect();
+    if required.is_empty() {
+        return Some(found(
+            "deceased_donation_consent",
+            "",
+            "no consent for the donation: neither the donor's own nor any spouse, adult child or parent is recorded".into(),
+        ));
+    }
+    let order = |r: &str| match r {
+        "spouse" => 0,
+        "child" => 1,
+        _ => 2,
+    };
+    let mut missing: Vec<&&Relative> = required
+        .iter()
+        .filter(|c| {
+            !live
+                .iter()
+                .any(|r| r.given_by == c.id && !r.refusal && r.method == "written")
+        })
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    missing.sort_by_key(|c| (order(&c.relationship), c.id.clone()));
+    let names: Vec<String> = missing
+        .iter()
+        .map(|c| format!("{} (contact {})", c.relationship, c.id))
+        .collect();
+    Some(found(
+        "deceased_donation_consent",
+        "",
+        format!(
+            "the joint written consent of spouse, adult children and parents is missing from: {}",
+            names.join(", ")
+        ),
+    ))
+}
+
+/// [`evaluate`] after a change that has already been committed: a failure is logged, and the
+/// next change (or a reviewer) brings the findings up to date.
+pub async fn refresh(svc: &Services, case_id: &str, now: DateTime<Utc>) {
+    if let Err(e) = evaluate(svc, case_id, now).await {
+        tracing::warn!(case_id = %case_id, error = %e, "evaluating consent rules");
+    }
+}
+
+/// Gather a case's facts (decrypting what the rules need) and bring its findings up to date.
+pub async fn evaluate(svc: &Services, case_id: &str, now: DateTime<Utc>) -> Result<()> {
+    let Some(case) = svc.store.case_by_id(case_id).await? else {
+        return Ok(());
+    };
+    let Some(key) = case_key(svc, &case).await? else {
+        // Erased: nothing left to judge.
+        return Ok(());
+    };
+    let opened = cases::open_row(&key, &case)?;
+    let relatives = super::contacts::views_for_case(svc, &key, case_id)
+        .await?
+        .into_iter()
+        .map(|c| Relative {
+            id: c.id,
+            relationship: c.relationship.as_str().to_string(),
+            minor: c.minor,
+            deceased: c.deceased,
+        })
+        .collect();
+    let mut records = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = svc
+            .store
+            .list_consents(&ConsentQuery {
+                scope: ConsentScope::All,
+                case_id: Some(case_id.to_string()),
+                kind: None,
+                after: after.clone(),
+                limit: 500,
+            })
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id.clone());
+        for r in &rows {
+            let v = consents::view_with(r, Some(&key), now)?;
+            records.push(Record {
+                id: r.id.clone(),
+                kind: r.kind.clone(),
+                given_by: r.given_by.clone(),
+                method: r.method.clone(),
+                witnessed: v.witness.is_some(),
+                signed_on: r.signed_at.date_naive(),
+                status: v.status.clone(),
+                refusal: v.refusal,
+            });
+        }
+    }
+    let facts = Facts {
+        program: Program::parse(&case.program)
+            .map_err(|e| anyhow::anyhow!("stored program: {e}"))?,
+        donation_date: opened.donation.date,
+        death_date: opened.donor.death_date,
+        relatives,
+        records,
+    };
+    let (o, c) = svc
+        .store
+        .sync_findings(case_id, &rules(&facts), now)
+        .await?;
+    if o + c > 0 {
+        tracing::info!(case_id = %case_id, opened = o, closed = c, "consent findings updated");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FindingView {
+    pub id: String,
+    pub case_id: String,
+    pub rule: String,
+    pub message: String,
+    pub consent_id: Option<String>,
+    /// `open` or `closed`.
+    pub status: String,
+    pub opened_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// `resolved` (the gap was filled), `verified` or `concern` (a reviewer's decision).
+    pub decision: Option<String>,
+    pub closed_by: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FindingFilter {
+    pub case_id: Option<String>,
+    /// `open` or `closed`.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+fn note_place(id: &str) -> Place<'_> {
+    Place::new("findings", "note", id)
+}
+
+/// The findings queue: all for ethics reviewers, the region for supervisors, assigned cases for
+/// coordinators.
+pub async fn list(
+    svc: &Services,
+    actor: &Actor,
+    f: FindingFilter,
+    now: DateTime<Utc>,
+) -> Result<Page<FindingView>> {
+    svc.authorize(
+        actor,
+        Action::ListConsents,
+        Resource::System,
+        svc.entry(actor, Action::ListConsents, "finding", now),
+    )
+    .await?;
+    if let Some(s) = &f.status {
+        if !["open", "closed"].contains(&s.as_str()) {
+            return Err(Error::field("status", "must be open or closed"));
+        }
+    }
+    let limit = page_limit(f.limit)?;
+    let (region, assigned) = match actor.role {
+        Role::Supervisor => (actor.region.clone(), None),
+        Role::Coordinator => (None, Some(actor.user_id.clone())),
+        _ => (None, None),
+    };
+    let rows = svc
+        .store
+        .list_findings(
+            region.as_deref().or(if actor.role == Role::Supervisor {
+                Some("")
+            } else {
+                None
+            }),
+            assigned.as_deref(),
+            f.case_id.as_deref(),
+            f.status.as_deref(),
+            f.cursor.as_deref(),
+            limit + 1,
+        )
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let mut items = Vec::new();
+    for r in rows.into_iter().take(limit as usize) {
+        let note = match &r.note {
+            None => None,
+            Some(n) => {
+                let key = match svc.store.case_by_id(&r.case_id).await? {
+                    Some(c) => case_key(svc, &c).await?,
+                    None => None,
+                };
+                match key {
+                    Some(k) => Some(
+                        String::from_utf8(
+                            crypto::open(
+                                &k,
+                                note_place(&r.id),
+                                &crypto::Sealed::from_bytes(n.clone()),
+                            )?
+                            .to_vec(),
+                        )
+                        .map_err(|_| crypto::CryptoError::Malformed)?,
+                    ),
+                    None => None,
+                }
+            }
+        };
+        items.push(FindingView {
+            consent_id: (!r.consent_key.is_empty()).then(|| r.consent_key.clone()),
+            id: r.id,
+            case_id: r.case_id,
+            rule: r.rule,
+            message: r.message,
+            status: r.status,
+            opened_at: r.opened_at,
+            closed_at: r.closed_at,
+            decision: r.decision,
+            closed_by: r.closed_by,
+            note,
+        });
+    }
+    let next_cursor = if more {
+        items.last().map(|i| i.id.clone())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// `verified` or `concern`.
+    pub finding: String,
+    pub note: Option<String>,
+}
+
+/// An ethics reviewer closes a finding with a decision.
+pub async fn decide(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    d: Decision,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    svc.authorize(
+        actor,
+        Action::ReviewConsent,
+        Resource::System,
+        svc.entry(actor, Action::ReviewConsent, "finding", now),
+    )
+    .await?;
+    if !["verified", "concern"].contains(&d.finding.as_str()) {
+        return Err(Error::field("finding", "must be verified or concern"));
+    }
+    let row = svc.store.finding_by_id(id).await?.ok_or(Error::NotFound)?;
+    let case = svc
+        .store
+        .case_by_id(&row.case_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let note = match (&d.note, case_key(svc, &case).await?) {
+        (Some(n), Some(k)) => Some(crypto::seal(&k, note_place(id), n.as_bytes()).into_bytes()),
+        _ => None,
+    };
+    let audit = svc
+        .entry(actor, Action::ReviewConsent, "finding", now)
+        .target(id)
+        .case(&row.case_id)
+        .reason(&d.finding);
+    if !svc
+        .store
+        .close_finding(
+            id,
+            &actor.user_id,
+            &d.finding,
+            note.as_deref(),
+            now,
+            &[audit],
+        )
+        .await?
+    {
+        return Err(Error::Conflict {
+            field: None,
+            message: "this finding is already closed".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn rel(id: &str, relationship: &str) -> Relative {
+        Relative {
+            id: id.into(),
+            relationship: relationship.into(),
+            minor: false,
+            deceased: false,
+        }
+    }
+
+    fn rec(id: &str, given_by: &str) -> Record {
+        Record {
+            id: id.into(),
+            kind: "donation".into(),
+            given_by: given_by.into(),
+            method: "written".into(),
+            witnessed: true,
+            signed_on: date("2025-03-10"),
+            status: "active".into(),
+            refusal: false,
+        }
+    }
+
+    fn facts(relatives: Vec<Relative>, records: Vec<Record>) -> Facts {
+        Facts {
+            program: Program::Organ,
+            donation_date: date("2025-03-11"),
+            death_date: Some(date("2025-03-10")),
+            relatives,
+            records,
+        }
+    }
+
+    fn rules_of(f: &Facts) -> Vec<(String, String)> {
+        rules(f).into_iter().map(|(r, _, m)| (r, m)).collect()
+    }
+
+    #[test]
+    fn the_table_of_deceased_donation_cases() {
+        let family = || vec![rel("s", "spouse"), rel("c", "child"), rel("p", "parent")];
+        let cases: Vec<(&str, Facts, Option<&str>)> = vec![
+            (
+                "spouse only: child and parent missing",
+                facts(family(), vec![rec("1", "s")]),
+                Some("missing from: child (contact c), parent (contact p)"),
+            ),
+            (
+                "all three: complete",
+                facts(family(), vec![rec("1", "s"), rec("2", "c"), rec("3", "p")]),
+                None,
+            ),
+            (
+                "the donor's own consent suffices",
+                facts(
+                    family(),
+                    vec![Record {
+                        signed_on: date("2020-01-01"),
+                        ..rec("1", "donor")
+                    }],
+                ),
+                None,
+            ),
+            (
+                "no living parents recorded",
+                facts(
+                    vec![rel("s", "spouse"), rel("c", "child")],
+                    vec![rec("1", "s"), rec("2", "c")],
+                ),
+                None,
+            ),
+            (
+                "a deceased parent is not asked",
+                facts(
+                    vec![
+                        rel("s", "spouse"),
+                        Relative {
+                            deceased: true,
+                            ..rel("p", "parent")
+                        },
+                    ],
+                    vec![rec("1", "s")],
+                ),
+                None,
+            ),
+            (
+                "a minor child is not asked",
+                facts(
+                    vec![
+                        rel("s", "spouse"),
+                        Relative {
+                            minor: true,
+                            ..rel("c", "child")
+                        },
+                    ],
+                    vec![rec("1", "s")],
+                ),
+                None,
+            ),
+            (
+                "a sibling's consent does not count",
+                facts(vec![rel("b", "sibling")], vec![rec("1", "b")]),
+                Some("neither the donor's own nor any spouse"),
+            ),
+            (
+                "a verbal family consent is not written",
+                facts(
+                    vec![rel("s", "spouse")],
+                    vec![Record {
+                        method: "verbal".into(),
+                        ..rec("1", "s")
+                    }],
+                ),
+                Some("missing from: spouse (contact s)"),
+            ),
+            (
+                "a withdrawn consent no longer counts",
+                facts(
+                    vec![rel("s", "spouse")],
+                    vec![Record {
+                        status: "withdrawn".into(),
+                        ..rec("1", "s")
+                    }],
+                ),
+                Some("missing from: spouse (contact s)"),
+            ),
+            (
+                "a refusal recorded before death rules it out",
+                facts(
+                    family(),
+                    vec![
+                        Record {
+                            refusal: true,
+                            signed_on: date("2019-05-01"),
+                            ..rec("r", "donor")
+                        },
+                        rec("1", "s"),
+                        rec("2", "c"),
+                        rec("3", "p"),
+                    ],
+                ),
+                Some("refusal"),
+            ),
+            (
+                "nobody at all",
+                facts(vec![], vec![]),
+                Some("neither the donor's own nor any spouse"),
+            ),
+        ];
+        for (what, f, want) in cases {
+            let got: Vec<String> = rules_of(&f)
+                .into_iter()
+                .filter(|(r, _)| r == "deceased_donation_consent" || r == "donor_refused")
+                .map(|(_, m)| m)
+                .collect();
+            match want {
+                None => assert!(got.is_empty(), "{what}: {got:?}"),
+                Some(w) => assert!(got.len() == 1 && got[0].contains(w), "{what}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn other_rules() {
+        let late = Record {
+            signed_on: date("2025-03-12"),
+            ..rec("late", "s")
+        };
+        let verbal = Record {
+            method: "verbal".into(),
+            witnessed: false,
+            ..rec("v", "s")
+        };
+        let expired = Record {
+            status: "expired".into(),
+            kind: "contact".into(),
+            ..rec("e", "s")
+        };
+        let f = facts(vec![rel("s", "spouse")], vec![late, verbal, expired]);
+        let got = rules(&f);
+        let has = |rule: &str, id: &str| got.iter().any(|(r, k, _)| r == rule && k == id);
+        assert!(has("signed_after_donation", "late"));
+        assert!(has("verbal_without_witness", "v"));
+        assert!(has("expired", "e"));
+        assert!(!has("verbal_without_witness", "late"));
+        // A marrow case has no deceased-donation rule.
+        let marrow = Facts {
+            program: Program::Marrow,
+            ..facts(vec![], vec![])
+        };
+        assert!(rules(&marrow).is_empty());
+    }
+}
