@@ -199,6 +199,39 @@ pub async fn keys_remove_recipient(cfg: &Config, recipient: &str) -> anyhow::Res
     Ok(())
 }
 
+/// `export consents --recipient age1… --out FILE`: the consent register encrypted to a
+/// reviewer's key.
+pub async fn export_consents(
+    cfg: &Config,
+    recipient: &str,
+    format: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let format = crate::domain::ethics::Format::parse(format)
+        .map_err(|e| anyhow::anyhow!("--format {e}"))?;
+    let (svc, _) = open_services(cfg).await?;
+    let bytes = crate::domain::ethics::export(&svc, None, recipient, format, Utc::now())
+        .await
+        .map_err(|e| match e {
+            Error::Validation(f) => anyhow::anyhow!(
+                "{}",
+                f.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            other => other.into(),
+        })?;
+    std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    svc.store.close().await;
+    println!(
+        "wrote {} ({} bytes, age-encrypted)",
+        out.display(),
+        bytes.len()
+    );
+    Ok(())
+}
+
 /// `audit verify`: `ok <entries> <head>` and success, or the first bad entry and failure.
 pub async fn audit_verify(cfg: &Config) -> anyhow::Result<bool> {
     let (svc, _) = open_services(cfg).await?;

@@ -118,6 +118,25 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Exports for ethics reviewers.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// The consent register, encrypted with age to a reviewer's public key.
+    Consents {
+        /// The reviewer's age public key.
+        #[arg(long)]
+        recipient: String,
+        /// `csv` or `json`.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Where to write the encrypted file.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -230,6 +249,11 @@ fn main() -> ExitCode {
                 )
                 .await,
             ),
+            Some(Command::Export(ExportCommand::Consents {
+                recipient,
+                format,
+                out,
+            })) => done(commands::export_consents(&cfg, &recipient, &format, &out).await),
             Some(Command::Audit(AuditCommand::Verify)) => {
                 commands::audit_verify(&cfg).await.map(|ok| {
                     if ok {

@@ -61,6 +61,8 @@ pub enum Action {
     ListConsents,
     /// An ethics reviewer's decision on a finding or a consent.
     ReviewConsent,
+    /// An ethics reviewer sees a donor's identity, stating why.
+    RevealIdentity,
 }
 
 impl Action {
@@ -92,7 +94,8 @@ impl Action {
             Action::RecordConsent => "consent.record",
             Action::ReadConsent => "consent.view",
             Action::ListConsents => "consent.list",
-            Action::ReviewConsent => "finding.decide",
+            Action::ReviewConsent => "consent.review",
+            Action::RevealIdentity => "case.reveal",
         }
     }
 }
@@ -169,6 +172,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (EthicsReviewer, ReadConsent, Resource::Case { .. }) => Ok(()),
         (Coordinator | Supervisor | EthicsReviewer, ListConsents, Resource::System) => Ok(()),
         (EthicsReviewer, ReviewConsent, Resource::System) => Ok(()),
+        (EthicsReviewer, RevealIdentity, Resource::Case { .. }) => Ok(()),
         (Volunteer, ReadTask | CompleteTask, Resource::Task { own, .. })
         | (
             Coordinator,

@@ -8,6 +8,7 @@ pub mod consents;
 pub mod contacts;
 pub mod documents;
 pub mod erasure;
+pub mod ethics;
 pub mod family;
 pub mod findings;
 pub mod tasks;

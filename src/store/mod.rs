@@ -591,6 +591,28 @@ pub trait Store: Send + Sync + 'static {
         audit: &[AuditEntry],
     ) -> Result<bool>;
 
+    /// A reviewer's review of a consent record: (id, consent, reviewer, finding, sealed note, at).
+    async fn insert_review(
+        &self,
+        id: &str,
+        consent_id: &str,
+        reviewer_id: &str,
+        finding: &str,
+        note: Option<&[u8]>,
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
+    /// A revealed identity with its sealed reason.
+    async fn insert_reveal(
+        &self,
+        id: &str,
+        case_id: &str,
+        user_id: &str,
+        reason: &[u8],
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
+
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
 }

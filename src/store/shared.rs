@@ -1331,6 +1331,59 @@ macro_rules! store_impl {
             Ok(true)
         }
 
+        async fn insert_review(
+            &self,
+            id: &str,
+            consent_id: &str,
+            reviewer_id: &str,
+            finding: &str,
+            note: Option<&[u8]>,
+            now: DateTime<Utc>,
+            audit: &[AuditEntry],
+        ) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into consent_reviews (id, consent_id, reviewer_id, finding, note, reviewed_at) \
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(consent_id)
+            .bind(reviewer_id)
+            .bind(finding)
+            .bind(note)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn insert_reveal(
+            &self,
+            id: &str,
+            case_id: &str,
+            user_id: &str,
+            reason: &[u8],
+            now: DateTime<Utc>,
+            audit: &[AuditEntry],
+        ) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into reveals (id, case_id, user_id, reason, revealed_at) values ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(case_id)
+            .bind(user_id)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
         async fn meta_get(&self, key: &str) -> Result<Option<String>> {
             let row: Option<(String,)> = sqlx::query_as("select value from meta where key = $1")
                 .bind(key)

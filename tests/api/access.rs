@@ -206,6 +206,26 @@ fn table() -> Vec<Row> {
         ),
         row(Method::GET, "/api/v1/me/consents", None, only(&["family"])),
         row(
+            Method::POST,
+            "/api/v1/consents/{consent}/reviews",
+            Some(json!({"finding": "verified"})),
+            only(&["ethics_reviewer"]),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/cases/{case}/reveal",
+            Some(json!({"reason": "checking the access table for reveals"})),
+            only(&["ethics_reviewer"]),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/ethics/exports",
+            Some(
+                json!({"recipient": "age1gde3ncmahlqd9gg50tanl99r960llztrhfapnmx853s4tjum8jjs8dvdrs"}),
+            ),
+            only(&["ethics_reviewer"]),
+        ),
+        row(
             Method::GET,
             "/api/v1/ethics/findings",
             None,

@@ -262,3 +262,76 @@ mod findings {
         }
     }
 }
+
+mod ethics {
+    use super::*;
+    use std::io::Read;
+
+    fn decrypt(identity: &age::x25519::Identity, bytes: &[u8]) -> String {
+        let d = age::Decryptor::new_buffered(bytes).unwrap();
+        let mut r = d
+            .decrypt(std::iter::once(identity as &dyn age::Identity))
+            .unwrap();
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        s
+    }
+
+    on_both_backends! {
+        async fn reviewers_review_reveal_and_export_the_register_to_their_own_key(app) {
+            let (token, case, contact) = setup(&app).await;
+            let (_, rec) = app.post(&format!("/api/v1/cases/{case}/consents"), &token, spouse_donation(&contact)).await;
+            let id = rec["id"].as_str().unwrap();
+            let reviewer = app.user("ethics_reviewer", None).await;
+
+            let (status, r) = app.post(&format!("/api/v1/consents/{id}/reviews"), &reviewer.token,
+                                       json!({"finding": "concern", "note": "the witness signed for both"})).await;
+            assert_eq!(status, StatusCode::CREATED, "{r}");
+            assert_eq!(app.post(&format!("/api/v1/consents/{id}/reviews"), &reviewer.token, json!({"finding": "maybe"})).await.0,
+                       StatusCode::UNPROCESSABLE_ENTITY);
+
+            assert_eq!(app.post(&format!("/api/v1/cases/{case}/reveal"), &reviewer.token, json!({"reason": "why"})).await.0,
+                       StatusCode::UNPROCESSABLE_ENTITY);
+            let (status, who) = app.post(&format!("/api/v1/cases/{case}/reveal"), &reviewer.token,
+                                         json!({"reason": "the committee must contact the donor's hospital"})).await;
+            assert_eq!(status, StatusCode::OK, "{who}");
+            assert!(who["donor"]["full_name"].as_str().unwrap().starts_with("Name"));
+            let admin = app.user("admin", None).await;
+            let (_, log) = app.get(&format!("/api/v1/audit?case_id={case}&action=case.reveal"), &admin.token).await;
+            assert_eq!(log["items"][0]["actor_id"], reviewer.id.as_str());
+
+            // The register, encrypted to the reviewer's key, through the API and the command line.
+            let key = age::x25519::Identity::generate();
+            let recipient = key.to_public().to_string();
+            let req = axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/ethics/exports")
+                .header("authorization", format!("Bearer {}", reviewer.token))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(json!({"recipient": recipient, "format": "csv"}).to_string()))
+                .unwrap();
+            use tower::ServiceExt;
+            use http_body_util::BodyExt;
+            let resp = app.router.clone().oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(resp.headers()["content-type"], "application/age");
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            let csv = decrypt(&key, &bytes);
+            assert!(csv.starts_with("id,case_id,kind"), "{csv}");
+            assert!(csv.contains(id) && csv.contains("李医生") && csv.contains("kidney cornea"), "{csv}");
+            let (status, body) = app.post("/api/v1/ethics/exports", &reviewer.token, json!({"recipient": "age1nope"})).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("register.json.age");
+            let run = app.command()
+                .args(["export", "consents", "--recipient", &recipient, "--format", "json", "--out"])
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+            let json: Value = serde_json::from_str(&decrypt(&key, &std::fs::read(&out).unwrap())).unwrap();
+            assert!(json.as_array().unwrap().iter().any(|c| c["id"] == id));
+        }
+    }
+}

@@ -176,3 +176,81 @@ pub async fn decide_finding(
     crate::domain::findings::decide(&s.svc, &actor, &id, d, s.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// An ethics reviewer's review of a consent record: `verified` or `concern`, with a note.
+#[utoipa::path(post, path = "/api/v1/consents/{id}/reviews", tag = "ethics",
+    request_body = crate::domain::ethics::ReviewInput, params(("id" = String, Path)),
+    responses((status = 201, body = crate::domain::ethics::ReviewView), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn review(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<crate::domain::ethics::ReviewInput>,
+) -> Result<(StatusCode, Json<crate::domain::ethics::ReviewView>)> {
+    let r = crate::domain::ethics::review(&s.svc, &actor, &id, input, s.now()).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+/// An ethics reviewer sees a donor's identity after stating why (audited, shown to the family).
+#[utoipa::path(post, path = "/api/v1/cases/{id}/reveal", tag = "ethics",
+    request_body = crate::domain::ethics::RevealInput, params(("id" = String, Path)),
+    responses((status = 200, body = crate::domain::ethics::Revealed), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reveal(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<crate::domain::ethics::RevealInput>,
+) -> Result<Json<crate::domain::ethics::Revealed>> {
+    Ok(Json(
+        crate::domain::ethics::reveal(&s.svc, &actor, &id, &input.reason, s.now()).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportInput {
+    /// The reviewer's own age public key (`age1…`).
+    pub recipient: String,
+    /// `csv` (default) or `json`.
+    pub format: Option<String>,
+}
+
+/// The consent register encrypted with age to the reviewer's key (`application/age`).
+#[utoipa::path(post, path = "/api/v1/ethics/exports", tag = "ethics", request_body = ExportInput,
+    responses((status = 200, content_type = "application/age", body = Vec<u8>),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn export(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiJson(input): ApiJson<ExportInput>,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let format = crate::domain::ethics::Format::parse(input.format.as_deref().unwrap_or("csv"))
+        .map_err(|e| Error::field("format", e))?;
+    let bytes =
+        crate::domain::ethics::export(&s.svc, Some(&actor), &input.recipient, format, s.now())
+            .await?;
+    let name = match format {
+        crate::domain::ethics::Format::Csv => "consents.csv.age",
+        crate::domain::ethics::Format::Json => "consents.json.age",
+    };
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/age".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}

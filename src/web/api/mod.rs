@@ -54,4 +54,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(consents::family_withdraw))
         .routes(routes!(consents::findings))
         .routes(routes!(consents::decide_finding))
+        .routes(routes!(consents::review))
+        .routes(routes!(consents::reveal))
+        .routes(routes!(consents::export))
 }
