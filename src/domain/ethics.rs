@@ -14,7 +14,7 @@ use super::{new_id, Services};
 use crate::crypto::{self, Place};
 use crate::error::{Error, Result};
 use crate::policy::{Action, Actor, Resource};
-use crate::store::{ConsentQuery, ConsentScope};
+use crate::store::{ConsentQuery, ConsentScope, ReviewRow};
 
 /// Minimum length of a stated reason.
 pub const MIN_REASON: usize = 20;
@@ -82,12 +82,14 @@ pub async fn review(
         .reason(&input.finding);
     svc.store
         .insert_review(
-            &id,
-            consent_id,
-            &actor.user_id,
-            &input.finding,
-            sealed.as_deref(),
-            now,
+            &ReviewRow {
+                id: id.clone(),
+                consent_id: consent_id.to_string(),
+                reviewer_id: actor.user_id.clone(),
+                finding: input.finding.clone(),
+                note: sealed,
+                reviewed_at: now,
+            },
             &[audit],
         )
         .await?;

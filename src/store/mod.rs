@@ -188,6 +188,17 @@ pub struct FindingRow {
 /// What the rules find now for a case: (rule, consent key, message).
 pub type Found = (String, String, String);
 
+/// An ethics reviewer's review of a consent record; the note is sealed under the case key.
+#[derive(Debug, Clone)]
+pub struct ReviewRow {
+    pub id: String,
+    pub consent_id: String,
+    pub reviewer_id: String,
+    pub finding: String,
+    pub note: Option<Vec<u8>>,
+    pub reviewed_at: DateTime<Utc>,
+}
+
 /// A browser session.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
@@ -591,17 +602,8 @@ pub trait Store: Send + Sync + 'static {
         audit: &[AuditEntry],
     ) -> Result<bool>;
 
-    /// A reviewer's review of a consent record: (id, consent, reviewer, finding, sealed note, at).
-    async fn insert_review(
-        &self,
-        id: &str,
-        consent_id: &str,
-        reviewer_id: &str,
-        finding: &str,
-        note: Option<&[u8]>,
-        now: DateTime<Utc>,
-        audit: &[AuditEntry],
-    ) -> Result<()>;
+    /// A reviewer's review of a consent record.
+    async fn insert_review(&self, review: &ReviewRow, audit: &[AuditEntry]) -> Result<()>;
     /// A revealed identity with its sealed reason.
     async fn insert_reveal(
         &self,

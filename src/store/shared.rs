@@ -1331,27 +1331,18 @@ macro_rules! store_impl {
             Ok(true)
         }
 
-        async fn insert_review(
-            &self,
-            id: &str,
-            consent_id: &str,
-            reviewer_id: &str,
-            finding: &str,
-            note: Option<&[u8]>,
-            now: DateTime<Utc>,
-            audit: &[AuditEntry],
-        ) -> Result<()> {
+        async fn insert_review(&self, r: &ReviewRow, audit: &[AuditEntry]) -> Result<()> {
             let mut tx = self.begin_write().await?;
             sqlx::query(
                 "insert into consent_reviews (id, consent_id, reviewer_id, finding, note, reviewed_at) \
                  values ($1, $2, $3, $4, $5, $6)",
             )
-            .bind(id)
-            .bind(consent_id)
-            .bind(reviewer_id)
-            .bind(finding)
-            .bind(note)
-            .bind(now)
+            .bind(&r.id)
+            .bind(&r.consent_id)
+            .bind(&r.reviewer_id)
+            .bind(&r.finding)
+            .bind(&r.note)
+            .bind(r.reviewed_at)
             .execute(&mut *tx)
             .await?;
             append_entries(&mut tx, audit).await?;
