@@ -50,6 +50,7 @@ pub async fn open_services(cfg: &Config) -> anyhow::Result<(Services, Vec<String
     }
     let mut svc = Services::new(store, Arc::new(keys));
     svc.require_totp = Arc::new(cfg.require_totp.clone());
+    svc.attachments_dir = cfg.data_dir.join("attachments");
     svc.break_glass_for =
         chrono::Duration::from_std(cfg.break_glass_for).context("DONORCARE_BREAK_GLASS_HOURS")?;
     Ok((svc, notices))

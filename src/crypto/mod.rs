@@ -5,6 +5,7 @@
 //! fails to open. Only this module turns a [`Sealed`] value back into plaintext.
 
 pub mod keyring;
+pub mod stream;
 
 use std::fmt;
 

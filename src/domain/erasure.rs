@@ -184,6 +184,7 @@ pub async fn decide(
         });
     }
     if approve {
+        super::attachments::remove_case_files(svc, &req.case_id).await;
         tracing::warn!(case_id = %req.case_id, request = %id, actor = %actor.user_id, "case erased");
     }
     Ok(svc

@@ -38,6 +38,8 @@ pub struct Record {
     /// `active`, `withdrawn`, `expired` or `withdrawal`.
     pub status: String,
     pub refusal: bool,
+    /// A signed form is attached.
+    pub signed_form: bool,
 }
 
 /// The facts of a case the rules look at.
@@ -75,6 +77,16 @@ pub fn rules(f: &Facts) -> Vec<Found> {
                 format!(
                     "{} consent {} was signed on {}, after the donation on {}",
                     r.kind, r.id, r.signed_on, f.donation_date
+                ),
+            ));
+        }
+        if r.method == "written" && !r.signed_form {
+            out.push(found(
+                "written_without_form",
+                &r.id,
+                format!(
+                    "written {} consent {} has no signed form attached",
+                    r.kind, r.id
                 ),
             ));
         }
@@ -197,6 +209,7 @@ pub async fn evaluate(svc: &Services, case_id: &str, now: DateTime<Utc>) -> Resu
             deceased: c.deceased,
         })
         .collect();
+    let attached = svc.store.attached_consents(case_id).await?;
     let mut records = Vec::new();
     let mut after = None;
     loop {
@@ -223,6 +236,7 @@ pub async fn evaluate(svc: &Services, case_id: &str, now: DateTime<Utc>) -> Resu
                 signed_on: r.signed_at.date_naive(),
                 status: v.status.clone(),
                 refusal: v.refusal,
+                signed_form: attached.contains(&r.id),
             });
         }
     }
@@ -452,6 +466,7 @@ mod tests {
             signed_on: date("2025-03-10"),
             status: "active".into(),
             refusal: false,
+            signed_form: true,
         }
     }
 
@@ -615,6 +630,14 @@ mod tests {
         assert!(has("signed_after_donation", "late"));
         assert!(has("verbal_without_witness", "v"));
         assert!(has("expired", "e"));
+        let unsigned = Record {
+            signed_form: false,
+            ..rec("u", "s")
+        };
+        let got = rules(&facts(vec![rel("s", "spouse")], vec![unsigned]));
+        assert!(got
+            .iter()
+            .any(|(r, k, _)| r == "written_without_form" && k == "u"));
         assert!(!has("verbal_without_witness", "late"));
         // A marrow case has no deceased-donation rule.
         let marrow = Facts {

@@ -2,6 +2,7 @@
 //! arguments, decide access through `policy::authorize`, and know nothing of HTTP.
 
 pub mod accounts;
+pub mod attachments;
 pub mod audit_view;
 pub mod cases;
 pub mod consents;
@@ -39,6 +40,8 @@ pub struct Services {
     pub throttle: Arc<throttle::LoginThrottle>,
     /// Roles that must enrol TOTP (`DONORCARE_REQUIRE_TOTP`).
     pub require_totp: Arc<Vec<types::Role>>,
+    /// Where sealed signed forms are kept (`<data-dir>/attachments`).
+    pub attachments_dir: std::path::PathBuf,
 }
 
 impl Services {
@@ -50,6 +53,7 @@ impl Services {
             break_glass_for: chrono::Duration::hours(4),
             throttle: Arc::default(),
             require_totp: Arc::default(),
+            attachments_dir: std::path::PathBuf::from("data/attachments"),
         }
     }
 

@@ -199,6 +199,18 @@ pub struct ReviewRow {
     pub reviewed_at: DateTime<Utc>,
 }
 
+/// A signed form attached to a consent record.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttachmentRow {
+    pub consent_id: String,
+    pub case_id: String,
+    pub media_type: String,
+    pub size: i64,
+    pub sealed_sha256: String,
+    pub uploaded_by: String,
+    pub uploaded_at: DateTime<Utc>,
+}
+
 /// A browser session.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
@@ -614,6 +626,12 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         audit: &[AuditEntry],
     ) -> Result<()>;
+
+    /// Record an attachment; a consent that has one already is a conflict.
+    async fn insert_attachment(&self, row: &AttachmentRow, audit: &[AuditEntry]) -> Result<()>;
+    async fn attachment(&self, consent_id: &str) -> Result<Option<AttachmentRow>>;
+    /// Ids of the consents of a case that have a signed form.
+    async fn attached_consents(&self, case_id: &str) -> Result<Vec<String>>;
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;

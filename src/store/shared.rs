@@ -1375,6 +1375,46 @@ macro_rules! store_impl {
             Ok(())
         }
 
+        async fn insert_attachment(&self, r: &AttachmentRow, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into consent_attachments (consent_id, case_id, media_type, size, sealed_sha256, \
+                 uploaded_by, uploaded_at) values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&r.consent_id)
+            .bind(&r.case_id)
+            .bind(&r.media_type)
+            .bind(r.size)
+            .bind(&r.sealed_sha256)
+            .bind(&r.uploaded_by)
+            .bind(r.uploaded_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| shared::unique_to_conflict(e, "attachment", "this consent already has its signed form"))?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn attachment(&self, consent_id: &str) -> Result<Option<AttachmentRow>> {
+            Ok(sqlx::query_as::<$db, AttachmentRow>(
+                "select consent_id, case_id, media_type, size, sealed_sha256, uploaded_by, uploaded_at \
+                 from consent_attachments where consent_id = $1",
+            )
+            .bind(consent_id)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn attached_consents(&self, case_id: &str) -> Result<Vec<String>> {
+            let rows: Vec<(String,)> =
+                sqlx::query_as("select consent_id from consent_attachments where case_id = $1")
+                    .bind(case_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(rows.into_iter().map(|r| r.0).collect())
+        }
+
         async fn meta_get(&self, key: &str) -> Result<Option<String>> {
             let row: Option<(String,)> = sqlx::query_as("select value from meta where key = $1")
                 .bind(key)

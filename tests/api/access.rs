@@ -206,6 +206,18 @@ fn table() -> Vec<Row> {
         ),
         row(Method::GET, "/api/v1/me/consents", None, only(&["family"])),
         row(
+            Method::GET,
+            "/api/v1/consents/{consent}/attachment",
+            None,
+            consent_read,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/consents/{consent}/attachment",
+            Some(json!({})),
+            case_rw,
+        ),
+        row(
             Method::POST,
             "/api/v1/consents/{consent}/reviews",
             Some(json!({"finding": "verified"})),
@@ -483,6 +495,19 @@ async fn build(app: &TestApp) -> World {
             .post(&format!("/api/v1/cases/{case_id}/consents"), token, consent)
             .await;
         assert_eq!(s, StatusCode::CREATED, "{consent}");
+        let form = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri(format!(
+                "/api/v1/consents/{}/attachment",
+                consent["id"].as_str().unwrap()
+            ))
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::from(
+                &b"%PDF-1.4 signed form of the table check"[..],
+            ))
+            .unwrap();
+        let (s, body) = app.send(form).await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
         records.push((
             own,
             Fixture {

@@ -335,3 +335,92 @@ mod ethics {
         }
     }
 }
+
+mod signed_forms {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    async fn upload(
+        app: &TestApp,
+        token: &str,
+        consent: &str,
+        bytes: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/api/v1/consents/{consent}/attachment"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/octet-stream")
+            .body(Body::from(bytes))
+            .unwrap();
+        app.send(req).await
+    }
+
+    /// Every file under `dir`, recursively.
+    fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.path().is_dir() {
+                    out.extend(files(&e.path()));
+                } else {
+                    out.push(e.path());
+                }
+            }
+        }
+        out
+    }
+
+    on_both_backends! {
+        async fn a_signed_form_is_sniffed_sealed_audited_and_erased_with_the_case(app) {
+            let (token, case, contact) = setup(&app).await;
+            let (_, rec) = app.post(&format!("/api/v1/cases/{case}/consents"), &token, spouse_donation(&contact)).await;
+            let id = rec["id"].as_str().unwrap().to_string();
+            let reviewer = app.user("ethics_reviewer", None).await;
+            let (_, found) = app.get(&format!("/api/v1/ethics/findings?case_id={case}&status=open"), &reviewer.token).await;
+            assert!(found["items"].as_array().unwrap().iter().any(|f| f["rule"] == "written_without_form"));
+
+            let (status, body) = upload(&app, &token, &id, b"GIF89a not a form".to_vec()).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            let (status, _) = upload(&app, &token, &id, vec![b'%'; 11 * 1024 * 1024]).await;
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+            let secret = b"%PDF-1.7\nSigned by Zhou Marker77 for the kidney donation\n".repeat(3000);
+            let (status, body) = upload(&app, &token, &id, secret.clone()).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            assert_eq!(body["media_type"], "application/pdf");
+            assert_eq!(upload(&app, &token, &id, secret.clone()).await.0, StatusCode::CONFLICT);
+            let (_, found) = app.get(&format!("/api/v1/ethics/findings?case_id={case}&status=open"), &reviewer.token).await;
+            assert!(!found["items"].as_array().unwrap().iter().any(|f| f["rule"] == "written_without_form"), "{found}");
+
+            // Stored sealed: the plaintext appears in no file.
+            let stored = files(&app.state.svc.attachments_dir);
+            assert_eq!(stored.len(), 1);
+            let sealed = std::fs::read(&stored[0]).unwrap();
+            assert!(!sealed.windows(8).any(|w| w == b"Marker77"));
+
+            let get = Request::builder()
+                .uri(format!("/api/v1/consents/{id}/attachment"))
+                .header("authorization", format!("Bearer {}", reviewer.token))
+                .body(Body::empty())
+                .unwrap();
+            let resp = app.router.clone().oneshot(get).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(resp.headers()["content-type"], "application/pdf");
+            assert_eq!(resp.into_body().collect().await.unwrap().to_bytes().to_vec(), secret);
+            let admin = app.user("admin", None).await;
+            let (_, log) = app.get(&format!("/api/v1/audit?case_id={case}&actor_id={}", reviewer.id), &admin.token).await;
+            assert!(log["items"].as_array().unwrap().iter().any(|e| e["target_type"] == "consent_attachment" && e["reason"] == "download"));
+
+            // Erasure removes the files with the key.
+            let sup = app.user("supervisor", Some("yinzhou")).await;
+            let (_, req) = app.post(&format!("/api/v1/cases/{case}/erasure-requests"), &sup.token, json!({})).await;
+            let (status, _) = app.post(&format!("/api/v1/erasure-requests/{}/approve", req["id"].as_str().unwrap()), &reviewer.token, json!({})).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(files(&app.state.svc.attachments_dir).is_empty());
+            assert_eq!(app.get("/api/v1/audit/verify", &admin.token).await.1["ok"], true);
+        }
+    }
+}

@@ -254,3 +254,58 @@ pub async fn export(
     )
         .into_response())
 }
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttachmentView {
+    pub consent_id: String,
+    pub media_type: String,
+    pub size: i64,
+    pub uploaded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Attach the signed form of a consent record: the raw PDF, JPEG or PNG as the body (at most
+/// 10 MiB; the type is read from the content). Sealed under the case key, once per record.
+#[utoipa::path(post, path = "/api/v1/consents/{id}/attachment", tag = "consents",
+    params(("id" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/pdf"),
+    responses((status = 201, body = AttachmentView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn upload_attachment(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<AttachmentView>)> {
+    let bytes = axum::body::to_bytes(body, crate::domain::attachments::MAX_BYTES)
+        .await
+        .map_err(|_| Error::PayloadTooLarge)?;
+    let row = crate::domain::attachments::upload(&s.svc, &actor, &id, &bytes, s.now()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AttachmentView {
+            consent_id: row.consent_id,
+            media_type: row.media_type,
+            size: row.size,
+            uploaded_at: row.uploaded_at,
+        }),
+    ))
+}
+
+/// Download the signed form of a consent record (audited).
+#[utoipa::path(get, path = "/api/v1/consents/{id}/attachment", tag = "consents",
+    params(("id" = String, Path)),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>),
+              (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn download_attachment(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let (media_type, bytes) =
+        crate::domain::attachments::download(&s.svc, &actor, &id, s.now()).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, media_type)], bytes).into_response())
+}

@@ -57,4 +57,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(consents::review))
         .routes(routes!(consents::reveal))
         .routes(routes!(consents::export))
+        .routes(routes!(
+            consents::upload_attachment,
+            consents::download_attachment
+        ))
 }
