@@ -54,6 +54,7 @@ pub async fn upload(
     let Authorized {
         row: case,
         break_glass,
+        ..
     } = cases::load_authorized(svc, actor, &consent.case_id, Action::RecordConsent, now).await?;
     if bytes.len() > MAX_BYTES {
         return Err(Error::PayloadTooLarge);
@@ -135,6 +136,7 @@ pub async fn download(
     let Authorized {
         row: case,
         break_glass,
+        ..
     } = cases::load_authorized(svc, actor, &consent.case_id, Action::ReadConsent, now).await?;
     let meta = svc
         .store

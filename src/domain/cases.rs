@@ -468,6 +468,8 @@ pub struct Authorized {
     pub row: CaseRow,
     /// Access came from a break-glass grant, not an assignment.
     pub break_glass: bool,
+    /// The case's assignments (read once for the decision and the view).
+    pub assignments: Vec<AssignmentRow>,
 }
 
 /// Load a case and decide `action` on it for `actor`; 404 when absent or out of scope. Every
@@ -486,7 +488,8 @@ pub async fn load_authorized(
         return Err(Error::NotFound);
     };
     let coordinator = actor.role == Role::Coordinator;
-    let assigned = coordinator && svc.store.is_assigned(id, &actor.user_id).await?;
+    let assignments = svc.store.assignments(id).await?;
+    let assigned = coordinator && assignments.iter().any(|a| a.user_id == actor.user_id);
     let break_glass =
         coordinator && !assigned && svc.store.has_break_glass(id, &actor.user_id, now).await?;
     svc.authorize(
@@ -500,7 +503,11 @@ pub async fn load_authorized(
         entry.target(id).case(id),
     )
     .await?;
-    Ok(Authorized { row, break_glass })
+    Ok(Authorized {
+        row,
+        break_glass,
+        assignments,
+    })
 }
 
 pub async fn create(
@@ -605,12 +612,14 @@ pub async fn create(
 }
 
 pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) -> Result<CaseView> {
-    let Authorized { row, break_glass } =
-        load_authorized(svc, actor, id, Action::ReadCase, now).await?;
+    let Authorized {
+        row,
+        break_glass,
+        assignments,
+    } = load_authorized(svc, actor, id, Action::ReadCase, now).await?;
     let key = case_key(svc, &row).await?;
     let opened = key.as_ref().map(|k| open_row(k, &row)).transpose()?;
     let mut v = view(&row, opened)?;
-    let assignments = svc.store.assignments(id).await?;
     v.coordinator_id = assignments
         .iter()
         .find(|a| a.kind == "primary")
@@ -771,6 +780,7 @@ pub async fn update(
     let Authorized {
         mut row,
         break_glass,
+        ..
     } = load_authorized(svc, actor, id, Action::UpdateCase, now).await?;
     if !patch.is_object() {
         return Err(Error::field("body", "must be a JSON object"));
@@ -952,10 +962,12 @@ pub async fn break_glass(
             format!("state why in at least {MIN_BREAK_GLASS_REASON} characters"),
         ));
     }
-    let Authorized { row, .. } = load_authorized(svc, actor, id, Action::BreakGlass, now).await?;
+    let Authorized {
+        row, assignments, ..
+    } = load_authorized(svc, actor, id, Action::BreakGlass, now).await?;
     // Staff who have TOTP confirm a break-glass with a fresh code.
     super::accounts::require_fresh_totp(svc, actor, totp, now).await?;
-    if svc.store.is_assigned(id, &actor.user_id).await? {
+    if assignments.iter().any(|a| a.user_id == actor.user_id) {
         return Err(Error::Conflict {
             field: None,
             message: "you are assigned to this case; break-glass is not needed".into(),

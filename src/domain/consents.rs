@@ -187,6 +187,7 @@ pub async fn record(
     let Authorized {
         row: case,
         break_glass,
+        ..
     } = cases::load_authorized(svc, actor, case_id, Action::RecordConsent, now).await?;
     let key = case_key(svc, &case).await?.ok_or_else(|| Error::Conflict {
         field: None,
@@ -455,6 +456,7 @@ pub async fn withdraw(
     let Authorized {
         row: case,
         break_glass,
+        ..
     } = cases::load_authorized(svc, actor, &original.case_id, Action::RecordConsent, now).await?;
     let key = case_key(svc, &case).await?.ok_or(Error::NotFound)?;
     withdraw_row(svc, actor, &original, &key, reason, break_glass, now).await
@@ -471,6 +473,7 @@ pub async fn get(
     let Authorized {
         row: case,
         break_glass,
+        ..
     } = cases::load_authorized(svc, actor, &row.case_id, Action::ReadConsent, now).await?;
     let key = case_key(svc, &case).await?;
     let mut v = view(&row, key.as_ref(), now)?;

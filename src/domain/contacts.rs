@@ -251,6 +251,7 @@ pub async fn create(
     let cases::Authorized {
         row: case,
         break_glass,
+        ..
     } = cases::load_authorized(svc, actor, case_id, Action::ManageContacts, now).await?;
     let key = case_key(svc, &case).await?.ok_or_else(|| Error::Conflict {
         field: None,
@@ -300,6 +301,7 @@ pub async fn update(
     let cases::Authorized {
         row: case,
         break_glass,
+        ..
     } = cases::load_authorized(svc, actor, &row.case_id, Action::ManageContacts, now).await?;
     if !patch.is_object() {
         return Err(Error::field("body", "must be a JSON object"));
