@@ -307,12 +307,8 @@ pub struct TotpEnrolment {
     pub otpauth_url: String,
 }
 
-/// Start TOTP enrolment: a new secret, stored pending until a code confirms it.
-pub async fn totp_begin(
-    svc: &Services,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<TotpEnrolment> {
+/// The caller's account, which must not have TOTP enrolled yet.
+async fn not_yet_enrolled(svc: &Services, actor: &Actor) -> Result<UserRow> {
     let user = svc
         .store
         .user_by_id(&actor.user_id)
@@ -324,6 +320,16 @@ pub async fn totp_begin(
             message: "TOTP is already enrolled for this account".into(),
         });
     }
+    Ok(user)
+}
+
+/// Start TOTP enrolment: a new secret, stored pending until a code confirms it.
+pub async fn totp_begin(
+    svc: &Services,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<TotpEnrolment> {
+    let user = not_yet_enrolled(svc, actor).await?;
     let mut secret = Zeroizing::new([0u8; 20]);
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, secret.as_mut());
     let sealed = crypto::seal(&svc.secrets_key(), totp_place(&user.id), secret.as_ref());
@@ -345,17 +351,7 @@ pub async fn totp_confirm(
     code: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let user = svc
-        .store
-        .user_by_id(&actor.user_id)
-        .await?
-        .ok_or(Error::Unauthenticated)?;
-    if user.totp_enabled_at.is_some() {
-        return Err(Error::Conflict {
-            field: None,
-            message: "TOTP is already enrolled for this account".into(),
-        });
-    }
+    let user = not_yet_enrolled(svc, actor).await?;
     if user.totp_secret.is_none() {
         return Err(Error::Conflict {
             field: None,
