@@ -131,12 +131,11 @@ pub struct SignedIn {
 pub async fn check_credentials(
     svc: &Services,
     input: &LoginInput,
-    client: &str,
+    client: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<SignedIn> {
     let username = input.username.trim().to_lowercase();
-    let address = (client != "unknown").then_some(client);
-    let keys = throttle::login_keys(&username, address);
+    let keys = throttle::login_keys(&username, client);
     if let Some(wait) = svc.throttle.retry_after(&keys, now) {
         return Err(Error::TooManyRequests { retry_after: wait });
     }
@@ -177,7 +176,7 @@ pub async fn check_credentials(
 pub async fn login(
     svc: &Services,
     input: LoginInput,
-    client: &str,
+    client: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<LoginOutput> {
     let SignedIn { user, audit } = check_credentials(svc, &input, client, now).await?;

@@ -143,9 +143,8 @@ pub async fn verify(
     now: DateTime<Utc>,
 ) -> Result<Verification> {
     allow(svc, actor, now).await?;
-    if actor.role == Role::Supervisor {
-        // The chain spans every region; verifying it reveals only counts and hashes.
-    }
+    // The chain spans every region; verifying it reveals only counts and hashes, so
+    // supervisors may run it too.
     audit::verify(svc.store.as_ref(), checkpoints)
         .await
         .map_err(|e| match e {

@@ -516,6 +516,8 @@ pub async fn create(
     input: CaseInput,
     now: DateTime<Utc>,
 ) -> Result<CaseView> {
+    // Keep what the database keeps (PostgreSQL: microseconds), so this answer equals a later read.
+    let now = chrono::SubsecRound::trunc_subsecs(now, 6);
     svc.authorize(
         actor,
         Action::CreateCase,
@@ -597,18 +599,16 @@ pub async fn create(
         .entry(actor, Action::CreateCase, "case", now)
         .target(&id)
         .case(&id);
-    svc.store
-        .insert_case(
-            &NewCase {
-                row,
-                terms,
-                assignments,
-            },
-            &[audit],
-        )
-        .await?;
+    let new = NewCase {
+        row,
+        terms,
+        assignments,
+    };
+    svc.store.insert_case(&new, &[audit]).await?;
     tracing::info!(case_id = %id, actor = %actor.user_id, "case created");
-    get(svc, actor, &id, now).await
+    // The creator's answer is built from what was written: no second read, and no view entry
+    // beside the create entry.
+    assemble(svc, &new.row, Some(&key), new.assignments).await
 }
 
 pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) -> Result<CaseView> {
@@ -618,8 +618,28 @@ pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) ->
         assignments,
     } = load_authorized(svc, actor, id, Action::ReadCase, now).await?;
     let key = case_key(svc, &row).await?;
-    let opened = key.as_ref().map(|k| open_row(k, &row)).transpose()?;
-    let mut v = view(&row, opened)?;
+    let v = assemble(svc, &row, key.as_ref(), assignments).await?;
+    // The reply waits until the view is on the record.
+    svc.audit
+        .record(vec![svc
+            .entry(actor, Action::ReadCase, "case", now)
+            .target(id)
+            .case(id)
+            .break_glass(break_glass)])
+        .await?;
+    Ok(v)
+}
+
+/// The full view of a case: donor, donation, notes, assignments and contacts (the personal
+/// parts absent once erased). Callers decide access and record the audit entry.
+async fn assemble(
+    svc: &Services,
+    row: &CaseRow,
+    key: Option<&SecretKey>,
+    assignments: Vec<AssignmentRow>,
+) -> Result<CaseView> {
+    let opened = key.map(|k| open_row(k, row)).transpose()?;
+    let mut v = view(row, opened)?;
     v.coordinator_id = assignments
         .iter()
         .find(|a| a.kind == "primary")
@@ -633,18 +653,10 @@ pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) ->
             })
             .collect(),
     );
-    v.contacts = Some(match &key {
-        Some(k) => contacts::views_for_case(svc, k, id).await?,
+    v.contacts = Some(match key {
+        Some(k) => contacts::views_for_case(svc, k, &row.id).await?,
         None => Vec::new(),
     });
-    // The reply waits until the view is on the record.
-    svc.audit
-        .record(vec![svc
-            .entry(actor, Action::ReadCase, "case", now)
-            .target(id)
-            .case(id)
-            .break_glass(break_glass)])
-        .await?;
     Ok(v)
 }
 
@@ -777,10 +789,11 @@ pub async fn update(
     patch: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<CaseView> {
+    let now = chrono::SubsecRound::trunc_subsecs(now, 6);
     let Authorized {
         mut row,
         break_glass,
-        ..
+        assignments,
     } = load_authorized(svc, actor, id, Action::UpdateCase, now).await?;
     if !patch.is_object() {
         return Err(Error::field("body", "must be a JSON object"));
@@ -851,7 +864,7 @@ pub async fn update(
         .await?;
     tracing::info!(case_id = %id, actor = %actor.user_id, "case updated");
     super::findings::refresh(svc, id, now).await;
-    get(svc, actor, id, now).await
+    assemble(svc, &row, Some(&key), assignments).await
 }
 
 fn donor_input(d: &Donor) -> DonorInput {
@@ -888,7 +901,7 @@ pub async fn assign(
     team: bool,
     now: DateTime<Utc>,
 ) -> Result<CaseView> {
-    load_authorized(svc, actor, id, Action::AssignCase, now).await?;
+    let Authorized { row, .. } = load_authorized(svc, actor, id, Action::AssignCase, now).await?;
     let ok = svc
         .store
         .user_by_id(coordinator_id)
@@ -915,7 +928,8 @@ pub async fn assign(
             .await?;
     }
     tracing::info!(case_id = %id, actor = %actor.user_id, coordinator = %coordinator_id, "case assigned");
-    get(svc, actor, id, now).await
+    let key = case_key(svc, &row).await?;
+    assemble(svc, &row, key.as_ref(), svc.store.assignments(id).await?).await
 }
 
 /// Minimum length of a break-glass reason.

@@ -123,16 +123,8 @@ pub fn status(r: &ConsentRow, now: DateTime<Utc>) -> &'static str {
     }
 }
 
-/// A record as the API shows it (for the rules, which read witness and refusal).
-pub fn view_with(
-    r: &ConsentRow,
-    key: Option<&SecretKey>,
-    now: DateTime<Utc>,
-) -> Result<ConsentView> {
-    view(r, key, now)
-}
-
-fn view(r: &ConsentRow, key: Option<&SecretKey>, now: DateTime<Utc>) -> Result<ConsentView> {
+/// A record as the API shows it; `key` opens witness, scope, reason and refusal.
+pub fn view(r: &ConsentRow, key: Option<&SecretKey>, now: DateTime<Utc>) -> Result<ConsentView> {
     let sealed: Option<Sealed> = match key {
         Some(k) => Some(crypto::open_json(
             k,

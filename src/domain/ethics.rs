@@ -231,7 +231,7 @@ pub async fn export(
                 };
                 keys.insert(r.case_id.clone(), k);
             }
-            rows.push(consents::view_with(
+            rows.push(consents::view(
                 r,
                 keys.get(&r.case_id).and_then(Option::as_ref),
                 now,
@@ -295,13 +295,12 @@ pub async fn export(
     let mut w = enc.wrap_output(&mut out).map_err(anyhow::Error::from)?;
     w.write_all(&plain).map_err(anyhow::Error::from)?;
     w.finish().map_err(anyhow::Error::from)?;
-    let mut audit = crate::audit::AuditEntry::new(actor, "consent.export", "consent", now).reason(
-        match format {
-            Format::Csv => "csv",
-            Format::Json => "json",
-        },
-    );
-    audit.target_id = Some(format!("{} records", rows.len()));
+    let kind = match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
+    };
+    let audit = crate::audit::AuditEntry::new(actor, "consent.export", "consent", now)
+        .reason(&format!("{kind}:{}", rows.len()));
     svc.audit.record(vec![audit]).await?;
     Ok(out)
 }

@@ -226,7 +226,7 @@ pub async fn evaluate(svc: &Services, case_id: &str, now: DateTime<Utc>) -> Resu
         let Some(last) = rows.last() else { break };
         after = Some(last.id.clone());
         for r in &rows {
-            let v = consents::view_with(r, Some(&key), now)?;
+            let v = consents::view(r, Some(&key), now)?;
             records.push(Record {
                 id: r.id.clone(),
                 kind: r.kind.clone(),
@@ -311,18 +311,15 @@ pub async fn list(
     }
     let limit = page_limit(f.limit)?;
     let (region, assigned) = match actor.role {
-        Role::Supervisor => (actor.region.clone(), None),
+        // A supervisor without a region sees nothing, not everything.
+        Role::Supervisor => (Some(actor.region.clone().unwrap_or_default()), None),
         Role::Coordinator => (None, Some(actor.user_id.clone())),
         _ => (None, None),
     };
     let rows = svc
         .store
         .list_findings(
-            region.as_deref().or(if actor.role == Role::Supervisor {
-                Some("")
-            } else {
-                None
-            }),
+            region.as_deref(),
             assigned.as_deref(),
             f.case_id.as_deref(),
             f.status.as_deref(),

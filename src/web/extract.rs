@@ -88,8 +88,8 @@ const ENROL_PATHS: &[&str] = &[
     "/api/v1/auth/logout",
 ];
 
-/// The caller's network address, for throttling ("unknown" when not served over TCP).
-pub struct ClientAddr(pub String);
+/// The caller's network address, for throttling (`None` when not served over TCP).
+pub struct ClientAddr(pub Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = Error;
@@ -98,8 +98,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         let addr = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
+            .map(|c| c.0.ip().to_string());
         Ok(ClientAddr(addr))
     }
 }

@@ -157,7 +157,7 @@ async fn login_submit(
         totp: Some(field("totp")).filter(|t| !t.trim().is_empty()),
     };
     let now = s.now();
-    match accounts::check_credentials(&s.svc, &input, &client, now).await {
+    match accounts::check_credentials(&s.svc, &input, client.as_deref(), now).await {
         Ok(signed) => match session::start(&s, signed, now).await {
             Ok(cookie) => {
                 let mut resp = Redirect::to("/").into_response();

@@ -174,6 +174,8 @@ on_both_backends! {
             .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(app.get(&format!("/api/v1/cases/{case_id}"), &other.token).await.0, StatusCode::OK);
+        // Its own coordinator opens it too, through the assignment.
+        assert_eq!(app.get(&format!("/api/v1/cases/{case_id}"), &owner.token).await.0, StatusCode::OK);
 
         let (status, log) = app.get("/api/v1/me/access-log", &family).await;
         assert_eq!(status, StatusCode::OK, "{log}");

@@ -22,7 +22,7 @@ pub async fn login(
     ApiJson(input): ApiJson<LoginInput>,
 ) -> Result<Json<LoginOutput>> {
     Ok(Json(
-        accounts::login(&s.svc, input, &client, s.now()).await?,
+        accounts::login(&s.svc, input, client.as_deref(), s.now()).await?,
     ))
 }
 
