@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod policy;
+pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,5 @@
+//! Scheduling: calendars, care plans and their occurrences. Pure functions; the domain layer
+//! materialises what they compute.
+
+pub mod calendar;
+pub mod plan;
