@@ -241,6 +241,22 @@ mod tests {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
 
+    /// Every Spring Festival and Qingming 2000–2100 against the Hong Kong Observatory's published
+    /// tables (sources and cross-checks in the data file's header).
+    #[test]
+    fn spring_festival_and_qingming_match_the_published_table_2000_to_2100() {
+        let table = include_str!("../../tests/data/chinese_calendar_2000_2100.tsv");
+        let mut years = 0;
+        for line in table.lines().filter(|l| !l.starts_with('#') && !l.starts_with("year")) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let year: i32 = cols[0].parse().unwrap();
+            assert_eq!(spring_festival(year), Some(d(cols[1])), "Spring Festival {year}");
+            assert_eq!(qingming(year), Some(d(cols[2])), "Qingming {year}");
+            years += 1;
+        }
+        assert_eq!(years, 101);
+    }
+
     #[test]
     fn lunar_round_trip_and_known_dates() {
         assert_eq!(spring_festival(2025), Some(d("2025-01-29")));
