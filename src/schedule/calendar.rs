@@ -6,8 +6,8 @@
 
 use calendrical_calculations::rata_die::RataDie;
 use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
-    Utc,
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,
+    TimeZone, Utc,
 };
 use chrono_tz::Tz;
 use icu_calendar::cal::ChineseTraditional;
@@ -110,7 +110,9 @@ pub fn qingming(year: i32) -> Option<NaiveDate> {
 }
 
 /// The festivals a care plan can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Festival {
     /// 清明, a solar term in early April.
@@ -200,7 +202,6 @@ pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     }
 }
 
-
 /// Every wall-clock time matched by `schedule` in `tz` whose instant falls in `[from, to)`, with
 /// that instant. The schedule is walked on the local clock, so a job fires once on a change day:
 /// a skipped time fires at the moved-forward instant, a repeated time only on its first pass.
@@ -247,10 +248,17 @@ mod tests {
     fn spring_festival_and_qingming_match_the_published_table_2000_to_2100() {
         let table = include_str!("../../tests/data/chinese_calendar_2000_2100.tsv");
         let mut years = 0;
-        for line in table.lines().filter(|l| !l.starts_with('#') && !l.starts_with("year")) {
+        for line in table
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("year"))
+        {
             let cols: Vec<&str> = line.split('\t').collect();
             let year: i32 = cols[0].parse().unwrap();
-            assert_eq!(spring_festival(year), Some(d(cols[1])), "Spring Festival {year}");
+            assert_eq!(
+                spring_festival(year),
+                Some(d(cols[1])),
+                "Spring Festival {year}"
+            );
             assert_eq!(qingming(year), Some(d(cols[2])), "Qingming {year}");
             years += 1;
         }
@@ -287,7 +295,12 @@ mod tests {
         for y in 2026..2040 {
             for m in 1..=12u8 {
                 if lunar_day(y, m, 30).is_none() {
-                    let thirtieth = LunarDate { year: 2024, month: m, leap: false, day: 30 };
+                    let thirtieth = LunarDate {
+                        year: 2024,
+                        month: m,
+                        leap: false,
+                        day: 30,
+                    };
                     let got = lunar_anniversary(thirtieth, y).unwrap();
                     assert_eq!(got, lunar_day(y, m, 29).unwrap());
                     found = true;
@@ -312,7 +325,11 @@ mod tests {
         let t = local_instant(ny, d("2026-03-08"), nine);
         assert_eq!(t.to_rfc3339(), "2026-03-08T07:30:00+00:00");
         // 1 November 2026: 01:30 happens twice; the first (EDT) is taken.
-        let t = local_instant(ny, d("2026-11-01"), NaiveTime::from_hms_opt(1, 30, 0).unwrap());
+        let t = local_instant(
+            ny,
+            d("2026-11-01"),
+            NaiveTime::from_hms_opt(1, 30, 0).unwrap(),
+        );
         assert_eq!(t.to_rfc3339(), "2026-11-01T05:30:00+00:00");
     }
 
@@ -339,6 +356,9 @@ mod tests {
         let got = cron_occurrences(&s, ny, from, to, 100);
         let times: Vec<String> = got.iter().map(|(_, t)| t.to_rfc3339()).collect();
         // 1 November: 01:30 happens twice (fires on the first, EDT) and 02:30 EST once.
-        assert_eq!(times, ["2026-11-01T05:30:00+00:00", "2026-11-01T07:30:00+00:00"]);
+        assert_eq!(
+            times,
+            ["2026-11-01T05:30:00+00:00", "2026-11-01T07:30:00+00:00"]
+        );
     }
 }
