@@ -29,6 +29,8 @@ pub struct Config {
     /// The address users reach the service at, for links in invitations
     /// (`DONORCARE_PUBLIC_URL`; default the listening address).
     pub public_url: Option<String>,
+    /// Scheduling and outreach delivery.
+    pub schedule: crate::domain::schedule::ScheduleSettings,
 }
 
 impl Config {
@@ -45,6 +47,7 @@ impl Config {
             checkpoints: None,
             require_totp: Vec::new(),
             public_url: None,
+            schedule: Default::default(),
         }
     }
 

@@ -91,6 +91,79 @@ struct Global {
     /// The address users reach the service at, for links in invitations.
     #[arg(long, env = "DONORCARE_PUBLIC_URL", global = true)]
     public_url: Option<String>,
+    /// SMTP server of the email channel: smtp://host:port or smtps://user:pass@host.
+    #[arg(long, env = "DONORCARE_SMTP_URL", global = true)]
+    smtp_url: Option<String>,
+    /// Sender address of outreach email.
+    #[arg(
+        long,
+        env = "DONORCARE_SMTP_FROM",
+        default_value = "donorcare@localhost",
+        global = true
+    )]
+    smtp_from: String,
+    /// HTTP endpoint of the SMS gateway (POST JSON {"to","text","idempotency_key"}).
+    #[arg(long, env = "DONORCARE_SMS_URL", global = true)]
+    sms_url: Option<String>,
+    /// Folder of the `file` channel (plaintext messages: off unless set).
+    #[arg(long, env = "DONORCARE_OUTBOX_DIR", global = true)]
+    outbox_dir: Option<PathBuf>,
+    /// Local hours in which outreach may go out.
+    #[arg(
+        long,
+        env = "DONORCARE_WAKING_HOURS",
+        default_value = "09-20",
+        global = true
+    )]
+    waking_hours: String,
+    /// At most this many messages to one family per cap period, across all channels.
+    #[arg(
+        long,
+        env = "DONORCARE_OUTREACH_CAP",
+        default_value_t = 3,
+        global = true
+    )]
+    outreach_cap: i64,
+    /// The cap period, in days.
+    #[arg(
+        long,
+        env = "DONORCARE_OUTREACH_CAP_DAYS",
+        default_value_t = 7,
+        global = true
+    )]
+    outreach_cap_days: i64,
+    /// Days ahead that care-plan occurrences become tasks.
+    #[arg(
+        long,
+        env = "DONORCARE_HORIZON_DAYS",
+        default_value_t = 400,
+        global = true
+    )]
+    horizon_days: i64,
+    /// Seconds a worker holds a claimed message before another may take it.
+    #[arg(
+        long,
+        env = "DONORCARE_OUTREACH_LEASE_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    outreach_lease_secs: i64,
+    /// Milliseconds between looks for due messages.
+    #[arg(
+        long,
+        env = "DONORCARE_OUTREACH_TICK_MS",
+        default_value_t = 5000,
+        global = true
+    )]
+    outreach_tick_ms: u64,
+    /// Domain of outreach email Message-IDs (`<outreach-<id>@domain>`).
+    #[arg(
+        long,
+        env = "DONORCARE_MAIL_DOMAIN",
+        default_value = "donorcare.invalid",
+        global = true
+    )]
+    mail_domain: String,
 }
 
 #[derive(Args, Clone)]
@@ -177,6 +250,15 @@ enum KeysCommand {
     RemoveRecipient { recipient: String },
 }
 
+fn schedule_settings(tz: &str, waking: &str) -> Result<(chrono_tz::Tz, (u32, u32)), String> {
+    let tz = tz
+        .parse()
+        .map_err(|_| format!("DONORCARE_TIMEZONE: {tz:?} is not an IANA time zone"))?;
+    let waking = donorcare::domain::schedule::parse_waking(waking)
+        .map_err(|e| format!("DONORCARE_WAKING_HOURS: {e}"))?;
+    Ok((tz, waking))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init();
@@ -185,7 +267,7 @@ fn main() -> ExitCode {
         database_url: g.database_url,
         identity: g.identity,
         keys_dir: g.keys_dir,
-        default_timezone: g.timezone,
+        default_timezone: g.timezone.clone(),
         templates_dir: g.templates_dir,
         key_retire_grace: Duration::from_secs(g.key_retire_grace),
         break_glass_for: Duration::from_secs(g.break_glass_hours * 3600),
@@ -209,8 +291,30 @@ fn main() -> ExitCode {
             }
         }
     }
+    let schedule = match schedule_settings(&g.timezone, &g.waking_hours) {
+        Ok((default_tz, waking)) => donorcare::domain::schedule::ScheduleSettings {
+            default_tz,
+            waking,
+            horizon_days: g.horizon_days.clamp(1, 3660),
+            cap: g.outreach_cap.max(1),
+            cap_period: chrono::Duration::days(g.outreach_cap_days.clamp(1, 366)),
+            smtp_url: g.smtp_url,
+            smtp_from: g.smtp_from,
+            sms_url: g.sms_url,
+            outbox_dir: g.outbox_dir,
+            mail_domain: g.mail_domain,
+            lease: chrono::Duration::seconds(g.outreach_lease_secs.clamp(1, 3600)),
+            max_attempts: 8,
+            tick: Duration::from_millis(g.outreach_tick_ms.clamp(10, 600_000)),
+        },
+        Err(why) => {
+            eprintln!("donorcare: error: {why}");
+            return ExitCode::FAILURE;
+        }
+    };
     let cfg = Config {
         require_totp,
+        schedule,
         ..cfg
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -63,6 +63,16 @@ pub enum Action {
     ReviewConsent,
     /// An ethics reviewer sees a donor's identity, stating why.
     RevealIdentity,
+    /// Read the care plans.
+    ReadCarePlans,
+    /// Change a care plan.
+    ManageCarePlans,
+    /// Read a case's outreach messages and schedule choices.
+    ReadOutreach,
+    /// Change a case's schedule choices (mourning days, festivals).
+    ManageSchedule,
+    /// Reschedule or cancel a task.
+    ChangeTask,
 }
 
 impl Action {
@@ -96,6 +106,11 @@ impl Action {
             Action::ListConsents => "consent.list",
             Action::ReviewConsent => "consent.review",
             Action::RevealIdentity => "case.reveal",
+            Action::ReadCarePlans => "care_plan.read",
+            Action::ManageCarePlans => "care_plan.update",
+            Action::ReadOutreach => "outreach.view",
+            Action::ManageSchedule => "schedule.update",
+            Action::ChangeTask => "task.change",
         }
     }
 }
@@ -127,13 +142,15 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
     let in_region = |region: &str| actor.region.as_deref() == Some(region);
     match (actor.role, action, resource) {
         (Admin, ManageAccounts, Resource::System) => Ok(()),
+        (Admin, ManageCarePlans, Resource::System) => Ok(()),
+        (Admin | Supervisor | Coordinator, ReadCarePlans, Resource::System) => Ok(()),
 
         (Coordinator | Supervisor, CreateCase | ListCases, Resource::System) => Ok(()),
 
         (
             Supervisor,
             ReadCase | UpdateCase | ManageContacts | AssignCase | InviteContact | RequestErasure
-            | CreateTask | RecordConsent | ReadConsent,
+            | CreateTask | RecordConsent | ReadConsent | ReadOutreach | ManageSchedule,
             Resource::Case { region, .. },
         ) => {
             if in_region(region) {
@@ -145,7 +162,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (
             Coordinator,
             ReadCase | UpdateCase | ManageContacts | InviteContact | CreateTask | RecordConsent
-            | ReadConsent,
+            | ReadConsent | ReadOutreach | ManageSchedule,
             Resource::Case {
                 assigned,
                 break_glass,
@@ -176,7 +193,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (Volunteer, ReadTask | CompleteTask, Resource::Task { own, .. })
         | (
             Coordinator,
-            ReadTask | CompleteTask,
+            ReadTask | CompleteTask | ChangeTask,
             Resource::Task {
                 case_access: own, ..
             },
@@ -187,7 +204,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
                 Err(Error::NotFound)
             }
         }
-        (Supervisor, ReadTask | CompleteTask, Resource::Task { region, .. }) => {
+        (Supervisor, ReadTask | CompleteTask | ChangeTask, Resource::Task { region, .. }) => {
             if in_region(region) {
                 Ok(())
             } else {

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::audit::Checkpoints;
 use crate::config::Config;
 use crate::crypto::keyring::{KeyService, Opened};
-use crate::domain::{accounts, Services};
+use crate::domain::{accounts, outreach, schedule, Services};
 use crate::store;
 use crate::web::{self, metrics::Metrics, AppState};
 
@@ -51,6 +51,8 @@ pub async fn open_services(cfg: &Config) -> anyhow::Result<(Services, Vec<String
     let mut svc = Services::new(store, Arc::new(keys));
     svc.require_totp = Arc::new(cfg.require_totp.clone());
     svc.attachments_dir = cfg.data_dir.join("attachments");
+    svc.schedule = Arc::new(cfg.schedule.clone());
+    schedule::seed_plans(&svc, Utc::now()).await?;
     svc.break_glass_for =
         chrono::Duration::from_std(cfg.break_glass_for).context("DONORCARE_BREAK_GLASS_HOURS")?;
     Ok((svc, notices))
@@ -87,6 +89,15 @@ pub fn app_state(svc: Services, cfg: &Config) -> anyhow::Result<AppState> {
 pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<()> {
     // Install the handlers first: a SIGTERM that arrives during start-up must still be graceful.
     let shutdown = shutdown_signal()?;
+    let mut cfg = cfg;
+    if demo && cfg.schedule.outbox_dir.is_none() {
+        let dir = cfg.data_dir.join("outbox");
+        println!(
+            "donorcare: demo: the file channel writes rendered messages in plaintext to {}",
+            dir.display()
+        );
+        cfg.schedule.outbox_dir = Some(dir);
+    }
     let (svc, notices) = open_services(&cfg).await?;
     for n in &notices {
         println!("donorcare: {n}");
@@ -120,8 +131,11 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
         svc.clone(),
         state.checkpoints.clone(),
         cfg.key_retire_grace,
-        stop_rx,
+        stop_rx.clone(),
     ));
+    let channels = Arc::new(outreach::Channels::new(svc.schedule.clone())?);
+    let materialiser = tokio::spawn(materialise_loop(svc.clone(), stop_rx.clone()));
+    let worker = tokio::spawn(outreach_loop(svc.clone(), channels, stop_rx));
     tracing::info!(addr = %local, backend = svc.store.backend(), "serving");
     axum::serve(
         listener,
@@ -135,12 +149,62 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     .await
     .context("serving")?;
     let _ = background.await;
+    let _ = materialiser.await;
+    let _ = worker.await;
     if let Err(e) = svc.store.checkpoint().await {
         tracing::warn!(error = %e, "folding the write-ahead log at shutdown");
     }
     svc.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keep every open case's plan materialised up to the horizon: at start, then hourly (a case is
+/// taken again once its horizon is a day short, or when its plan changed).
+pub async fn materialise_loop(svc: Services, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = schedule::materialise_all(&svc, Utc::now(), 500).await {
+            tracing::warn!(error = %e, "materialising care plans");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Deliver due outreach every tick. A tick with nothing due is one indexed read.
+pub async fn outreach_loop(
+    svc: Services,
+    channels: Arc<outreach::Channels>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let owner = crate::domain::new_id();
+    let tick = svc.schedule.tick;
+    loop {
+        let stopping = stop.clone();
+        match outreach::run_due(&svc, &channels, &owner, Utc::now, move || {
+            *stopping.borrow()
+        })
+        .await
+        {
+            Ok(s) if s.claimed > 0 => tracing::info!(
+                claimed = s.claimed,
+                sent = s.sent,
+                held = s.held,
+                deferred = s.deferred,
+                failed = s.failed,
+                cancelled = s.cancelled,
+                "outreach delivered"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "outreach worker"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the

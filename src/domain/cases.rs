@@ -606,6 +606,7 @@ pub async fn create(
     };
     svc.store.insert_case(&new, &[audit]).await?;
     tracing::info!(case_id = %id, actor = %actor.user_id, "case created");
+    super::schedule::refresh_case(svc, &id, now).await;
     // The creator's answer is built from what was written: no second read, and no view entry
     // beside the create entry.
     assemble(svc, &new.row, Some(&key), new.assignments).await
@@ -864,6 +865,14 @@ pub async fn update(
         .await?;
     tracing::info!(case_id = %id, actor = %actor.user_id, "case updated");
     super::findings::refresh(svc, id, now).await;
+    if row.status == "open" {
+        // Anchors may have moved: future, unfinished occurrences follow.
+        super::schedule::refresh_case(svc, id, now).await;
+    } else {
+        svc.store
+            .cancel_case_schedule(id, &format!("case_{}", row.status), now)
+            .await?;
+    }
     assemble(svc, &row, Some(&key), assignments).await
 }
 

@@ -13,7 +13,7 @@ use crate::audit::consent_hash;
 use crate::crypto::{self, Place, SecretKey};
 use crate::error::{Error, Result, Validator};
 use crate::policy::{Action, Actor, Resource};
-use crate::store::{ConsentQuery, ConsentRow, ConsentScope};
+use crate::store::{CancelOutreach, ConsentQuery, ConsentRow, ConsentScope};
 
 pub const KINDS: &[&str] = &[
     "registry",
@@ -121,6 +121,53 @@ pub fn status(r: &ConsentRow, now: DateTime<Utc>) -> &'static str {
     } else {
         "active"
     }
+}
+
+/// The channels on which `subject` (`donor` or a contact id) may be contacted now: the union of
+/// their active `contact` consents' scopes (a consent without scope covers every channel, and
+/// the development `file` channel with them). `except` leaves one record out.
+pub async fn contact_channels(
+    svc: &Services,
+    key: &SecretKey,
+    case_id: &str,
+    subject: &str,
+    except: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>> {
+    let rows = svc
+        .store
+        .list_consents(&ConsentQuery {
+            scope: ConsentScope::All,
+            case_id: Some(case_id.to_string()),
+            kind: Some("contact".into()),
+            after: None,
+            limit: 1000,
+        })
+        .await?;
+    let mut out: Vec<String> = Vec::new();
+    for r in rows.iter().filter(|r| {
+        r.subject == subject && status(r, now) == "active" && Some(r.id.as_str()) != except
+    }) {
+        let sealed: Sealed = crypto::open_json(
+            key,
+            place(&r.id),
+            &crypto::Sealed::from_bytes(r.sealed.clone()),
+        )?;
+        let chans: Vec<String> = match sealed.channels {
+            Some(c) => c.iter().map(|c| c.as_str().to_string()).collect(),
+            None => Channel::ALL
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .chain(["file".to_string()])
+                .collect(),
+        };
+        for c in chans {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A record as the API shows it; `key` opens witness, scope, reason and refusal.
@@ -351,7 +398,7 @@ pub async fn record(
         content_hash: Vec::new(),
         withdrawn_by: None,
     };
-    store_record(svc, actor, &mut row, break_glass, now).await?;
+    store_record(svc, actor, &mut row, break_glass, None, now).await?;
     super::findings::refresh(svc, case_id, now).await;
     view(&row, Some(&key), now)
 }
@@ -362,8 +409,9 @@ async fn store_record(
     actor: &Actor,
     row: &mut ConsentRow,
     break_glass: bool,
+    cancel: Option<&CancelOutreach>,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<u64> {
     // Store what the database will give back: PostgreSQL keeps microseconds.
     use chrono::SubsecRound;
     row.signed_at = row.signed_at.trunc_subsecs(6);
@@ -381,7 +429,7 @@ async fn store_record(
             row.kind.as_str()
         })
         .content_hash(row.content_hash.clone());
-    svc.store.insert_consent(row, &[audit]).await
+    svc.store.insert_consent(row, &[audit], cancel).await
 }
 
 /// Withdraw a consent: a new record that names it. `reason` is sealed with it.
@@ -430,9 +478,35 @@ async fn withdraw_row(
         content_hash: Vec::new(),
         withdrawn_by: None,
     };
-    store_record(svc, actor, &mut row, break_glass, now).await?;
+    let cancel = if row.kind == "contact" {
+        // Messages on channels that no other active contact consent of this person covers.
+        let covered = contact_channels(
+            svc,
+            key,
+            &row.case_id,
+            &row.subject,
+            Some(&original.id),
+            now,
+        )
+        .await?;
+        let uncovered: Vec<String> = Channel::ALL
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .chain(["file".to_string()])
+            .filter(|c| !covered.contains(c))
+            .collect();
+        (!uncovered.is_empty()).then(|| CancelOutreach {
+            case_id: row.case_id.clone(),
+            recipient: Some(row.subject.clone()),
+            channels: Some(uncovered),
+            reason: "consent_withdrawn".into(),
+        })
+    } else {
+        None
+    };
+    let cancelled = store_record(svc, actor, &mut row, break_glass, cancel.as_ref(), now).await?;
     super::findings::refresh(svc, &row.case_id, now).await;
-    tracing::info!(consent_id = %original.id, withdrawal = %row.id, actor = %actor.user_id, "consent withdrawn");
+    tracing::info!(consent_id = %original.id, withdrawal = %row.id, actor = %actor.user_id, cancelled, "consent withdrawn");
     view(&row, Some(key), now)
 }
 

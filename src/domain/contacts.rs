@@ -189,7 +189,7 @@ fn place(id: &str) -> Place<'_> {
     Place::new("contacts", "details", id)
 }
 
-fn open_view(key: &SecretKey, row: &ContactRow) -> Result<ContactView> {
+pub fn open_view(key: &SecretKey, row: &ContactRow) -> Result<ContactView> {
     let d: Details = crypto::open_json(
         key,
         place(&row.id),
@@ -282,6 +282,7 @@ pub async fn create(
     svc.store.insert_contact(&row, &t, &[audit]).await?;
     tracing::info!(case_id = %case_id, contact_id = %row.id, actor = %actor.user_id, "contact created");
     super::findings::refresh(svc, &row.case_id, now).await;
+    super::schedule::refresh_case(svc, &row.case_id, now).await;
     open_view(&key, &row)
 }
 
@@ -303,11 +304,100 @@ pub async fn update(
         break_glass,
         ..
     } = cases::load_authorized(svc, actor, &row.case_id, Action::ManageContacts, now).await?;
-    if !patch.is_object() {
-        return Err(Error::field("body", "must be a JSON object"));
-    }
     let key = case_key(svc, &case).await?.ok_or(Error::NotFound)?;
-    let current = open_view(&key, &row)?;
+    patch_row(
+        svc,
+        actor,
+        &mut row,
+        &key,
+        break_glass,
+        patch,
+        default_tz,
+        now,
+    )
+    .await
+}
+
+/// What a family may change of their own contact through the portal.
+pub const FAMILY_FIELDS: [&str; 5] = [
+    "preferred_channel",
+    "opted_out",
+    "do_not_contact_until",
+    "language",
+    "timezone",
+];
+
+/// The family's own contact row and its case key.
+async fn own_contact(
+    svc: &Services,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(ContactRow, SecretKey)> {
+    let case_id = super::family::own_case(svc, actor, now).await?;
+    let contact_id = actor.contact_id.as_deref().ok_or(Error::Forbidden)?;
+    let row = svc
+        .store
+        .contact_by_id(contact_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let case = svc
+        .store
+        .case_by_id(&case_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let key = case_key(svc, &case).await?.ok_or(Error::NotFound)?;
+    Ok((row, key))
+}
+
+/// A family changes its own contact preferences (only [`FAMILY_FIELDS`]).
+pub async fn family_update(
+    svc: &Services,
+    actor: &Actor,
+    patch: serde_json::Value,
+    default_tz: &str,
+    now: DateTime<Utc>,
+) -> Result<ContactView> {
+    let (mut row, key) = own_contact(svc, actor, now).await?;
+    patch_row(svc, actor, &mut row, &key, false, patch, default_tz, now).await
+}
+
+/// The family's own contact, as they see it.
+pub async fn family_view(svc: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<ContactView> {
+    let (row, key) = own_contact(svc, actor, now).await?;
+    open_view(&key, &row)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn patch_row(
+    svc: &Services,
+    actor: &Actor,
+    row: &mut ContactRow,
+    key: &SecretKey,
+    break_glass: bool,
+    patch: serde_json::Value,
+    default_tz: &str,
+    now: DateTime<Utc>,
+) -> Result<ContactView> {
+    let Some(fields) = patch.as_object() else {
+        return Err(Error::field("body", "must be a JSON object"));
+    };
+    if actor.role == super::types::Role::Family {
+        let mut v = crate::error::Validator::new();
+        for k in fields
+            .keys()
+            .filter(|k| !FAMILY_FIELDS.contains(&k.as_str()))
+        {
+            v.add(
+                k.clone(),
+                "is not a preference you can change here; ask your coordinator",
+            );
+        }
+        v.finish()?;
+    }
+    let was_opted_out = row.opted_out;
+    let contact_id = row.id.clone();
+    let key = key.clone();
+    let current = open_view(&key, row)?;
     let mut merged = serde_json::json!({
         "full_name": current.full_name,
         "relationship": current.relationship,
@@ -328,7 +418,7 @@ pub async fn update(
     merge_patch(&mut merged, &patch);
     let input: ContactInput = from_json(merged)?;
     let valid = validate(&input, default_tz)?;
-    apply(&mut row, &key, &valid);
+    apply(row, &key, &valid);
     row.updated_at = now;
     let t = terms(&svc.keys.ring().index, &row.id, &valid.details);
     let audit = svc
@@ -337,8 +427,19 @@ pub async fn update(
         .case(&row.case_id)
         .break_glass(break_glass)
         .reason("update");
-    svc.store.update_contact(&row, &t, &[audit]).await?;
+    svc.store.update_contact(row, &t, &[audit]).await?;
     tracing::info!(contact_id = %contact_id, actor = %actor.user_id, "contact updated");
     super::findings::refresh(svc, &row.case_id, now).await;
-    open_view(&key, &row)
+    if row.opted_out && !was_opted_out {
+        // An opt-out cancels what is pending for this person at once.
+        let c = crate::store::CancelOutreach {
+            case_id: row.case_id.clone(),
+            recipient: Some(row.id.clone()),
+            channels: None,
+            reason: "opted_out".into(),
+        };
+        svc.store.cancel_outreach(&c, now, &[]).await?;
+    }
+    super::schedule::refresh_case(svc, &row.case_id, now).await;
+    open_view(&key, row)
 }

@@ -185,6 +185,9 @@ pub async fn decide(
     }
     if approve {
         super::attachments::remove_case_files(svc, &req.case_id).await;
+        svc.store
+            .cancel_case_schedule(&req.case_id, "case_erased", now)
+            .await?;
         tracing::warn!(case_id = %req.case_id, request = %id, actor = %actor.user_id, "case erased");
     }
     Ok(svc

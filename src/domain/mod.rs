@@ -12,6 +12,8 @@ pub mod erasure;
 pub mod ethics;
 pub mod family;
 pub mod findings;
+pub mod outreach;
+pub mod schedule;
 pub mod tasks;
 pub mod throttle;
 pub mod types;
@@ -42,6 +44,8 @@ pub struct Services {
     pub require_totp: Arc<Vec<types::Role>>,
     /// Where sealed signed forms are kept (`<data-dir>/attachments`).
     pub attachments_dir: std::path::PathBuf,
+    /// Scheduling and delivery settings.
+    pub schedule: Arc<schedule::ScheduleSettings>,
 }
 
 impl Services {
@@ -54,6 +58,7 @@ impl Services {
             throttle: Arc::default(),
             require_totp: Arc::default(),
             attachments_dir: std::path::PathBuf::from("data/attachments"),
+            schedule: Arc::default(),
         }
     }
 
@@ -191,6 +196,26 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
 }
 
 /// A new time-ordered id: ids sort by creation, which is what pagination walks.
+/// Parse a `<RFC 3339 time>|<id>` listing cursor, recording an error under `cursor`.
+pub fn time_cursor(
+    c: Option<&str>,
+    v: &mut crate::error::Validator,
+) -> Option<(DateTime<Utc>, String)> {
+    c.and_then(|c| {
+        v.check(
+            "cursor",
+            c.split_once('|')
+                .and_then(|(t, id)| {
+                    Some((
+                        DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc),
+                        id.to_string(),
+                    ))
+                })
+                .ok_or_else(|| "is not a cursor of this listing".to_string()),
+        )
+    })
+}
+
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

@@ -38,11 +38,27 @@ pub struct CompleteInput {
     pub note: Option<String>,
 }
 
-/// The sealed part of a task.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The sealed part of a task: the outcome, and why it was moved or cancelled.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Details {
-    outcome: String,
+    #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
     note: Option<String>,
+    #[serde(default)]
+    changes: Vec<TaskChange>,
+}
+
+/// A reschedule or cancellation, with the reason given.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskChange {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    /// `reschedule` or `cancel`.
+    pub action: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 /// The contact a task concerns, as the person doing it needs it.
@@ -74,10 +90,45 @@ pub struct TaskView {
     pub outcome: Option<String>,
     pub note: Option<String>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Made by a care-plan rule (absent for a task made by hand).
+    pub rule_id: Option<String>,
+    pub occurrence: Option<String>,
+    /// After this the occurrence is skipped rather than done late.
+    pub grace_until: Option<DateTime<Utc>>,
+    /// Reschedules and cancellations with their reasons (on a single task).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<TaskChange>,
 }
 
 fn place(id: &str) -> Place<'_> {
     Place::new("tasks", "details", id)
+}
+
+fn open_details(key: &crate::crypto::SecretKey, row: &TaskRow) -> Result<Details> {
+    match &row.details {
+        None => Ok(Details::default()),
+        Some(d) => Ok(crypto::open_json(
+            key,
+            place(&row.id),
+            &crypto::Sealed::from_bytes(d.clone()),
+        )?),
+    }
+}
+
+/// Record a change in the task's sealed details; `None` once the case is erased.
+async fn sealed_change(svc: &Services, row: &TaskRow, change: TaskChange) -> Result<Vec<u8>> {
+    let case = svc
+        .store
+        .case_by_id(&row.case_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let key = case_key(svc, &case).await?.ok_or_else(|| Error::Conflict {
+        field: None,
+        message: "this case has been erased".into(),
+    })?;
+    let mut d = open_details(&key, row)?;
+    d.changes.push(change);
+    Ok(crypto::seal_json(&key, place(&row.id), &d).into_bytes())
 }
 
 fn parse_due(s: &str) -> std::result::Result<DateTime<Utc>, String> {
@@ -90,10 +141,11 @@ fn parse_due(s: &str) -> std::result::Result<DateTime<Utc>, String> {
 }
 
 fn view(row: &TaskRow, details: Option<Details>, now: DateTime<Utc>) -> TaskView {
-    let (outcome, note) = match details {
-        Some(d) => (Some(d.outcome), d.note),
-        None => (None, None),
-    };
+    let Details {
+        outcome,
+        note,
+        changes,
+    } = details.unwrap_or_default();
     TaskView {
         id: row.id.clone(),
         case_id: row.case_id.clone(),
@@ -108,6 +160,10 @@ fn view(row: &TaskRow, details: Option<Details>, now: DateTime<Utc>) -> TaskView
         outcome,
         note,
         completed_at: row.completed_at,
+        rule_id: row.rule_id.clone(),
+        occurrence: row.occurrence.clone(),
+        grace_until: row.grace_until,
+        changes,
     }
 }
 
@@ -178,6 +234,9 @@ pub async fn create(
         updated_at: now,
         completed_at: None,
         completed_by: None,
+        rule_id: None,
+        occurrence: None,
+        grace_until: None,
         region: String::new(),
     };
     let audit = svc
@@ -236,13 +295,9 @@ pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) ->
         .await?
         .ok_or(Error::NotFound)?;
     let key = case_key(svc, &case).await?;
-    let details = match (&key, &row.details) {
-        (Some(k), Some(d)) => Some(crypto::open_json(
-            k,
-            place(&row.id),
-            &crypto::Sealed::from_bytes(d.clone()),
-        )?),
-        _ => None,
+    let details = match &key {
+        Some(k) => Some(open_details(k, &row)?),
+        None => None,
     };
     let mut v = view(&row, details, now);
     if let (Some(k), Some(cid)) = (&key, &row.contact_id) {
@@ -272,7 +327,7 @@ pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) ->
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct TaskFilter {
-    /// `scheduled`, `done` or `cancelled`.
+    /// `scheduled`, `overdue` (scheduled and past due), `done` or `cancelled`.
     pub status: Option<String>,
     /// Only tasks due before this date or time.
     pub due_before: Option<String>,
@@ -302,34 +357,33 @@ pub async fn list(
     };
     let mut v = Validator::new();
     if let Some(s) = &f.status {
-        if !["scheduled", "done", "cancelled"].contains(&s.as_str()) {
-            v.add("status", "must be one of scheduled, done, cancelled");
+        if !["scheduled", "done", "cancelled", "overdue"].contains(&s.as_str()) {
+            v.add(
+                "status",
+                "must be one of scheduled, overdue, done, cancelled",
+            );
         }
     }
-    let due_before = f
+    let mut due_before = f
         .due_before
         .as_deref()
         .and_then(|d| v.check("due_before", parse_due(d)));
-    let after = f.cursor.as_deref().and_then(|c| {
-        v.check(
-            "cursor",
-            c.split_once('|')
-                .and_then(|(t, id)| {
-                    Some((
-                        DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc),
-                        id.to_string(),
-                    ))
-                })
-                .ok_or_else(|| "is not a cursor of this listing".to_string()),
-        )
-    });
+    // `overdue` is scheduled and past due.
+    let status = match f.status.as_deref() {
+        Some("overdue") => {
+            due_before = Some(due_before.map_or(now, |d| d.min(now)));
+            Some("scheduled".to_string())
+        }
+        _ => f.status.clone(),
+    };
+    let after = super::time_cursor(f.cursor.as_deref(), &mut v);
     let limit = page_limit(f.limit)?;
     v.finish()?;
     let rows = svc
         .store
         .list_tasks(&TaskQuery {
             scope,
-            status: f.status,
+            status,
             due_before,
             case_id: f.case_id,
             after,
@@ -383,7 +437,9 @@ pub async fn complete(
         field: None,
         message: "this case has been erased".into(),
     })?;
-    let details = Details { outcome, note };
+    let mut details = open_details(&key, &row)?;
+    details.outcome = Some(outcome);
+    details.note = note;
     let sealed = crypto::seal_json(&key, place(&row.id), &details);
     let audit = svc
         .entry(actor, Action::CompleteTask, "task", now)
@@ -403,4 +459,165 @@ pub async fn complete(
     done.status = "done".into();
     done.completed_at = Some(now);
     Ok(view(&done, Some(details), now))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleInput {
+    /// RFC 3339 time, or a date (YYYY-MM-DD, taken as 09:00 UTC).
+    pub due_at: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelInput {
+    pub reason: Option<String>,
+}
+
+fn reason(v: &mut Validator, r: Option<&str>) -> Option<String> {
+    match r {
+        None => {
+            v.add("reason", "is required");
+            None
+        }
+        Some(r) => v.check("reason", types::required_text(r, 500)),
+    }
+}
+
+/// Move a scheduled task (and its pending messages) to another time, saying why. The reason
+/// goes to the audit log.
+pub async fn reschedule(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    input: RescheduleInput,
+    now: DateTime<Utc>,
+) -> Result<TaskView> {
+    let row = load(svc, actor, id, Action::ChangeTask, now).await?;
+    let mut v = Validator::new();
+    let due_at = match input.due_at.as_deref() {
+        None => {
+            v.add("due_at", "is required");
+            None
+        }
+        Some(d) => v.check("due_at", parse_due(d)),
+    };
+    let why = reason(&mut v, input.reason.as_deref());
+    v.finish()?;
+    let (Some(due_at), Some(why)) = (due_at, why) else {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "validation let a required field through"
+        )));
+    };
+    let sealed = sealed_change(
+        svc,
+        &row,
+        TaskChange {
+            at: now,
+            by: actor.user_id.clone(),
+            action: "reschedule".into(),
+            reason: why,
+            due_at: Some(due_at),
+        },
+    )
+    .await?;
+    // The reason is sealed with the task; the audit log names only the action.
+    let audit = svc
+        .entry(actor, Action::ChangeTask, "task", now)
+        .target(id)
+        .case(&row.case_id)
+        .reason("reschedule");
+    if !svc
+        .store
+        .reschedule_task(id, due_at, &sealed, now, &[audit])
+        .await?
+    {
+        return Err(Error::Conflict {
+            field: Some("status".into()),
+            message: format!("the task is {}, not scheduled", row.status),
+        });
+    }
+    let mut moved = row.clone();
+    moved.due_at = due_at;
+    Ok(view(&moved, None, now))
+}
+
+/// Cancel a scheduled task and its pending messages, saying why.
+pub async fn cancel(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    input: CancelInput,
+    now: DateTime<Utc>,
+) -> Result<TaskView> {
+    let row = load(svc, actor, id, Action::ChangeTask, now).await?;
+    let mut v = Validator::new();
+    let why = reason(&mut v, input.reason.as_deref());
+    v.finish()?;
+    let why = why.unwrap_or_default();
+    let sealed = sealed_change(
+        svc,
+        &row,
+        TaskChange {
+            at: now,
+            by: actor.user_id.clone(),
+            action: "cancel".into(),
+            reason: why,
+            due_at: None,
+        },
+    )
+    .await?;
+    let audit = svc
+        .entry(actor, Action::ChangeTask, "task", now)
+        .target(id)
+        .case(&row.case_id)
+        .reason("cancel");
+    if !svc
+        .store
+        .cancel_task(id, "task_cancelled", &sealed, now, &[audit])
+        .await?
+    {
+        return Err(Error::Conflict {
+            field: Some("status".into()),
+            message: format!("the task is {}, not scheduled", row.status),
+        });
+    }
+    let mut cancelled = row.clone();
+    cancelled.status = "cancelled".into();
+    Ok(view(&cancelled, None, now))
+}
+
+/// A coordinator's digest: visits and calls due by the end of today (in the default zone),
+/// overdue first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Digest {
+    pub date: chrono::NaiveDate,
+    pub overdue: Vec<TaskView>,
+    pub due_today: Vec<TaskView>,
+}
+
+pub async fn digest(svc: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<Digest> {
+    svc.authorize(
+        actor,
+        Action::ListTasks,
+        Resource::System,
+        svc.entry(actor, Action::ListTasks, "task", now),
+    )
+    .await?;
+    let tz = svc.schedule.default_tz;
+    let today = crate::schedule::calendar::local_date(tz, now);
+    let end = crate::schedule::calendar::local_instant(
+        tz,
+        today + chrono::Duration::days(1),
+        chrono::NaiveTime::MIN,
+    );
+    let rows = svc.store.coordinator_due(&actor.user_id, end, 500).await?;
+    let (overdue, due_today): (Vec<TaskRow>, Vec<TaskRow>) =
+        rows.into_iter().partition(|r| r.due_at < now);
+    Ok(Digest {
+        date: today,
+        overdue: overdue.iter().map(|r| view(r, None, now)).collect(),
+        due_today: due_today.iter().map(|r| view(r, None, now)).collect(),
+    })
 }

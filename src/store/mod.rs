@@ -4,6 +4,7 @@
 //! bytes; it never holds a key or a plaintext personal value. Each method is one transaction.
 
 mod postgres;
+mod schedule;
 mod shared;
 mod sqlite;
 
@@ -14,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::AuditEntry;
 use crate::error::Result;
+pub use schedule::*;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -102,6 +104,11 @@ pub struct TaskRow {
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub completed_by: Option<String>,
+    /// The care-plan rule and occurrence that made it (`None` for a task made by hand).
+    pub rule_id: Option<String>,
+    pub occurrence: Option<String>,
+    /// After this, the occurrence is skipped rather than done late.
+    pub grace_until: Option<DateTime<Utc>>,
     /// The case's region (joined), for access decisions.
     pub region: String,
 }
@@ -357,7 +364,7 @@ pub struct WrappedCaseKey {
 }
 
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ScheduleStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> Result<()>;
@@ -580,7 +587,14 @@ pub trait Store: Send + Sync + 'static {
         audit: &[AuditEntry],
     ) -> Result<bool>;
 
-    async fn insert_consent(&self, row: &ConsentRow, audit: &[AuditEntry]) -> Result<()>;
+    /// Insert a consent record; a withdrawal cancels, in the same transaction, the pending
+    /// messages it no longer covers. Returns how many were cancelled.
+    async fn insert_consent(
+        &self,
+        row: &ConsentRow,
+        audit: &[AuditEntry],
+        cancel: Option<&CancelOutreach>,
+    ) -> Result<u64>;
     async fn consent_by_id(&self, id: &str) -> Result<Option<ConsentRow>>;
     async fn list_consents(&self, q: &ConsentQuery) -> Result<Vec<ConsentRow>>;
 

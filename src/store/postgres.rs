@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
 
+use super::schedule::schedule_impl;
 use super::shared::{self, shared_store_helpers, store_impl};
 use super::*;
 use crate::audit::AuditEntry;
@@ -37,6 +38,7 @@ impl PgStore {
 }
 
 shared_store_helpers!(Postgres);
+schedule_impl!(PgStore, Postgres, POSTGRES_CLAIM);
 
 store_impl!(PgStore, Postgres, {
     fn backend(&self) -> &'static str {

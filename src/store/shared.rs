@@ -15,7 +15,7 @@ pub const AUDIT_COLUMNS: &str = "seq, id, at, actor_id, actor_role, action, targ
 
 pub const TASK_COLUMNS: &str = "t.id, t.case_id, t.kind, t.due_at, t.assignee_id, t.contact_id, \
      t.template, t.status, t.details, t.created_by, t.created_at, t.updated_at, t.completed_at, \
-     t.completed_by, c.region";
+     t.completed_by, t.rule_id, t.occurrence, t.grace_until, c.region";
 
 pub const CONSENT_COLUMNS: &str = "k.id, k.case_id, k.kind, k.subject, k.given_by, k.method, \
      k.document_id, k.document_sha256, k.signed_at, k.expires_at, k.withdraws, k.sealed, \
@@ -1115,7 +1115,12 @@ macro_rules! store_impl {
             Ok(true)
         }
 
-        async fn insert_consent(&self, r: &ConsentRow, audit: &[AuditEntry]) -> Result<()> {
+        async fn insert_consent(
+            &self,
+            r: &ConsentRow,
+            audit: &[AuditEntry],
+            cancel: Option<&CancelOutreach>,
+        ) -> Result<u64> {
             let mut tx = self.begin_write().await?;
             sqlx::query(
                 "insert into consents (id, case_id, kind, subject, given_by, method, document_id, \
@@ -1140,9 +1145,13 @@ macro_rules! store_impl {
             .execute(&mut *tx)
             .await
             .map_err(|e| shared::unique_to_conflict(e, "id", "this consent has already been withdrawn"))?;
+            let cancelled = match cancel {
+                Some(c) => cancel_outreach_in(&mut tx, c, r.created_at).await?,
+                None => 0,
+            };
             append_entries(&mut tx, audit).await?;
             tx.commit().await?;
-            Ok(())
+            Ok(cancelled)
         }
 
         async fn consent_by_id(&self, id: &str) -> Result<Option<ConsentRow>> {

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+use super::schedule::schedule_impl;
 use super::shared::{self, shared_store_helpers, store_impl};
 use super::*;
 use crate::audit::AuditEntry;
@@ -55,6 +56,7 @@ impl SqliteStore {
 }
 
 shared_store_helpers!(Sqlite);
+schedule_impl!(SqliteStore, Sqlite, SQLITE_CLAIM);
 
 store_impl!(SqliteStore, Sqlite, {
     fn backend(&self) -> &'static str {

@@ -85,6 +85,18 @@ fn task_rw(role: &str, own: Ownership) -> Expect {
     }
 }
 
+/// Reschedule or cancel a task: the case's coordinators and the region's supervisor, never a
+/// volunteer.
+fn task_change(role: &str, own: Ownership) -> Expect {
+    match (role, own) {
+        ("coordinator", Ownership::Own) => Allowed,
+        ("coordinator", _) => Hidden,
+        ("supervisor", Ownership::Other) => Hidden,
+        ("supervisor", _) => Allowed,
+        _ => Forbidden,
+    }
+}
+
 fn erasure_request(role: &str, own: Ownership) -> Expect {
     match (role, own) {
         ("admin", _) => Allowed,
@@ -173,6 +185,57 @@ fn table() -> Vec<Row> {
             case_rw,
         ),
         row(Method::GET, "/api/v1/tasks/{task}", None, task_rw),
+        row(
+            Method::POST,
+            "/api/v1/tasks/{task}/reschedule",
+            Some(json!({"due_at": "2030-02-01", "reason": "table check"})),
+            task_change,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/tasks/digest",
+            None,
+            only(&["supervisor", "coordinator", "volunteer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/care-plans",
+            None,
+            only(&["admin", "supervisor", "coordinator"]),
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/care-plans/{program}",
+            Some(json!({"version": 0, "rules": []})),
+            only(&["admin"]),
+        ),
+        row(Method::GET, "/api/v1/cases/{case}/schedule", None, case_rw),
+        row(
+            Method::PATCH,
+            "/api/v1/cases/{case}/schedule",
+            Some(json!({})),
+            case_rw,
+        ),
+        row(Method::GET, "/api/v1/cases/{case}/outreach", None, case_rw),
+        row(
+            Method::GET,
+            "/api/v1/outreach/{outreach}/preview",
+            None,
+            case_rw,
+        ),
+        row(Method::GET, "/api/v1/me/outreach", None, only(&["family"])),
+        row(
+            Method::GET,
+            "/api/v1/me/preferences",
+            None,
+            only(&["family"]),
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/me/preferences",
+            Some(json!({})),
+            only(&["family"]),
+        ),
         row(
             Method::POST,
             "/api/v1/cases/{case}/consents",
@@ -365,6 +428,12 @@ fn table() -> Vec<Row> {
             Some(json!({"code": "000000"})),
             only(&ROLES),
         ),
+        row(
+            Method::POST,
+            "/api/v1/tasks/{task}/cancel",
+            Some(json!({"reason": "table check"})),
+            task_change,
+        ),
         // Last: these two change who may see what.
         row(
             Method::POST,
@@ -394,6 +463,8 @@ struct Fixture {
     contact: String,
     task: String,
     consent: String,
+    /// One of the case's plan-made outreach messages.
+    outreach: String,
     distinctive: String,
 }
 
@@ -508,9 +579,18 @@ async fn build(app: &TestApp) -> World {
             .unwrap();
         let (s, body) = app.send(form).await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
+        let (s, msgs) = app
+            .get(&format!("/api/v1/cases/{case_id}/outreach"), token)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{msgs}");
+        let outreach = msgs["items"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no outreach for {own:?}: {msgs}"))
+            .to_string();
         records.push((
             own,
             Fixture {
+                outreach,
                 consent: consent["id"].as_str().unwrap().to_string(),
                 case: case_id,
                 contact: contact_id,
@@ -579,6 +659,8 @@ on_both_backends! {
                         s.replace("{case}", &rec.case)
                             .replace("{contact}", &rec.contact)
                             .replace("{task}", &rec.task)
+                            .replace("{outreach}", &rec.outreach)
+                            .replace("{program}", "marrow")
                             .replace("{coordinator}", &world.coordinator_id)
                             .replace("{erasure}", &world.erasure)
                             .replace("{consent}", &rec.consent)
@@ -618,7 +700,7 @@ on_both_backends! {
             p.replace("{case}", "{id}").replace("{contact}", "{id}").replace("{task}", "{id}")
                 .replace("{coordinator}", "{id}").replace("{erasure}", "{id}")
                 .replace("{consent}", "{id}").replace("{document}", "{id}")
-                .replace("{finding}", "{id}")
+                .replace("{finding}", "{id}").replace("{outreach}", "{id}")
         };
         let mut missing = Vec::new();
         for (path, item) in doc["paths"].as_object().unwrap() {

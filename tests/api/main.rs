@@ -48,4 +48,5 @@ mod helpers;
 mod keys;
 mod pages;
 mod process;
+mod schedule;
 mod security;

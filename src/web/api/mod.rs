@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cases;
 pub mod consents;
 pub mod family;
+pub mod schedule;
 pub mod tasks;
 pub mod users;
 
@@ -44,6 +45,19 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::create_task))
         .routes(routes!(tasks::get_task))
         .routes(routes!(tasks::complete_task))
+        .routes(routes!(tasks::reschedule_task))
+        .routes(routes!(tasks::cancel_task))
+        .routes(routes!(tasks::digest))
+        .routes(routes!(schedule::list_plans))
+        .routes(routes!(schedule::update_plan))
+        .routes(routes!(schedule::get_schedule, schedule::update_schedule))
+        .routes(routes!(schedule::case_outreach))
+        .routes(routes!(schedule::preview))
+        .routes(routes!(schedule::family_outreach))
+        .routes(routes!(
+            schedule::get_preferences,
+            schedule::update_preferences
+        ))
         .routes(routes!(consents::list_documents))
         .routes(routes!(consents::get_document))
         .routes(routes!(consents::record))

@@ -2,7 +2,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
-use crate::domain::tasks::{self, CompleteInput, TaskFilter, TaskInput, TaskView};
+use crate::domain::tasks::{
+    self, CancelInput, CompleteInput, Digest, RescheduleInput, TaskFilter, TaskInput, TaskView,
+};
 use crate::domain::Page;
 use crate::error::Result;
 use crate::web::error::ErrorBody;
@@ -66,4 +68,46 @@ pub async fn complete_task(
     Ok(Json(
         tasks::complete(&s.svc, &actor, &id, input, s.now()).await?,
     ))
+}
+
+/// Move a scheduled task (and its pending messages), with a reason.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/reschedule", tag = "tasks", request_body = RescheduleInput,
+    params(("id" = String, Path)),
+    responses((status = 200, body = TaskView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reschedule_task(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<RescheduleInput>,
+) -> Result<Json<TaskView>> {
+    Ok(Json(
+        tasks::reschedule(&s.svc, &actor, &id, input, s.now()).await?,
+    ))
+}
+
+/// Cancel a scheduled task and its pending messages, with a reason.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "tasks", request_body = CancelInput,
+    params(("id" = String, Path)),
+    responses((status = 200, body = TaskView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cancel_task(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<CancelInput>,
+) -> Result<Json<TaskView>> {
+    Ok(Json(
+        tasks::cancel(&s.svc, &actor, &id, input, s.now()).await?,
+    ))
+}
+
+/// The caller's digest: visits and calls overdue and due today in their cases.
+#[utoipa::path(get, path = "/api/v1/tasks/digest", tag = "tasks",
+    responses((status = 200, body = Digest), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn digest(State(s): State<AppState>, Auth(actor): Auth) -> Result<Json<Digest>> {
+    Ok(Json(tasks::digest(&s.svc, &actor, s.now()).await?))
 }

@@ -1,0 +1,890 @@
+//! Outreach delivery: the worker claims due messages under a lease, checks at send time that
+//! the message may go (the gate), renders it in the recipient's language and sends it with its
+//! row id as the idempotency key. A crash loses nothing: an unsettled claim's lease runs out and
+//! the message is taken again, under the same id (the only possible repeat).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
+use chrono_tz::Tz;
+use handlebars::Handlebars;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::cases::{self, open_row, Donor};
+use super::consents::contact_channels;
+use super::contacts::{open_view, ContactView};
+use super::schedule::ScheduleSettings;
+use super::{page_limit, Page, Services};
+use crate::crypto::{self, Place, SecretKey};
+use crate::error::{Error, Result, Validator};
+use crate::policy::Actor;
+use crate::schedule::calendar;
+use crate::store::{OutreachRow, PortalRow, Settle};
+
+/// Every built-in outreach template: name, language and source.
+pub const TEMPLATES: &[(&str, &str, &str)] = &[
+    (
+        "anniversary_letter",
+        "en",
+        include_str!("../../templates/outreach/anniversary_letter.en.hbs"),
+    ),
+    (
+        "anniversary_letter",
+        "zh-CN",
+        include_str!("../../templates/outreach/anniversary_letter.zh-CN.hbs"),
+    ),
+    (
+        "qingming",
+        "en",
+        include_str!("../../templates/outreach/qingming.en.hbs"),
+    ),
+    (
+        "qingming",
+        "zh-CN",
+        include_str!("../../templates/outreach/qingming.zh-CN.hbs"),
+    ),
+    (
+        "spring_festival",
+        "en",
+        include_str!("../../templates/outreach/spring_festival.en.hbs"),
+    ),
+    (
+        "spring_festival",
+        "zh-CN",
+        include_str!("../../templates/outreach/spring_festival.zh-CN.hbs"),
+    ),
+    (
+        "mourning_day",
+        "en",
+        include_str!("../../templates/outreach/mourning_day.en.hbs"),
+    ),
+    (
+        "mourning_day",
+        "zh-CN",
+        include_str!("../../templates/outreach/mourning_day.zh-CN.hbs"),
+    ),
+    (
+        "marrow_followup",
+        "en",
+        include_str!("../../templates/outreach/marrow_followup.en.hbs"),
+    ),
+    (
+        "marrow_followup",
+        "zh-CN",
+        include_str!("../../templates/outreach/marrow_followup.zh-CN.hbs"),
+    ),
+    (
+        "blood_donation_reminder",
+        "en",
+        include_str!("../../templates/outreach/blood_donation_reminder.en.hbs"),
+    ),
+    (
+        "blood_donation_reminder",
+        "zh-CN",
+        include_str!("../../templates/outreach/blood_donation_reminder.zh-CN.hbs"),
+    ),
+    (
+        "memorial_invitation",
+        "en",
+        include_str!("../../templates/outreach/memorial_invitation.en.hbs"),
+    ),
+    (
+        "memorial_invitation",
+        "zh-CN",
+        include_str!("../../templates/outreach/memorial_invitation.zh-CN.hbs"),
+    ),
+    (
+        "birthday",
+        "en",
+        include_str!("../../templates/outreach/birthday.en.hbs"),
+    ),
+    (
+        "birthday",
+        "zh-CN",
+        include_str!("../../templates/outreach/birthday.zh-CN.hbs"),
+    ),
+];
+
+/// The outreach templates, plain text (no HTML escaping).
+pub fn templates() -> Result<Handlebars<'static>> {
+    let mut hb = Handlebars::new();
+    hb.register_escape_fn(handlebars::no_escape);
+    for (name, lang, src) in TEMPLATES {
+        hb.register_template_string(&format!("{name}.{lang}"), *src)
+            .map_err(|e| anyhow::anyhow!("outreach template {name}.{lang}: {e}"))?;
+    }
+    Ok(hb)
+}
+
+/// A rendered message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Rendered {
+    pub subject: String,
+    pub body: String,
+    pub language: String,
+}
+
+/// Who a message goes to, opened.
+struct Person {
+    name: String,
+    email: Option<String>,
+    phone: Option<String>,
+    address: Option<String>,
+    language: String,
+    tz: Tz,
+    preferred: String,
+    opted_out: bool,
+    do_not_contact_until: Option<NaiveDate>,
+    deceased: bool,
+}
+
+fn person_of_donor(d: &Donor, s: &ScheduleSettings) -> Person {
+    Person {
+        name: d.full_name.clone(),
+        email: d.email.clone(),
+        phone: d.phone.clone(),
+        address: d.address.clone(),
+        language: "zh-CN".into(),
+        tz: s.default_tz,
+        preferred: if d.email.is_some() { "email" } else { "sms" }.into(),
+        opted_out: false,
+        do_not_contact_until: None,
+        deceased: d.deceased,
+    }
+}
+
+fn person_of_contact(c: ContactView, s: &ScheduleSettings) -> Person {
+    Person {
+        tz: c.timezone.parse().unwrap_or(s.default_tz),
+        name: c.full_name,
+        email: c.email,
+        phone: c.phone,
+        address: c.address,
+        language: c.language.as_str().into(),
+        preferred: c.preferred_channel.as_str().into(),
+        opted_out: c.opted_out,
+        do_not_contact_until: c.do_not_contact_until,
+        deceased: c.deceased || c.minor,
+    }
+}
+
+fn mourning_name(key: &str, lang: &str) -> String {
+    let zh = lang == "zh-CN";
+    match key {
+        "d7" => {
+            if zh {
+                "头七"
+            } else {
+                "the first seventh day (头七)"
+            }
+        }
+        "d21" => {
+            if zh {
+                "三七"
+            } else {
+                "the third seventh day (三七)"
+            }
+        }
+        "d35" => {
+            if zh {
+                "五七"
+            } else {
+                "the fifth seventh day (五七)"
+            }
+        }
+        "d49" => {
+            if zh {
+                "七七"
+            } else {
+                "the forty-ninth day (七七)"
+            }
+        }
+        "d100" => {
+            if zh {
+                "百日"
+            } else {
+                "the hundredth day (百日)"
+            }
+        }
+        "y1" => {
+            if zh {
+                "周年"
+            } else {
+                "the first anniversary"
+            }
+        }
+        "y3" => {
+            if zh {
+                "三周年"
+            } else {
+                "the third anniversary"
+            }
+        }
+        _ => "",
+    }
+    .to_string()
+}
+
+/// Render `template` for `to`, from the case's opened donor and donation.
+fn render(
+    hb: &Handlebars<'static>,
+    template: &str,
+    to: &Person,
+    donor: &Donor,
+    donation: &cases::Donation,
+    occurrence: Option<&str>,
+    due: DateTime<Utc>,
+) -> Result<Rendered> {
+    let lang = if to.language == "en" { "en" } else { "zh-CN" };
+    let years = occurrence
+        .and_then(|k| k.strip_prefix('y'))
+        .and_then(|n| n.parse::<u32>().ok());
+    let blood_months = if donation.kind == "marrow" { 12 } else { 6 };
+    let blood_until = donation
+        .date
+        .checked_add_months(chrono::Months::new(blood_months))
+        .unwrap_or(donation.date);
+    let ctx = serde_json::json!({
+        "recipient_name": to.name,
+        "donor_name": donor.full_name,
+        "date": due.with_timezone(&to.tz).date_naive().to_string(),
+        "years": years,
+        "mourning_day": occurrence.map(|k| mourning_name(k, lang)).unwrap_or_default(),
+        "donation_date": donation.date.to_string(),
+        "blood_until": blood_until.to_string(),
+        "organisation": if lang == "en" { "The Red Cross donor care team" } else { "红十字会捐献者关爱组" },
+    });
+    let text = hb
+        .render(&format!("{template}.{lang}"), &ctx)
+        .map_err(|e| anyhow::anyhow!("rendering {template}.{lang}: {e}"))?;
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let subject = first
+        .strip_prefix("Subject: ")
+        .unwrap_or(first)
+        .trim()
+        .to_string();
+    Ok(Rendered {
+        subject,
+        body: rest.trim_start_matches('\n').to_string(),
+        language: lang.into(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channels
+
+/// The configured channels, shared by the workers of one process.
+pub struct Channels {
+    settings: Arc<ScheduleSettings>,
+    smtp: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
+    http: reqwest::Client,
+    templates: Handlebars<'static>,
+}
+
+impl Channels {
+    pub fn new(settings: Arc<ScheduleSettings>) -> anyhow::Result<Self> {
+        let smtp = match &settings.smtp_url {
+            None => None,
+            Some(url) => Some(
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+                    .map_err(|e| anyhow::anyhow!("DONORCARE_SMTP_URL: {e}"))?
+                    .timeout(Some(std::time::Duration::from_secs(20)))
+                    .build(),
+            ),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .build()?;
+        Ok(Channels {
+            settings,
+            smtp,
+            http,
+            templates: templates().map_err(|e| anyhow::anyhow!("{e}"))?,
+        })
+    }
+
+    /// Why `channel` cannot carry a message to `to`, if it cannot.
+    fn unavailable(&self, channel: &str, to: &Person) -> Option<String> {
+        match channel {
+            "email" if self.smtp.is_none() => {
+                Some("channel_unconfigured: email (DONORCARE_SMTP_URL is not set)".into())
+            }
+            "email" if to.email.is_none() => {
+                Some("no_address: the recipient has no email address".into())
+            }
+            "sms" if self.settings.sms_url.is_none() => {
+                Some("channel_unconfigured: sms (DONORCARE_SMS_URL is not set)".into())
+            }
+            "sms" if to.phone.is_none() => {
+                Some("no_address: the recipient has no phone number".into())
+            }
+            "file" if self.settings.outbox_dir.is_none() => {
+                Some("channel_unconfigured: file (DONORCARE_OUTBOX_DIR is not set)".into())
+            }
+            "letter" if to.address.is_none() => {
+                Some("no_address: the recipient has no postal address".into())
+            }
+            _ => None,
+        }
+    }
+
+    async fn send(
+        &self,
+        id: &str,
+        channel: &str,
+        to: &Person,
+        msg: &Rendered,
+    ) -> std::result::Result<(), String> {
+        match channel {
+            "email" => {
+                use lettre::AsyncTransport;
+                let smtp = self.smtp.as_ref().ok_or("email is not configured")?;
+                let email = lettre::Message::builder()
+                    .message_id(Some(format!(
+                        "<outreach-{id}@{}>",
+                        self.settings.mail_domain
+                    )))
+                    .from(
+                        self.settings
+                            .smtp_from
+                            .parse()
+                            .map_err(|e| format!("sender address: {e}"))?,
+                    )
+                    .to(to
+                        .email
+                        .as_deref()
+                        .unwrap_or_default()
+                        .parse()
+                        .map_err(|e| format!("recipient address: {e}"))?)
+                    .subject(msg.subject.clone())
+                    .header(lettre::message::header::ContentType::TEXT_PLAIN)
+                    .body(msg.body.clone())
+                    .map_err(|e| format!("building the email: {e}"))?;
+                smtp.send(email)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("smtp: {e}"))
+            }
+            "sms" => {
+                let url = self
+                    .settings
+                    .sms_url
+                    .as_deref()
+                    .ok_or("sms is not configured")?;
+                let res = self
+                    .http
+                    .post(url)
+                    .header("Idempotency-Key", id)
+                    .json(&serde_json::json!({
+                        "to": to.phone,
+                        "text": format!("{}\n{}", msg.subject, msg.body),
+                        "idempotency_key": id,
+                    }))
+                    .send()
+                    .await
+                    .map_err(|e| format!("sms gateway: {e}"))?;
+                if res.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("sms gateway answered {}", res.status()))
+                }
+            }
+            "file" => {
+                let dir = self
+                    .settings
+                    .outbox_dir
+                    .as_ref()
+                    .ok_or("file is not configured")?;
+                let text = format!(
+                    "Message-ID: <outreach-{id}@{}>\nTo: {}\nSubject: {}\nContent-Language: {}\n\n{}",
+                    self.settings.mail_domain, to.name, msg.subject, msg.language, msg.body
+                );
+                let tmp = dir.join(format!(".{id}.tmp"));
+                let path = dir.join(format!("{id}.txt"));
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| format!("outbox folder: {e}"))?;
+                tokio::fs::write(&tmp, text)
+                    .await
+                    .map_err(|e| format!("outbox file: {e}"))?;
+                tokio::fs::rename(&tmp, &path)
+                    .await
+                    .map_err(|e| format!("outbox file: {e}"))
+            }
+            // Letters are rendered on demand into printable batches; portal messages are
+            // stored with the settlement. Nothing to send here.
+            "letter" | "portal" => Ok(()),
+            other => Err(format!("unknown channel {other}")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker
+
+/// What the worker did in one run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunStats {
+    pub claimed: usize,
+    pub sent: usize,
+    pub held: usize,
+    pub deferred: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+}
+
+fn backoff(attempts: i64) -> Duration {
+    let secs = 30i64.saturating_mul(1 << attempts.clamp(1, 8).saturating_sub(1));
+    Duration::seconds(secs.min(3600))
+}
+
+/// Settle a claimed message: the decision of the gate or of the send.
+enum Decision {
+    Send {
+        channel: String,
+        to: Box<Person>,
+        rendered: Rendered,
+        portal: Option<PortalRow>,
+    },
+    Settle {
+        status: &'static str,
+        reason: String,
+        next: Option<DateTime<Utc>>,
+    },
+}
+
+fn settle(status: &'static str, reason: impl Into<String>) -> Decision {
+    Decision::Settle {
+        status,
+        reason: reason.into(),
+        next: None,
+    }
+}
+
+fn defer(reason: impl Into<String>, until: DateTime<Utc>) -> Decision {
+    Decision::Settle {
+        status: "scheduled",
+        reason: reason.into(),
+        next: Some(until),
+    }
+}
+
+/// The next instant at or after `at` inside waking hours in `tz`.
+fn next_waking(at: DateTime<Utc>, tz: Tz, waking: (u32, u32)) -> DateTime<Utc> {
+    let local = at.with_timezone(&tz);
+    let hour = local.hour();
+    if hour >= waking.0 && hour < waking.1 {
+        return at;
+    }
+    let day = if hour < waking.0 {
+        local.date_naive()
+    } else {
+        local.date_naive() + Duration::days(1)
+    };
+    calendar::local_instant(
+        tz,
+        day,
+        chrono::NaiveTime::from_hms_opt(waking.0, 0, 0).unwrap_or_default(),
+    )
+}
+
+/// The gate of DESIGN.md, checked at send time.
+async fn decide(
+    svc: &Services,
+    ch: &Channels,
+    row: &OutreachRow,
+    now: DateTime<Utc>,
+) -> Result<Decision> {
+    let s = &svc.schedule;
+    if now > row.grace_until {
+        return Ok(settle(
+            "cancelled",
+            "late: past the rule's grace period, skipped",
+        ));
+    }
+    let Some(case) = svc.store.case_by_id(&row.case_id).await? else {
+        return Ok(settle("cancelled", "case_missing"));
+    };
+    if case.status != "open" {
+        return Ok(settle("cancelled", format!("case_{}", case.status)));
+    }
+    let Some(key) = cases::case_key(svc, &case).await? else {
+        return Ok(settle("cancelled", "case_erased"));
+    };
+    let opened = open_row(&key, &case)?;
+    let to = if row.recipient == "donor" {
+        person_of_donor(&opened.donor, s)
+    } else {
+        match svc.store.contact_by_id(&row.recipient).await? {
+            Some(c) if c.case_id == case.id => person_of_contact(open_view(&key, &c)?, s),
+            _ => return Ok(settle("cancelled", "contact_missing")),
+        }
+    };
+    if to.deceased {
+        return Ok(settle("cancelled", "recipient_cannot_be_contacted"));
+    }
+    if to.opted_out {
+        return Ok(settle(
+            "held",
+            "opted_out: the recipient asked for no contact",
+        ));
+    }
+    if let Some(until) = to.do_not_contact_until {
+        if calendar::local_date(to.tz, now) < until {
+            let resume = next_waking(
+                calendar::local_instant(to.tz, until, chrono::NaiveTime::MIN),
+                to.tz,
+                s.waking,
+            );
+            return Ok(if resume <= row.grace_until {
+                defer(format!("do_not_contact_until {until}"), resume)
+            } else {
+                settle(
+                    "held",
+                    format!("do_not_contact_until: no contact before {until}"),
+                )
+            });
+        }
+    }
+    let channel = row.channel.clone().unwrap_or_else(|| to.preferred.clone());
+    let allowed = contact_channels(svc, &key, &case.id, &row.recipient, None, now).await?;
+    if !allowed.contains(&channel) {
+        return Ok(settle(
+            "held",
+            format!("no_consent: no active contact consent covers the {channel} channel"),
+        ));
+    }
+    if let Some(why) = ch.unavailable(&channel, &to) {
+        return Ok(settle("held", why));
+    }
+    let wake = next_waking(now, to.tz, s.waking);
+    if wake > now {
+        return Ok(defer("waiting for the recipient's waking hours", wake));
+    }
+    if svc.store.sent_since(&case.id, now - s.cap_period).await? >= s.cap {
+        let later = next_waking(now + Duration::days(1), to.tz, s.waking);
+        return Ok(if later <= row.grace_until {
+            defer(
+                "family_cap: deferred, the family had enough messages this period",
+                later,
+            )
+        } else {
+            settle(
+                "held",
+                "family_cap: the family had enough messages this period",
+            )
+        });
+    }
+    let task = svc.store.task_by_id(&row.task_id).await?;
+    let rendered = render(
+        &ch.templates,
+        &row.template,
+        &to,
+        &opened.donor,
+        &opened.donation,
+        task.as_ref().and_then(|t| t.occurrence.as_deref()),
+        row.due_at,
+    )?;
+    let portal = (channel == "portal").then(|| PortalRow {
+        outreach_id: row.id.clone(),
+        case_id: case.id.clone(),
+        recipient: row.recipient.clone(),
+        sealed: crypto::seal_json(&key, portal_place(&row.id), &rendered).into_bytes(),
+        created_at: now,
+    });
+    Ok(Decision::Send {
+        channel,
+        to: Box::new(to),
+        rendered,
+        portal,
+    })
+}
+
+fn portal_place(id: &str) -> Place<'_> {
+    Place::new("portal_messages", "sealed", id)
+}
+
+/// Claim and deliver what is due, until nothing is; returns what happened.
+pub async fn run_due(
+    svc: &Services,
+    ch: &Channels,
+    owner: &str,
+    now_fn: impl Fn() -> DateTime<Utc>,
+    stopping: impl Fn() -> bool,
+) -> Result<RunStats> {
+    let mut stats = RunStats::default();
+    loop {
+        if stopping() {
+            return Ok(stats);
+        }
+        let now = now_fn();
+        if !svc.store.outreach_due(now).await? {
+            return Ok(stats);
+        }
+        // A few at a time: a crash can repeat at most the messages in flight.
+        let claimed = svc
+            .store
+            .claim_outreach(owner, now, now + svc.schedule.lease, 4)
+            .await?;
+        if claimed.is_empty() {
+            return Ok(stats);
+        }
+        for row in claimed {
+            stats.claimed += 1;
+            let now = now_fn();
+            let decision = match decide(svc, ch, &row, now).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(outreach_id = %row.id, error = %e, "outreach gate failed");
+                    Decision::Settle {
+                        status: "failed",
+                        reason: "internal error at send time".into(),
+                        next: Some(now + backoff(row.attempts)),
+                    }
+                }
+            };
+            let s = match decision {
+                Decision::Settle {
+                    status,
+                    reason,
+                    next,
+                } => {
+                    match status {
+                        "held" => stats.held += 1,
+                        "scheduled" => stats.deferred += 1,
+                        "cancelled" => stats.cancelled += 1,
+                        _ => stats.failed += 1,
+                    }
+                    Settle {
+                        id: row.id.clone(),
+                        task_id: row.task_id.clone(),
+                        status: status.into(),
+                        reason: Some(reason),
+                        channel: None,
+                        next_attempt_at: next,
+                        sent_at: None,
+                        portal: None,
+                    }
+                }
+                Decision::Send {
+                    channel,
+                    to,
+                    rendered,
+                    portal,
+                } => match ch.send(&row.id, &channel, &to, &rendered).await {
+                    Ok(()) => {
+                        stats.sent += 1;
+                        let reason = (channel == "letter")
+                            .then(|| "in the printable letter batch".to_string());
+                        Settle {
+                            id: row.id.clone(),
+                            task_id: row.task_id.clone(),
+                            status: "sent".into(),
+                            reason,
+                            channel: Some(channel),
+                            next_attempt_at: None,
+                            sent_at: Some(now_fn()),
+                            portal,
+                        }
+                    }
+                    Err(e) if row.attempts >= svc.schedule.max_attempts => {
+                        stats.failed += 1;
+                        tracing::warn!(outreach_id = %row.id, attempts = row.attempts, "outreach dead-lettered");
+                        Settle {
+                            id: row.id.clone(),
+                            task_id: row.task_id.clone(),
+                            status: "dead".into(),
+                            reason: Some(e),
+                            channel: Some(channel),
+                            next_attempt_at: None,
+                            sent_at: None,
+                            portal: None,
+                        }
+                    }
+                    Err(e) => {
+                        stats.failed += 1;
+                        Settle {
+                            id: row.id.clone(),
+                            task_id: row.task_id.clone(),
+                            status: "failed".into(),
+                            reason: Some(e),
+                            channel: Some(channel),
+                            next_attempt_at: Some(now_fn() + backoff(row.attempts)),
+                            sent_at: None,
+                            portal: None,
+                        }
+                    }
+                },
+            };
+            if !svc.store.settle_outreach(owner, &s, now_fn()).await? {
+                tracing::warn!(outreach_id = %row.id, "lost the lease before settling");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OutreachView {
+    pub id: String,
+    pub case_id: String,
+    pub task_id: String,
+    /// `donor` or a contact id.
+    pub recipient: String,
+    pub channel: Option<String>,
+    pub template: String,
+    /// `scheduled`, `sent`, `held`, `failed`, `dead` or `cancelled`.
+    pub status: String,
+    /// Why it is held, deferred, failed or cancelled.
+    pub reason: Option<String>,
+    pub due_at: DateTime<Utc>,
+    pub grace_until: DateTime<Utc>,
+    pub attempts: i64,
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The message itself, for messages in the family's portal inbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<Rendered>,
+}
+
+fn view(r: OutreachRow) -> OutreachView {
+    OutreachView {
+        id: r.id,
+        case_id: r.case_id,
+        task_id: r.task_id,
+        recipient: r.recipient,
+        channel: r.channel,
+        template: r.template,
+        status: r.status,
+        reason: r.reason,
+        due_at: r.due_at,
+        grace_until: r.grace_until,
+        attempts: r.attempts,
+        sent_at: r.sent_at,
+        message: None,
+    }
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OutreachFilter {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+async fn page(
+    svc: &Services,
+    case_id: &str,
+    recipient: Option<&str>,
+    f: OutreachFilter,
+    key: Option<&SecretKey>,
+) -> Result<Page<OutreachView>> {
+    let mut v = Validator::new();
+    let after = super::time_cursor(f.cursor.as_deref(), &mut v);
+    let limit = page_limit(f.limit)?;
+    v.finish()?;
+    let rows = svc
+        .store
+        .list_outreach(case_id, recipient, after, limit + 1)
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let rows: Vec<OutreachRow> = rows.into_iter().take(limit as usize).collect();
+    let next_cursor = if more {
+        rows.last()
+            .map(|r| format!("{}|{}", r.due_at.to_rfc3339(), r.id))
+    } else {
+        None
+    };
+    let portal = match (recipient, key) {
+        (Some(r), Some(_)) => svc.store.portal_messages(r, None, 1000).await?,
+        _ => Vec::new(),
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        let mut item = view(r);
+        if let (Some(k), Some(p)) = (key, portal.iter().find(|p| p.outreach_id == item.id)) {
+            item.message = Some(crypto::open_json(
+                k,
+                portal_place(&p.outreach_id),
+                &crypto::Sealed::from_bytes(p.sealed.clone()),
+            )?);
+        }
+        items.push(item);
+    }
+    Ok(Page { items, next_cursor })
+}
+
+/// A case's messages, in due order, with status and reason.
+pub async fn case_outreach(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    f: OutreachFilter,
+    now: DateTime<Utc>,
+) -> Result<Page<OutreachView>> {
+    super::schedule::authorize_outreach(svc, actor, case_id, now).await?;
+    page(svc, case_id, None, f, None).await
+}
+
+/// What the family's contact was sent or is due to receive, with their portal messages.
+pub async fn family_outreach(
+    svc: &Services,
+    actor: &Actor,
+    f: OutreachFilter,
+    now: DateTime<Utc>,
+) -> Result<Page<OutreachView>> {
+    let case_id = super::family::own_case(svc, actor, now).await?;
+    let contact = actor.contact_id.clone().ok_or(Error::Forbidden)?;
+    let case = svc
+        .store
+        .case_by_id(&case_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let key = cases::case_key(svc, &case).await?;
+    page(svc, &case_id, Some(&contact), f, key.as_ref()).await
+}
+
+/// Render one message as it would go out now (or went out), for its recipient.
+pub async fn preview(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Rendered> {
+    let row = svc.store.outreach_by_id(id).await?.ok_or(Error::NotFound)?;
+    let auth = super::schedule::authorize_outreach(svc, actor, &row.case_id, now).await?;
+    let key = cases::case_key(svc, &auth.row)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let opened = open_row(&key, &auth.row)?;
+    let to = if row.recipient == "donor" {
+        person_of_donor(&opened.donor, &svc.schedule)
+    } else {
+        let c = svc
+            .store
+            .contact_by_id(&row.recipient)
+            .await?
+            .ok_or(Error::NotFound)?;
+        person_of_contact(open_view(&key, &c)?, &svc.schedule)
+    };
+    let task = svc.store.task_by_id(&row.task_id).await?;
+    let hb = templates()?;
+    let r = render(
+        &hb,
+        &row.template,
+        &to,
+        &opened.donor,
+        &opened.donation,
+        task.as_ref().and_then(|t| t.occurrence.as_deref()),
+        row.due_at,
+    )?;
+    svc.audit
+        .record(vec![svc
+            .entry(actor, crate::policy::Action::ReadOutreach, "outreach", now)
+            .target(id)
+            .case(&row.case_id)])
+        .await?;
+    Ok(r)
+}

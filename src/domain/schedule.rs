@@ -1,0 +1,649 @@
+//! Care plans and their materialisation: each open case's plan occurrences become tasks (and,
+//! for outreach, one outbox message per recipient) up to a horizon, idempotently. A pass costs
+//! in proportion to the cases it is given; the daily pass only takes cases whose horizon is
+//! short or whose plan changed.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::cases::{self, open_row, Authorized};
+use super::{new_id, Services};
+use crate::error::{Error, Result, Validator};
+use crate::policy::{Action, Actor, Resource};
+use crate::schedule::calendar::{self, Festival};
+use crate::schedule::plan::{self, Anchors, CasePreferences, Rule};
+use crate::store::{CaseRow, ContactRow, Materialisation, OutreachRow, PlanRow, TaskRow};
+
+/// How scheduling and delivery are set up (`DONORCARE_*` settings).
+#[derive(Debug, Clone)]
+pub struct ScheduleSettings {
+    /// Default zone of recipients (`DONORCARE_TIMEZONE`).
+    pub default_tz: Tz,
+    /// Local hours in which outreach may go out, `[start, end)` (`DONORCARE_WAKING_HOURS`).
+    pub waking: (u32, u32),
+    /// How far ahead occurrences become tasks.
+    pub horizon_days: i64,
+    /// At most `cap` messages to one family in `cap_period`, across all channels.
+    pub cap: i64,
+    pub cap_period: Duration,
+    pub smtp_url: Option<String>,
+    pub smtp_from: String,
+    pub sms_url: Option<String>,
+    pub outbox_dir: Option<PathBuf>,
+    /// The domain part of each email's `Message-ID`.
+    pub mail_domain: String,
+    /// How long a worker holds a claimed message before another may take it.
+    pub lease: Duration,
+    pub max_attempts: i64,
+    /// How often the worker looks for due messages.
+    pub tick: std::time::Duration,
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        ScheduleSettings {
+            default_tz: chrono_tz::Asia::Shanghai,
+            waking: (9, 20),
+            horizon_days: 400,
+            cap: 3,
+            cap_period: Duration::days(7),
+            smtp_url: None,
+            smtp_from: "donorcare@localhost".into(),
+            sms_url: None,
+            outbox_dir: None,
+            mail_domain: "donorcare.invalid".into(),
+            lease: Duration::seconds(60),
+            max_attempts: 8,
+            tick: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+impl ScheduleSettings {
+    pub fn waking_start(&self) -> NaiveTime {
+        NaiveTime::from_hms_opt(self.waking.0, 0, 0).unwrap_or(NaiveTime::MIN)
+    }
+}
+
+/// Parse `DONORCARE_WAKING_HOURS` (`09-20`).
+pub fn parse_waking(s: &str) -> std::result::Result<(u32, u32), String> {
+    let bad = || format!("waking hours {s:?} must look like 09-20 (start before end, 0-24)");
+    let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
+    let (a, b): (u32, u32) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a >= b || b > 24 {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Care plans
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlanView {
+    /// `marrow`, `organ` or `body`.
+    pub program: String,
+    /// Bumped on every change; give it back when you change the plan.
+    pub version: i64,
+    pub rules: Vec<Rule>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanInput {
+    /// The version you read; a plan changed since is a 409.
+    pub version: i64,
+    pub rules: Vec<Rule>,
+}
+
+fn plan_view(r: &PlanRow) -> Result<PlanView> {
+    Ok(PlanView {
+        program: r.program.clone(),
+        version: r.version,
+        rules: serde_json::from_str(&r.rules)
+            .map_err(|e| anyhow::anyhow!("stored care plan {}: {e}", r.program))?,
+        updated_at: r.updated_at,
+    })
+}
+
+/// Store the default plans of programmes that have none yet (first start).
+pub async fn seed_plans(svc: &Services, now: DateTime<Utc>) -> Result<()> {
+    let rows: Vec<PlanRow> = ["marrow", "organ", "body"]
+        .into_iter()
+        .map(|p| PlanRow {
+            program: p.into(),
+            version: 1,
+            rules: serde_json::to_string(&plan::default_rules(p)).unwrap_or_else(|_| "[]".into()),
+            updated_by: None,
+            updated_at: now,
+        })
+        .collect();
+    svc.store.seed_care_plans(&rows).await
+}
+
+async fn plans(svc: &Services) -> Result<HashMap<String, PlanView>> {
+    svc.store
+        .care_plans()
+        .await?
+        .iter()
+        .map(|r| plan_view(r).map(|v| (v.program.clone(), v)))
+        .collect()
+}
+
+pub async fn list_plans(
+    svc: &Services,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Vec<PlanView>> {
+    svc.authorize(
+        actor,
+        Action::ReadCarePlans,
+        Resource::System,
+        svc.entry(actor, Action::ReadCarePlans, "care_plan", now),
+    )
+    .await?;
+    let mut out: Vec<PlanView> = plans(svc).await?.into_values().collect();
+    out.sort_by(|a, b| a.program.cmp(&b.program));
+    Ok(out)
+}
+
+/// Replace a programme's rules. Every case of the programme is re-materialised in the
+/// background (its future, unfinished occurrences follow the new rules).
+pub async fn update_plan(
+    svc: &Services,
+    actor: &Actor,
+    program: &str,
+    input: PlanInput,
+    now: DateTime<Utc>,
+) -> Result<PlanView> {
+    svc.authorize(
+        actor,
+        Action::ManageCarePlans,
+        Resource::System,
+        svc.entry(actor, Action::ManageCarePlans, "care_plan", now),
+    )
+    .await?;
+    let current = plans(svc).await?;
+    let Some(cur) = current.get(program) else {
+        return Err(Error::NotFound);
+    };
+    let mut v = Validator::new();
+    plan::validate(&input.rules, &mut v);
+    v.finish()?;
+    let row = PlanRow {
+        program: program.into(),
+        version: cur.version + 1,
+        rules: serde_json::to_string(&input.rules).map_err(|e| anyhow::anyhow!(e))?,
+        updated_by: Some(actor.user_id.clone()),
+        updated_at: now,
+    };
+    let audit = svc
+        .entry(actor, Action::ManageCarePlans, "care_plan", now)
+        .reason(program);
+    if input.version != cur.version
+        || !svc
+            .store
+            .update_care_plan(&row, input.version, &[audit])
+            .await?
+    {
+        return Err(Error::Conflict {
+            field: Some("version".into()),
+            message: format!(
+                "the plan has changed since version {}; read it again",
+                input.version
+            ),
+        });
+    }
+    tracing::info!(program, version = row.version, "care plan changed");
+    plan_view(&row)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A case's schedule choices
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScheduleView {
+    pub case_id: String,
+    #[serde(flatten)]
+    pub preferences: CasePreferences,
+    /// How far ahead the plan has been materialised.
+    pub horizon: Option<NaiveDate>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesInput {
+    pub mourning_days: Option<bool>,
+    pub skip_festivals: Option<Vec<String>>,
+}
+
+pub async fn preferences_of(
+    svc: &Services,
+    case_id: &str,
+) -> Result<(CasePreferences, Option<NaiveDate>)> {
+    Ok(match svc.store.case_schedule(case_id).await? {
+        Some(s) => (
+            CasePreferences {
+                mourning_days: s.mourning_days,
+                skip_festivals: serde_json::from_str(&s.skip_festivals).unwrap_or_default(),
+            },
+            s.horizon,
+        ),
+        None => (CasePreferences::default(), None),
+    })
+}
+
+pub async fn get_schedule(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<ScheduleView> {
+    cases::load_authorized(svc, actor, case_id, Action::ReadOutreach, now).await?;
+    let (preferences, horizon) = preferences_of(svc, case_id).await?;
+    Ok(ScheduleView {
+        case_id: case_id.into(),
+        preferences,
+        horizon,
+    })
+}
+
+/// Apply a family's or a coordinator's choices, then re-materialise the case at once: newly
+/// wanted occurrences appear, unwanted future ones are cancelled.
+pub async fn set_preferences(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    input: PreferencesInput,
+    now: DateTime<Utc>,
+) -> Result<ScheduleView> {
+    let (mut prefs, _) = preferences_of(svc, case_id).await?;
+    let mut v = Validator::new();
+    if let Some(f) = &input.skip_festivals {
+        if f.iter().any(|x| Festival::parse(x).is_none()) {
+            v.add(
+                "skip_festivals",
+                "must list festivals among qingming, spring_festival, zhongyuan, hanyi, mid_autumn",
+            );
+        }
+    }
+    v.finish()?;
+    if let Some(m) = input.mourning_days {
+        prefs.mourning_days = m;
+    }
+    if let Some(mut f) = input.skip_festivals {
+        f.sort();
+        f.dedup();
+        prefs.skip_festivals = f;
+    }
+    let audit = svc
+        .entry(actor, Action::ManageSchedule, "case", now)
+        .target(case_id)
+        .case(case_id);
+    svc.store
+        .put_case_preferences(
+            case_id,
+            prefs.mourning_days,
+            &serde_json::to_string(&prefs.skip_festivals).unwrap_or_else(|_| "[]".into()),
+            now,
+            &[audit],
+        )
+        .await?;
+    materialise(svc, &[case_id.to_string()], now).await?;
+    let (preferences, horizon) = preferences_of(svc, case_id).await?;
+    Ok(ScheduleView {
+        case_id: case_id.into(),
+        preferences,
+        horizon,
+    })
+}
+
+/// Staff change a case's choices (coordinator assigned, supervisor of the region).
+pub async fn update_schedule(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    input: PreferencesInput,
+    now: DateTime<Utc>,
+) -> Result<ScheduleView> {
+    cases::load_authorized(svc, actor, case_id, Action::ManageSchedule, now).await?;
+    set_preferences(svc, actor, case_id, input, now).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Materialisation
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Stats {
+    pub cases: usize,
+    pub created: usize,
+    pub moved: usize,
+    pub cancelled: usize,
+    pub messages: usize,
+}
+
+fn parse_tz(s: &str, default: Tz) -> Tz {
+    s.parse().unwrap_or(default)
+}
+
+/// Who an outreach occurrence goes to: the living donor (marrow), or each adult, living
+/// contact of the family (organ and body donors).
+struct Recipient {
+    id: String,
+    tz: Tz,
+}
+
+/// Materialise the plans of `case_ids` up to the horizon, in one transaction per call.
+pub async fn materialise(svc: &Services, case_ids: &[String], now: DateTime<Utc>) -> Result<Stats> {
+    let settings = &svc.schedule;
+    let plans = plans(svc).await?;
+    let rows = svc.store.cases_by_ids(case_ids).await?;
+    let contacts = svc.store.contacts_for_cases(case_ids).await?;
+    let schedules = svc.store.case_schedules(case_ids).await?;
+    let existing = svc.store.scheduled_plan_tasks(case_ids).await?;
+    let existing_msgs = svc.store.scheduled_outreach(case_ids).await?;
+
+    let mut contacts_of: HashMap<&str, Vec<&ContactRow>> = HashMap::new();
+    for c in &contacts {
+        contacts_of.entry(c.case_id.as_str()).or_default().push(c);
+    }
+    let prefs_of: HashMap<&str, CasePreferences> = schedules
+        .iter()
+        .map(|s| {
+            (
+                s.case_id.as_str(),
+                CasePreferences {
+                    mourning_days: s.mourning_days,
+                    skip_festivals: serde_json::from_str(&s.skip_festivals).unwrap_or_default(),
+                },
+            )
+        })
+        .collect();
+    let mut tasks_of: HashMap<&str, Vec<&TaskRow>> = HashMap::new();
+    for t in &existing {
+        tasks_of.entry(t.case_id.as_str()).or_default().push(t);
+    }
+    let mut msgs_of: HashMap<&str, Vec<&OutreachRow>> = HashMap::new();
+    for m in &existing_msgs {
+        msgs_of.entry(m.task_id.as_str()).or_default().push(m);
+    }
+
+    let mut m = Materialisation {
+        now,
+        ..Default::default()
+    };
+    let mut stats = Stats::default();
+    for row in &rows {
+        if row.status != "open" {
+            continue;
+        }
+        let Some(plan) = plans.get(&row.program) else {
+            continue;
+        };
+        let Some(key) = cases::case_key(svc, row).await? else {
+            continue;
+        };
+        let opened = open_row(&key, row)?;
+        let cs: &[&ContactRow] = contacts_of
+            .get(row.id.as_str())
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]);
+        let recipients = recipients(svc, &key, row, &opened.donor, cs)?;
+        let case_tz = recipients
+            .first()
+            .map(|r| r.tz)
+            .unwrap_or(settings.default_tz);
+        let anchors = Anchors {
+            donation: Some(opened.donation.date),
+            death: opened.donor.death_date.or(if opened.donor.deceased {
+                Some(opened.donation.date)
+            } else {
+                None
+            }),
+            registration: Some(row.created_at.date_naive()),
+            birth: opened.donor.birth_date,
+            donation_kind: Some(opened.donation.kind.clone()),
+        };
+        let prefs = prefs_of.get(row.id.as_str()).cloned().unwrap_or_default();
+        let today = calendar::local_date(case_tz, now);
+        let horizon = today + Duration::days(settings.horizon_days);
+        let occurrences = plan::occurrences(
+            &plan.rules,
+            &anchors,
+            &prefs,
+            today - Duration::days(400),
+            horizon,
+            settings.waking_start(),
+            case_tz,
+        );
+        materialise_case(
+            row,
+            &occurrences,
+            &recipients,
+            case_tz,
+            &tasks_of,
+            &msgs_of,
+            now,
+            &mut m,
+            &mut stats,
+        );
+        m.schedules.push((row.id.clone(), horizon, plan.version));
+        stats.cases += 1;
+    }
+    svc.store.apply_materialisation(&m).await?;
+    Ok(stats)
+}
+
+fn recipients(
+    svc: &Services,
+    key: &crate::crypto::SecretKey,
+    row: &CaseRow,
+    donor: &cases::Donor,
+    contacts: &[&ContactRow],
+) -> Result<Vec<Recipient>> {
+    let default = svc.schedule.default_tz;
+    if row.program == "marrow" {
+        if donor.deceased {
+            return Ok(Vec::new());
+        }
+        return Ok(vec![Recipient {
+            id: "donor".into(),
+            tz: default,
+        }]);
+    }
+    let mut out = Vec::new();
+    for c in contacts {
+        let v = super::contacts::open_view(key, c)?;
+        if v.minor || v.deceased {
+            continue;
+        }
+        out.push(Recipient {
+            id: c.id.clone(),
+            tz: parse_tz(&c.timezone, default),
+        });
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn materialise_case(
+    row: &CaseRow,
+    occurrences: &[plan::Occurrence],
+    recipients: &[Recipient],
+    case_tz: Tz,
+    tasks_of: &HashMap<&str, Vec<&TaskRow>>,
+    msgs_of: &HashMap<&str, Vec<&OutreachRow>>,
+    now: DateTime<Utc>,
+    m: &mut Materialisation,
+    stats: &mut Stats,
+) {
+    let existing: HashMap<(&str, &str), &TaskRow> = tasks_of
+        .get(row.id.as_str())
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| Some(((t.rule_id.as_deref()?, t.occurrence.as_deref()?), *t)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut wanted: HashSet<(&str, &str)> = HashSet::new();
+    for o in occurrences {
+        let due = plan::due_at(o, case_tz);
+        let grace_until = due + o.grace;
+        if grace_until < now {
+            continue;
+        }
+        wanted.insert((o.rule_id.as_str(), o.key.as_str()));
+        let task_id = match existing.get(&(o.rule_id.as_str(), o.key.as_str())) {
+            Some(t) => {
+                if t.due_at != due {
+                    // The anchor moved: the task and its pending messages follow.
+                    m.moved_tasks.push((t.id.clone(), due, grace_until));
+                    let shift = due - t.due_at;
+                    for msg in msgs_of.get(t.id.as_str()).into_iter().flatten() {
+                        m.moved_outreach.push((
+                            msg.id.clone(),
+                            msg.due_at + shift,
+                            msg.grace_until + shift,
+                        ));
+                    }
+                    stats.moved += 1;
+                }
+                t.id.clone()
+            }
+            None => {
+                let id = new_id();
+                m.new_tasks.push(TaskRow {
+                    id: id.clone(),
+                    case_id: row.id.clone(),
+                    kind: o.action.clone(),
+                    due_at: due,
+                    assignee_id: None,
+                    contact_id: None,
+                    template: o.template.clone(),
+                    status: "scheduled".into(),
+                    details: None,
+                    created_by: row.created_by.clone(),
+                    created_at: now,
+                    updated_at: now,
+                    completed_at: None,
+                    completed_by: None,
+                    rule_id: Some(o.rule_id.clone()),
+                    occurrence: Some(o.key.clone()),
+                    grace_until: Some(grace_until),
+                    region: row.region.clone(),
+                });
+                stats.created += 1;
+                id
+            }
+        };
+        if o.action != "outreach" {
+            continue;
+        }
+        let have: HashSet<&str> = msgs_of
+            .get(task_id.as_str())
+            .into_iter()
+            .flatten()
+            .map(|m| m.recipient.as_str())
+            .collect();
+        for r in recipients.iter().filter(|r| !have.contains(r.id.as_str())) {
+            let due = calendar::local_to_utc(r.tz, o.local);
+            m.new_outreach.push(OutreachRow {
+                id: new_id(),
+                task_id: task_id.clone(),
+                case_id: row.id.clone(),
+                recipient: r.id.clone(),
+                channel: o.channel.clone(),
+                template: o.template.clone().unwrap_or_default(),
+                status: "scheduled".into(),
+                reason: None,
+                due_at: due,
+                grace_until: due + o.grace,
+                next_attempt_at: Some(due),
+                attempts: 0,
+                lease_owner: None,
+                lease_until: None,
+                sent_at: None,
+                created_at: now,
+                updated_at: now,
+            });
+            stats.messages += 1;
+        }
+    }
+    for ((rule, key), t) in &existing {
+        if !wanted.contains(&(*rule, *key)) && t.due_at > now {
+            m.cancelled_tasks
+                .push((t.id.clone(), "no_longer_in_plan".into()));
+            stats.cancelled += 1;
+        }
+    }
+}
+
+/// One pass over every open case whose schedule is short of the horizon or made under an older
+/// plan, in batches of `batch`, logging progress. Returns what it did.
+pub async fn materialise_all(svc: &Services, now: DateTime<Utc>, batch: i64) -> Result<Stats> {
+    let horizon = calendar::local_date(svc.schedule.default_tz, now)
+        + Duration::days(svc.schedule.horizon_days - 1);
+    let mut after = String::new();
+    let mut total = Stats::default();
+    let started = std::time::Instant::now();
+    loop {
+        let ids = svc
+            .store
+            .cases_to_materialise(horizon, &after, batch)
+            .await?;
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
+        let s = materialise(svc, &ids, now).await?;
+        total.cases += ids.len();
+        total.created += s.created;
+        total.moved += s.moved;
+        total.cancelled += s.cancelled;
+        total.messages += s.messages;
+        if started.elapsed() > std::time::Duration::from_secs(2) {
+            tracing::info!(
+                cases = total.cases,
+                tasks = total.created,
+                "materialising care plans"
+            );
+        }
+        after = last;
+    }
+    if total.cases > 0 {
+        tracing::info!(
+            cases = total.cases,
+            created = total.created,
+            moved = total.moved,
+            cancelled = total.cancelled,
+            messages = total.messages,
+            ms = started.elapsed().as_millis() as u64,
+            "care plans materialised"
+        );
+    }
+    Ok(total)
+}
+
+/// Materialise one case after it changed; failures are logged, not returned (the daily pass
+/// catches up).
+pub async fn refresh_case(svc: &Services, case_id: &str, now: DateTime<Utc>) {
+    if let Err(e) = materialise(svc, &[case_id.to_string()], now).await {
+        tracing::warn!(case_id, error = %e, "materialising a case failed");
+    }
+}
+
+/// Authorised access to a case for reading its outreach.
+pub async fn authorize_outreach(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Authorized> {
+    cases::load_authorized(svc, actor, case_id, Action::ReadOutreach, now).await
+}

@@ -1,0 +1,220 @@
+//! Care plans, a case's schedule choices and outreach, and the family's preferences.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::contacts::{self, ContactView};
+use crate::domain::outreach::{self, OutreachFilter, OutreachView, Rendered};
+use crate::domain::schedule::{self, PlanInput, PlanView, PreferencesInput, ScheduleView};
+use crate::domain::Page;
+use crate::error::{Error, Result};
+use crate::schedule::plan::CasePreferences;
+use crate::web::error::ErrorBody;
+use crate::web::extract::{ApiJson, ApiQuery, Auth};
+use crate::web::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanList {
+    pub items: Vec<PlanView>,
+}
+
+/// The care plans of the three programmes (admin, supervisor, coordinator).
+#[utoipa::path(get, path = "/api/v1/care-plans", tag = "schedule",
+    responses((status = 200, body = PlanList), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_plans(State(s): State<AppState>, Auth(actor): Auth) -> Result<Json<PlanList>> {
+    Ok(Json(PlanList {
+        items: schedule::list_plans(&s.svc, &actor, s.now()).await?,
+    }))
+}
+
+/// Replace a programme's rules (admin). Give back the `version` you read; every case of the
+/// programme then follows the new rules for its future, unfinished occurrences.
+#[utoipa::path(put, path = "/api/v1/care-plans/{program}", tag = "schedule",
+    request_body = PlanInput, params(("program" = String, Path)),
+    responses((status = 200, body = PlanView), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_plan(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(program): Path<String>,
+    ApiJson(input): ApiJson<PlanInput>,
+) -> Result<Json<PlanView>> {
+    Ok(Json(
+        schedule::update_plan(&s.svc, &actor, &program, input, s.now()).await?,
+    ))
+}
+
+/// A case's schedule choices: mourning days, festivals skipped, and the horizon reached.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/schedule", tag = "schedule",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_schedule(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<ScheduleView>> {
+    Ok(Json(
+        schedule::get_schedule(&s.svc, &actor, &id, s.now()).await?,
+    ))
+}
+
+/// Change a case's schedule choices; the case is re-materialised at once.
+#[utoipa::path(patch, path = "/api/v1/cases/{id}/schedule", tag = "schedule",
+    request_body = PreferencesInput, params(("id" = String, Path)),
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_schedule(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<PreferencesInput>,
+) -> Result<Json<ScheduleView>> {
+    Ok(Json(
+        schedule::update_schedule(&s.svc, &actor, &id, input, s.now()).await?,
+    ))
+}
+
+/// A case's outreach messages, in due order, with `status` and `reason`.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/outreach", tag = "schedule",
+    params(("id" = String, Path), OutreachFilter),
+    responses((status = 200, body = Page<OutreachView>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn case_outreach(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiQuery(f): ApiQuery<OutreachFilter>,
+) -> Result<Json<Page<OutreachView>>> {
+    Ok(Json(
+        outreach::case_outreach(&s.svc, &actor, &id, f, s.now()).await?,
+    ))
+}
+
+/// One message rendered for its recipient, in their language.
+#[utoipa::path(get, path = "/api/v1/outreach/{id}/preview", tag = "schedule",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Rendered), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn preview(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Rendered>> {
+    Ok(Json(outreach::preview(&s.svc, &actor, &id, s.now()).await?))
+}
+
+/// What the family was sent or will be sent, with the messages of their portal inbox.
+#[utoipa::path(get, path = "/api/v1/me/outreach", tag = "family", params(OutreachFilter),
+    responses((status = 200, body = Page<OutreachView>), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn family_outreach(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(f): ApiQuery<OutreachFilter>,
+) -> Result<Json<Page<OutreachView>>> {
+    Ok(Json(
+        outreach::family_outreach(&s.svc, &actor, f, s.now()).await?,
+    ))
+}
+
+/// A family's outreach preferences: channel, opting out, a quiet period, language, time zone,
+/// mourning days and festivals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preferences {
+    pub preferred_channel: String,
+    pub opted_out: bool,
+    pub do_not_contact_until: Option<chrono::NaiveDate>,
+    pub language: String,
+    pub timezone: String,
+    #[serde(flatten)]
+    pub schedule: CasePreferences,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesPatch {
+    /// `email`, `sms`, `letter` or `portal`.
+    pub preferred_channel: Option<String>,
+    /// No outreach at all.
+    pub opted_out: Option<bool>,
+    /// No outreach before this date (YYYY-MM-DD); null clears it.
+    pub do_not_contact_until: Option<Option<String>>,
+    pub language: Option<String>,
+    pub timezone: Option<String>,
+    /// Hear from us on the traditional mourning days.
+    pub mourning_days: Option<bool>,
+    /// Festivals on which not to hear from us.
+    pub skip_festivals: Option<Vec<String>>,
+}
+
+fn preferences(c: ContactView, schedule: CasePreferences) -> Preferences {
+    Preferences {
+        preferred_channel: c.preferred_channel.as_str().into(),
+        opted_out: c.opted_out,
+        do_not_contact_until: c.do_not_contact_until,
+        language: c.language.as_str().into(),
+        timezone: c.timezone,
+        schedule,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/me/preferences", tag = "family",
+    responses((status = 200, body = Preferences), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_preferences(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+) -> Result<Json<Preferences>> {
+    let now = s.now();
+    let c = contacts::family_view(&s.svc, &actor, now).await?;
+    let (p, _) = schedule::preferences_of(&s.svc, &c.case_id).await?;
+    Ok(Json(preferences(c, p)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/me/preferences", tag = "family",
+    request_body = PreferencesPatch,
+    responses((status = 200, body = Preferences), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_preferences(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> Result<Json<Preferences>> {
+    let now = s.now();
+    let mut patch = patch;
+    let Some(obj) = patch.as_object_mut() else {
+        return Err(Error::field("body", "must be a JSON object"));
+    };
+    let schedule_input =
+        PreferencesInput {
+            mourning_days: match obj.remove("mourning_days") {
+                None => None,
+                Some(serde_json::Value::Bool(b)) => Some(b),
+                Some(_) => return Err(Error::field("mourning_days", "must be true or false")),
+            },
+            skip_festivals: match obj.remove("skip_festivals") {
+                None => None,
+                Some(v) => Some(serde_json::from_value(v).map_err(|_| {
+                    Error::field("skip_festivals", "must be a list of festival names")
+                })?),
+            },
+        };
+    let c = if obj.is_empty() {
+        contacts::family_view(&s.svc, &actor, now).await?
+    } else {
+        contacts::family_update(&s.svc, &actor, patch, &s.default_timezone, now).await?
+    };
+    if schedule_input.mourning_days.is_some() || schedule_input.skip_festivals.is_some() {
+        schedule::set_preferences(&s.svc, &actor, &c.case_id, schedule_input, now).await?;
+    }
+    let (p, _) = schedule::preferences_of(&s.svc, &c.case_id).await?;
+    Ok(Json(preferences(c, p)))
+}
