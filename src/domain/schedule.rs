@@ -347,7 +347,11 @@ pub async fn materialise(svc: &Services, case_ids: &[String], now: DateTime<Utc>
     let rows = svc.store.cases_by_ids(case_ids).await?;
     let contacts = svc.store.contacts_for_cases(case_ids).await?;
     let schedules = svc.store.case_schedules(case_ids).await?;
-    let existing = svc.store.scheduled_plan_tasks(case_ids).await?;
+    // Occurrences are computed from 400 days back; older tasks cannot collide.
+    let existing = svc
+        .store
+        .plan_tasks(case_ids, now - Duration::days(401))
+        .await?;
     let existing_msgs = svc.store.scheduled_outreach(case_ids).await?;
 
     let mut contacts_of: HashMap<&str, Vec<&ContactRow>> = HashMap::new();
@@ -501,6 +505,8 @@ fn materialise_case(
         }
         wanted.insert((o.rule_id.as_str(), o.key.as_str()));
         let task_id = match existing.get(&(o.rule_id.as_str(), o.key.as_str())) {
+            // Done or cancelled: this occurrence has been dealt with.
+            Some(t) if t.status != "scheduled" => continue,
             Some(t) => {
                 if t.due_at != due {
                     // The anchor moved: the task and its pending messages follow.
@@ -577,7 +583,7 @@ fn materialise_case(
         }
     }
     for ((rule, key), t) in &existing {
-        if !wanted.contains(&(*rule, *key)) && t.due_at > now {
+        if t.status == "scheduled" && !wanted.contains(&(*rule, *key)) && t.due_at > now {
             m.cancelled_tasks
                 .push((t.id.clone(), "no_longer_in_plan".into()));
             stats.cancelled += 1;

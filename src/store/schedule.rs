@@ -144,8 +144,9 @@ pub trait ScheduleStore: Send + Sync {
 
     async fn cases_by_ids(&self, ids: &[String]) -> Result<Vec<super::CaseRow>>;
     async fn contacts_for_cases(&self, ids: &[String]) -> Result<Vec<super::ContactRow>>;
-    /// Scheduled plan tasks of these cases.
-    async fn scheduled_plan_tasks(&self, case_ids: &[String]) -> Result<Vec<TaskRow>>;
+    /// Plan-made tasks of these cases due since `since`, whatever their status (a done or
+    /// cancelled occurrence is not made again).
+    async fn plan_tasks(&self, case_ids: &[String], since: DateTime<Utc>) -> Result<Vec<TaskRow>>;
     /// Scheduled messages of these cases.
     async fn scheduled_outreach(&self, case_ids: &[String]) -> Result<Vec<OutreachRow>>;
     async fn apply_materialisation(&self, m: &Materialisation) -> Result<()>;
@@ -354,12 +355,24 @@ macro_rules! schedule_impl {
                     ), ids, " order by case_id, id").await
             }
 
-            async fn scheduled_plan_tasks(&self, case_ids: &[String]) -> Result<Vec<TaskRow>> {
-                fetch_for_ids::<TaskRow>(&self.pool, &format!(
+            async fn plan_tasks(&self, case_ids: &[String], since: DateTime<Utc>) -> Result<Vec<TaskRow>> {
+                let mut out = Vec::new();
+                for chunk in case_ids.chunks(500) {
+                    let mut b = sqlx::QueryBuilder::<$db>::new(format!(
                         "select {} from tasks t join cases c on c.id = t.case_id \
-                         where t.status = 'scheduled' and t.rule_id is not null and t.case_id in (",
+                         where t.rule_id is not null and t.due_at >= ",
                         shared::TASK_COLUMNS
-                    ), case_ids, "").await
+                    ));
+                    b.push_bind(since);
+                    b.push(" and t.case_id in (");
+                    let mut sep = b.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.clone());
+                    }
+                    b.push(")");
+                    out.extend(b.build_query_as::<TaskRow>().fetch_all(&self.pool).await?);
+                }
+                Ok(out)
             }
 
             async fn scheduled_outreach(&self, case_ids: &[String]) -> Result<Vec<OutreachRow>> {

@@ -1,7 +1,16 @@
-//! Care plans, materialisation, the send-time gate and delivery.
+//! Care plans, materialisation, the send-time gate and what cancels pending messages. Delivery
+//! runs in-process through `outreach::run_due` with a chosen clock and the `file` and `portal`
+//! channels; email and SMS against real servers are in `delivery.rs`.
 
-use axum::http::StatusCode;
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
+
+use donorcare::domain::outreach::{run_due, Channels, RunStats};
+use donorcare::domain::schedule::ScheduleSettings;
+use donorcare::domain::Services;
 
 use crate::helpers::{organ_case, tag, TestApp};
 
@@ -16,25 +25,440 @@ async fn outreach(app: &TestApp, token: &str, case_id: &str) -> Vec<Value> {
     b["items"].as_array().unwrap().clone()
 }
 
+async fn tasks(app: &TestApp, token: &str, case_id: &str) -> Vec<Value> {
+    let (s, b) = app
+        .get(&format!("/api/v1/tasks?case_id={case_id}&limit=200"), token)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["items"].as_array().unwrap().clone()
+}
+
+/// Replace a programme's rules as an admin.
+async fn set_plan(app: &TestApp, program: &str, rules: Value) -> Value {
+    let admin = app.user("admin", None).await;
+    let (_, plans) = app.get("/api/v1/care-plans", &admin.token).await;
+    let version = plans["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["program"] == program)
+        .unwrap()["version"]
+        .clone();
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/care-plans/{program}"),
+            Some(&admin.token),
+            Some(json!({"version": version, "rules": rules})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b
+}
+
+/// A rule that makes one message due at 00:00 today (the case's registration day).
+fn welcome(channel: Option<&str>) -> Value {
+    let mut r = json!({"id": "welcome", "kind": "offset", "anchor": "registration", "offset": "0d",
+                       "action": "outreach", "template": "memorial_invitation", "time": "00:00"});
+    if let Some(c) = channel {
+        r["channel"] = json!(c);
+    }
+    r
+}
+
+/// An organ case with one spouse (email, preferred `channel`); with `consent`, an active contact
+/// consent for every channel. Returns (case id, contact id).
+async fn family_case(app: &TestApp, token: &str, channel: &str, consent: bool) -> (String, String) {
+    let case = app.create_case(token, organ_case(&tag())).await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let (s, c) = app
+        .post(&format!("/api/v1/cases/{id}/contacts"), token,
+              json!({"full_name": "陈先生", "relationship": "spouse", "email": "chen@example.org",
+                     "phone": "13800001111", "address": "1 Harbour Road", "preferred_channel": channel}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let contact = c["id"].as_str().unwrap().to_string();
+    if consent {
+        give_consent(app, token, &id, &contact, None).await;
+    }
+    (id, contact)
+}
+
+async fn give_consent(
+    app: &TestApp,
+    token: &str,
+    case: &str,
+    contact: &str,
+    channels: Option<Value>,
+) -> String {
+    let mut body = json!({"kind": "contact", "subject": contact, "given_by": contact, "method": "electronic",
+                          "document": "contact-zh-CN-v1", "signed_at": "2025-04-01"});
+    if let Some(c) = channels {
+        body["scope"] = json!({"channels": c});
+    }
+    let (s, b) = app
+        .post(&format!("/api/v1/cases/{case}/consents"), token, body)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    b["id"].as_str().unwrap().to_string()
+}
+
+/// The app's services with delivery settings adjusted, and an outbox folder for `file`.
+fn services(app: &TestApp, adjust: impl FnOnce(&mut ScheduleSettings)) -> Services {
+    let mut svc = app.state.svc.clone();
+    let mut s = (*svc.schedule).clone();
+    s.waking = (0, 24);
+    s.outbox_dir = Some(app.data_dir().join("outbox"));
+    s.mail_domain = "test.invalid".into();
+    adjust(&mut s);
+    svc.schedule = Arc::new(s);
+    svc
+}
+
+async fn deliver(svc: &Services, at: DateTime<Utc>) -> RunStats {
+    let ch = Channels::new(svc.schedule.clone()).expect("channels");
+    run_due(svc, &ch, "test-worker", move || at, || false)
+        .await
+        .expect("run_due")
+}
+
+fn by_rule<'a>(items: &'a [Value], rule: &str) -> Vec<&'a Value> {
+    items.iter().filter(|t| t["rule_id"] == rule).collect()
+}
+
 on_both_backends! {
-    async fn an_organ_case_with_family_gets_its_plan_materialised(app) {
+    async fn default_plans_are_seeded_and_an_admin_edits_them_with_field_errors_and_versions(app) {
+        let admin = app.user("admin", None).await;
         let coord = app.user("coordinator", Some("yinzhou")).await;
-        let t = tag();
-        let case = app.create_case(&coord.token, organ_case(&t)).await;
-        let id = case["id"].as_str().unwrap();
-        let (s, c) = app
-            .post(&format!("/api/v1/cases/{id}/contacts"), &coord.token,
-                  json!({"full_name": format!("Kin{t}"), "relationship": "spouse", "email": "kin@example.org", "preferred_channel": "email"}))
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{c}");
-        donorcare::domain::schedule::materialise(&app.state.svc, &[id.to_string()], chrono::Utc::now())
+        let (s, plans) = app.get("/api/v1/care-plans", &coord.token).await;
+        assert_eq!(s, StatusCode::OK, "{plans}");
+        let programs: Vec<&str> = plans["items"].as_array().unwrap().iter().map(|p| p["program"].as_str().unwrap()).collect();
+        assert_eq!(programs, ["body", "marrow", "organ"]);
+        let marrow = plans["items"].as_array().unwrap().iter().find(|p| p["program"] == "marrow").unwrap();
+        assert_eq!(marrow["rules"].as_array().unwrap().len(), 10);
+        // A coordinator may read plans but not change them.
+        let (s, _) = app.call(Method::PUT, "/api/v1/care-plans/marrow", Some(&coord.token),
+                              Some(json!({"version": 1, "rules": []}))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // Bad rules: each named.
+        let bad = json!([{"id": "x", "kind": "offset", "anchor": "donation", "offset": "7 days", "action": "call"},
+                         {"id": "x", "kind": "festival", "festival": "christmas", "action": "outreach", "template": "qingming"},
+                         {"id": "y", "kind": "cron", "cron": "* * * * * *", "action": "call"}]);
+        let (s, b) = app.call(Method::PUT, "/api/v1/care-plans/marrow", Some(&admin.token),
+                              Some(json!({"version": 1, "rules": bad}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        for f in ["rules[0].offset", "rules[1].id", "rules[1].festival", "rules[2].cron"] {
+            assert!(b["error"]["fields"][f].is_string(), "{f} not named: {b}");
+        }
+        // A stale version is a conflict; nothing changed.
+        let (s, b) = app.call(Method::PUT, "/api/v1/care-plans/marrow", Some(&admin.token),
+                              Some(json!({"version": 7, "rules": []}))).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{b}");
+        let (_, again) = app.get("/api/v1/care-plans", &coord.token).await;
+        assert_eq!(again, plans);
+    }
+
+    async fn materialising_is_idempotent_and_follows_plan_changes_and_anchor_moves(app) {
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let (id, _) = family_case(&app, &coord.token, "email", true).await;
+        let before = tasks(&app, &coord.token, &id).await;
+        let msgs_before = outreach(&app, &coord.token, &id).await;
+        assert!(!by_rule(&before, "death_anniversary").is_empty(), "{before:?}");
+        // Again: nothing new.
+        let stats = donorcare::domain::schedule::materialise(&app.state.svc, std::slice::from_ref(&id), Utc::now())
             .await
-            .expect("materialise");
-        let msgs = outreach(&app, &coord.token, id).await;
-        assert!(!msgs.is_empty(), "no outreach materialised");
-        let (s, tasks) = app.get(&format!("/api/v1/tasks?case_id={id}&limit=200"), &coord.token).await;
-        assert_eq!(s, StatusCode::OK);
-        let rules: Vec<&str> = tasks["items"].as_array().unwrap().iter().filter_map(|t| t["rule_id"].as_str()).collect();
-        assert!(rules.contains(&"qingming"), "{rules:?}");
+            .unwrap();
+        assert_eq!((stats.created, stats.messages, stats.cancelled), (0, 0, 0), "{stats:?}");
+        assert_eq!(tasks(&app, &coord.token, &id).await.len(), before.len());
+        assert_eq!(outreach(&app, &coord.token, &id).await.len(), msgs_before.len());
+
+        // The death date moves by a day: the anniversary task and its message follow.
+        let anniv = by_rule(&before, "death_anniversary")[0].clone();
+        let (s, b) = app.patch(&format!("/api/v1/cases/{id}"), &coord.token,
+                               json!({"donor": {"death_date": "2025-03-11"}})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let after = tasks(&app, &coord.token, &id).await;
+        let moved = after.iter().find(|t| t["id"] == anniv["id"]).expect("same task, moved");
+        let old: DateTime<Utc> = anniv["due_at"].as_str().unwrap().parse().unwrap();
+        let new: DateTime<Utc> = moved["due_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(new - old, Duration::days(1));
+        let msg = outreach(&app, &coord.token, &id).await.into_iter().find(|m| m["task_id"] == anniv["id"]).unwrap();
+        let due: DateTime<Utc> = msg["due_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(due, new, "the message follows its task");
+
+        // The plan loses its festival rules: their future tasks and messages are cancelled.
+        let plan: Vec<Value> = donorcare::schedule::plan::default_rules("organ")
+            .into_iter()
+            .filter(|r| r.kind != "festival")
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect();
+        set_plan(&app, "organ", json!(plan)).await;
+        donorcare::domain::schedule::materialise_all(&app.state.svc, Utc::now(), 100).await.unwrap();
+        let after = tasks(&app, &coord.token, &id).await;
+        let qm = by_rule(&after, "qingming");
+        assert!(!qm.is_empty() && qm.iter().all(|t| t["status"] == "cancelled"), "{qm:?}");
+        let msgs = outreach(&app, &coord.token, &id).await;
+        let qm_msgs: Vec<&Value> = msgs.iter().filter(|m| m["template"] == "qingming").collect();
+        assert!(qm_msgs.iter().all(|m| m["status"] == "cancelled" && m["reason"] == "no_longer_in_plan"), "{qm_msgs:?}");
+    }
+
+    async fn families_opt_into_mourning_days_and_out_of_a_festival(app) {
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        // A recent death, so the mourning days fall in the future.
+        let mut case = organ_case(&tag());
+        let death = (Utc::now() - Duration::days(2)).date_naive();
+        case["donor"]["death_date"] = json!(death.to_string());
+        case["donation"]["date"] = json!(death.to_string());
+        let case = app.create_case(&coord.token, case).await;
+        let id = case["id"].as_str().unwrap();
+        app.post(&format!("/api/v1/cases/{id}/contacts"), &coord.token,
+                 json!({"full_name": "王女士", "relationship": "spouse", "preferred_channel": "portal"})).await;
+        assert!(by_rule(&tasks(&app, &coord.token, id).await, "mourning_days").is_empty(), "opt-in only");
+
+        let (s, b) = app.patch(&format!("/api/v1/cases/{id}/schedule"), &coord.token,
+                               json!({"mourning_days": true, "skip_festivals": ["spring_festival"]})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["mourning_days"], true);
+        let all = tasks(&app, &coord.token, id).await;
+        let mourning: Vec<&str> = by_rule(&all, "mourning_days").iter().map(|t| t["occurrence"].as_str().unwrap()).collect();
+        for k in ["d7", "d21", "d35", "d49", "d100", "y1"] {
+            assert!(mourning.contains(&k), "{k} missing: {mourning:?}");
+        }
+        let spring = by_rule(&all, "spring_festival");
+        assert!(spring.iter().all(|t| t["status"] == "cancelled"), "{spring:?}");
+        let (s, b) = app.patch(&format!("/api/v1/cases/{id}/schedule"), &coord.token,
+                               json!({"skip_festivals": ["easter"]})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert!(b["error"]["fields"]["skip_festivals"].is_string());
+    }
+
+    async fn the_gate_holds_without_consent_and_sends_with_it(app) {
+        set_plan(&app, "organ", json!([welcome(Some("file"))])).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let (with, _) = family_case(&app, &coord.token, "email", true).await;
+        let (without, _) = family_case(&app, &coord.token, "email", false).await;
+        let svc = services(&app, |_| {});
+        let stats = deliver(&svc, Utc::now()).await;
+        assert_eq!((stats.sent, stats.held), (1, 1), "{stats:?}");
+        let sent = outreach(&app, &coord.token, &with).await;
+        assert_eq!(sent[0]["status"], "sent", "{sent:?}");
+        let id = sent[0]["id"].as_str().unwrap();
+        let file = std::fs::read_to_string(app.data_dir().join("outbox").join(format!("{id}.txt"))).unwrap();
+        assert!(file.contains(&format!("Message-ID: <outreach-{id}@test.invalid>")), "{file}");
+        assert!(file.contains("陈先生"), "rendered for the recipient: {file}");
+        let held = outreach(&app, &coord.token, &without).await;
+        assert_eq!(held[0]["status"], "held");
+        assert!(held[0]["reason"].as_str().unwrap().starts_with("no_consent"), "{held:?}");
+        // Nothing was written for the held message.
+        let files = std::fs::read_dir(app.data_dir().join("outbox")).unwrap().count();
+        assert_eq!(files, 1);
+        // A second run finds nothing to do: nothing is sent twice.
+        let again = deliver(&svc, Utc::now()).await;
+        assert_eq!(again.claimed, 0);
+    }
+
+    async fn a_consent_scoped_to_other_channels_an_opt_out_and_a_closed_case_each_stop_messages(app) {
+        set_plan(&app, "organ", json!([welcome(None)])).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        // Consent covers sms only; the contact prefers email.
+        let (scoped, contact) = family_case(&app, &coord.token, "email", false).await;
+        give_consent(&app, &coord.token, &scoped, &contact, Some(json!(["sms"]))).await;
+        // Opted out after the message was scheduled.
+        let (opted, opted_contact) = family_case(&app, &coord.token, "portal", true).await;
+        let (s, b) = app.patch(&format!("/api/v1/contacts/{opted_contact}"), &coord.token, json!({"opted_out": true})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let m = outreach(&app, &coord.token, &opted).await;
+        assert_eq!((m[0]["status"].as_str(), m[0]["reason"].as_str()), (Some("cancelled"), Some("opted_out")), "{m:?}");
+        // Closed case.
+        let (closed, _) = family_case(&app, &coord.token, "portal", true).await;
+        let (s, b) = app.patch(&format!("/api/v1/cases/{closed}"), &coord.token, json!({"status": "closed"})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let m = outreach(&app, &coord.token, &closed).await;
+        assert_eq!((m[0]["status"].as_str(), m[0]["reason"].as_str()), (Some("cancelled"), Some("case_closed")), "{m:?}");
+        // Do not contact until a date beyond the grace period: held with that reason.
+        let (quiet, quiet_contact) = family_case(&app, &coord.token, "portal", true).await;
+        let until = (Utc::now() + Duration::days(30)).date_naive().to_string();
+        app.patch(&format!("/api/v1/contacts/{quiet_contact}"), &coord.token, json!({"do_not_contact_until": until})).await;
+
+        let svc = services(&app, |_| {});
+        let stats = deliver(&svc, Utc::now()).await;
+        assert_eq!(stats.sent, 0, "{stats:?}");
+        let m = outreach(&app, &coord.token, &scoped).await;
+        assert_eq!(m[0]["status"], "held");
+        assert!(m[0]["reason"].as_str().unwrap().contains("email"), "{m:?}");
+        let m = outreach(&app, &coord.token, &quiet).await;
+        assert_eq!(m[0]["status"], "held");
+        assert!(m[0]["reason"].as_str().unwrap().starts_with("do_not_contact_until"), "{m:?}");
+    }
+
+    async fn withdrawing_contact_consent_cancels_pending_messages_in_the_same_step(app) {
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let (id, contact) = family_case(&app, &coord.token, "email", false).await;
+        let email_only = give_consent(&app, &coord.token, &id, &contact, Some(json!(["email"]))).await;
+        let portal_too = give_consent(&app, &coord.token, &id, &contact, Some(json!(["portal"]))).await;
+        let pending = outreach(&app, &coord.token, &id).await;
+        assert!(!pending.is_empty() && pending.iter().all(|m| m["status"] == "scheduled"));
+        // Withdrawing the portal consent leaves email messages alone (email is still covered).
+        let (s, b) = app.post(&format!("/api/v1/consents/{portal_too}/withdraw"), &coord.token, json!({"reason": "portal only by phone"})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert!(outreach(&app, &coord.token, &id).await.iter().all(|m| m["status"] == "scheduled"));
+        // Withdrawing the email consent cancels every pending email message at once.
+        let (s, b) = app.post(&format!("/api/v1/consents/{email_only}/withdraw"), &coord.token, json!({"reason": "no more letters please"})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let after = outreach(&app, &coord.token, &id).await;
+        assert!(after.iter().all(|m| m["status"] == "cancelled" && m["reason"] == "consent_withdrawn"), "{after:?}");
+    }
+
+    async fn late_messages_within_grace_go_out_and_later_ones_are_skipped_and_recorded(app) {
+        // Due today at 00:00 with the default grace of 7 days for outreach.
+        set_plan(&app, "organ", json!([welcome(Some("file"))])).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let (late, _) = family_case(&app, &coord.token, "email", true).await;
+        let svc = services(&app, |_| {});
+        // The service was down for 5 days: still within grace.
+        let stats = deliver(&svc, Utc::now() + Duration::days(5)).await;
+        assert_eq!(stats.sent, 1, "{stats:?}");
+        assert_eq!(outreach(&app, &coord.token, &late).await[0]["status"], "sent");
+        // Down for a month: skipped, with the reason recorded; the task is settled too.
+        let (too_late, _) = family_case(&app, &coord.token, "email", true).await;
+        let stats = deliver(&svc, Utc::now() + Duration::days(30)).await;
+        assert_eq!((stats.sent, stats.cancelled), (0, 1), "{stats:?}");
+        let m = outreach(&app, &coord.token, &too_late).await;
+        assert_eq!(m[0]["status"], "cancelled");
+        assert!(m[0]["reason"].as_str().unwrap().starts_with("late"), "{m:?}");
+        let t = tasks(&app, &coord.token, &too_late).await;
+        assert_eq!(by_rule(&t, "welcome")[0]["status"], "done", "no message pending: the task is settled");
+    }
+
+    async fn messages_wait_for_waking_hours_in_the_recipients_zone(app) {
+        set_plan(&app, "organ", json!([welcome(Some("file"))])).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let (id, contact) = family_case(&app, &coord.token, "email", true).await;
+        app.patch(&format!("/api/v1/contacts/{contact}"), &coord.token, json!({"timezone": "America/New_York"})).await;
+        let svc = services(&app, |s| s.waking = (9, 20));
+        // 03:00 in New York: deferred to 09:00 there.
+        let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();
+        let today = Utc::now().with_timezone(&tz).date_naive() + Duration::days(1);
+        let three = donorcare::schedule::calendar::local_instant(tz, today, chrono::NaiveTime::from_hms_opt(3, 0, 0).unwrap());
+        let stats = deliver(&svc, three).await;
+        assert_eq!((stats.sent, stats.deferred), (0, 1), "{stats:?}");
+        let m = outreach(&app, &coord.token, &id).await;
+        assert_eq!(m[0]["status"], "scheduled");
+        assert!(m[0]["reason"].as_str().unwrap().contains("waking"), "{m:?}");
+        // Still night: nothing is claimed again before nine.
+        assert_eq!(deliver(&svc, three + Duration::hours(2)).await.claimed, 0);
+        let nine = donorcare::schedule::calendar::local_instant(tz, today, chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap());
+        let stats = deliver(&svc, nine).await;
+        assert_eq!(stats.sent, 1, "{stats:?}");
+    }
+
+    async fn one_family_gets_at_most_the_cap_across_channels(app) {
+        // Four messages due today for one family, cap two a week.
+        let rules: Vec<Value> = ["a", "b", "c", "d"].iter().map(|n| {
+            let mut r = welcome(Some(if *n == "a" { "portal" } else { "file" }));
+            r["id"] = json!(format!("welcome_{n}"));
+            r
+        }).collect();
+        set_plan(&app, "organ", json!(rules)).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let (id, _) = family_case(&app, &coord.token, "email", true).await;
+        let svc = services(&app, |s| s.cap = 2);
+        let stats = deliver(&svc, Utc::now()).await;
+        assert_eq!(stats.sent, 2, "{stats:?}");
+        let m = outreach(&app, &coord.token, &id).await;
+        let capped: Vec<&Value> = m.iter().filter(|m| m["status"] != "sent").collect();
+        assert_eq!(capped.len(), 2);
+        assert!(capped.iter().all(|m| m["reason"].as_str().unwrap().starts_with("family_cap")), "{capped:?}");
+    }
+
+    async fn portal_messages_reach_the_familys_inbox_and_the_family_sets_its_preferences(app) {
+        set_plan(&app, "organ", json!([welcome(Some("portal"))])).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let (id, contact) = family_case(&app, &coord.token, "portal", true).await;
+        let (_, inv) = app.post(&format!("/api/v1/contacts/{contact}/invite"), &coord.token, json!({})).await;
+        let t = inv["invite_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+        let username = format!("fam-{}", &tag()[..6]).to_lowercase();
+        let (s, b) = app.call(Method::POST, &format!("/api/v1/invites/{t}/accept"), None,
+                              Some(json!({"username": username, "password": "family-password-1"}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let fam = app.login(&username, "family-password-1").await;
+        deliver(&services(&app, |_| {}), Utc::now()).await;
+        let (s, inbox) = app.get("/api/v1/me/outreach", &fam).await;
+        assert_eq!(s, StatusCode::OK, "{inbox}");
+        let item = &inbox["items"][0];
+        assert_eq!(item["status"], "sent");
+        assert!(item["message"]["body"].as_str().unwrap().contains("陈先生"), "{item}");
+        // The preview of the same message renders the same text for staff.
+        let (s, p) = app.get(&format!("/api/v1/outreach/{}/preview", item["id"].as_str().unwrap()), &coord.token).await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        assert_eq!(p["body"], item["message"]["body"]);
+
+        let (s, prefs) = app.get("/api/v1/me/preferences", &fam).await;
+        assert_eq!(s, StatusCode::OK, "{prefs}");
+        assert_eq!(prefs["preferred_channel"], "portal");
+        let (s, b) = app.patch("/api/v1/me/preferences", &fam, json!({"full_name": "someone else"})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert!(b["error"]["fields"]["full_name"].is_string());
+        let (s, b) = app.patch("/api/v1/me/preferences", &fam,
+                               json!({"opted_out": true, "mourning_days": true, "skip_festivals": ["qingming"]})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!((b["opted_out"].as_bool(), b["mourning_days"].as_bool()), (Some(true), Some(true)));
+        let (_, sched) = app.get(&format!("/api/v1/cases/{id}/schedule"), &coord.token).await;
+        assert_eq!(sched["skip_festivals"], json!(["qingming"]));
+    }
+
+    async fn tasks_are_rescheduled_and_cancelled_with_reasons_and_overdue_ones_are_listed(app) {
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let vol = app.user("volunteer", Some("yinzhou")).await;
+        let case = app.create_case(&coord.token, organ_case(&tag())).await;
+        let id = case["id"].as_str().unwrap();
+        let (_, late) = app.post(&format!("/api/v1/cases/{id}/tasks"), &coord.token,
+                                 json!({"kind": "call", "due_at": "2020-01-01", "assignee_id": vol.id})).await;
+        let late_id = late["id"].as_str().unwrap();
+        let (s, overdue) = app.get(&format!("/api/v1/tasks?status=overdue&case_id={id}"), &coord.token).await;
+        assert_eq!(s, StatusCode::OK, "{overdue}");
+        let ids: Vec<&str> = overdue["items"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [late_id]);
+        assert_eq!(overdue["items"][0]["overdue"], true);
+        // The volunteer may not move it; the coordinator must say why.
+        let (s, _) = app.post(&format!("/api/v1/tasks/{late_id}/reschedule"), &vol.token,
+                              json!({"due_at": "2030-01-01", "reason": "x"})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, b) = app.post(&format!("/api/v1/tasks/{late_id}/reschedule"), &coord.token, json!({"due_at": "2030-01-01"})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert!(b["error"]["fields"]["reason"].is_string());
+        let (s, b) = app.post(&format!("/api/v1/tasks/{late_id}/reschedule"), &coord.token,
+                              json!({"due_at": "2030-01-01", "reason": "the family is travelling"})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["overdue"], false);
+        let (_, t) = app.get(&format!("/api/v1/tasks/{late_id}"), &coord.token).await;
+        assert_eq!(t["changes"][0]["reason"], "the family is travelling");
+        assert_eq!(t["due_at"], "2030-01-01T09:00:00Z");
+        let (s, b) = app.post(&format!("/api/v1/tasks/{late_id}/cancel"), &coord.token, json!({"reason": "the family declined"})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["status"], "cancelled");
+        let (s, b) = app.post(&format!("/api/v1/tasks/{late_id}/cancel"), &coord.token, json!({"reason": "again"})).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{b}");
+        // The reasons are sealed with the task, not written in the audit log.
+        let (_, audit) = app.get(&format!("/api/v1/audit?case_id={id}"), &app.user("admin", None).await.token).await;
+        assert!(!audit.to_string().contains("travelling"), "{audit}");
+    }
+
+    async fn the_digest_lists_overdue_and_todays_visits_and_calls(app) {
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let case = app.create_case(&coord.token, organ_case(&tag())).await;
+        let id = case["id"].as_str().unwrap();
+        let (_, old) = app.post(&format!("/api/v1/cases/{id}/tasks"), &coord.token, json!({"kind": "visit", "due_at": "2021-05-01"})).await;
+        let later = (Utc::now() + Duration::days(40)).to_rfc3339();
+        app.post(&format!("/api/v1/cases/{id}/tasks"), &coord.token, json!({"kind": "visit", "due_at": later})).await;
+        let (s, d) = app.get("/api/v1/tasks/digest", &coord.token).await;
+        assert_eq!(s, StatusCode::OK, "{d}");
+        let overdue: Vec<&str> = d["overdue"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+        assert!(overdue.contains(&old["id"].as_str().unwrap()), "{d}");
+        assert!(d["due_today"].as_array().unwrap().iter().all(|t| t["kind"] != "outreach"));
+        // Another coordinator's digest does not show this case.
+        let other = app.user("coordinator", Some("yinzhou")).await;
+        let (_, d) = app.get("/api/v1/tasks/digest", &other.token).await;
+        assert!(!d.to_string().contains(id), "{d}");
     }
 }
