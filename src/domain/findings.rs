@@ -40,6 +40,20 @@ pub struct Record {
     pub refusal: bool,
     /// A signed form is attached.
     pub signed_form: bool,
+    /// Whose data it concerns (`donor` or a contact id).
+    pub subject: String,
+    /// For `contact` consents: the channels covered (`None`: all).
+    pub channels: Option<Vec<String>>,
+}
+
+/// A message still to be sent, as the rules need it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: String,
+    /// `donor` or a contact id.
+    pub recipient: String,
+    /// The channel it would go out on.
+    pub channel: String,
 }
 
 /// The facts of a case the rules look at.
@@ -50,6 +64,8 @@ pub struct Facts {
     pub death_date: Option<NaiveDate>,
     pub relatives: Vec<Relative>,
     pub records: Vec<Record>,
+    /// Outreach scheduled and not yet settled.
+    pub pending: Vec<Pending>,
 }
 
 fn found(rule: &str, consent: &str, message: String) -> Found {
@@ -100,6 +116,50 @@ pub fn rules(f: &Facts) -> Vec<Found> {
     }
     if let Some(d) = deceased_donation(f) {
         out.push(d);
+    }
+    out.extend(outreach_without_consent(f));
+    out
+}
+
+/// Outreach scheduled to someone on a channel no active contact consent of theirs covers
+/// (never given, or withdrawn since). The send-time gate holds such a message; the finding
+/// shows the gap to the reviewers before then.
+fn outreach_without_consent(f: &Facts) -> Vec<Found> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for p in &f.pending {
+        let covered = f.records.iter().any(|r| {
+            r.kind == "contact"
+                && r.status == "active"
+                && r.subject == p.recipient
+                && r.channels.as_ref().is_none_or(|c| c.contains(&p.channel))
+        });
+        if covered || !seen.insert((p.recipient.clone(), p.channel.clone())) {
+            continue;
+        }
+        let withdrawn = f
+            .records
+            .iter()
+            .find(|r| r.kind == "contact" && r.status == "withdrawn" && r.subject == p.recipient);
+        let who = if p.recipient == "donor" {
+            "the donor".to_string()
+        } else {
+            format!("contact {}", p.recipient)
+        };
+        out.push(found(
+            "outreach_without_consent",
+            withdrawn.map(|r| r.id.as_str()).unwrap_or(""),
+            match withdrawn {
+                Some(r) => format!(
+                    "outreach to {who} is scheduled by {} under contact consent {}, which has been withdrawn",
+                    p.channel, r.id
+                ),
+                None => format!(
+                    "outreach to {who} is scheduled by {} with no active contact consent covering it",
+                    p.channel
+                ),
+            },
+        ));
     }
     out
 }
@@ -199,8 +259,34 @@ pub async fn evaluate(svc: &Services, case_id: &str, now: DateTime<Utc>) -> Resu
         return Ok(());
     };
     let opened = cases::open_row(&key, &case)?;
-    let relatives = super::contacts::views_for_case(svc, &key, case_id)
+    let contacts = super::contacts::views_for_case(svc, &key, case_id).await?;
+    let preferred: std::collections::HashMap<String, String> = contacts
+        .iter()
+        .map(|c| (c.id.clone(), c.preferred_channel.as_str().to_string()))
+        .collect();
+    let donor_channel = if opened.donor.email.is_some() {
+        "email"
+    } else {
+        "sms"
+    };
+    let pending = svc
+        .store
+        .list_outreach(case_id, None, None, 1000)
         .await?
+        .into_iter()
+        .filter(|m| matches!(m.status.as_str(), "scheduled" | "failed"))
+        .map(|m| Pending {
+            channel: m.channel.clone().unwrap_or_else(|| {
+                preferred
+                    .get(&m.recipient)
+                    .cloned()
+                    .unwrap_or_else(|| donor_channel.to_string())
+            }),
+            id: m.id,
+            recipient: m.recipient,
+        })
+        .collect();
+    let relatives = contacts
         .into_iter()
         .map(|c| Relative {
             id: c.id,
@@ -237,6 +323,12 @@ pub async fn evaluate(svc: &Services, case_id: &str, now: DateTime<Utc>) -> Resu
                 status: v.status.clone(),
                 refusal: v.refusal,
                 signed_form: attached.contains(&r.id),
+                subject: r.subject.clone(),
+                channels: v
+                    .scope
+                    .as_ref()
+                    .and_then(|s| s.channels.as_ref())
+                    .map(|c| c.iter().map(|c| c.as_str().to_string()).collect()),
             });
         }
     }
@@ -247,6 +339,7 @@ pub async fn evaluate(svc: &Services, case_id: &str, now: DateTime<Utc>) -> Resu
         death_date: opened.donor.death_date,
         relatives,
         records,
+        pending,
     };
     let (o, c) = svc
         .store
@@ -464,6 +557,8 @@ mod tests {
             status: "active".into(),
             refusal: false,
             signed_form: true,
+            subject: "donor".into(),
+            channels: None,
         }
     }
 
@@ -474,7 +569,57 @@ mod tests {
             death_date: Some(date("2025-03-10")),
             relatives,
             records,
+            pending: Vec::new(),
         }
+    }
+
+    #[test]
+    fn outreach_needs_an_active_contact_consent_for_its_channel() {
+        let pending = |recipient: &str, channel: &str| Pending {
+            id: format!("m-{recipient}-{channel}"),
+            recipient: recipient.into(),
+            channel: channel.into(),
+        };
+        let contact = |id: &str, subject: &str, status: &str, channels: Option<&[&str]>| Record {
+            kind: "contact".into(),
+            subject: subject.into(),
+            given_by: subject.into(),
+            status: status.into(),
+            channels: channels.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            ..rec(id, subject)
+        };
+        let only = |f: &Facts| -> Vec<String> {
+            rules(f)
+                .into_iter()
+                .filter(|(r, _, _)| r == "outreach_without_consent")
+                .map(|(_, c, m)| format!("{c}|{m}"))
+                .collect()
+        };
+        let mut f = facts(vec![rel("s", "spouse")], vec![]);
+        f.pending = vec![pending("s", "email"), pending("s", "email")];
+        assert_eq!(
+            only(&f),
+            ["|outreach to contact s is scheduled by email with no active contact consent covering it"],
+            "one finding per recipient and channel"
+        );
+        f.records = vec![contact("k1", "s", "active", Some(&["sms"]))];
+        assert_eq!(only(&f).len(), 1, "a consent for sms does not cover email");
+        f.records = vec![contact("k1", "s", "active", None)];
+        assert!(
+            only(&f).is_empty(),
+            "a consent without scope covers every channel"
+        );
+        f.records = vec![contact("k1", "s", "withdrawn", None)];
+        assert_eq!(
+            only(&f),
+            ["k1|outreach to contact s is scheduled by email under contact consent k1, which has been withdrawn"]
+        );
+        f.records = vec![contact("k2", "donor", "active", None)];
+        assert_eq!(
+            only(&f).len(),
+            1,
+            "the donor's consent does not cover the spouse"
+        );
     }
 
     fn rules_of(f: &Facts) -> Vec<(String, String)> {

@@ -642,6 +642,8 @@ pub async fn refresh_case(svc: &Services, case_id: &str, now: DateTime<Utc>) {
     if let Err(e) = materialise(svc, &[case_id.to_string()], now).await {
         tracing::warn!(case_id, error = %e, "materialising a case failed");
     }
+    // New or moved messages may lack a consent: the rules look again.
+    super::findings::refresh(svc, case_id, now).await;
 }
 
 /// Authorised access to a case for reading its outreach.

@@ -237,6 +237,15 @@ on_both_backends! {
         let coord = app.user("coordinator", Some("yinzhou")).await;
         let (with, _) = family_case(&app, &coord.token, "email", true).await;
         let (without, _) = family_case(&app, &coord.token, "email", false).await;
+        // The reviewers see the gap before anything is sent.
+        let reviewer = app.user("ethics_reviewer", None).await;
+        let rules_of = |b: &Value| -> Vec<String> {
+            b["items"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap().to_string()).collect()
+        };
+        let (_, f) = app.get(&format!("/api/v1/ethics/findings?case_id={without}&status=open"), &reviewer.token).await;
+        assert!(rules_of(&f).contains(&"outreach_without_consent".to_string()), "{f}");
+        let (_, f) = app.get(&format!("/api/v1/ethics/findings?case_id={with}&status=open"), &reviewer.token).await;
+        assert!(!rules_of(&f).contains(&"outreach_without_consent".to_string()), "{f}");
         let svc = services(&app, |_| {});
         let stats = deliver(&svc, Utc::now()).await;
         assert_eq!((stats.sent, stats.held), (1, 1), "{stats:?}");
