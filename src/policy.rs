@@ -73,6 +73,10 @@ pub enum Action {
     ManageSchedule,
     /// Reschedule or cancel a task.
     ChangeTask,
+    /// Put a held or dead message back in the queue.
+    ReleaseOutreach,
+    /// Print the day's letters.
+    PrintLetters,
 }
 
 impl Action {
@@ -111,6 +115,8 @@ impl Action {
             Action::ReadOutreach => "outreach.view",
             Action::ManageSchedule => "schedule.update",
             Action::ChangeTask => "task.change",
+            Action::ReleaseOutreach => "outreach.release",
+            Action::PrintLetters => "letters.print",
         }
     }
 }
@@ -150,7 +156,8 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (
             Supervisor,
             ReadCase | UpdateCase | ManageContacts | AssignCase | InviteContact | RequestErasure
-            | CreateTask | RecordConsent | ReadConsent | ReadOutreach | ManageSchedule,
+            | CreateTask | RecordConsent | ReadConsent | ReadOutreach | ManageSchedule
+            | ReleaseOutreach,
             Resource::Case { region, .. },
         ) => {
             if in_region(region) {
@@ -162,7 +169,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (
             Coordinator,
             ReadCase | UpdateCase | ManageContacts | InviteContact | CreateTask | RecordConsent
-            | ReadConsent | ReadOutreach | ManageSchedule,
+            | ReadConsent | ReadOutreach | ManageSchedule | ReleaseOutreach,
             Resource::Case {
                 assigned,
                 break_glass,
@@ -185,6 +192,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (EthicsReviewer, DecideErasure, Resource::System) => Ok(()),
         (Family, FamilyPortal, Resource::System) if actor.contact_id.is_some() => Ok(()),
         (Volunteer | Coordinator | Supervisor, ListTasks, Resource::System) => Ok(()),
+        (Coordinator | Supervisor, PrintLetters, Resource::System) => Ok(()),
         // Ethics reviewers read every consent record (not the rest of the case).
         (EthicsReviewer, ReadConsent, Resource::Case { .. }) => Ok(()),
         (Coordinator | Supervisor | EthicsReviewer, ListConsents, Resource::System) => Ok(()),

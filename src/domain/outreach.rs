@@ -888,3 +888,140 @@ pub async fn preview(
         .await?;
     Ok(r)
 }
+
+/// Put a held or dead message back in the queue (e.g. after a consent was given or a channel
+/// configured); the gate decides again when it is taken.
+pub async fn release(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<OutreachView> {
+    let row = svc.store.outreach_by_id(id).await?.ok_or(Error::NotFound)?;
+    cases::load_authorized(
+        svc,
+        actor,
+        &row.case_id,
+        crate::policy::Action::ReleaseOutreach,
+        now,
+    )
+    .await?;
+    let audit = svc
+        .entry(
+            actor,
+            crate::policy::Action::ReleaseOutreach,
+            "outreach",
+            now,
+        )
+        .target(id)
+        .case(&row.case_id);
+    if !svc.store.release_outreach(id, now, &[audit]).await? {
+        return Err(Error::Conflict {
+            field: Some("status".into()),
+            message: format!(
+                "the message is {}; only held or dead messages can be released",
+                row.status
+            ),
+        });
+    }
+    let row = svc.store.outreach_by_id(id).await?.ok_or(Error::NotFound)?;
+    Ok(view(row))
+}
+
+/// One printable letter.
+#[derive(Debug, Clone, Serialize)]
+pub struct Letter {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub subject: String,
+    pub body: String,
+    pub language: String,
+}
+
+/// The letters that went out on `date` (in the default zone) in the caller's cases, rendered
+/// now for printing; nothing rendered is stored. Each case whose letters are shown is audited.
+pub async fn letters(
+    svc: &Services,
+    actor: &Actor,
+    date: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Letter>> {
+    use crate::policy::{Action, Resource};
+    svc.authorize(
+        actor,
+        Action::PrintLetters,
+        Resource::System,
+        svc.entry(actor, Action::PrintLetters, "outreach", now),
+    )
+    .await?;
+    let day = super::types::parse_date(date).map_err(|e| Error::field("date", e))?;
+    let tz = svc.schedule.default_tz;
+    let from = calendar::local_instant(tz, day, chrono::NaiveTime::MIN);
+    let to = calendar::local_instant(tz, day + Duration::days(1), chrono::NaiveTime::MIN);
+    let (assigned, region) = match actor.role {
+        super::types::Role::Coordinator => (Some(actor.user_id.as_str()), None),
+        _ => (None, Some(actor.region.as_deref().unwrap_or_default())),
+    };
+    let rows = svc
+        .store
+        .letters_sent(assigned, region, from, to, 1000)
+        .await?;
+    let hb = templates()?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut audit = Vec::new();
+    let mut opened: Option<(String, Option<(SecretKey, cases::Opened)>)> = None;
+    for row in rows {
+        if opened.as_ref().is_none_or(|(id, _)| *id != row.case_id) {
+            let case = svc
+                .store
+                .case_by_id(&row.case_id)
+                .await?
+                .ok_or(Error::NotFound)?;
+            let o = match cases::case_key(svc, &case).await? {
+                Some(k) => {
+                    let o = open_row(&k, &case)?;
+                    Some((k, o))
+                }
+                None => None,
+            };
+            audit.push(
+                svc.entry(actor, Action::PrintLetters, "case", now)
+                    .target(&row.case_id)
+                    .case(&row.case_id),
+            );
+            opened = Some((row.case_id.clone(), o));
+        }
+        let Some((_, Some((key, o)))) = &opened else {
+            continue;
+        };
+        let to = if row.recipient == "donor" {
+            person_of_donor(&o.donor, &svc.schedule)
+        } else {
+            match svc.store.contact_by_id(&row.recipient).await? {
+                Some(c) => person_of_contact(open_view(key, &c)?, &svc.schedule),
+                None => continue,
+            }
+        };
+        let task = svc.store.task_by_id(&row.task_id).await?;
+        let r = render(
+            &hb,
+            &row.template,
+            &to,
+            &o.donor,
+            &o.donation,
+            task.as_ref().and_then(|t| t.occurrence.as_deref()),
+            row.due_at,
+        )?;
+        out.push(Letter {
+            id: row.id,
+            name: to.name,
+            address: to.address.unwrap_or_default(),
+            subject: r.subject,
+            body: r.body,
+            language: r.language,
+        });
+    }
+    svc.audit.record(audit).await?;
+    Ok(out)
+}

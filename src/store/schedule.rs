@@ -209,6 +209,17 @@ pub trait ScheduleStore: Send + Sync {
         after: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<PortalRow>>;
+    /// Put a held or dead message back in the queue, due now; false if it is not held or dead.
+    async fn release_outreach(&self, id: &str, now: DateTime<Utc>, audit: &[AuditEntry]) -> Result<bool>;
+    /// Letters sent in `[from, to)` in a coordinator's cases (`assigned_to`) or a region.
+    async fn letters_sent(
+        &self,
+        assigned_to: Option<&str>,
+        region: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutreachRow>>;
     /// Scheduled tasks due before `before` in the cases a coordinator is assigned to.
     async fn coordinator_due(
         &self,
@@ -782,6 +793,66 @@ macro_rules! schedule_impl {
                 b.push(" order by created_at desc, outreach_id desc limit ");
                 b.push_bind(limit);
                 Ok(b.build_query_as::<PortalRow>().fetch_all(&self.pool).await?)
+            }
+
+            async fn release_outreach(&self, id: &str, now: DateTime<Utc>, audit: &[AuditEntry]) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "update outreach set status = 'scheduled', reason = 'released by staff', \
+                     next_attempt_at = $1, attempts = 0, updated_at = $1 \
+                     where id = $2 and status in ('held', 'dead')",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                // Its task is pending again too.
+                sqlx::query(
+                    "update tasks set status = 'scheduled', completed_at = null, updated_at = $1 \
+                     where id = (select task_id from outreach where id = $2) and status = 'done'",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                append_entries(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn letters_sent(
+                &self,
+                assigned_to: Option<&str>,
+                region: Option<&str>,
+                from: DateTime<Utc>,
+                to: DateTime<Utc>,
+                limit: i64,
+            ) -> Result<Vec<OutreachRow>> {
+                let cols: Vec<String> = OUTREACH_COLUMNS.split(", ").map(|c| format!("o.{c}")).collect();
+                let mut b = sqlx::QueryBuilder::<$db>::new(format!(
+                    "select {} from outreach o join cases c on c.id = o.case_id \
+                     where o.channel = 'letter' and o.status = 'sent' and o.sent_at >= ",
+                    cols.join(", ")
+                ));
+                b.push_bind(from);
+                b.push(" and o.sent_at < ");
+                b.push_bind(to);
+                if let Some(u) = assigned_to {
+                    b.push(" and o.case_id in (select case_id from case_assignments where user_id = ");
+                    b.push_bind(u.to_string());
+                    b.push(")");
+                }
+                if let Some(r) = region {
+                    b.push(" and c.region = ");
+                    b.push_bind(r.to_string());
+                }
+                b.push(" order by o.case_id, o.id limit ");
+                b.push_bind(limit);
+                Ok(b.build_query_as::<OutreachRow>().fetch_all(&self.pool).await?)
             }
 
             async fn coordinator_due(

@@ -13,6 +13,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("message", include_str!("../../templates/message.hbs")),
     ("login", include_str!("../../templates/login.hbs")),
     ("invite", include_str!("../../templates/invite.hbs")),
+    ("letters", include_str!("../../templates/letters.hbs")),
 ];
 
 /// The stylesheet of every page, served at `/static/app.css`.

@@ -226,6 +226,18 @@ fn table() -> Vec<Row> {
         row(Method::GET, "/api/v1/me/outreach", None, only(&["family"])),
         row(
             Method::GET,
+            "/api/v1/letters",
+            None,
+            only(&["supervisor", "coordinator"]),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/outreach/{outreach}/release",
+            Some(json!({})),
+            case_rw,
+        ),
+        row(
+            Method::GET,
             "/api/v1/me/preferences",
             None,
             only(&["family"]),

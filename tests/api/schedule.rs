@@ -470,4 +470,37 @@ on_both_backends! {
         let (_, d) = app.get("/api/v1/tasks/digest", &other.token).await;
         assert!(!d.to_string().contains(id), "{d}");
     }
+
+    async fn letters_print_on_demand_and_held_messages_can_be_released(app) {
+        set_plan(&app, "organ", json!([welcome(Some("letter"))])).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let (with, _) = family_case(&app, &coord.token, "letter", true).await;
+        let (without, contact) = family_case(&app, &coord.token, "letter", false).await;
+        let svc = services(&app, |_| {});
+        let stats = deliver(&svc, Utc::now()).await;
+        assert_eq!((stats.sent, stats.held), (1, 1), "{stats:?}");
+        assert_eq!(outreach(&app, &coord.token, &with).await[0]["status"], "sent");
+        let today = donorcare::schedule::calendar::local_date(svc.schedule.default_tz, Utc::now());
+        let (s, page) = app.call(Method::GET, &format!("/api/v1/letters?date={today}"), Some(&coord.token), None).await;
+        assert_eq!(s, StatusCode::OK);
+        let html = page.as_str().unwrap_or_default().to_string();
+        assert!(html.contains("陈先生") && html.contains("1 Harbour Road"), "{page}");
+        assert_eq!(html.matches("class=\"letter\"").count(), 1, "only the sent letter: {html}");
+        // Another coordinator's batch is empty.
+        let other = app.user("coordinator", Some("yinzhou")).await;
+        let (_, page) = app.call(Method::GET, &format!("/api/v1/letters?date={today}"), Some(&other.token), None).await;
+        assert!(!page.to_string().contains("陈先生"));
+
+        // The family gives consent later: the held letter is released and goes out.
+        let held = outreach(&app, &coord.token, &without).await[0].clone();
+        give_consent(&app, &coord.token, &without, &contact, None).await;
+        let id = held["id"].as_str().unwrap();
+        let (s, b) = app.post(&format!("/api/v1/outreach/{id}/release"), &coord.token, json!({})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["status"], "scheduled");
+        let stats = deliver(&svc, Utc::now()).await;
+        assert_eq!(stats.sent, 1, "{stats:?}");
+        let (s, b) = app.post(&format!("/api/v1/outreach/{id}/release"), &coord.token, json!({})).await;
+        assert_eq!(s, StatusCode::CONFLICT, "a sent message is not released again: {b}");
+    }
 }

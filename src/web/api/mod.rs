@@ -53,6 +53,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(schedule::get_schedule, schedule::update_schedule))
         .routes(routes!(schedule::case_outreach))
         .routes(routes!(schedule::preview))
+        .routes(routes!(schedule::release))
+        .routes(routes!(schedule::letters))
         .routes(routes!(schedule::family_outreach))
         .routes(routes!(
             schedule::get_preferences,

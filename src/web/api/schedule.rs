@@ -218,3 +218,50 @@ pub async fn update_preferences(
     let (p, _) = schedule::preferences_of(&s.svc, &c.case_id).await?;
     Ok(Json(preferences(c, p)))
 }
+
+/// Put a held or dead message back in the queue; the send-time gate decides again.
+#[utoipa::path(post, path = "/api/v1/outreach/{id}/release", tag = "schedule",
+    params(("id" = String, Path)),
+    responses((status = 200, body = OutreachView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn release(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<OutreachView>> {
+    Ok(Json(outreach::release(&s.svc, &actor, &id, s.now()).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LetterParams {
+    /// The day the letters went out (YYYY-MM-DD); default today.
+    pub date: Option<String>,
+}
+
+/// The day's letters in the caller's cases as one printable HTML page (one letter per sheet),
+/// rendered now and not stored.
+#[utoipa::path(get, path = "/api/v1/letters", tag = "schedule", params(LetterParams),
+    responses((status = 200, content_type = "text/html", body = String),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn letters(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(p): ApiQuery<LetterParams>,
+) -> Result<axum::response::Html<String>> {
+    let now = s.now();
+    let date = p.date.unwrap_or_else(|| {
+        crate::schedule::calendar::local_date(s.svc.schedule.default_tz, now).to_string()
+    });
+    let letters = outreach::letters(&s.svc, &actor, &date, now).await?;
+    let page = s
+        .templates
+        .render(
+            "letters",
+            &serde_json::json!({"date": date, "letters": letters}),
+        )
+        .map_err(|e| anyhow::anyhow!("rendering letters: {e}"))?;
+    Ok(axum::response::Html(page))
+}
