@@ -210,7 +210,12 @@ pub trait ScheduleStore: Send + Sync {
         limit: i64,
     ) -> Result<Vec<PortalRow>>;
     /// Put a held or dead message back in the queue, due now; false if it is not held or dead.
-    async fn release_outreach(&self, id: &str, now: DateTime<Utc>, audit: &[AuditEntry]) -> Result<bool>;
+    async fn release_outreach(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<bool>;
     /// Letters sent in `[from, to)` in a coordinator's cases (`assigned_to`) or a region.
     async fn letters_sent(
         &self,
