@@ -370,3 +370,186 @@ pub fn marrow_case(name: &str, phone: &str) -> Value {
 pub fn tag() -> String {
     format!("Zq{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
+
+// ---------------------------------------------------------------------------------------------
+// A real SMTP server: Debian's python3-aiosmtpd, storing each message in a Maildir.
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// A free TCP port on loopback (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// An aiosmtpd server on loopback whose Mailbox handler stores every message it accepts as one
+/// file in `<maildir>/new/` (before it answers 250). Killed when dropped.
+pub struct SmtpServer {
+    child: std::process::Child,
+    pub port: u16,
+    pub maildir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// One message as the SMTP server stored it.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    /// The `Message-ID:` header, angle brackets included.
+    pub message_id: Option<String>,
+    /// The envelope recipients (`RCPT TO`, recorded by aiosmtpd as `X-RcptTo`).
+    pub rcpt_to: Vec<String>,
+    pub to: Option<String>,
+    pub subject: Option<String>,
+    pub raw: String,
+}
+
+impl ReceivedMail {
+    fn parse(raw: String) -> ReceivedMail {
+        let text = raw.replace("\r\n", "\n");
+        let head = text.split("\n\n").next().unwrap_or("");
+        // Unfold continuation lines, then split "Name: value".
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in head.lines() {
+            if line.starts_with([' ', '\t']) {
+                if let Some(last) = headers.last_mut() {
+                    last.1.push(' ');
+                    last.1.push_str(line.trim());
+                }
+            } else if let Some((name, value)) = line.split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+            }
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        ReceivedMail {
+            message_id: header("message-id"),
+            rcpt_to: header("x-rcptto")
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+                .unwrap_or_default(),
+            to: header("to"),
+            subject: header("subject"),
+            raw,
+        }
+    }
+}
+
+impl SmtpServer {
+    /// The URL for `DONORCARE_SMTP_URL` (plain SMTP, no TLS).
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message stored so far, in no particular order.
+    pub fn messages(&self) -> Vec<ReceivedMail> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            // Maildir delivers through tmp/ and a rename: a file in new/ is complete.
+            if let Ok(bytes) = std::fs::read(e.path()) {
+                out.push(ReceivedMail::parse(
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// How many messages are stored (cheaper than reading them).
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(self.maildir.join("new"))
+            .map(|d| d.flatten().count())
+            .unwrap_or(0)
+    }
+
+    /// The `Message-ID` of every stored message (a message without one counts as `""`).
+    pub fn message_ids(&self) -> Vec<String> {
+        self.messages()
+            .into_iter()
+            .map(|m| m.message_id.unwrap_or_default())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start an SMTP server on a free loopback port, or `None` (skip) when `/usr/bin/python3`
+/// cannot import aiosmtpd, unless `DONORCARE_REQUIRE_SMTP=1` makes that a failure.
+pub fn smtp_server() -> Option<SmtpServer> {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let available = Command::new(PYTHON)
+        .args(["-c", "import aiosmtpd.handlers"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        if std::env::var("DONORCARE_REQUIRE_SMTP").is_ok_and(|v| v == "1") {
+            panic!(
+                "DONORCARE_REQUIRE_SMTP=1 but {PYTHON} cannot import aiosmtpd (python3-aiosmtpd)"
+            );
+        }
+        eprintln!("skipped: {PYTHON} cannot import aiosmtpd (install python3-aiosmtpd)");
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("maildir");
+    let mut last_error = String::new();
+    // The port is free when read but could be taken before the server binds it: try again.
+    for _ in 0..5 {
+        let port = free_port();
+        let log =
+            std::fs::File::create(dir.path().join(format!("smtpd-{port}.log"))).expect("smtpd log");
+        let mut child = Command::new(PYTHON)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn aiosmtpd");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                last_error = format!(
+                    "aiosmtpd exited ({status}): {}",
+                    std::fs::read_to_string(dir.path().join(format!("smtpd-{port}.log")))
+                        .unwrap_or_default()
+                );
+                break;
+            }
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Some(SmtpServer {
+                    child,
+                    port,
+                    maildir,
+                    _dir: dir,
+                });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                last_error = format!("aiosmtpd did not accept connections on port {port}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+    panic!("could not start the SMTP server: {last_error}");
+}

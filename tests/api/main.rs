@@ -43,6 +43,7 @@ mod audit;
 mod browser;
 mod cases;
 mod consents;
+mod delivery;
 mod encryption;
 mod helpers;
 mod keys;

@@ -1,0 +1,965 @@
+//! Delivery over real channels: a real SMTP server (aiosmtpd, a Maildir per test) and a real
+//! HTTP SMS gateway (an axum server in the test), the send-time gate, retries and dead letters,
+//! two instances sharing the outbox, and the real binary killed with SIGKILL while it delivers.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use chrono::Utc;
+use donorcare::domain::outreach::{run_due, Channels, RunStats};
+use donorcare::domain::schedule::ScheduleSettings;
+use donorcare::domain::Services;
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{organ_case, smtp_server, tag, Backend, TestApp};
+
+const MAIL_DOMAIN: &str = "test.invalid";
+
+/// One outreach rule whose occurrence is due at once: today 00:00 on the recipient's clock
+/// (registration is the case's creation date), with the default grace of 7 days. `channel`
+/// `None` lets each recipient's preferred channel decide.
+fn welcome_rule(channel: Option<&str>) -> Value {
+    let mut r = json!({"id": "welcome", "kind": "offset", "anchor": "registration", "offset": "0d",
+                       "action": "outreach", "template": "memorial_invitation", "time": "00:00"});
+    if let Some(c) = channel {
+        r["channel"] = json!(c);
+    }
+    r
+}
+
+/// Replace the organ programme's plan with `rules`, as an administrator.
+async fn replace_organ_plan(app: &TestApp, rules: Vec<Value>) {
+    let admin = app.user("admin", None).await;
+    let (s, plans) = app.get("/api/v1/care-plans", &admin.token).await;
+    assert_eq!(s, StatusCode::OK, "{plans}");
+    let version = plans["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|p| p["program"] == "organ")
+        .and_then(|p| p["version"].as_i64())
+        .expect("the organ plan and its version");
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            "/api/v1/care-plans/organ",
+            Some(&admin.token),
+            Some(json!({"version": version, "rules": rules})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "replace the organ plan: {b}");
+}
+
+/// Settings for an in-process worker: always waking, a short lease.
+fn settings(smtp_url: Option<String>, sms_url: Option<String>) -> ScheduleSettings {
+    ScheduleSettings {
+        waking: (0, 24),
+        smtp_url,
+        sms_url,
+        mail_domain: MAIL_DOMAIN.into(),
+        lease: chrono::Duration::seconds(2),
+        ..Default::default()
+    }
+}
+
+/// The app's services with `settings`, and the channels they configure.
+fn worker(app: &TestApp, settings: ScheduleSettings) -> (Services, Channels) {
+    let mut svc = app.state.svc.clone();
+    svc.schedule = Arc::new(settings);
+    let channels = Channels::new(svc.schedule.clone()).expect("channels");
+    (svc, channels)
+}
+
+/// One run of the worker at the real time.
+async fn deliver(svc: &Services, ch: &Channels, owner: &str) -> RunStats {
+    run_due(svc, ch, owner, Utc::now, || false)
+        .await
+        .expect("run_due")
+}
+
+async fn add_contact(app: &TestApp, token: &str, case_id: &str, body: Value) -> Value {
+    let (s, c) = app
+        .post(&format!("/api/v1/cases/{case_id}/contacts"), token, body)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "create contact: {c}");
+    c
+}
+
+/// The contact's own consent to be contacted, on `channels` (`None`: every channel).
+fn contact_consent(contact_id: &str, channels: Option<&[&str]>) -> Value {
+    let mut c = json!({"kind": "contact", "subject": contact_id, "given_by": contact_id,
+                       "method": "electronic", "document": "contact-en-v1", "signed_at": "2025-04-01"});
+    if let Some(ch) = channels {
+        c["scope"] = json!({ "channels": ch });
+    }
+    c
+}
+
+async fn give_consent(
+    app: &TestApp,
+    token: &str,
+    case_id: &str,
+    contact_id: &str,
+    channels: Option<&[&str]>,
+) {
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/cases/{case_id}/consents"),
+            token,
+            contact_consent(contact_id, channels),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "contact consent: {b}");
+    assert_eq!(b["status"], "active", "{b}");
+}
+
+async fn outreach(app: &TestApp, token: &str, case_id: &str) -> Vec<Value> {
+    let (s, b) = app
+        .get(
+            &format!("/api/v1/cases/{case_id}/outreach?limit=200"),
+            token,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["items"].as_array().expect("items").clone()
+}
+
+/// The one message of `recipient` among `msgs`.
+fn message_for<'a>(msgs: &'a [Value], recipient: &str) -> &'a Value {
+    let mine: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["recipient"] == recipient)
+        .collect();
+    assert_eq!(mine.len(), 1, "one message for {recipient}: {msgs:?}");
+    mine[0]
+}
+
+fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} in {v}"))
+}
+
+fn message_id(outreach_id: &str) -> String {
+    format!("<outreach-{outreach_id}@{MAIL_DOMAIN}>")
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real SMS gateway: an HTTP server on loopback that records every request.
+
+#[derive(Debug, Clone)]
+struct SmsCall {
+    idempotency_key: Option<String>,
+    body: Value,
+}
+
+struct Gateway {
+    /// The status the gateway answers with.
+    status: AtomicU16,
+    calls: Mutex<Vec<SmsCall>>,
+}
+
+struct SmsGateway {
+    url: String,
+    state: Arc<Gateway>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl SmsGateway {
+    async fn start(status: u16) -> SmsGateway {
+        async fn receive(
+            State(g): State<Arc<Gateway>>,
+            headers: HeaderMap,
+            body: String,
+        ) -> StatusCode {
+            let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
+            let idempotency_key = headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            g.calls.lock().unwrap().push(SmsCall {
+                idempotency_key,
+                body,
+            });
+            StatusCode::from_u16(g.status.load(Ordering::SeqCst))
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+        let state = Arc::new(Gateway {
+            status: AtomicU16::new(status),
+            calls: Mutex::new(Vec::new()),
+        });
+        let app = axum::Router::new()
+            .route("/sms", axum::routing::post(receive))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the SMS gateway");
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("SMS gateway");
+        });
+        SmsGateway {
+            url: format!("http://{addr}/sms"),
+            state,
+            server,
+        }
+    }
+
+    fn calls(&self) -> Vec<SmsCall> {
+        self.state.calls.lock().unwrap().clone()
+    }
+}
+
+impl Drop for SmsGateway {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-process workers against real channels, on both backends.
+
+on_both_backends! {
+    async fn email_goes_only_to_the_contact_who_consented(app) {
+        let Some(smtp) = smtp_server() else { return };
+        replace_organ_plan(&app, vec![welcome_rule(Some("email"))]).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let t = tag();
+        let case = app.create_case(&coord.token, organ_case(&t)).await;
+        let case_id = str_of(&case, "id");
+        let (yes_mail, no_mail) = (format!("yes-{t}@example.org"), format!("no-{t}@example.org"));
+        let yes = add_contact(&app, &coord.token, case_id, json!({"full_name": format!("Yes{t}"),
+            "relationship": "spouse", "email": yes_mail, "language": "en", "preferred_channel": "email"})).await;
+        let no = add_contact(&app, &coord.token, case_id, json!({"full_name": format!("No{t}"),
+            "relationship": "child", "email": no_mail, "language": "en", "preferred_channel": "email"})).await;
+        let (yes_id, no_id) = (str_of(&yes, "id"), str_of(&no, "id"));
+        give_consent(&app, &coord.token, case_id, yes_id, Some(&["email"])).await;
+
+        let before = outreach(&app, &coord.token, case_id).await;
+        assert_eq!(before.len(), 2, "one message per contact: {before:?}");
+        assert!(before.iter().all(|m| m["status"] == "scheduled"), "{before:?}");
+
+        let (svc, ch) = worker(&app, settings(Some(smtp.url()), None));
+        let stats = deliver(&svc, &ch, "owner-a").await;
+        assert_eq!((stats.claimed, stats.sent, stats.held), (2, 1, 1), "{stats:?}");
+
+        let msgs = outreach(&app, &coord.token, case_id).await;
+        let sent = message_for(&msgs, yes_id);
+        assert_eq!(sent["status"], "sent", "{sent}");
+        assert_eq!(sent["channel"], "email", "{sent}");
+        assert!(sent["sent_at"].is_string(), "{sent}");
+        let held = message_for(&msgs, no_id);
+        assert_eq!(held["status"], "held", "{held}");
+        assert!(str_of(held, "reason").starts_with("no_consent"), "{held}");
+        assert!(held["sent_at"].is_null(), "{held}");
+
+        let mails = smtp.messages();
+        assert_eq!(mails.len(), 1, "exactly one email: {mails:?}");
+        let mail = &mails[0];
+        assert_eq!(mail.message_id.as_deref(), Some(message_id(str_of(sent, "id")).as_str()), "{}", mail.raw);
+        assert_eq!(mail.rcpt_to, vec![yes_mail.clone()], "{}", mail.raw);
+        assert!(mail.to.as_deref().is_some_and(|to| to.contains(&yes_mail)), "{}", mail.raw);
+        assert_eq!(mail.subject.as_deref(), Some("Invitation to the memorial ceremony"), "{}", mail.raw);
+        assert!(!mail.raw.contains(&no_mail), "{}", mail.raw);
+
+        // Settled messages are not taken again.
+        let again = deliver(&svc, &ch, "owner-a").await;
+        assert_eq!(again.claimed, 0, "{again:?}");
+        assert_eq!(smtp.count(), 1);
+    }
+
+    async fn sms_goes_to_the_gateway_with_the_message_id_as_idempotency_key(app) {
+        let gateway = SmsGateway::start(200).await;
+        replace_organ_plan(&app, vec![welcome_rule(Some("sms"))]).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let t = tag();
+        let case = app.create_case(&coord.token, organ_case(&t)).await;
+        let case_id = str_of(&case, "id");
+        let contact = add_contact(&app, &coord.token, case_id, json!({"full_name": format!("Kin{t}"),
+            "relationship": "spouse", "phone": "13512340000", "language": "en", "preferred_channel": "sms"})).await;
+        let contact_id = str_of(&contact, "id");
+        let phone = str_of(&contact, "phone").to_string();
+        give_consent(&app, &coord.token, case_id, contact_id, Some(&["sms"])).await;
+
+        let (svc, ch) = worker(&app, settings(None, Some(gateway.url.clone())));
+        let stats = deliver(&svc, &ch, "owner-a").await;
+        assert_eq!((stats.claimed, stats.sent), (1, 1), "{stats:?}");
+
+        let msgs = outreach(&app, &coord.token, case_id).await;
+        let msg = message_for(&msgs, contact_id);
+        assert_eq!(msg["status"], "sent", "{msg}");
+        assert_eq!(msg["channel"], "sms", "{msg}");
+        let id = str_of(msg, "id");
+
+        let calls = gateway.calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        let call = &calls[0];
+        assert_eq!(call.idempotency_key.as_deref(), Some(id), "{call:?}");
+        assert_eq!(call.body["idempotency_key"], id, "{call:?}");
+        assert_eq!(call.body["to"], phone.as_str(), "{call:?}");
+        let text = str_of(&call.body, "text");
+        assert!(text.starts_with("Invitation to the memorial ceremony\n"), "{text}");
+        assert!(text.contains(&format!("Dear Kin{t}")), "{text}");
+        let mut keys: Vec<&str> = call.body.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["idempotency_key", "text", "to"], "{call:?}");
+    }
+
+    async fn a_failing_sms_gateway_is_retried_then_dead_lettered(app) {
+        let gateway = SmsGateway::start(500).await;
+        replace_organ_plan(&app, vec![welcome_rule(Some("sms"))]).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let t = tag();
+        let case = app.create_case(&coord.token, organ_case(&t)).await;
+        let case_id = str_of(&case, "id");
+        let contact = add_contact(&app, &coord.token, case_id, json!({"full_name": format!("Kin{t}"),
+            "relationship": "spouse", "phone": "13512340000", "language": "en", "preferred_channel": "sms"})).await;
+        let contact_id = str_of(&contact, "id");
+        give_consent(&app, &coord.token, case_id, contact_id, None).await;
+
+        let (svc, ch) = worker(&app, ScheduleSettings { max_attempts: 2, ..settings(None, Some(gateway.url.clone())) });
+        let first = deliver(&svc, &ch, "owner-a").await;
+        assert_eq!((first.claimed, first.sent, first.failed), (1, 0, 1), "{first:?}");
+        let msg = message_for(&outreach(&app, &coord.token, case_id).await, contact_id).clone();
+        let id = str_of(&msg, "id").to_string();
+        assert_eq!(msg["status"], "failed", "{msg}");
+        assert_eq!(msg["attempts"], 1, "{msg}");
+        let reason = str_of(&msg, "reason");
+        assert!(reason.contains("500"), "the reason names the gateway's answer: {msg}");
+        assert!(msg["sent_at"].is_null(), "{msg}");
+        assert_eq!(gateway.calls().len(), 1);
+
+        // The retry waits for its back-off: nothing is due now.
+        let now = deliver(&svc, &ch, "owner-a").await;
+        assert_eq!(now.claimed, 0, "{now:?}");
+        assert_eq!(gateway.calls().len(), 1);
+
+        // Ten minutes later the back-off has passed; the second failure reaches max_attempts.
+        let later = || Utc::now() + chrono::Duration::minutes(10);
+        let second = run_due(&svc, &ch, "owner-b", later, || false).await.expect("run_due");
+        assert_eq!((second.claimed, second.sent, second.failed), (1, 0, 1), "{second:?}");
+        let msg = message_for(&outreach(&app, &coord.token, case_id).await, contact_id).clone();
+        assert_eq!(msg["status"], "dead", "{msg}");
+        assert_eq!(msg["attempts"], 2, "{msg}");
+        assert!(str_of(&msg, "reason").contains("500"), "{msg}");
+        let calls = gateway.calls();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        for c in &calls {
+            assert_eq!(c.idempotency_key.as_deref(), Some(id.as_str()), "the same key on every try: {c:?}");
+            assert_eq!(c.body["idempotency_key"], id.as_str(), "{c:?}");
+        }
+
+        // A dead letter is not tried again, even once the gateway works.
+        gateway.state.status.store(200, Ordering::SeqCst);
+        let much_later = || Utc::now() + chrono::Duration::days(1);
+        let after = run_due(&svc, &ch, "owner-b", much_later, || false).await.expect("run_due");
+        assert_eq!(after.claimed, 0, "{after:?}");
+        assert_eq!(gateway.calls().len(), 2);
+    }
+
+    async fn an_unconfigured_channel_holds_the_message(app) {
+        // No channel in the rule: each contact's preferred one.
+        replace_organ_plan(&app, vec![welcome_rule(None)]).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let t = tag();
+        let case = app.create_case(&coord.token, organ_case(&t)).await;
+        let case_id = str_of(&case, "id");
+        let by_mail = add_contact(&app, &coord.token, case_id, json!({"full_name": format!("Mail{t}"),
+            "relationship": "spouse", "email": format!("m-{t}@example.org"), "language": "en", "preferred_channel": "email"})).await;
+        let by_sms = add_contact(&app, &coord.token, case_id, json!({"full_name": format!("Sms{t}"),
+            "relationship": "child", "phone": "13512340000", "language": "en", "preferred_channel": "sms"})).await;
+        let (mail_id, sms_id) = (str_of(&by_mail, "id"), str_of(&by_sms, "id"));
+        give_consent(&app, &coord.token, case_id, mail_id, None).await;
+        give_consent(&app, &coord.token, case_id, sms_id, None).await;
+
+        let (svc, ch) = worker(&app, settings(None, None));
+        let stats = deliver(&svc, &ch, "owner-a").await;
+        assert_eq!((stats.claimed, stats.sent, stats.held), (2, 0, 2), "{stats:?}");
+        let msgs = outreach(&app, &coord.token, case_id).await;
+        let mail = message_for(&msgs, mail_id);
+        assert_eq!(mail["status"], "held", "{mail}");
+        assert!(str_of(mail, "reason").starts_with("channel_unconfigured"), "{mail}");
+        assert!(str_of(mail, "reason").contains("email"), "{mail}");
+        let sms = message_for(&msgs, sms_id);
+        assert_eq!(sms["status"], "held", "{sms}");
+        assert!(str_of(sms, "reason").starts_with("channel_unconfigured"), "{sms}");
+        assert!(str_of(sms, "reason").contains("sms"), "{sms}");
+        assert_eq!(deliver(&svc, &ch, "owner-a").await.claimed, 0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two instances on one PostgreSQL outbox.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_outbox_without_sending_anything_twice() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let Some(smtp) = smtp_server() else { return };
+    replace_organ_plan(&app, vec![welcome_rule(Some("email"))]).await;
+    let coord = app.user("coordinator", Some("yinzhou")).await;
+    // 20 families of 3 contacts: 60 messages due now.
+    let mut expected: HashMap<String, String> = HashMap::new();
+    let mut cases = Vec::new();
+    for i in 0..20 {
+        let t = tag();
+        let case = app.create_case(&coord.token, organ_case(&t)).await;
+        let case_id = str_of(&case, "id").to_string();
+        let mut contacts = Vec::new();
+        for (j, rel) in ["spouse", "child", "sibling"].into_iter().enumerate() {
+            let c = add_contact(
+                &app,
+                &coord.token,
+                &case_id,
+                json!({"full_name": format!("Kin{j}{t}"), "relationship": rel,
+                       "email": format!("kin{i}-{j}-{t}@example.org"), "language": "en",
+                       "preferred_channel": "email"}),
+            )
+            .await;
+            give_consent(&app, &coord.token, &case_id, str_of(&c, "id"), None).await;
+            contacts.push((
+                str_of(&c, "id").to_string(),
+                str_of(&c, "email").to_string(),
+            ));
+        }
+        let msgs = outreach(&app, &coord.token, &case_id).await;
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        for (contact_id, email) in contacts {
+            let m = message_for(&msgs, &contact_id);
+            assert_eq!(m["status"], "scheduled", "{m}");
+            expected.insert(message_id(str_of(m, "id")), email);
+        }
+        cases.push(case_id);
+    }
+    assert_eq!(expected.len(), 60);
+
+    // Two instances, each with its own pool and channels, start claiming at the same moment.
+    let s = ScheduleSettings {
+        cap: 100,
+        lease: chrono::Duration::seconds(60),
+        ..settings(Some(smtp.url()), None)
+    };
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let mut runs = Vec::new();
+    for owner in ["instance-a", "instance-b"] {
+        let s = s.clone();
+        let other = app
+            .sibling_with(move |svc| svc.schedule = Arc::new(s))
+            .await;
+        let barrier = barrier.clone();
+        runs.push(tokio::spawn(async move {
+            let svc = other.state.svc.clone();
+            let ch = Channels::new(svc.schedule.clone()).expect("channels");
+            barrier.wait().await;
+            let stats = run_due(&svc, &ch, owner, Utc::now, || false)
+                .await
+                .expect("run_due");
+            drop(other);
+            stats
+        }));
+    }
+    let mut stats = Vec::new();
+    for r in runs {
+        stats.push(r.await.expect("worker task"));
+    }
+    eprintln!("two instances: {stats:?}");
+    assert_eq!(
+        stats.iter().map(|s| s.claimed).sum::<usize>(),
+        60,
+        "each message claimed once: {stats:?}"
+    );
+    assert_eq!(stats.iter().map(|s| s.sent).sum::<usize>(), 60, "{stats:?}");
+    assert!(
+        stats.iter().all(|s| s.sent > 0),
+        "both instances delivered: {stats:?}"
+    );
+
+    let mails = smtp.messages();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for m in &mails {
+        let id = m.message_id.clone().unwrap_or_default();
+        let email = expected
+            .get(&id)
+            .unwrap_or_else(|| panic!("a Message-ID that is not ours: {id:?}\n{}", m.raw));
+        assert_eq!(&m.rcpt_to, &vec![email.clone()], "{}", m.raw);
+        *seen.entry(id).or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_eq!(seen.len(), 60, "every message arrived");
+    assert_eq!(mails.len(), 60);
+    for case_id in &cases {
+        for m in outreach(&app, &coord.token, case_id).await {
+            assert_eq!(m["status"], "sent", "{m}");
+            assert_eq!(m["attempts"], 1, "{m}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary, killed with SIGKILL again and again while it delivers.
+
+const PASSWORD: &str = "delivery-test-password";
+
+fn binary(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_donorcare"));
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("DONORCARE_IDENTITY")
+        .env_remove("DONORCARE_DATA_DIR")
+        .env_remove("DONORCARE_KEYS_DIR")
+        .env_remove("DONORCARE_SMS_URL")
+        .env_remove("DONORCARE_OUTBOX_DIR")
+        .env_remove("DONORCARE_TIMEZONE")
+        .env("DONORCARE_LOG", "warn");
+    cmd
+}
+
+fn add_user(dir: &Path, username: &str, role: &str, region: Option<&str>) {
+    let mut cmd = binary(dir);
+    cmd.args([
+        "user",
+        "add",
+        "--username",
+        username,
+        "--role",
+        role,
+        "--password-stdin",
+    ]);
+    if let Some(r) = region {
+        cmd.args(["--region", r]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("donorcare user add");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add {username}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A running `donorcare serve`; killed (SIGKILL) if still running when dropped.
+struct Server {
+    child: Option<Child>,
+    addr: String,
+}
+
+impl Server {
+    /// Start `serve` on a free port with `env`, appending its standard error to `log`, and
+    /// wait for the line that prints its address.
+    // The child is waited for by `kill`, `terminate` or `Drop`.
+    #[allow(clippy::zombie_processes)]
+    fn start(dir: &Path, env: &[(&str, String)], log: &Path) -> Server {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("server log");
+        let mut cmd = binary(dir);
+        cmd.args(["serve", "--addr", "127.0.0.1:0"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn donorcare");
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "donorcare printed no address ({status:?}); output {lines:?}; log:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            if let Some(i) = line.find("http://127.0.0.1:") {
+                let addr: String = line[i + 7..]
+                    .chars()
+                    .take_while(|c| *c != '/' && !c.is_whitespace() && *c != ')')
+                    .collect();
+                // Keep draining stdout so the child never blocks on a full pipe.
+                std::thread::spawn(move || for _ in reader.lines() {});
+                return Server {
+                    child: Some(child),
+                    addr,
+                };
+            }
+            lines.push(line);
+        }
+    }
+
+    /// SIGKILL: no shutdown, no chance to settle what is in flight.
+    fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    fn terminate(mut self) {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "donorcare exited with {status} on SIGTERM"
+                );
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("donorcare did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange over loopback; the status and the body as JSON.
+async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    (status, value)
+}
+
+async fn login(addr: &str, username: &str) -> String {
+    let (s, b) = http(
+        addr,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(&json!({"username": username, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(s, 200, "login {username}: {b}");
+    str_of(&b, "token").to_string()
+}
+
+/// Poll `done` every 5 ms until it is true; panic with `what()` after `timeout`.
+async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out: {}", what());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Message-ID → how many times the SMTP server got it.
+fn delivered(smtp: &crate::helpers::SmtpServer) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for id in smtp.message_ids() {
+        *seen.entry(id).or_default() += 1;
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_delivering_loses_nothing_and_repeats_at_most_one_message_per_kill() {
+    const CASES: usize = 200;
+    const KILLS: usize = 10;
+    let Some(smtp) = smtp_server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    add_user(dir.path(), "ops.admin", "admin", None);
+    add_user(dir.path(), "coord", "coordinator", Some("yinzhou"));
+    let env = |tick_ms: u64| {
+        vec![
+            ("DONORCARE_SMTP_URL", smtp.url()),
+            ("DONORCARE_WAKING_HOURS", "00-24".to_string()),
+            ("DONORCARE_OUTREACH_LEASE_SECS", "2".to_string()),
+            ("DONORCARE_OUTREACH_TICK_MS", tick_ms.to_string()),
+            ("DONORCARE_MAIL_DOMAIN", MAIL_DOMAIN.to_string()),
+            ("DONORCARE_OUTREACH_CAP", "100".to_string()),
+        ]
+    };
+
+    // Setup on a server whose worker looks only at start (before any case exists) and then
+    // not again for ten minutes.
+    let setup_started = Instant::now();
+    let server = Server::start(dir.path(), &env(600_000), &log);
+    let addr = server.addr.clone();
+    let admin = login(&addr, "ops.admin").await;
+    let coord = login(&addr, "coord").await;
+    let (s, plans) = http(&addr, "GET", "/api/v1/care-plans", Some(&admin), None).await;
+    assert_eq!(s, 200, "{plans}");
+    let version = plans["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["program"] == "organ")
+        .and_then(|p| p["version"].as_i64())
+        .expect("organ plan");
+    let (s, b) = http(
+        &addr,
+        "PUT",
+        "/api/v1/care-plans/organ",
+        Some(&admin),
+        Some(&json!({"version": version, "rules": [welcome_rule(Some("email"))]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
+    // Message-ID → the contact's address.
+    let mut expected: HashMap<String, String> = HashMap::new();
+    let mut cases = Vec::new();
+    for i in 0..CASES {
+        let t = tag();
+        let (s, case) = http(
+            &addr,
+            "POST",
+            "/api/v1/cases",
+            Some(&coord),
+            Some(&organ_case(&t)),
+        )
+        .await;
+        assert_eq!(s, 201, "{case}");
+        let case_id = str_of(&case, "id").to_string();
+        let email = format!("kin{i}-{t}@example.org");
+        let (s, contact) = http(
+            &addr,
+            "POST",
+            &format!("/api/v1/cases/{case_id}/contacts"),
+            Some(&coord),
+            Some(
+                &json!({"full_name": format!("Kin{t}"), "relationship": "spouse",
+                         "email": email, "language": "en", "preferred_channel": "email"}),
+            ),
+        )
+        .await;
+        assert_eq!(s, 201, "{contact}");
+        let contact_id = str_of(&contact, "id");
+        let (s, consent) = http(
+            &addr,
+            "POST",
+            &format!("/api/v1/cases/{case_id}/consents"),
+            Some(&coord),
+            Some(&contact_consent(contact_id, Some(&["email"]))),
+        )
+        .await;
+        assert_eq!(s, 201, "{consent}");
+        let (s, page) = http(
+            &addr,
+            "GET",
+            &format!("/api/v1/cases/{case_id}/outreach"),
+            Some(&coord),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{page}");
+        let msgs = page["items"].as_array().unwrap();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert_eq!(msgs[0]["status"], "scheduled", "{msgs:?}");
+        assert_eq!(msgs[0]["recipient"], contact_id, "{msgs:?}");
+        expected.insert(message_id(str_of(&msgs[0], "id")), email);
+        cases.push(case_id);
+    }
+    server.terminate();
+    assert_eq!(expected.len(), CASES);
+    assert_eq!(smtp.count(), 0, "nothing was sent during the setup");
+    let setup_time = setup_started.elapsed();
+
+    // Start with a fast tick, let it deliver a random few messages, then SIGKILL it at a random
+    // moment of its delivery cycle (send, then settle); again and again. Counting deliveries
+    // rather than sleeping keeps every kill inside delivery whatever the machine's speed.
+    let delivering_started = Instant::now();
+    let mut rng = rand::thread_rng();
+    let mut kills = 0;
+    let mut kills_mid_delivery = 0;
+    let mut per_life = Vec::new();
+    let all_arrived = || {
+        smtp.count() >= CASES && {
+            let seen = delivered(&smtp);
+            expected.keys().all(|k| seen.contains_key(k))
+        }
+    };
+    for _ in 0..KILLS {
+        let before = smtp.count();
+        let wanted = before + rng.gen_range(1..=8usize);
+        let server = Server::start(dir.path(), &env(50), &log);
+        wait_until(
+            Duration::from_secs(60),
+            || smtp.count() >= wanted || all_arrived(),
+            || {
+                format!(
+                    "no delivery after a restart; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..=100))).await;
+        let outstanding = !all_arrived();
+        server.kill();
+        kills += 1;
+        if outstanding {
+            kills_mid_delivery += 1;
+        }
+        per_life.push(smtp.count() - before);
+        if !outstanding {
+            break;
+        }
+    }
+
+    // One more life, left to finish: every message arrives and is recorded as sent.
+    let last_before = smtp.count();
+    let last_started = Instant::now();
+    let server = Server::start(dir.path(), &env(50), &log);
+    wait_until(Duration::from_secs(90), all_arrived, || {
+        let seen = delivered(&smtp);
+        let missing = expected.keys().filter(|k| !seen.contains_key(*k)).count();
+        format!(
+            "{missing} of {CASES} messages never arrived; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    })
+    .await;
+    let last_life = (smtp.count() - last_before, last_started.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempts_total = 0;
+    let mut pending = cases.clone();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for case_id in &pending {
+            let (s, page) = http(
+                &server.addr,
+                "GET",
+                &format!("/api/v1/cases/{case_id}/outreach"),
+                Some(&coord),
+                None,
+            )
+            .await;
+            assert_eq!(s, 200, "{page}");
+            let m = &page["items"][0];
+            match str_of(m, "status") {
+                "sent" => attempts_total += m["attempts"].as_i64().unwrap_or(0),
+                "scheduled" => still.push(case_id.clone()),
+                other => panic!("message ended {other}: {m}"),
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{} messages arrived but are not recorded as sent",
+                pending.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    server.terminate();
+    let delivering_time = delivering_started.elapsed();
+
+    let mails = smtp.messages();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut strangers = Vec::new();
+    for m in &mails {
+        let id = m.message_id.clone().unwrap_or_default();
+        match expected.get(&id) {
+            Some(email) => {
+                assert_eq!(&m.rcpt_to, &vec![email.clone()], "{}", m.raw);
+                *seen.entry(id).or_default() += 1;
+            }
+            None => strangers.push(id),
+        }
+    }
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    let repeated: HashSet<&String> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k)
+        .collect();
+    eprintln!(
+        "sigkill: {CASES} messages, {kills} kills ({kills_mid_delivery} mid-delivery), \
+         delivered by each killed life {per_life:?}, {} emails received, {duplicates} \
+         duplicates {repeated:?}, {attempts_total} attempts recorded; the last life delivered \
+         {} in {:.1}s; setup {:.1}s, delivery {:.1}s",
+        mails.len(),
+        last_life.0,
+        last_life.1.as_secs_f64(),
+        setup_time.as_secs_f64(),
+        delivering_time.as_secs_f64()
+    );
+    assert!(
+        strangers.is_empty(),
+        "Message-IDs that are not ours: {strangers:?}"
+    );
+    assert_eq!(seen.len(), CASES, "every message arrived");
+    assert!(
+        duplicates <= kills,
+        "{duplicates} duplicate deliveries after {kills} kills: {repeated:?}"
+    );
+    assert!(
+        kills_mid_delivery >= KILLS / 2,
+        "the kills must land while messages are outstanding ({kills_mid_delivery} did)"
+    );
+}
