@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::crypto::SecretString;
 use crate::domain::accounts::{self, NewUserInput};
 use crate::domain::cases::{self, CaseInput, DonationInput, DonorInput};
+use crate::domain::consents::{self, ConsentInput};
 use crate::domain::contacts::{self, ContactInput};
 use crate::domain::types::national_id_check;
 use crate::domain::Services;
@@ -115,8 +116,19 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
             ..Default::default()
         };
         let case = cases::create(svc, &coordinator, input, now).await?;
+        // Who may be contacted, and how: most families agreed to hear from us through the
+        // portal; every fourth case has no contact consent, so its messages are held.
+        let consent_of = |subject: &str| ConsentInput {
+            kind: Some("contact".into()),
+            subject: Some(subject.into()),
+            given_by: Some(subject.into()),
+            method: Some("electronic".into()),
+            document: Some("contact-zh-CN-v1".into()),
+            signed_at: Some(donated.to_string()),
+            ..Default::default()
+        };
         if deceased {
-            contacts::create(
+            let contact = contacts::create(
                 svc,
                 &coordinator,
                 &case.id,
@@ -124,7 +136,8 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
                     full_name: Some(format!("{}家属", SURNAMES[i as usize % SURNAMES.len()])),
                     relationship: Some(["spouse", "child", "parent"][(i % 3) as usize].into()),
                     phone: Some(format!("137{:08}", 20_000_000 + i * 104_729)),
-                    preferred_channel: Some("sms".into()),
+                    address: Some(format!("宁波市鄞州区示例路{}号", 10 + i)),
+                    preferred_channel: Some(["portal", "letter", "sms"][(i % 3) as usize].into()),
                     language: Some("zh-CN".into()),
                     ..Default::default()
                 },
@@ -132,6 +145,20 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
                 now,
             )
             .await?;
+            if i % 4 != 3 {
+                consents::record(svc, &coordinator, &case.id, consent_of(&contact.id), now).await?;
+            }
+            if i < 6 {
+                // A recent loss: the family asked for the traditional mourning days.
+                let prefs = crate::domain::schedule::PreferencesInput {
+                    mourning_days: Some(true),
+                    skip_festivals: None,
+                };
+                crate::domain::schedule::update_schedule(svc, &coordinator, &case.id, prefs, now)
+                    .await?;
+            }
+        } else if i % 4 != 3 {
+            consents::record(svc, &coordinator, &case.id, consent_of("donor"), now).await?;
         }
     }
     svc.store.meta_set("demo_loaded", &now.to_rfc3339()).await?;

@@ -25,7 +25,7 @@ pub const KINDS: &[&str] = &[
 ];
 pub const METHODS: &[&str] = &["written", "verbal", "electronic"];
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentInput {
     /// `registry`, `donation`, `body_donation`, `contact`, `publicity` or `research`.
