@@ -274,10 +274,109 @@ fn render(
 // ---------------------------------------------------------------------------------------------
 // Channels
 
+/// The email channel. A plain `smtp://host:port` relay (the usual set-up: a mail server on the
+/// loopback or the local network) gets one kept-open connection with `TCP_NODELAY`: lettre's own
+/// transport writes a message and its closing dot separately without it, so Nagle's algorithm
+/// held the end of every message about 40 ms. Anything else (`smtps://`, credentials, options)
+/// goes through lettre's pooled transport.
+enum Mailer {
+    Direct {
+        addr: String,
+        conn: tokio::sync::Mutex<Option<lettre::transport::smtp::client::AsyncSmtpConnection>>,
+    },
+    Transport(lettre::AsyncSmtpTransport<lettre::Tokio1Executor>),
+}
+
+impl Mailer {
+    fn new(url: &str) -> anyhow::Result<Mailer> {
+        if let Some(rest) = url.strip_prefix("smtp://") {
+            let rest = rest.trim_end_matches('/');
+            if !rest.is_empty() && !rest.contains(['@', '?', '/']) {
+                let addr = if rest.contains(':') {
+                    rest.to_string()
+                } else {
+                    format!("{rest}:25")
+                };
+                return Ok(Mailer::Direct {
+                    addr,
+                    conn: tokio::sync::Mutex::new(None),
+                });
+            }
+        }
+        Ok(Mailer::Transport(
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+                .map_err(|e| anyhow::anyhow!("DONORCARE_SMTP_URL: {e}"))?
+                .timeout(Some(std::time::Duration::from_secs(20)))
+                .build(),
+        ))
+    }
+
+    async fn send(&self, email: &lettre::Message) -> std::result::Result<(), String> {
+        use lettre::transport::smtp::client::AsyncSmtpConnection;
+        use lettre::transport::smtp::extension::ClientId;
+        let (addr, conn) = match self {
+            Mailer::Transport(t) => {
+                use lettre::AsyncTransport;
+                return t
+                    .send(email.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("smtp: {e}"));
+            }
+            Mailer::Direct { addr, conn } => (addr, conn),
+        };
+        let mut guard = conn.lock().await;
+        // A kept connection the server has since closed fails at once; then one fresh try.
+        for fresh in [false, true] {
+            if fresh || guard.as_ref().is_none_or(|c| c.has_broken()) {
+                let tcp = tokio::time::timeout(
+                    std::time::Duration::from_secs(20),
+                    tokio::net::TcpStream::connect(addr.as_str()),
+                )
+                .await
+                .map_err(|_| format!("smtp: connecting to {addr} timed out"))?
+                .map_err(|e| format!("smtp: connecting to {addr}: {e}"))?;
+                tcp.set_nodelay(true).map_err(|e| format!("smtp: {e}"))?;
+                let c = AsyncSmtpConnection::connect_with_transport(
+                    Box::new(tcp),
+                    &ClientId::default(),
+                )
+                .await
+                .map_err(|e| format!("smtp: {e}"))?;
+                *guard = Some(c);
+            }
+            let Some(c) = guard.as_mut() else { continue };
+            let sent = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                c.send(email.envelope(), &email.formatted()),
+            )
+            .await;
+            match sent {
+                Ok(Ok(_)) => return Ok(()),
+                // The server refused this message: a fresh connection would not help.
+                Ok(Err(e)) if e.is_permanent() => {
+                    *guard = None;
+                    return Err(format!("smtp: {e}"));
+                }
+                Ok(Err(e)) if fresh => {
+                    *guard = None;
+                    return Err(format!("smtp: {e}"));
+                }
+                Err(_) if fresh => {
+                    *guard = None;
+                    return Err("smtp: sending timed out".into());
+                }
+                _ => *guard = None,
+            }
+        }
+        Err("smtp: no connection".into())
+    }
+}
+
 /// The configured channels, shared by the workers of one process.
 pub struct Channels {
     settings: Arc<ScheduleSettings>,
-    smtp: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
+    smtp: Option<Mailer>,
     http: reqwest::Client,
     templates: Handlebars<'static>,
 }
@@ -286,12 +385,7 @@ impl Channels {
     pub fn new(settings: Arc<ScheduleSettings>) -> anyhow::Result<Self> {
         let smtp = match &settings.smtp_url {
             None => None,
-            Some(url) => Some(
-                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
-                    .map_err(|e| anyhow::anyhow!("DONORCARE_SMTP_URL: {e}"))?
-                    .timeout(Some(std::time::Duration::from_secs(20)))
-                    .build(),
-            ),
+            Some(url) => Some(Mailer::new(url)?),
         };
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(20))
@@ -338,7 +432,6 @@ impl Channels {
     ) -> std::result::Result<(), String> {
         match channel {
             "email" => {
-                use lettre::AsyncTransport;
                 let smtp = self.smtp.as_ref().ok_or("email is not configured")?;
                 let email = lettre::Message::builder()
                     .message_id(Some(format!(
@@ -361,10 +454,7 @@ impl Channels {
                     .header(lettre::message::header::ContentType::TEXT_PLAIN)
                     .body(msg.body.clone())
                     .map_err(|e| format!("building the email: {e}"))?;
-                smtp.send(email)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("smtp: {e}"))
+                smtp.send(&email).await
             }
             "sms" => {
                 let url = self
