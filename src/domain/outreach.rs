@@ -284,7 +284,7 @@ enum Mailer {
         addr: String,
         conn: tokio::sync::Mutex<Option<lettre::transport::smtp::client::AsyncSmtpConnection>>,
     },
-    Transport(lettre::AsyncSmtpTransport<lettre::Tokio1Executor>),
+    Transport(Box<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>),
 }
 
 impl Mailer {
@@ -303,12 +303,12 @@ impl Mailer {
                 });
             }
         }
-        Ok(Mailer::Transport(
+        Ok(Mailer::Transport(Box::new(
             lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
                 .map_err(|e| anyhow::anyhow!("DONORCARE_SMTP_URL: {e}"))?
                 .timeout(Some(std::time::Duration::from_secs(20)))
                 .build(),
-        ))
+        )))
     }
 
     async fn send(&self, email: &lettre::Message) -> std::result::Result<(), String> {
