@@ -279,12 +279,14 @@ fn render(
 /// transport writes a message and its closing dot separately without it, so Nagle's algorithm
 /// held the end of every message about 40 ms. Anything else (`smtps://`, credentials, options)
 /// goes through lettre's pooled transport.
+// One per process: the size of the kept connection does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Mailer {
     Direct {
         addr: String,
         conn: tokio::sync::Mutex<Option<lettre::transport::smtp::client::AsyncSmtpConnection>>,
     },
-    Transport(Box<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>),
+    Transport(lettre::AsyncSmtpTransport<lettre::Tokio1Executor>),
 }
 
 impl Mailer {
@@ -303,12 +305,12 @@ impl Mailer {
                 });
             }
         }
-        Ok(Mailer::Transport(Box::new(
+        Ok(Mailer::Transport(
             lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
                 .map_err(|e| anyhow::anyhow!("DONORCARE_SMTP_URL: {e}"))?
                 .timeout(Some(std::time::Duration::from_secs(20)))
                 .build(),
-        )))
+        ))
     }
 
     async fn send(&self, email: &lettre::Message) -> std::result::Result<(), String> {
