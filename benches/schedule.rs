@@ -1,0 +1,2027 @@
+//! Scheduling benchmarks for two performance targets of donorcare (custom harness:
+//! `cargo bench --bench schedule [-- materialise|phases|tick|variants]`; all but `variants` by
+//! default).
+//!
+//! 1. **Materialising 100 000 cases × 10 rules in under 10 s.** Every case is an open marrow
+//!    case with a living donor, so the marrow default plan applies in full: ten rules (five
+//!    calls after the donation, yearly calls, two outreach messages after the donation, the
+//!    birthday and the donation anniversary). Donation dates are spread over the two years
+//!    before "now", so a recent donation still has most of its ten rules ahead and an older
+//!    one its yearly occurrences only (3.8 tasks and 2.3 messages per case on average, within
+//!    the 400-day horizon). The timed call is `domain::schedule::materialise_all(&svc, now, 500)`,
+//!    exactly as `server::materialise_loop` makes it: it selects the cases short of the horizon,
+//!    reads and decrypts them (case key unwrapped by the keyring, donor and donation opened),
+//!    computes the occurrences and writes the tasks, the outreach messages and the case
+//!    schedules in one `synchronous=FULL` transaction per batch of 500 cases. Each repetition
+//!    starts from a fresh copy of an un-materialised database (copied before the clock starts)
+//!    and reports wall time, tasks and messages created, cases per second and the peak resident
+//!    set of the process during the pass (`VmHWM`, reset through `/proc/self/clear_refs` just
+//!    before it). The figure is the median of the repetitions. A second `materialise_all` on
+//!    the same database then has nothing to do (every case is at the horizon) and must create
+//!    nothing; a forced re-materialisation of every case through `materialise` (what a plan
+//!    change costs) must create nothing either.
+//! 2. **A scheduler tick with nothing due among 1M tasks in under 10 ms.** A database holds
+//!    10 000 cases with 100 outreach tasks each and one outbox message per task: 70 % settled
+//!    (sent, held, cancelled or dead: `next_attempt_at` is null), 30 % pending with their next
+//!    attempt in the future (scheduled, or failed and waiting for a retry). Timed are
+//!    `Store::outreach_due(now)` and a whole `domain::outreach::run_due(...)` (what
+//!    `server::outreach_loop` runs every tick) with nothing due: medians and p99 of 200
+//!    interleaved repetitions after a warm-up. That the cost follows what is due rather than
+//!    what exists is shown by the query plans (`EXPLAIN QUERY PLAN`: the partial index
+//!    `outreach_next`), by the same query forced off the index (`not indexed`), and by the due
+//!    query and the claim's selection timed at a later "now" when many messages are due.
+//!
+//! `phases` replays the materialisation pass on another fresh copy, calling the parts that
+//! `materialise` is made of one by one (selection, store reads, key unwrap and decryption,
+//! occurrence computation, building the rows, the write transaction), to show where the time
+//! goes. Its counts must equal those of `materialise_all`.
+//!
+//! `variants` (only when asked for: `cargo bench --bench schedule -- variants`) times the first
+//! pass once per variant of the store's SQLite settings, each on a fresh copy, to size the
+//! fixes the figures above suggest: `temp_store = memory` and a 64 MiB page cache (set on every
+//! connection of a `SqliteStore::open` pool, by holding all eight connections while setting
+//! them), `tasks_assignee` as a partial index (plan tasks have no assignee), and batches of
+//! 2 000 or 5 000 cases per `materialise` call instead of 500. The services are then built with
+//! `Services::new` around that store, with the default settings, as `open_services` would.
+//!
+//! Making the cases through `domain::cases::create` would take far longer than the benchmark,
+//! so they are built from the same parts the app uses (`KeyService::new_case_key`,
+//! `crypto::seal_json`, `cases::donor_terms`), with their `case.create` audit entries, and
+//! written with multi-row inserts in large transactions, as `benches/store.rs` does. The tasks
+//! and outbox rows of the tick data set are written straight with SQL multi-row inserts. Both
+//! data sets are kept under `target/bench-data/` (`schedule-<cases>/`, `tick-<tasks>/`) and
+//! reused by later runs; the materialisation runs work on copies in a temporary folder there
+//! (a real disk, so each commit's fsync costs what it costs). "Now" is fixed (2026-06-01 10:00
+//! in Asia/Shanghai, the default zone), so kept data sets stay valid. Sizes:
+//! `DONORCARE_BENCH_SCHEDULE_CASES` (default 100 000), `DONORCARE_BENCH_TICK_TASKS` (default
+//! 1 000 000, a multiple of 100), `DONORCARE_BENCH_SCHEDULE_REPS` (default 3);
+//! `DONORCARE_BENCH_QUICK=1` makes the defaults 10 000 cases, 100 000 tasks and one repetition.
+//! Every name, number and address is invented.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use donorcare::audit::AuditEntry;
+use donorcare::config::Config;
+use donorcare::crypto::keyring::Opened;
+use donorcare::crypto::{self, KeyService, Place, SecretKey};
+use donorcare::domain::accounts::{self, NewUserInput};
+use donorcare::domain::cases::{self, open_row, Donation, Donor};
+use donorcare::domain::outreach::{run_due, Channels};
+use donorcare::domain::schedule::{materialise, materialise_all, ScheduleSettings};
+use donorcare::domain::types::{national_id_check, Program, Role, Sex};
+use donorcare::domain::{new_id, Services};
+use donorcare::policy::{Action, Actor};
+use donorcare::schedule::calendar;
+use donorcare::schedule::plan::{self, Anchors, CasePreferences, Rule};
+use donorcare::server::open_services;
+use donorcare::store::{CaseRow, Materialisation, OutreachRow, SqliteStore, Store, TaskRow};
+
+/// Default number of cases to materialise (`DONORCARE_BENCH_SCHEDULE_CASES`).
+const MATERIALISE_CASES: u64 = 100_000;
+const QUICK_MATERIALISE_CASES: u64 = 10_000;
+/// Cases per `materialise` call, as `server::materialise_loop` passes.
+const MATERIALISE_BATCH: i64 = 500;
+const MATERIALISE_REPS: usize = 3;
+const MATERIALISE_TARGET: Duration = Duration::from_secs(10);
+/// Rules of the plan under test (the marrow default plan).
+const RULES: usize = 10;
+/// Donation dates fall in the last this many days.
+const DONATION_SPREAD_DAYS: u64 = 730;
+
+/// Default number of tasks (and outbox messages) of the tick data set
+/// (`DONORCARE_BENCH_TICK_TASKS`).
+const TICK_TASKS: u64 = 1_000_000;
+const QUICK_TICK_TASKS: u64 = 100_000;
+const TASKS_PER_CASE: u64 = 100;
+const TICK_WARMUP: usize = 20;
+const TICK_REPS: usize = 200;
+const TICK_TARGET: Duration = Duration::from_millis(10);
+/// Share of the outbox still pending (next attempt in the future), in percent.
+const PENDING_PERCENT: u64 = 30;
+/// Repetitions of the unindexed contrast query (a full scan each).
+const SCAN_REPS: usize = 5;
+
+/// Cases per transaction, and per batch handed from the sealing thread to the writer.
+const LOAD_BATCH: u64 = 5_000;
+/// Rows per multi-row `insert` statement (at most 15 columns, well under SQLite's 32 766 binds).
+const ROWS_PER_INSERT: usize = 100;
+/// Cases whose tasks and messages go in one transaction of the tick loader.
+const TICK_LOAD_CASES: usize = 100;
+const PROGRESS_EVERY: u64 = 100_000;
+/// Bump when the synthetic data or the loader changes, so stale data sets are rebuilt.
+const GENERATOR_VERSION: u32 = 1;
+
+/// The fixed "now" of every figure: 2026-06-01 10:00 in Asia/Shanghai.
+fn bench_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 2, 0, 0)
+        .single()
+        .expect("a valid instant")
+}
+
+/// Today in the default zone at [`bench_now`].
+fn today() -> NaiveDate {
+    calendar::local_date(ScheduleSettings::default().default_tz, bench_now())
+}
+
+struct Sizes {
+    cases: u64,
+    tick_tasks: u64,
+    reps: usize,
+}
+
+fn env_number(name: &str, default: u64, min: u64) -> Result<u64> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .replace('_', "")
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= min)
+            .with_context(|| format!("{name}={v}: expected a number >= {min}")),
+        Err(_) => Ok(default),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; any other word selects the parts to run.
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    let quick = std::env::var("DONORCARE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let sizes = Sizes {
+        cases: env_number(
+            "DONORCARE_BENCH_SCHEDULE_CASES",
+            if quick {
+                QUICK_MATERIALISE_CASES
+            } else {
+                MATERIALISE_CASES
+            },
+            1_000,
+        )?,
+        tick_tasks: env_number(
+            "DONORCARE_BENCH_TICK_TASKS",
+            if quick { QUICK_TICK_TASKS } else { TICK_TASKS },
+            10_000,
+        )?,
+        reps: env_number(
+            "DONORCARE_BENCH_SCHEDULE_REPS",
+            if quick { 1 } else { MATERIALISE_REPS as u64 },
+            1,
+        )? as usize,
+    };
+    ensure!(
+        sizes.tick_tasks % TASKS_PER_CASE == 0,
+        "DONORCARE_BENCH_TICK_TASKS must be a multiple of {TASKS_PER_CASE}"
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "donorcare scheduling benchmarks: {cores} cores{}, SQLite {}, now = {} (fixed){}",
+        load_average(),
+        sqlite_version().await?,
+        bench_now().to_rfc3339(),
+        if quick { ", quick mode" } else { "" }
+    );
+
+    let mut table = Vec::new();
+    let asked = |part: &str| parts.iter().any(|p| p == part);
+    if run("materialise") || run("phases") || asked("variants") {
+        let dir = target_dir()
+            .join("bench-data")
+            .join(format!("schedule-{}", sizes.cases));
+        materialise_data_set(&dir, sizes.cases).await?;
+        if run("materialise") {
+            table.extend(materialise_benchmark(&dir, sizes.cases, sizes.reps).await?);
+        }
+        if run("phases") {
+            table.extend(phases_benchmark(&dir, sizes.cases).await?);
+        }
+        if asked("variants") {
+            table.extend(variants_benchmark(&dir, sizes.cases).await?);
+        }
+    }
+    if run("tick") {
+        table.extend(tick_benchmark(sizes.tick_tasks).await?);
+    }
+
+    println!(
+        "\nresults ({cores} cores{}, SQLite WAL, synchronous=FULL):\n",
+        load_average()
+    );
+    println!("| Measure | Data | Result | Target | Met |");
+    println!("|---|---|---|---|---|");
+    for row in &table {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            row.measure, row.data, row.result, row.target, row.met
+        );
+    }
+    Ok(())
+}
+
+/// One line of the results table.
+struct Row {
+    measure: String,
+    data: String,
+    result: String,
+    target: String,
+    met: String,
+}
+
+fn row(measure: impl Into<String>, data: impl Into<String>, result: impl Into<String>) -> Row {
+    Row {
+        measure: measure.into(),
+        data: data.into(),
+        result: result.into(),
+        target: "–".into(),
+        met: "–".into(),
+    }
+}
+
+fn row_with_target(
+    measure: impl Into<String>,
+    data: impl Into<String>,
+    result: impl Into<String>,
+    target: impl Into<String>,
+    met: bool,
+) -> Row {
+    Row {
+        target: target.into(),
+        met: if met { "yes" } else { "**no**" }.into(),
+        ..row(measure, data, result)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Materialising N cases × 10 rules
+// ---------------------------------------------------------------------------------------------
+
+/// What one materialisation repetition measured.
+struct MaterialiseRun {
+    took: Duration,
+    cases: usize,
+    tasks: usize,
+    messages: usize,
+    peak_rss_kib: Option<u64>,
+    rss_before_kib: Option<u64>,
+    second: Duration,
+    forced: Duration,
+}
+
+async fn materialise_benchmark(cached: &Path, n: u64, reps: usize) -> Result<Vec<Row>> {
+    println!(
+        "\n== materialise {n} cases × {RULES} rules (materialise_all, batches of \
+         {MATERIALISE_BATCH}), {reps} repetition(s) on fresh copies =="
+    );
+    let now = bench_now();
+    let mut runs = Vec::with_capacity(reps);
+    for rep in 0..reps {
+        let work = fresh_copy(cached)?;
+        let (svc, url) = services_in(work.path()).await?;
+        check_plan(&svc).await?;
+
+        let peak_reset = reset_peak_rss();
+        let rss_before = status_kib("VmRSS");
+        let t = Instant::now();
+        let s = materialise_all(&svc, now, MATERIALISE_BATCH).await?;
+        let took = t.elapsed();
+        let peak = if peak_reset {
+            status_kib("VmHWM")
+        } else {
+            None
+        };
+        ensure!(
+            s.cases as u64 == n,
+            "materialise_all took {} cases, expected {n}",
+            s.cases
+        );
+        ensure!(
+            s.moved == 0 && s.cancelled == 0,
+            "a first pass moved {} and cancelled {} tasks",
+            s.moved,
+            s.cancelled
+        );
+        let (tasks, msgs) = counts(&url).await?;
+        ensure!(
+            tasks as usize == s.created && msgs as usize == s.messages,
+            "the database holds {tasks} tasks and {msgs} messages; the pass reported {} and {}",
+            s.created,
+            s.messages
+        );
+
+        // Nothing to do: every case is at the horizon.
+        let t = Instant::now();
+        let again = materialise_all(&svc, now, MATERIALISE_BATCH).await?;
+        let second = t.elapsed();
+        ensure!(
+            again.cases == 0 && again.created == 0 && again.messages == 0,
+            "the second pass took {} cases and created {} tasks and {} messages, expected none",
+            again.cases,
+            again.created,
+            again.messages
+        );
+
+        // Forced: every case again through `materialise`, as after a plan change.
+        let ids = case_ids(&url).await?;
+        let t = Instant::now();
+        let mut forced = donorcare::domain::schedule::Stats::default();
+        for chunk in ids.chunks(MATERIALISE_BATCH as usize) {
+            let f = materialise(&svc, chunk, now).await?;
+            forced.cases += f.cases;
+            forced.created += f.created;
+            forced.messages += f.messages;
+            forced.moved += f.moved;
+            forced.cancelled += f.cancelled;
+        }
+        let forced_took = t.elapsed();
+        ensure!(
+            forced.cases as u64 == n
+                && forced.created == 0
+                && forced.messages == 0
+                && forced.moved == 0
+                && forced.cancelled == 0,
+            "re-materialising every case: {forced:?}, expected {n} cases and no change"
+        );
+        let (tasks_after, msgs_after) = counts(&url).await?;
+        ensure!(
+            (tasks_after, msgs_after) == (tasks, msgs),
+            "re-materialising changed the counts"
+        );
+
+        println!(
+            "  run {}: {:.2} s, {} tasks and {} messages created ({:.0} cases/s), peak RSS {}; \
+             second pass {:.1} ms (0 created); forced re-materialisation {:.2} s (0 created)",
+            rep + 1,
+            took.as_secs_f64(),
+            s.created,
+            s.messages,
+            s.cases as f64 / took.as_secs_f64(),
+            mib(peak),
+            ms(second),
+            forced_took.as_secs_f64()
+        );
+        runs.push(MaterialiseRun {
+            took,
+            cases: s.cases,
+            tasks: s.created,
+            messages: s.messages,
+            peak_rss_kib: peak,
+            rss_before_kib: rss_before,
+            second,
+            forced: forced_took,
+        });
+        svc.store.close().await;
+        drop(work);
+    }
+
+    let median = |f: fn(&MaterialiseRun) -> Duration| Stats::of(runs.iter().map(f).collect());
+    let took = median(|r| r.took);
+    let second = median(|r| r.second).median;
+    let forced = median(|r| r.forced).median;
+    let first = &runs[0];
+    let peak = runs.iter().filter_map(|r| r.peak_rss_kib).max();
+    let before = runs.iter().filter_map(|r| r.rss_before_kib).max();
+    let met = took.median < MATERIALISE_TARGET;
+    let data = format!("{} cases × {RULES} rules", thousands(n));
+    println!(
+        "materialise {n} cases: median {:.2} s (min {:.2} s, max {:.2} s) over {reps} run(s), \
+         {} tasks, {} messages, {:.0} cases/s, peak RSS {} (RSS before the pass {}); target < {} s: {}",
+        took.median.as_secs_f64(),
+        took.min.as_secs_f64(),
+        took.max.as_secs_f64(),
+        first.tasks,
+        first.messages,
+        first.cases as f64 / took.median.as_secs_f64(),
+        mib(peak),
+        mib(before),
+        MATERIALISE_TARGET.as_secs(),
+        verdict(met)
+    );
+    let spread = if reps > 1 {
+        format!(
+            " (median of {reps}; min {:.2} s, max {:.2} s)",
+            took.min.as_secs_f64(),
+            took.max.as_secs_f64()
+        )
+    } else {
+        String::new()
+    };
+    Ok(vec![
+        row_with_target(
+            "Materialise: `materialise_all(now, 500)`, first pass",
+            data.clone(),
+            format!("{:.2} s{spread}", took.median.as_secs_f64()),
+            format!("< {} s", MATERIALISE_TARGET.as_secs()),
+            met,
+        ),
+        row(
+            "… tasks / outreach messages created",
+            data.clone(),
+            format!(
+                "{} / {}",
+                thousands(first.tasks as u64),
+                thousands(first.messages as u64)
+            ),
+        ),
+        row(
+            "… throughput",
+            data.clone(),
+            format!(
+                "{} cases/s, {} tasks/s",
+                thousands((first.cases as f64 / took.median.as_secs_f64()) as u64),
+                thousands((first.tasks as f64 / took.median.as_secs_f64()) as u64)
+            ),
+        ),
+        row(
+            "… peak RSS of the process during the pass",
+            data.clone(),
+            format!("{} (before: {})", mib(peak), mib(before)),
+        ),
+        row(
+            "Second `materialise_all` (all at the horizon)",
+            data.clone(),
+            format!("{:.1} ms, 0 cases taken, 0 created", ms(second)),
+        ),
+        row(
+            "Forced re-materialisation of every case (`materialise`, 500 per call)",
+            data,
+            format!(
+                "{:.2} s, 0 created / moved / cancelled",
+                forced.as_secs_f64()
+            ),
+        ),
+    ])
+}
+
+/// The stored marrow plan must be the default one, of exactly ten rules.
+async fn check_plan(svc: &Services) -> Result<()> {
+    let defaults = plan::default_rules("marrow");
+    ensure!(
+        defaults.len() == RULES,
+        "the marrow default plan has {} rules, expected {RULES}",
+        defaults.len()
+    );
+    let stored = svc.store.care_plans().await?;
+    let marrow = stored
+        .iter()
+        .find(|p| p.program == "marrow")
+        .context("no marrow plan stored")?;
+    let rules: Vec<Rule> = serde_json::from_str(&marrow.rules)?;
+    ensure!(
+        rules == defaults,
+        "the stored marrow plan is not the default"
+    );
+    Ok(())
+}
+
+async fn counts(url: &str) -> Result<(i64, i64)> {
+    let raw = SqliteStore::open(url).await?;
+    let (tasks,): (i64,) = sqlx::query_as("select count(*) from tasks")
+        .fetch_one(raw.pool())
+        .await?;
+    let (msgs,): (i64,) = sqlx::query_as("select count(*) from outreach")
+        .fetch_one(raw.pool())
+        .await?;
+    raw.pool().close().await;
+    Ok((tasks, msgs))
+}
+
+async fn case_ids(url: &str) -> Result<Vec<String>> {
+    let raw = SqliteStore::open(url).await?;
+    let ids: Vec<(String,)> = sqlx::query_as("select id from cases order by id")
+        .fetch_all(raw.pool())
+        .await?;
+    raw.pool().close().await;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the materialisation time goes
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Phases {
+    select: Duration,
+    plans: Duration,
+    read_cases: Duration,
+    read_others: Duration,
+    unwrap: Duration,
+    open: Duration,
+    occurrences: Duration,
+    build: Duration,
+    write: Duration,
+    batches: usize,
+    cases: usize,
+    occurrences_n: usize,
+    tasks: usize,
+    messages: usize,
+}
+
+/// Replay `materialise_all` part by part on a fresh copy (the same calls and the same logic as
+/// `domain::schedule::materialise` for cases with nothing materialised yet).
+async fn phases_benchmark(cached: &Path, n: u64) -> Result<Vec<Row>> {
+    println!("\n== where the time goes: the materialisation of {n} cases, part by part ==");
+    let work = fresh_copy(cached)?;
+    let (svc, _url) = services_in(work.path()).await?;
+    let now = bench_now();
+    let settings = svc.schedule.clone();
+    let select_horizon = calendar::local_date(settings.default_tz, now)
+        + chrono::Duration::days(settings.horizon_days - 1);
+    let mut p = Phases::default();
+    let started = Instant::now();
+    let mut after = String::new();
+    loop {
+        let t = Instant::now();
+        let ids = svc
+            .store
+            .cases_to_materialise(select_horizon, &after, MATERIALISE_BATCH)
+            .await?;
+        p.select += t.elapsed();
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
+        p.batches += 1;
+
+        let t = Instant::now();
+        let plans: HashMap<String, (i64, Vec<Rule>)> = svc
+            .store
+            .care_plans()
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.program, (r.version, serde_json::from_str(&r.rules)?))))
+            .collect::<Result<_>>()?;
+        p.plans += t.elapsed();
+
+        let t = Instant::now();
+        let rows = svc.store.cases_by_ids(&ids).await?;
+        p.read_cases += t.elapsed();
+        let t = Instant::now();
+        let contacts = svc.store.contacts_for_cases(&ids).await?;
+        let schedules = svc.store.case_schedules(&ids).await?;
+        let existing = svc
+            .store
+            .plan_tasks(&ids, now - chrono::Duration::days(401))
+            .await?;
+        let existing_msgs = svc.store.scheduled_outreach(&ids).await?;
+        p.read_others += t.elapsed();
+        ensure!(
+            contacts.is_empty()
+                && schedules.is_empty()
+                && existing.is_empty()
+                && existing_msgs.is_empty(),
+            "the copy is not un-materialised"
+        );
+
+        let mut m = Materialisation {
+            now,
+            ..Default::default()
+        };
+        for row in &rows {
+            ensure!(row.status == "open", "case {} is not open", row.id);
+            let (version, rules) = plans.get(&row.program).context("no plan")?;
+            let t = Instant::now();
+            let key = cases::case_key(&svc, row)
+                .await?
+                .context("a case without its key")?;
+            p.unwrap += t.elapsed();
+            let t = Instant::now();
+            let opened = open_row(&key, row)?;
+            p.open += t.elapsed();
+
+            let t = Instant::now();
+            let tz = settings.default_tz; // a marrow case's one recipient is the donor
+            let anchors = Anchors {
+                donation: Some(opened.donation.date),
+                death: opened.donor.death_date.or(if opened.donor.deceased {
+                    Some(opened.donation.date)
+                } else {
+                    None
+                }),
+                registration: Some(row.created_at.date_naive()),
+                birth: opened.donor.birth_date,
+                donation_kind: Some(opened.donation.kind.clone()),
+            };
+            let today = calendar::local_date(tz, now);
+            let horizon = today + chrono::Duration::days(settings.horizon_days);
+            let occ = plan::occurrences(
+                rules,
+                &anchors,
+                &CasePreferences::default(),
+                today - chrono::Duration::days(400),
+                horizon,
+                settings.waking_start(),
+                tz,
+            );
+            p.occurrences += t.elapsed();
+            p.occurrences_n += occ.len();
+
+            let t = Instant::now();
+            build_rows(row, &occ, tz, now, &mut m);
+            m.schedules.push((row.id.clone(), horizon, *version));
+            p.build += t.elapsed();
+            p.cases += 1;
+        }
+        p.tasks += m.new_tasks.len();
+        p.messages += m.new_outreach.len();
+        let t = Instant::now();
+        svc.store.apply_materialisation(&m).await?;
+        p.write += t.elapsed();
+        after = last;
+    }
+    let total = started.elapsed();
+    ensure!(
+        p.cases as u64 == n,
+        "the replay took {} cases, expected {n}",
+        p.cases
+    );
+    svc.store.close().await;
+    drop(work);
+
+    let parts: [(&str, Duration); 9] = [
+        (
+            "select the cases short of the horizon (`cases_to_materialise`)",
+            p.select,
+        ),
+        ("read and parse the care plans", p.plans),
+        (
+            "read the cases with their wrapped keys (`cases_by_ids`)",
+            p.read_cases,
+        ),
+        (
+            "read contacts, schedules, scheduled tasks and messages",
+            p.read_others,
+        ),
+        ("unwrap the case keys (`cases::case_key`)", p.unwrap),
+        ("open donor and donation (`open_row`)", p.open),
+        (
+            "compute the occurrences (`plan::occurrences`)",
+            p.occurrences,
+        ),
+        ("build the task and message rows", p.build),
+        (
+            "write tasks, messages, schedules (`apply_materialisation`)",
+            p.write,
+        ),
+    ];
+    let accounted: Duration = parts.iter().map(|(_, d)| *d).sum();
+    println!(
+        "replayed in {:.2} s ({} batches, {} cases, {} occurrences, {} tasks, {} messages):",
+        total.as_secs_f64(),
+        p.batches,
+        p.cases,
+        p.occurrences_n,
+        p.tasks,
+        p.messages
+    );
+    for (what, d) in &parts {
+        println!(
+            "  {:>8.1} ms {:>5.1} %  {what}",
+            ms(*d),
+            100.0 * d.as_secs_f64() / total.as_secs_f64()
+        );
+    }
+    println!(
+        "  {:>8.1} ms {:>5.1} %  the rest (loop, allocation, awaiting)",
+        ms(total.saturating_sub(accounted)),
+        100.0 * total.saturating_sub(accounted).as_secs_f64() / total.as_secs_f64()
+    );
+    let per_case = |d: Duration| us(d) / p.cases.max(1) as f64;
+    let mut rows = vec![row(
+        "Replay of the pass, part by part (total)",
+        format!("{} cases", thousands(n)),
+        format!(
+            "{:.2} s: {} tasks, {} messages",
+            total.as_secs_f64(),
+            thousands(p.tasks as u64),
+            thousands(p.messages as u64)
+        ),
+    )];
+    for (what, d) in parts {
+        rows.push(row(
+            format!("… {what}"),
+            format!("{} cases", thousands(n)),
+            format!(
+                "{:.0} ms ({:.1} %, {:.1} µs per case)",
+                ms(d),
+                100.0 * d.as_secs_f64() / total.as_secs_f64(),
+                per_case(d)
+            ),
+        ));
+    }
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the write would cost with other connection settings (opt-in: `-- variants`)
+// ---------------------------------------------------------------------------------------------
+
+/// One variant: pragmas set on every connection of the store's pool, and statements run on the
+/// copy before the pass (schema changes).
+struct Variant {
+    name: &'static str,
+    pragmas: &'static [&'static str],
+    schema: &'static [&'static str],
+    /// Cases per `materialise` call.
+    batch: i64,
+}
+
+const BOTH: &[&str] = &["pragma temp_store = memory", "pragma cache_size = -65536"];
+const PARTIAL_ASSIGNEE: &[&str] = &[
+    "drop index tasks_assignee",
+    "create index tasks_assignee on tasks(assignee_id, due_at, id) where assignee_id is not null",
+];
+
+const VARIANTS: [Variant; 9] = [
+    Variant {
+        name: "as shipped (`SqliteStore::open`)",
+        pragmas: &[],
+        schema: &[],
+        batch: MATERIALISE_BATCH,
+    },
+    Variant {
+        name: "`temp_store = memory`",
+        pragmas: &["pragma temp_store = memory"],
+        schema: &[],
+        batch: MATERIALISE_BATCH,
+    },
+    Variant {
+        name: "`cache_size = -65536` (64 MiB)",
+        pragmas: &["pragma cache_size = -65536"],
+        schema: &[],
+        batch: MATERIALISE_BATCH,
+    },
+    Variant {
+        name: "`temp_store = memory` + `cache_size = -65536`",
+        pragmas: BOTH,
+        schema: &[],
+        batch: MATERIALISE_BATCH,
+    },
+    Variant {
+        name: "both + `tasks_assignee` partial (`where assignee_id is not null`)",
+        pragmas: BOTH,
+        schema: PARTIAL_ASSIGNEE,
+        batch: MATERIALISE_BATCH,
+    },
+    Variant {
+        name: "as shipped, batches of 5 000",
+        pragmas: &[],
+        schema: &[],
+        batch: 5_000,
+    },
+    Variant {
+        name: "both pragmas, batches of 5 000",
+        pragmas: BOTH,
+        schema: &[],
+        batch: 5_000,
+    },
+    Variant {
+        name: "both pragmas + partial `tasks_assignee`, batches of 2 000",
+        pragmas: BOTH,
+        schema: PARTIAL_ASSIGNEE,
+        batch: 2_000,
+    },
+    Variant {
+        name: "both pragmas + partial `tasks_assignee`, batches of 5 000",
+        pragmas: BOTH,
+        schema: PARTIAL_ASSIGNEE,
+        batch: 5_000,
+    },
+];
+
+/// The first pass under each variant, once each, on fresh copies: what the suggested fixes in
+/// `src/` would gain, measured through the same `materialise_all`.
+async fn variants_benchmark(cached: &Path, n: u64) -> Result<Vec<Row>> {
+    println!("\n== materialise {n} cases under other SQLite settings (one run each) ==");
+    let now = bench_now();
+    let mut rows = Vec::new();
+    let mut baseline = None;
+    for v in &VARIANTS {
+        let work = fresh_copy(cached)?;
+        let url = format!("sqlite://{}", work.path().join("donorcare.db").display());
+        let store = SqliteStore::open(&url).await?;
+        for stmt in v.schema {
+            sqlx::query(stmt).execute(store.pool()).await?;
+        }
+        // Hold every connection the pool may open (8) and set the pragmas on each.
+        let mut conns = Vec::new();
+        for _ in 0..8 {
+            conns.push(store.pool().acquire().await?);
+        }
+        for c in conns.iter_mut() {
+            for p in v.pragmas {
+                sqlx::query(p).execute(&mut **c).await?;
+            }
+            let (cache,): (i64,) = sqlx::query_as("pragma cache_size")
+                .fetch_one(&mut **c)
+                .await?;
+            let (temp,): (i64,) = sqlx::query_as("pragma temp_store")
+                .fetch_one(&mut **c)
+                .await?;
+            let want_cache = if v.pragmas.iter().any(|p| p.contains("cache_size")) {
+                -65536
+            } else {
+                -2000
+            };
+            let want_temp = i64::from(v.pragmas.iter().any(|p| p.contains("temp_store"))) * 2;
+            ensure!(
+                (cache, temp) == (want_cache, want_temp),
+                "a connection has cache_size {cache} and temp_store {temp}"
+            );
+        }
+        drop(conns);
+        let store: Arc<dyn Store> = Arc::new(store);
+        let mut cfg = Config::new(work.path().to_path_buf());
+        cfg.keys_dir = work.path().join("keys");
+        let keys = match KeyService::start(store.clone(), cfg.key_paths(), Utc::now()).await? {
+            Opened::Existing(k) => k,
+            Opened::Created { .. } => bail!("the copy has no keyring"),
+        };
+        let svc = Services::new(store, Arc::new(keys));
+        let t = Instant::now();
+        let s = materialise_all(&svc, now, v.batch).await?;
+        let took = t.elapsed();
+        ensure!(s.cases as u64 == n, "the pass took {} cases", s.cases);
+        let base = *baseline.get_or_insert(took);
+        println!(
+            "  {:.2} s ({:.2}× as shipped), {} tasks, {} messages: {}",
+            took.as_secs_f64(),
+            took.as_secs_f64() / base.as_secs_f64(),
+            s.created,
+            s.messages,
+            v.name
+        );
+        rows.push(row_with_target(
+            format!("Variant: {}", v.name),
+            format!("{} cases × {RULES} rules", thousands(n)),
+            format!(
+                "{:.2} s ({:.2}× as shipped)",
+                took.as_secs_f64(),
+                took.as_secs_f64() / base.as_secs_f64()
+            ),
+            format!("< {} s", MATERIALISE_TARGET.as_secs()),
+            took < MATERIALISE_TARGET,
+        ));
+        svc.store.close().await;
+        drop(work);
+    }
+    Ok(rows)
+}
+
+/// The rows `materialise_case` makes for occurrences that have no task yet (a marrow case: one
+/// recipient, the donor, in the default zone).
+fn build_rows(
+    row: &CaseRow,
+    occurrences: &[plan::Occurrence],
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+    m: &mut Materialisation,
+) {
+    for o in occurrences {
+        let due = plan::due_at(o, tz);
+        let grace_until = due + o.grace;
+        if grace_until < now {
+            continue;
+        }
+        let id = new_id();
+        m.new_tasks.push(TaskRow {
+            id: id.clone(),
+            case_id: row.id.clone(),
+            kind: o.action.clone(),
+            due_at: due,
+            assignee_id: None,
+            contact_id: None,
+            template: o.template.clone(),
+            status: "scheduled".into(),
+            details: None,
+            created_by: row.created_by.clone(),
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+            completed_by: None,
+            rule_id: Some(o.rule_id.clone()),
+            occurrence: Some(o.key.clone()),
+            grace_until: Some(grace_until),
+            region: row.region.clone(),
+        });
+        if o.action != "outreach" {
+            continue;
+        }
+        let due = calendar::local_to_utc(tz, o.local);
+        m.new_outreach.push(OutreachRow {
+            id: new_id(),
+            task_id: id,
+            case_id: row.id.clone(),
+            recipient: "donor".into(),
+            channel: o.channel.clone(),
+            template: o.template.clone().unwrap_or_default(),
+            status: "scheduled".into(),
+            reason: None,
+            due_at: due,
+            grace_until: due + o.grace,
+            next_attempt_at: Some(due),
+            attempts: 0,
+            lease_owner: None,
+            lease_until: None,
+            sent_at: None,
+            created_at: now,
+            updated_at: now,
+        });
+    }
+}
+
+/// The un-materialised data set of `n` marrow cases in `dir`, built unless a complete one is
+/// there.
+async fn materialise_data_set(dir: &Path, n: u64) -> Result<()> {
+    let want = Marker {
+        kind: "schedule".into(),
+        cases: n,
+        tasks: 0,
+        generator: GENERATOR_VERSION,
+    };
+    if have_marker(dir, &want) {
+        let (svc, url) = services_in(dir).await?;
+        let raw = SqliteStore::open(&url).await?;
+        let (cases,): (i64,) = sqlx::query_as("select count(*) from cases")
+            .fetch_one(raw.pool())
+            .await?;
+        let (tasks,): (i64,) = sqlx::query_as("select count(*) from tasks")
+            .fetch_one(raw.pool())
+            .await?;
+        raw.pool().close().await;
+        svc.store.close().await;
+        if u64::try_from(cases).ok() == Some(n) && tasks == 0 {
+            println!(
+                "\nreusing the data set in {} ({n} cases, un-materialised)",
+                dir.display()
+            );
+            return Ok(());
+        }
+        println!(
+            "{}: holds {cases} cases and {tasks} tasks: rebuilding",
+            dir.display()
+        );
+    }
+    fresh_dir(dir)?;
+    println!("\nbuilding the data set in {} ({n} cases)", dir.display());
+    let (svc, url) = services_in(dir).await?;
+    let started = Instant::now();
+    let loader = loader_pool(&url).await?;
+    load_cases(&svc, &loader, n, DONATION_SPREAD_DAYS).await?;
+    finish_load(&svc, loader).await?;
+    println!(
+        "built {n} cases in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    write_marker(dir, &want)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A scheduler tick with nothing due among 1M tasks
+// ---------------------------------------------------------------------------------------------
+
+/// `Store::outreach_due`'s query (`src/store/schedule.rs`).
+const DUE_SQL: &str = "select id from outreach where next_attempt_at <= $1 \
+     and (lease_until is null or lease_until < $1) limit 1";
+/// The same, kept off every index.
+const DUE_SQL_NOT_INDEXED: &str = "select id from outreach not indexed where \
+     next_attempt_at <= $1 and (lease_until is null or lease_until < $1) limit 1";
+/// The selection inside `SQLITE_CLAIM` (`$2` now, `$4` limit), read only.
+const CLAIM_SELECT_SQL: &str = "select id from outreach where next_attempt_at <= $1 \
+     and (lease_until is null or lease_until < $1) order by next_attempt_at limit 4";
+
+async fn tick_benchmark(tasks: u64) -> Result<Vec<Row>> {
+    let n_cases = tasks / TASKS_PER_CASE;
+    println!(
+        "\n== scheduler tick with nothing due: {n_cases} cases, {tasks} tasks, {tasks} outbox \
+         messages =="
+    );
+    let dir = target_dir()
+        .join("bench-data")
+        .join(format!("tick-{tasks}"));
+    tick_data_set(&dir, tasks).await?;
+    let (svc, url) = services_in(&dir).await?;
+    let raw = SqliteStore::open(&url).await?;
+    let pool = raw.pool();
+    let now = bench_now();
+    let later = now + chrono::Duration::days(200);
+
+    let (n_tasks,): (i64,) = sqlx::query_as("select count(*) from tasks")
+        .fetch_one(pool)
+        .await?;
+    let (n_msgs,): (i64,) = sqlx::query_as("select count(*) from outreach")
+        .fetch_one(pool)
+        .await?;
+    let (pending,): (i64,) =
+        sqlx::query_as("select count(*) from outreach where next_attempt_at is not null")
+            .fetch_one(pool)
+            .await?;
+    let count_due = |at: DateTime<Utc>| async move {
+        let (k,): (i64,) =
+            sqlx::query_as("select count(*) from outreach where next_attempt_at <= $1")
+                .bind(at)
+                .fetch_one(pool)
+                .await?;
+        anyhow::Ok(k)
+    };
+    let due_now = count_due(now).await?;
+    let due_later = count_due(later).await?;
+    ensure!(
+        n_tasks as u64 == tasks && n_msgs as u64 == tasks,
+        "the data set holds {n_tasks} tasks and {n_msgs} messages, expected {tasks} of each"
+    );
+    ensure!(
+        due_now == 0,
+        "{due_now} messages are due at the bench's now"
+    );
+    println!(
+        "{n_tasks} tasks, {n_msgs} messages: {pending} pending (in the partial index \
+         outreach_next), {} settled; due now: {due_now}; due at now + 200 days: {due_later}",
+        n_msgs - pending
+    );
+
+    println!("\nquery plans:");
+    let due_plan = explain(pool, DUE_SQL, now).await?;
+    let claim_plan = explain(pool, CLAIM_SELECT_SQL, now).await?;
+    let scan_plan = explain(pool, DUE_SQL_NOT_INDEXED, now).await?;
+    for (what, plan) in [
+        ("Store::outreach_due", &due_plan),
+        ("claim_outreach's selection", &claim_plan),
+        ("the due query forced off the index", &scan_plan),
+    ] {
+        println!("  {what}:");
+        for line in plan.iter() {
+            println!("    {line}");
+        }
+    }
+    let uses_index = |p: &[String]| p.iter().any(|l| l.contains("outreach_next"));
+    ensure!(
+        uses_index(&due_plan) && uses_index(&claim_plan),
+        "the due query or the claim does not use the partial index outreach_next"
+    );
+
+    let channels = Channels::new(Arc::new(ScheduleSettings::default()))?;
+    let owner = new_id();
+    // Warm-up, then interleaved repetitions.
+    let mut due_times = Vec::with_capacity(TICK_REPS);
+    let mut tick_times = Vec::with_capacity(TICK_REPS);
+    for rep in 0..TICK_WARMUP + TICK_REPS {
+        let t = Instant::now();
+        let due = svc.store.outreach_due(now).await?;
+        let d = t.elapsed();
+        ensure!(!due, "outreach_due found something due");
+        let t = Instant::now();
+        let s = run_due(&svc, &channels, &owner, || now, || false).await?;
+        let r = t.elapsed();
+        ensure!(s.claimed == 0, "run_due claimed {} messages", s.claimed);
+        if rep >= TICK_WARMUP {
+            due_times.push(d);
+            tick_times.push(r);
+        }
+    }
+    let due = Stats::of(due_times);
+    let tick = Stats::of(tick_times);
+
+    // Contrast: the same question without the index, and the index with many messages due.
+    let mut scan_times = Vec::with_capacity(SCAN_REPS);
+    for _ in 0..SCAN_REPS {
+        let t = Instant::now();
+        let found: Option<(String,)> = sqlx::query_as(DUE_SQL_NOT_INDEXED)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?;
+        scan_times.push(t.elapsed());
+        ensure!(found.is_none(), "the full scan found a due message");
+    }
+    let scan = Stats::of(scan_times);
+    let mut later_due_times = Vec::with_capacity(TICK_REPS);
+    let mut later_claim_times = Vec::with_capacity(TICK_REPS);
+    for rep in 0..TICK_WARMUP + TICK_REPS {
+        let t = Instant::now();
+        let due = svc.store.outreach_due(later).await?;
+        let d = t.elapsed();
+        ensure!(due, "nothing due at now + 200 days");
+        let t = Instant::now();
+        let ids: Vec<(String,)> = sqlx::query_as(CLAIM_SELECT_SQL)
+            .bind(later)
+            .fetch_all(pool)
+            .await?;
+        let c = t.elapsed();
+        ensure!(ids.len() == 4, "the claim's selection found {}", ids.len());
+        black_box(ids);
+        if rep >= TICK_WARMUP {
+            later_due_times.push(d);
+            later_claim_times.push(c);
+        }
+    }
+    let later_due = Stats::of(later_due_times);
+    let later_claim = Stats::of(later_claim_times);
+
+    println!(
+        "\n{TICK_REPS} interleaved repetitions after {TICK_WARMUP} warm-ups (median / p99 / max):"
+    );
+    println!(
+        "  Store::outreach_due, nothing due:        {:>8.1} / {:>8.1} / {:>8.1} µs",
+        us(due.median),
+        us(due.p99),
+        us(due.max)
+    );
+    println!(
+        "  run_due (a whole tick), nothing due:     {:>8.1} / {:>8.1} / {:>8.1} µs",
+        us(tick.median),
+        us(tick.p99),
+        us(tick.max)
+    );
+    println!(
+        "  outreach_due at now + 200 days ({due_later} due): {:>8.1} / {:>8.1} / {:>8.1} µs",
+        us(later_due.median),
+        us(later_due.p99),
+        us(later_due.max)
+    );
+    println!(
+        "  claim's selection of 4 at now + 200 days:      {:>8.1} / {:>8.1} / {:>8.1} µs",
+        us(later_claim.median),
+        us(later_claim.p99),
+        us(later_claim.max)
+    );
+    println!(
+        "  the due query forced off the index ({SCAN_REPS} runs): median {:.1} ms",
+        ms(scan.median)
+    );
+    let met_due = due.p99 < TICK_TARGET;
+    let met_tick = tick.p99 < TICK_TARGET;
+    println!(
+        "tick with nothing due among {tasks} tasks: run_due median {:.3} ms, p99 {:.3} ms \
+         (target < {} ms: {})",
+        ms(tick.median),
+        ms(tick.p99),
+        TICK_TARGET.as_millis(),
+        verdict(met_tick)
+    );
+    raw.pool().close().await;
+    svc.store.close().await;
+
+    let data = format!(
+        "{} tasks, {} messages ({} pending)",
+        thousands(tasks),
+        thousands(tasks),
+        thousands(pending as u64)
+    );
+    let target = format!("< {} ms", TICK_TARGET.as_millis());
+    let fmt = |s: &Stats| format!("median {:.3} ms, p99 {:.3} ms", ms(s.median), ms(s.p99));
+    Ok(vec![
+        row_with_target(
+            "Tick: `Store::outreach_due(now)`, nothing due",
+            data.clone(),
+            fmt(&due),
+            target.clone(),
+            met_due,
+        ),
+        row_with_target(
+            "Tick: `outreach::run_due(...)`, nothing due",
+            data.clone(),
+            fmt(&tick),
+            target,
+            met_tick,
+        ),
+        row(
+            "`outreach_due` at now + 200 days",
+            format!("{} due", thousands(due_later as u64)),
+            fmt(&later_due),
+        ),
+        row(
+            "Claim's selection (4 oldest due) at now + 200 days",
+            format!("{} due", thousands(due_later as u64)),
+            fmt(&later_claim),
+        ),
+        row(
+            "Due query forced off the index (`not indexed`), for contrast",
+            data,
+            format!("median {:.1} ms (full scan)", ms(scan.median)),
+        ),
+        row(
+            "Plan of the due query",
+            "",
+            format!("`{}`", due_plan.join("; ")),
+        ),
+    ])
+}
+
+/// `EXPLAIN QUERY PLAN` of a statement of one parameter, bound to `now`.
+async fn explain(pool: &SqlitePool, sql: &str, now: DateTime<Utc>) -> Result<Vec<String>> {
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("explain query plan {sql}"))
+        .bind(now)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.3).collect())
+}
+
+/// The tick data set of `tasks` tasks in `dir`, built unless a complete one is there.
+async fn tick_data_set(dir: &Path, tasks: u64) -> Result<()> {
+    let n_cases = tasks / TASKS_PER_CASE;
+    let want = Marker {
+        kind: "tick".into(),
+        cases: n_cases,
+        tasks,
+        generator: GENERATOR_VERSION,
+    };
+    if have_marker(dir, &want) {
+        println!("reusing the data set in {}", dir.display());
+        return Ok(());
+    }
+    fresh_dir(dir)?;
+    println!(
+        "building the data set in {} ({n_cases} cases, {tasks} tasks and messages)",
+        dir.display()
+    );
+    let (svc, url) = services_in(dir).await?;
+    let started = Instant::now();
+    let loader = loader_pool(&url).await?;
+    let cases = load_cases(&svc, &loader, n_cases, 3_650).await?;
+    let now = bench_now();
+    let mut written = 0u64;
+    for chunk in cases.chunks(TICK_LOAD_CASES) {
+        let mut tasks_rows = Vec::with_capacity(chunk.len() * TASKS_PER_CASE as usize);
+        let mut msgs = Vec::with_capacity(tasks_rows.capacity());
+        for (case_id, created_by, i) in chunk {
+            for k in 0..TASKS_PER_CASE {
+                let (t, o) = synthetic_task(case_id, created_by, *i, k, now);
+                tasks_rows.push(t);
+                msgs.push(o);
+            }
+        }
+        write_tasks(&loader, &tasks_rows, &msgs).await?;
+        written += tasks_rows.len() as u64;
+        if written % PROGRESS_EVERY == 0 || written == tasks {
+            let secs = started.elapsed().as_secs_f64();
+            println!("  {written:>8} / {tasks} tasks and messages  {secs:>6.1} s");
+        }
+    }
+    ensure!(written == tasks, "wrote {written} tasks, expected {tasks}");
+    finish_load(&svc, loader).await?;
+    println!(
+        "built the tick data set in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    write_marker(dir, &want)
+}
+
+/// Task `k` of case number `i` and its one outbox message: settled in the past, or pending
+/// with its next attempt in the future.
+fn synthetic_task(
+    case_id: &str,
+    created_by: &str,
+    i: u64,
+    k: u64,
+    now: DateTime<Utc>,
+) -> (TaskRow, OutreachRow) {
+    let mut d = Dice::new(i * TASKS_PER_CASE + k + 0x7a5c);
+    let id = new_id();
+    let template = ["anniversary_letter", "birthday", "marrow_followup"][(k % 3) as usize];
+    let pending = d.chance(PENDING_PERCENT);
+    let minutes = |m: u64| chrono::Duration::minutes(m as i64);
+    let (due, task_status, status, reason, next, attempts, sent_at) = if pending {
+        if d.chance(5) {
+            // Failed once or twice, retried soon.
+            let due = now - minutes(1 + d.below(600));
+            let next = now + minutes(1 + d.below(60));
+            (
+                due,
+                "scheduled",
+                "failed",
+                Some("smtp: 451 try again later".to_string()),
+                Some(next),
+                1 + d.below(2) as i64,
+                None,
+            )
+        } else {
+            let due = now + minutes(60 + d.below(400 * 24 * 60));
+            (due, "scheduled", "scheduled", None, Some(due), 0, None)
+        }
+    } else {
+        let due = now - minutes(60 + d.below(730 * 24 * 60));
+        match d.below(100) {
+            0..=79 => (
+                due,
+                "done",
+                "sent",
+                None,
+                None,
+                1,
+                Some(due + minutes(d.below(30))),
+            ),
+            80..=89 => (
+                due,
+                "done",
+                "held",
+                Some("no_consent: no active contact consent covers the sms channel".to_string()),
+                None,
+                1,
+                None,
+            ),
+            90..=97 => (
+                due,
+                "done",
+                "cancelled",
+                Some("late: past the rule's grace period, skipped".to_string()),
+                None,
+                1,
+                None,
+            ),
+            _ => (
+                due,
+                "done",
+                "dead",
+                Some("sms: gateway refused".to_string()),
+                None,
+                8,
+                None,
+            ),
+        }
+    };
+    let grace = chrono::Duration::days(7);
+    let created = due - chrono::Duration::days(400);
+    let settled_at = sent_at.unwrap_or(due);
+    let task = TaskRow {
+        id: id.clone(),
+        case_id: case_id.into(),
+        kind: "outreach".into(),
+        due_at: due,
+        assignee_id: None,
+        contact_id: None,
+        template: Some(template.into()),
+        status: task_status.into(),
+        details: None,
+        created_by: created_by.into(),
+        created_at: created,
+        updated_at: if pending { created } else { settled_at },
+        completed_at: (!pending).then_some(settled_at),
+        completed_by: None,
+        rule_id: Some(format!("bench_rule_{}", k % 10)),
+        occurrence: Some(format!("n{k}")),
+        grace_until: Some(due + grace),
+        region: String::new(),
+    };
+    let msg = OutreachRow {
+        id: new_id(),
+        task_id: id,
+        case_id: case_id.into(),
+        recipient: "donor".into(),
+        channel: d.chance(50).then(|| "sms".to_string()),
+        template: template.into(),
+        status: status.into(),
+        reason,
+        due_at: due,
+        grace_until: due + grace,
+        next_attempt_at: next,
+        attempts,
+        lease_owner: None,
+        lease_until: None,
+        sent_at,
+        created_at: created,
+        updated_at: if pending { created } else { settled_at },
+    };
+    (task, msg)
+}
+
+/// Insert tasks and their messages in one transaction of multi-row inserts.
+async fn write_tasks(pool: &SqlitePool, tasks: &[TaskRow], msgs: &[OutreachRow]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    for chunk in tasks.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "insert into tasks (id, case_id, kind, due_at, template, status, created_by, \
+             created_at, updated_at, completed_at, rule_id, occurrence, grace_until) ",
+        );
+        q.push_values(chunk, |mut b, t| {
+            b.push_bind(&t.id)
+                .push_bind(&t.case_id)
+                .push_bind(&t.kind)
+                .push_bind(t.due_at)
+                .push_bind(&t.template)
+                .push_bind(&t.status)
+                .push_bind(&t.created_by)
+                .push_bind(t.created_at)
+                .push_bind(t.updated_at)
+                .push_bind(t.completed_at)
+                .push_bind(&t.rule_id)
+                .push_bind(&t.occurrence)
+                .push_bind(t.grace_until);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    for chunk in msgs.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "insert into outreach (id, task_id, case_id, recipient, channel, template, status, \
+             reason, due_at, grace_until, next_attempt_at, attempts, sent_at, created_at, \
+             updated_at) ",
+        );
+        q.push_values(chunk, |mut b, o| {
+            b.push_bind(&o.id)
+                .push_bind(&o.task_id)
+                .push_bind(&o.case_id)
+                .push_bind(&o.recipient)
+                .push_bind(&o.channel)
+                .push_bind(&o.template)
+                .push_bind(&o.status)
+                .push_bind(&o.reason)
+                .push_bind(o.due_at)
+                .push_bind(o.grace_until)
+                .push_bind(o.next_attempt_at)
+                .push_bind(o.attempts)
+                .push_bind(o.sent_at)
+                .push_bind(o.created_at)
+                .push_bind(o.updated_at);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading cases
+// ---------------------------------------------------------------------------------------------
+
+/// A sealed case ready to insert, with its blind-index terms.
+struct SealedCase {
+    row: CaseRow,
+    terms: Vec<Vec<u8>>,
+    /// The `case.create` entry that `domain::cases::create` writes with the case.
+    audit: AuditEntry,
+    number: u64,
+}
+
+/// Seal a synthetic case exactly as `domain::cases::create` does (`seal_row` there is private;
+/// these are its three lines), created by the coordinator `by`.
+fn seal_case(
+    keys: &KeyService,
+    index: &SecretKey,
+    s: &Synthetic,
+    by: &Actor,
+    number: u64,
+) -> SealedCase {
+    let id = new_id();
+    let audit = AuditEntry::new(Some(by), Action::CreateCase.as_str(), "case", s.created_at)
+        .target(&id)
+        .case(&id);
+    let (key, wrapped) = keys.new_case_key(&id);
+    let donor = crypto::seal_json(&key, Place::new("cases", "donor", &id), &s.donor).into_bytes();
+    let donation =
+        crypto::seal_json(&key, Place::new("cases", "donation", &id), &s.donation).into_bytes();
+    let notes = s
+        .notes
+        .as_ref()
+        .map(|n| crypto::seal(&key, Place::new("cases", "notes", &id), n.as_bytes()).into_bytes());
+    let terms = cases::donor_terms(index, &s.donor).terms;
+    SealedCase {
+        row: CaseRow {
+            id,
+            program: Program::Marrow.as_str().into(),
+            region: s.region.into(),
+            status: "open".into(),
+            created_by: by.user_id.clone(),
+            created_at: s.created_at,
+            updated_at: s.created_at,
+            donor,
+            donation,
+            notes,
+            key_version: Some(wrapped.version),
+            wrapped_key: Some(wrapped.bytes),
+        },
+        terms,
+        audit,
+        number,
+    }
+}
+
+/// The loader's own connection; `synchronous=NORMAL` and a big page cache only speed up the
+/// load, the benchmark itself goes through the store's pool and settings.
+async fn loader_pool(url: &str) -> Result<SqlitePool> {
+    let opts = SqliteConnectOptions::from_str(url)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(30))
+        .pragma("cache_size", "-262144");
+    Ok(SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await?)
+}
+
+/// Fold the WAL into the database file and close everything, so the folder can be copied.
+async fn finish_load(svc: &Services, loader: SqlitePool) -> Result<()> {
+    sqlx::query("pragma wal_checkpoint(truncate)")
+        .execute(&loader)
+        .await?;
+    loader.close().await;
+    svc.store.checkpoint().await?;
+    svc.store.close().await;
+    Ok(())
+}
+
+/// Seal `n` marrow cases (donations in the last `spread_days` days) on a separate thread and
+/// write them in transactions of `LOAD_BATCH` cases. Returns (id, creator, number) of each.
+async fn load_cases(
+    svc: &Services,
+    pool: &SqlitePool,
+    n: u64,
+    spread_days: u64,
+) -> Result<Vec<(String, String, u64)>> {
+    // One coordinator per region creates its region's cases and is their primary.
+    let mut coordinators = Vec::new();
+    for region in REGIONS {
+        let user = insert_user(
+            svc,
+            &format!("bench-coordinator-{region}"),
+            Role::Coordinator,
+            region,
+            Utc::now(),
+        )
+        .await?;
+        coordinators.push((region, user));
+    }
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<SealedCase>>(4);
+    let keys = Arc::clone(&svc.keys);
+    let sealer = std::thread::spawn(move || -> Result<()> {
+        let ring = keys.ring();
+        let mut start = 0;
+        while start < n {
+            let end = (start + LOAD_BATCH).min(n);
+            let batch = (start..end)
+                .map(|i| {
+                    let s = Synthetic::new(i, spread_days);
+                    let by = coordinators
+                        .iter()
+                        .find(|(r, _)| *r == s.region)
+                        .map(|(_, actor)| actor)
+                        .context("a synthetic case outside the known regions")?;
+                    Ok(seal_case(&keys, &ring.index, &s, by, i))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if tx.blocking_send(batch).is_err() {
+                return Ok(()); // the writer failed and reports why
+            }
+            start = end;
+        }
+        Ok(())
+    });
+
+    let started = Instant::now();
+    let mut written = 0u64;
+    let mut ids = Vec::with_capacity(n as usize);
+    while let Some(batch) = rx.recv().await {
+        write_batch(pool, &batch).await?;
+        written += batch.len() as u64;
+        let mut audit = Vec::with_capacity(batch.len());
+        for c in batch {
+            ids.push((c.row.id, c.row.created_by, c.number));
+            audit.push(c.audit);
+        }
+        svc.store.append_audit(&audit).await?;
+        if written % PROGRESS_EVERY == 0 || written == n {
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "  {written:>8} / {n} cases  {secs:>6.1} s  {:>6.0} cases/s",
+                written as f64 / secs
+            );
+        }
+    }
+    match sealer.join() {
+        Ok(sealed) => sealed?,
+        Err(_) => bail!("the sealing thread panicked"),
+    }
+    ensure!(written == n, "wrote {written} cases, expected {n}");
+    Ok(ids)
+}
+
+/// Insert one batch of sealed cases (rows, case keys, primary assignments, blind terms) in one
+/// transaction of multi-row inserts.
+async fn write_batch(pool: &SqlitePool, batch: &[SealedCase]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    for chunk in batch.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "insert into cases (id, program, region, status, created_by, created_at, updated_at, \
+             donor, donation, notes) ",
+        );
+        q.push_values(chunk, |mut b, c| {
+            let r = &c.row;
+            b.push_bind(&r.id)
+                .push_bind(&r.program)
+                .push_bind(&r.region)
+                .push_bind(&r.status)
+                .push_bind(&r.created_by)
+                .push_bind(r.created_at)
+                .push_bind(r.updated_at)
+                .push_bind(&r.donor)
+                .push_bind(&r.donation)
+                .push_bind(&r.notes);
+        });
+        q.build().execute(&mut *tx).await?;
+
+        let mut q =
+            QueryBuilder::<Sqlite>::new("insert into case_keys (case_id, key_version, wrapped) ");
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(&c.row.id)
+                .push_bind(c.row.key_version)
+                .push_bind(&c.row.wrapped_key);
+        });
+        q.build().execute(&mut *tx).await?;
+
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "insert into case_assignments (case_id, user_id, kind, assigned_at) ",
+        );
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(&c.row.id)
+                .push_bind(&c.row.created_by)
+                .push_bind("primary")
+                .push_bind(c.row.created_at);
+        });
+        q.build().execute(&mut *tx).await?;
+
+        let mut q = QueryBuilder::<Sqlite>::new("insert into case_search (term, case_id, source) ");
+        let terms = chunk
+            .iter()
+            .flat_map(|c| c.terms.iter().map(move |t| (t, &c.row.id)));
+        q.push_values(terms, |mut b, (term, id)| {
+            b.push_bind(term).push_bind(id).push_bind("donor");
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared set-up
+// ---------------------------------------------------------------------------------------------
+
+/// Open the services on `<dir>/donorcare.db` with the keys in `<dir>/keys`, as `serve` does
+/// (which also stores the default care plans on first start).
+async fn services_in(dir: &Path) -> Result<(Services, String)> {
+    let mut cfg = Config::new(dir.to_path_buf());
+    cfg.keys_dir = dir.join("keys");
+    let (svc, _notices) = open_services(&cfg).await?;
+    Ok((svc, cfg.database_url()))
+}
+
+/// Insert an account (without a password) and return it as an actor.
+async fn insert_user(
+    svc: &Services,
+    username: &str,
+    role: Role,
+    region: &str,
+    now: DateTime<Utc>,
+) -> Result<Actor> {
+    let row = accounts::new_user(
+        &NewUserInput {
+            username: Some(username.into()),
+            display_name: None,
+            role: Some(role.as_str().into()),
+            region: Some(region.into()),
+            password: None,
+        },
+        now,
+    )?;
+    svc.store.insert_user(&row, &[]).await?;
+    Ok(accounts::actor_of(&row)?)
+}
+
+/// A copy of the data set in `cached` (database and keys) in a new temporary folder under
+/// `target/bench-data/`, removed when dropped.
+fn fresh_copy(cached: &Path) -> Result<tempfile::TempDir> {
+    let base = target_dir().join("bench-data");
+    let dir = tempfile::Builder::new()
+        .prefix("schedule-run-")
+        .tempdir_in(&base)
+        .with_context(|| format!("creating a folder in {}", base.display()))?;
+    copy_dir(cached, dir.path())?;
+    Ok(dir)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if entry.file_name() != "complete.json" {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+            // On disk before any clock starts, so the kernel's write-back of the copy does not
+            // compete with the timed pass.
+            std::fs::File::open(&target)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
+fn fresh_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// What `complete.json` records once a data set is fully loaded.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+struct Marker {
+    kind: String,
+    cases: u64,
+    tasks: u64,
+    generator: u32,
+}
+
+fn have_marker(dir: &Path, want: &Marker) -> bool {
+    std::fs::read(dir.join("complete.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Marker>(&b).ok())
+        .as_ref()
+        == Some(want)
+}
+
+fn write_marker(dir: &Path, want: &Marker) -> Result<()> {
+    let path = dir.join("complete.json");
+    std::fs::write(&path, serde_json::to_vec(want)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+async fn sqlite_version() -> Result<String> {
+    let pool = SqlitePool::connect("sqlite::memory:").await?;
+    let (v,): (String,) = sqlx::query_as("select sqlite_version()")
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
+    Ok(v)
+}
+
+/// The one-minute load average where the system reports it, since other work on the machine
+/// skews every figure.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .map_or_else(String::new, |l| format!(", load average {l}"))
+}
+
+/// `CARGO_TARGET_DIR`, else this package's `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// Reset the peak resident set of this process (`VmHWM`) to the current one; false where the
+/// kernel does not allow it (the peak then counts from the start of the process).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`).
+fn status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(
+        || "unknown".into(),
+        |k| format!("{:.0} MiB", k as f64 / 1024.0),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthetic cases
+// ---------------------------------------------------------------------------------------------
+
+/// Regions of the data sets: code and the area code that starts a national ID.
+const REGIONS: [&str; 10] = [
+    "haishu",
+    "jiangbei",
+    "beilun",
+    "zhenhai",
+    "yinzhou",
+    "fenghua",
+    "xiangshan",
+    "ninghai",
+    "yuyao",
+    "cixi",
+];
+const AREA_CODES: [&str; 10] = [
+    "330203", "330205", "330206", "330211", "330212", "330213", "330225", "330226", "330281",
+    "330282",
+];
+
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
+];
+
+const GIVEN: &[&str] = &[
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
+    "超", "秀", "霞", "平", "刚", "桂", "英", "华",
+];
+
+const HOSPITALS: &[&str] = &[
+    "宁波市第一医院",
+    "宁波市第二医院",
+    "宁波大学附属第一医院",
+    "浙江大学医学院附属第一医院",
+];
+
+const ROADS: &[&str] = &["中山东路", "解放南路", "天童南路", "钱湖北路"];
+
+const NOTES: &[&str] = &[
+    "捐献者希望每年收到献血提醒。",
+    "工作日白天不方便接电话，请先发短信。",
+    "愿意参加志愿者分享活动。",
+];
+
+/// A national ID completed with its check character.
+fn with_check(first17: &str) -> String {
+    format!("{first17}{}", national_id_check(first17).unwrap_or('0'))
+}
+
+/// splitmix64: a small, fast, deterministic source of numbers for the synthetic data.
+struct Dice(u64);
+
+impl Dice {
+    fn new(seed: u64) -> Self {
+        Dice(seed.wrapping_mul(0x2545_f491_4f6c_dd1d))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Synthetic marrow case number `i`, a living donor who donated in the last `spread_days` days
+/// before [`today`]: all of it derives from `i`.
+struct Synthetic {
+    region: &'static str,
+    created_at: DateTime<Utc>,
+    donor: Donor,
+    donation: Donation,
+    notes: Option<String>,
+}
+
+impl Synthetic {
+    fn new(i: u64, spread_days: u64) -> Self {
+        let mut d = Dice::new(i);
+        let r = d.below(REGIONS.len() as u64) as usize;
+        let (region, area) = (REGIONS[r], AREA_CODES[r]);
+        let today = today();
+        // Birth date and sequence number come from a bijection of `i`, so that IDs are unique
+        // (21 900 days of birth dates × 1000 sequence numbers; 7 777 777 is prime to 21 900 000).
+        let p = i.wrapping_mul(7_777_777) % 21_900_000;
+        let birth = today - chrono::Days::new(20 * 365 + p % 21_900);
+        let national_id = with_check(&format!(
+            "{area}{}{:03}",
+            birth.format("%Y%m%d"),
+            p / 21_900
+        ));
+        let phone = format!(
+            "139{:08}",
+            (i.wrapping_mul(73_939_133) + 12_345_678) % 100_000_000
+        );
+        let given = if d.chance(25) {
+            d.pick(GIVEN).to_string()
+        } else {
+            format!("{}{}", d.pick(GIVEN), d.pick(GIVEN))
+        };
+        let full_name = format!("{}{given}", d.pick(SURNAMES));
+        let sex = if d.chance(50) { Sex::Female } else { Sex::Male };
+        let donated = today - chrono::Days::new(d.below(spread_days));
+        let email = d.chance(40).then(|| format!("donor{i}@example.org"));
+        let address = d.chance(80).then(|| {
+            format!(
+                "浙江省宁波市{}{}号{}幢{}室",
+                d.pick(ROADS),
+                1 + d.below(400),
+                1 + d.below(30),
+                101 + d.below(20) * 100 + d.below(4)
+            )
+        });
+        let hospital = d.chance(90).then(|| d.pick(HOSPITALS).to_string());
+        let notes = d.chance(40).then(|| d.pick(NOTES).to_string());
+        // Registered on the day of the donation (a few cases a week or two later).
+        let registered = donated + chrono::Days::new(if d.chance(20) { d.below(14) } else { 0 });
+        let created_at = registered
+            .min(today)
+            .and_hms_opt(1, 0, 0)
+            .map_or_else(Utc::now, |t| t.and_utc());
+        Synthetic {
+            region,
+            created_at,
+            donor: Donor {
+                full_name,
+                sex: Some(sex),
+                birth_date: Some(birth),
+                national_id: Some(national_id),
+                phone: Some(phone),
+                email,
+                address,
+                deceased: false,
+                death_date: None,
+            },
+            donation: Donation {
+                date: donated,
+                kind: d.pick(Program::Marrow.donation_kinds()).to_string(),
+                hospital,
+            },
+            notes,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures
+// ---------------------------------------------------------------------------------------------
+
+struct Stats {
+    min: Duration,
+    median: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+impl Stats {
+    fn of(mut v: Vec<Duration>) -> Stats {
+        v.sort_unstable();
+        let at = |q: f64| {
+            let k = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+            v.get(k).copied().unwrap_or_default()
+        };
+        Stats {
+            min: v.first().copied().unwrap_or_default(),
+            median: at(0.5),
+            p99: at(0.99),
+            max: v.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// `1234567` as `1 234 567`.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (k, c) in s.chars().enumerate() {
+        if k > 0 && (s.len() - k) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
