@@ -163,7 +163,7 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
 /// taken again once its horizon is a day short, or when its plan changed).
 pub async fn materialise_loop(svc: Services, mut stop: watch::Receiver<bool>) {
     loop {
-        if let Err(e) = schedule::materialise_all(&svc, Utc::now(), 500).await {
+        if let Err(e) = schedule::materialise_all(&svc, Utc::now(), 2000).await {
             tracing::warn!(error = %e, "materialising care plans");
         }
         tokio::select! {

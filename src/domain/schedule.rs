@@ -323,6 +323,8 @@ pub async fn update_schedule(
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct Stats {
     pub cases: usize,
+    /// Cases that could not be opened (logged).
+    pub skipped: usize,
     pub created: usize,
     pub moved: usize,
     pub cancelled: usize,
@@ -391,15 +393,30 @@ pub async fn materialise(svc: &Services, case_ids: &[String], now: DateTime<Utc>
         let Some(plan) = plans.get(&row.program) else {
             continue;
         };
-        let Some(key) = cases::case_key(svc, row).await? else {
-            continue;
-        };
-        let opened = open_row(&key, row)?;
         let cs: &[&ContactRow] = contacts_of
             .get(row.id.as_str())
             .map(|v| v.as_slice())
             .unwrap_or(&[]);
-        let recipients = recipients(svc, &key, row, &opened.donor, cs)?;
+        // One case that cannot be opened must not stop the others: it is logged and skipped
+        // (and taken again next pass).
+        let opened = async {
+            let Some(key) = cases::case_key(svc, row).await? else {
+                return Ok(None);
+            };
+            let opened = open_row(&key, row)?;
+            let recipients = recipients(svc, &key, row, &opened.donor, cs)?;
+            Ok::<_, Error>(Some((opened, recipients)))
+        }
+        .await;
+        let (opened, recipients) = match opened {
+            Ok(Some(o)) => o,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(case_id = %row.id, error = %e, "cannot materialise this case; skipped");
+                stats.skipped += 1;
+                continue;
+            }
+        };
         let case_tz = recipients
             .first()
             .map(|r| r.tz)
@@ -503,6 +520,10 @@ fn materialise_case(
         if grace_until < now {
             continue;
         }
+        // Outreach with nobody to receive it waits until someone can (a contact is added).
+        if o.action == "outreach" && recipients.is_empty() {
+            continue;
+        }
         wanted.insert((o.rule_id.as_str(), o.key.as_str()));
         let task_id = match existing.get(&(o.rule_id.as_str(), o.key.as_str())) {
             // Done or cancelled: this occurrence has been dealt with.
@@ -599,6 +620,7 @@ pub async fn materialise_all(svc: &Services, now: DateTime<Utc>, batch: i64) -> 
     let mut after = String::new();
     let mut total = Stats::default();
     let started = std::time::Instant::now();
+    let mut last_progress = started;
     loop {
         let ids = svc
             .store
@@ -608,17 +630,20 @@ pub async fn materialise_all(svc: &Services, now: DateTime<Utc>, batch: i64) -> 
             break;
         };
         let s = materialise(svc, &ids, now).await?;
-        total.cases += ids.len();
+        total.cases += s.cases;
+        total.skipped += s.skipped;
         total.created += s.created;
         total.moved += s.moved;
         total.cancelled += s.cancelled;
         total.messages += s.messages;
-        if started.elapsed() > std::time::Duration::from_secs(2) {
+        // Progress every few seconds of a long pass.
+        if last_progress.elapsed() > std::time::Duration::from_secs(5) {
             tracing::info!(
                 cases = total.cases,
                 tasks = total.created,
                 "materialising care plans"
             );
+            last_progress = std::time::Instant::now();
         }
         after = last;
     }
@@ -629,6 +654,7 @@ pub async fn materialise_all(svc: &Services, now: DateTime<Utc>, batch: i64) -> 
             moved = total.moved,
             cancelled = total.cancelled,
             messages = total.messages,
+            skipped = total.skipped,
             ms = started.elapsed().as_millis() as u64,
             "care plans materialised"
         );

@@ -400,6 +400,7 @@ macro_rules! schedule_impl {
 
             async fn apply_materialisation(&self, m: &Materialisation) -> Result<()> {
                 let mut tx = self.begin_write().await?;
+                let mut inserted = std::collections::HashSet::new();
                 for chunk in m.new_tasks.chunks(400) {
                     let mut b = sqlx::QueryBuilder::<$db>::new(
                         "insert into tasks (id, case_id, kind, due_at, assignee_id, contact_id, template, \
@@ -421,8 +422,10 @@ macro_rules! schedule_impl {
                             .push_bind(t.occurrence.clone())
                             .push_bind(t.grace_until);
                     });
-                    b.push(" on conflict do nothing");
-                    b.build().execute(&mut *tx).await?;
+                    // A concurrent pass may have made the same occurrence: keep its task.
+                    b.push(" on conflict do nothing returning id");
+                    let ids: Vec<(String,)> = b.build_query_as().fetch_all(&mut *tx).await?;
+                    inserted.extend(ids.into_iter().map(|(id,)| id));
                 }
                 for (id, due, grace) in &m.moved_tasks {
                     sqlx::query(
@@ -454,7 +457,16 @@ macro_rules! schedule_impl {
                     .execute(&mut *tx)
                     .await?;
                 }
-                for chunk in m.new_outreach.chunks(500) {
+                // Messages of tasks this pass made but another pass had already made are that
+                // pass's to create.
+                let made: std::collections::HashSet<&str> =
+                    m.new_tasks.iter().map(|t| t.id.as_str()).collect();
+                let outreach: Vec<&OutreachRow> = m
+                    .new_outreach
+                    .iter()
+                    .filter(|o| !made.contains(o.task_id.as_str()) || inserted.contains(&o.task_id))
+                    .collect();
+                for chunk in outreach.chunks(500) {
                     let mut b = sqlx::QueryBuilder::<$db>::new(
                         "insert into outreach (id, task_id, case_id, recipient, channel, template, status, \
                          reason, due_at, grace_until, next_attempt_at, attempts, created_at, updated_at) ",

@@ -27,7 +27,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Statement journals and sorts in memory, and a larger page cache per connection
+            // (16 MiB): a materialisation batch touches many index pages (benches/schedule.rs).
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16384");
         if let Some(parent) = opts.get_filename().parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent)

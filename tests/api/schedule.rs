@@ -503,4 +503,43 @@ on_both_backends! {
         let (s, b) = app.post(&format!("/api/v1/outreach/{id}/release"), &coord.token, json!({})).await;
         assert_eq!(s, StatusCode::CONFLICT, "a sent message is not released again: {b}");
     }
+
+    async fn concurrent_passes_over_the_same_cases_neither_fail_nor_duplicate(app) {
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let mut ids = Vec::new();
+        for _ in 0..6 {
+            let case = app.create_case(&coord.token, organ_case(&tag())).await;
+            ids.push(case["id"].as_str().unwrap().to_string());
+        }
+        // Contacts added behind the API's back: their cases have outreach to make.
+        let other = app.sibling().await;
+        for id in &ids {
+            let (s, b) = app.post(&format!("/api/v1/cases/{id}/contacts"), &coord.token,
+                                  json!({"full_name": "林女士", "relationship": "spouse", "preferred_channel": "portal"})).await;
+            assert_eq!(s, StatusCode::CREATED, "{b}");
+        }
+        // Forget what was made, then make it twice at once, through two instances.
+        let before: Vec<usize> = {
+            let mut v = Vec::new();
+            for id in &ids {
+                v.push(outreach(&app, &coord.token, id).await.len());
+            }
+            v
+        };
+        let now = Utc::now() + Duration::days(30);
+        let (a, b) = tokio::join!(
+            donorcare::domain::schedule::materialise(&app.state.svc, &ids, now),
+            donorcare::domain::schedule::materialise(&other.state.svc, &ids, now)
+        );
+        a.expect("first pass");
+        b.expect("second pass");
+        for (id, n) in ids.iter().zip(before) {
+            let msgs = outreach(&app, &coord.token, id).await;
+            let mut keys: Vec<String> = msgs.iter().map(|m| format!("{}|{}", m["task_id"], m["recipient"])).collect();
+            keys.sort();
+            keys.dedup();
+            assert_eq!(keys.len(), msgs.len(), "one message per task and recipient");
+            assert!(msgs.len() >= n);
+        }
+    }
 }
