@@ -8,11 +8,11 @@
 //!    birthday and the donation anniversary). Donation dates are spread over the two years
 //!    before "now", so a recent donation still has most of its ten rules ahead and an older
 //!    one its yearly occurrences only (3.8 tasks and 2.3 messages per case on average, within
-//!    the 400-day horizon). The timed call is `domain::schedule::materialise_all(&svc, now, 500)`,
+//!    the 400-day horizon). The timed call is `domain::schedule::materialise_all(&svc, now, 2000)`,
 //!    exactly as `server::materialise_loop` makes it: it selects the cases short of the horizon,
 //!    reads and decrypts them (case key unwrapped by the keyring, donor and donation opened),
 //!    computes the occurrences and writes the tasks, the outreach messages and the case
-//!    schedules in one `synchronous=FULL` transaction per batch of 500 cases. Each repetition
+//!    schedules in one `synchronous=FULL` transaction per batch of 2000 cases. Each repetition
 //!    starts from a fresh copy of an un-materialised database (copied before the clock starts)
 //!    and reports wall time, tasks and messages created, cases per second and the peak resident
 //!    set of the process during the pass (`VmHWM`, reset through `/proc/self/clear_refs` just
@@ -90,7 +90,7 @@ use donorcare::store::{CaseRow, Materialisation, OutreachRow, SqliteStore, Store
 const MATERIALISE_CASES: u64 = 100_000;
 const QUICK_MATERIALISE_CASES: u64 = 10_000;
 /// Cases per `materialise` call, as `server::materialise_loop` passes.
-const MATERIALISE_BATCH: i64 = 500;
+const MATERIALISE_BATCH: i64 = 2000;
 const MATERIALISE_REPS: usize = 3;
 const MATERIALISE_TARGET: Duration = Duration::from_secs(10);
 /// Rules of the plan under test (the marrow default plan).
@@ -420,7 +420,7 @@ async fn materialise_benchmark(cached: &Path, n: u64, reps: usize) -> Result<Vec
     };
     Ok(vec![
         row_with_target(
-            "Materialise: `materialise_all(now, 500)`, first pass",
+            "Materialise: `materialise_all(now, 2000)`, first pass",
             data.clone(),
             format!("{:.2} s{spread}", took.median.as_secs_f64()),
             format!("< {} s", MATERIALISE_TARGET.as_secs()),
