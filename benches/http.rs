@@ -232,6 +232,7 @@ async fn run(dir: &Path, connections: &[usize], measure: Duration) -> Result<()>
 async fn setup(state: &AppState, addr: SocketAddr) -> Result<(Vec<Exchange>, String)> {
     let row = accounts::new_user(
         &NewUserInput {
+            email: None,
             username: Some(USERNAME.into()),
             display_name: Some("Bench Coordinator".into()),
             role: Some("coordinator".into()),

@@ -1109,6 +1109,7 @@ async fn insert_user(
 ) -> Result<Actor> {
     let row = accounts::new_user(
         &NewUserInput {
+            email: None,
             username: Some(username.into()),
             display_name: None,
             role: Some(role.as_str().into()),

@@ -41,6 +41,7 @@ pub async fn user_add(cfg: &Config, args: UserAdd) -> anyhow::Result<()> {
     let password = SecretString::new(line.trim_end_matches(['\n', '\r']).to_string());
     let (svc, _) = open_services(cfg).await?;
     let input = NewUserInput {
+        email: None,
         username: Some(args.username),
         display_name: args.display_name,
         role: Some(args.role),

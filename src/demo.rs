@@ -54,6 +54,7 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
         ),
     ] {
         let input = NewUserInput {
+            email: None,
             username: Some(username.into()),
             display_name: Some(name.into()),
             role: Some(role.into()),

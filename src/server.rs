@@ -135,7 +135,12 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     ));
     let channels = Arc::new(outreach::Channels::new(svc.schedule.clone())?);
     let materialiser = tokio::spawn(materialise_loop(svc.clone(), stop_rx.clone()));
-    let worker = tokio::spawn(outreach_loop(svc.clone(), channels, stop_rx));
+    let worker = tokio::spawn(outreach_loop(
+        svc.clone(),
+        channels.clone(),
+        stop_rx.clone(),
+    ));
+    let digests = tokio::spawn(digest_loop(svc.clone(), channels, stop_rx));
     tracing::info!(addr = %local, backend = svc.store.backend(), "serving");
     axum::serve(
         listener,
@@ -151,6 +156,7 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     let _ = background.await;
     let _ = materialiser.await;
     let _ = worker.await;
+    let _ = digests.await;
     if let Err(e) = svc.store.checkpoint().await {
         tracing::warn!(error = %e, "folding the write-ahead log at shutdown");
     }
@@ -168,6 +174,23 @@ pub async fn materialise_loop(svc: Services, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Every ten minutes: the coordinators' daily digests, once the day's digest hour has come.
+pub async fn digest_loop(
+    svc: Services,
+    channels: Arc<outreach::Channels>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = crate::domain::tasks::send_digests(&svc, &channels, Utc::now()).await {
+            tracing::warn!(error = %e, "daily digests");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
             _ = stop.changed() => return,
         }
     }

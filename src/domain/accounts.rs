@@ -64,6 +64,8 @@ pub struct UserView {
     pub display_name: String,
     pub role: Role,
     pub region: Option<String>,
+    /// Where the daily digest goes (staff).
+    pub email: Option<String>,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -78,6 +80,7 @@ impl TryFrom<&UserRow> for UserView {
             display_name: u.display_name.clone(),
             role: Role::parse(&u.role).map_err(|e| anyhow::anyhow!("stored role: {e}"))?,
             region: u.region.clone(),
+            email: u.email.clone(),
             disabled: u.disabled,
             created_at: u.created_at,
             updated_at: u.updated_at,
@@ -449,6 +452,8 @@ pub struct NewUserInput {
     pub display_name: Option<String>,
     pub role: Option<String>,
     pub region: Option<String>,
+    /// Where the daily digest goes (coordinators).
+    pub email: Option<String>,
     #[schema(value_type = Option<String>)]
     pub password: Option<SecretString>,
 }
@@ -484,6 +489,10 @@ pub fn new_user(input: &NewUserInput, now: DateTime<Utc>) -> Result<UserRow> {
     if let Some(p) = &input.password {
         v.check("password", types::password(p.expose()));
     }
+    let email = input
+        .email
+        .as_deref()
+        .and_then(|e| v.check("email", types::email(e)));
     v.finish()?;
     let (Some(username), Some(display_name), Some(role)) = (username, display_name, role) else {
         return Err(Error::Internal(anyhow::anyhow!(
@@ -509,6 +518,7 @@ pub fn new_user(input: &NewUserInput, now: DateTime<Utc>) -> Result<UserRow> {
         totp_enabled_at: None,
         totp_last_step: 0,
         contact_id: None,
+        email,
     })
 }
 
@@ -565,6 +575,10 @@ pub struct UserPatch {
     pub disabled: Option<bool>,
     #[schema(value_type = Option<String>)]
     pub password: Option<SecretString>,
+    /// An email address for the daily digest, or null to clear it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
 }
 
 fn double_option<'de, D: serde::Deserializer<'de>>(
@@ -611,6 +625,12 @@ pub async fn update_user(
     }
     if let Some(d) = patch.disabled {
         u.disabled = d;
+    }
+    if let Some(e) = &patch.email {
+        u.email = match e {
+            None => None,
+            Some(e) => v.check("email", types::email(e)),
+        };
     }
     if let Some(p) = &patch.password {
         if v.check("password", types::password(p.expose())).is_some() {

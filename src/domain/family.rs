@@ -103,6 +103,7 @@ pub async fn accept(
     }
     let username = input.username.clone();
     let fields = NewUserInput {
+        email: None,
         // The display name stays the username: the contact's real name lives sealed in the case.
         display_name: username.clone(),
         username,

@@ -425,6 +425,35 @@ impl Channels {
         }
     }
 
+    pub fn email_configured(&self) -> bool {
+        self.smtp.is_some()
+    }
+
+    /// Send a plain-text email with `Message-ID: <local@mail domain>` (the same on every try).
+    pub async fn send_email(
+        &self,
+        local: &str,
+        to: &str,
+        subject: &str,
+        body: &str,
+    ) -> std::result::Result<(), String> {
+        let smtp = self.smtp.as_ref().ok_or("email is not configured")?;
+        let email = lettre::Message::builder()
+            .message_id(Some(format!("<{local}@{}>", self.settings.mail_domain)))
+            .from(
+                self.settings
+                    .smtp_from
+                    .parse()
+                    .map_err(|e| format!("sender address: {e}"))?,
+            )
+            .to(to.parse().map_err(|e| format!("recipient address: {e}"))?)
+            .subject(subject.to_string())
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(body.to_string())
+            .map_err(|e| format!("building the email: {e}"))?;
+        smtp.send(&email).await
+    }
+
     async fn send(
         &self,
         id: &str,
@@ -434,29 +463,13 @@ impl Channels {
     ) -> std::result::Result<(), String> {
         match channel {
             "email" => {
-                let smtp = self.smtp.as_ref().ok_or("email is not configured")?;
-                let email = lettre::Message::builder()
-                    .message_id(Some(format!(
-                        "<outreach-{id}@{}>",
-                        self.settings.mail_domain
-                    )))
-                    .from(
-                        self.settings
-                            .smtp_from
-                            .parse()
-                            .map_err(|e| format!("sender address: {e}"))?,
-                    )
-                    .to(to
-                        .email
-                        .as_deref()
-                        .unwrap_or_default()
-                        .parse()
-                        .map_err(|e| format!("recipient address: {e}"))?)
-                    .subject(msg.subject.clone())
-                    .header(lettre::message::header::ContentType::TEXT_PLAIN)
-                    .body(msg.body.clone())
-                    .map_err(|e| format!("building the email: {e}"))?;
-                smtp.send(&email).await
+                self.send_email(
+                    &format!("outreach-{id}"),
+                    to.email.as_deref().unwrap_or_default(),
+                    &msg.subject,
+                    &msg.body,
+                )
+                .await
             }
             "sms" => {
                 let url = self

@@ -621,3 +621,82 @@ pub async fn digest(svc: &Services, actor: &Actor, now: DateTime<Utc>) -> Result
         due_today: due_today.iter().map(|r| view(r, None, now)).collect(),
     })
 }
+
+/// The local hour (default zone) from which the day's digests go out.
+pub const DIGEST_HOUR: u32 = 7;
+
+/// Email each active coordinator with an address their digest for today, once per day (claimed
+/// first, so several instances send it once; a failed send is given back and tried next run).
+/// The email names tasks, kinds, times and case ids only, never personal data. Returns how many
+/// were sent.
+pub async fn send_digests(
+    svc: &Services,
+    ch: &super::outreach::Channels,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    use chrono::Timelike;
+    let tz = svc.schedule.default_tz;
+    let local = now.with_timezone(&tz);
+    if local.hour() < DIGEST_HOUR || !ch.email_configured() {
+        return Ok(0);
+    }
+    let day = local.date_naive();
+    let mut sent = 0;
+    for u in svc.store.digest_recipients().await? {
+        let Some(to) = u.email.clone() else { continue };
+        if !svc.store.claim_digest(&u.id, day, now).await? {
+            continue;
+        }
+        let actor = super::accounts::actor_of(&u)?;
+        let d = digest(svc, &actor, now).await?;
+        if d.overdue.is_empty() && d.due_today.is_empty() {
+            continue;
+        }
+        let line = |t: &TaskView| {
+            format!(
+                "- {} {} due {} (case {}, task {}){}",
+                t.kind,
+                t.rule_id.as_deref().unwrap_or("by hand"),
+                t.due_at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+                t.case_id,
+                t.id,
+                if t.contact_id.is_some() {
+                    ", with a contact"
+                } else {
+                    ""
+                }
+            )
+        };
+        let mut body = format!("Good morning, {}.\n\n", u.display_name);
+        if !d.overdue.is_empty() {
+            body += &format!("Overdue ({}):\n", d.overdue.len());
+            body += &d.overdue.iter().map(line).collect::<Vec<_>>().join("\n");
+            body += "\n\n";
+        }
+        if !d.due_today.is_empty() {
+            body += &format!("Due today ({}):\n", d.due_today.len());
+            body += &d.due_today.iter().map(line).collect::<Vec<_>>().join("\n");
+            body += "\n\n";
+        }
+        body += "Open donorcare to see the cases. This email holds no personal data.\n";
+        let subject = format!(
+            "donorcare {day}: {} due today, {} overdue",
+            d.due_today.len(),
+            d.overdue.len()
+        );
+        match ch
+            .send_email(&format!("digest-{}-{day}", u.id), &to, &subject, &body)
+            .await
+        {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                tracing::warn!(user_id = %u.id, error = %e, "daily digest not sent; will retry");
+                svc.store.unclaim_digest(&u.id, day).await?;
+            }
+        }
+    }
+    if sent > 0 {
+        tracing::info!(sent, %day, "daily digests sent");
+    }
+    Ok(sent)
+}

@@ -51,6 +51,8 @@ pub struct UserRow {
     pub totp_last_step: i64,
     /// For family accounts: the contact they are.
     pub contact_id: Option<String>,
+    /// Where a staff member's daily digest goes.
+    pub email: Option<String>,
 }
 
 /// An invitation that turns a contact into a family account.

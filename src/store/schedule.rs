@@ -209,6 +209,13 @@ pub trait ScheduleStore: Send + Sync {
         after: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<PortalRow>>;
+    /// Active coordinators with an email address: who gets a daily digest.
+    async fn digest_recipients(&self) -> Result<Vec<super::UserRow>>;
+    /// Take the digest of `user_id` for `day`; false if another instance (or an earlier run)
+    /// has. A failed send gives it back with [`ScheduleStore::unclaim_digest`].
+    async fn claim_digest(&self, user_id: &str, day: NaiveDate, now: DateTime<Utc>)
+        -> Result<bool>;
+    async fn unclaim_digest(&self, user_id: &str, day: NaiveDate) -> Result<()>;
     /// Put a held or dead message back in the queue, due now; false if it is not held or dead.
     async fn release_outreach(
         &self,
@@ -810,6 +817,37 @@ macro_rules! schedule_impl {
                 b.push(" order by created_at desc, outreach_id desc limit ");
                 b.push_bind(limit);
                 Ok(b.build_query_as::<PortalRow>().fetch_all(&self.pool).await?)
+            }
+
+            async fn digest_recipients(&self) -> Result<Vec<UserRow>> {
+                Ok(sqlx::query_as::<$db, UserRow>(&format!(
+                    "select {} from users where role = 'coordinator' and not disabled \
+                     and email is not null order by id",
+                    shared::USER_COLUMNS
+                ))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn claim_digest(&self, user_id: &str, day: chrono::NaiveDate, now: DateTime<Utc>) -> Result<bool> {
+                let done = sqlx::query(
+                    "insert into digests (user_id, day, sent_at) values ($1, $2, $3) on conflict do nothing",
+                )
+                .bind(user_id)
+                .bind(day)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn unclaim_digest(&self, user_id: &str, day: chrono::NaiveDate) -> Result<()> {
+                sqlx::query("delete from digests where user_id = $1 and day = $2")
+                    .bind(user_id)
+                    .bind(day)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn release_outreach(&self, id: &str, now: DateTime<Utc>, audit: &[AuditEntry]) -> Result<bool> {

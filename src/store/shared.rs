@@ -8,7 +8,7 @@ pub const CASE_COLUMNS: &str = "c.id, c.program, c.region, c.status, c.created_b
      c.updated_at, c.donor, c.donation, c.notes, k.key_version, k.wrapped as wrapped_key";
 
 pub const USER_COLUMNS: &str = "id, username, display_name, role, region, password_hash, \
-     disabled, created_at, updated_at, totp_secret, totp_enabled_at, totp_last_step, contact_id";
+     disabled, created_at, updated_at, totp_secret, totp_enabled_at, totp_last_step, contact_id, email";
 
 pub const AUDIT_COLUMNS: &str = "seq, id, at, actor_id, actor_role, action, target_type, \
      target_id, case_id, outcome, break_glass, reason, content_hash, prev_hash, hash";
@@ -209,7 +209,7 @@ macro_rules! store_impl {
             let mut tx = self.begin_write().await?;
             sqlx::query(
                 "update users set display_name = $1, role = $2, region = $3, password_hash = $4, \
-                 disabled = $5, updated_at = $6 where id = $7",
+                 disabled = $5, updated_at = $6, email = $8 where id = $7",
             )
             .bind(&u.display_name)
             .bind(&u.role)
@@ -218,6 +218,7 @@ macro_rules! store_impl {
             .bind(u.disabled)
             .bind(u.updated_at)
             .bind(&u.id)
+            .bind(&u.email)
             .execute(&mut *tx)
             .await?;
             if u.disabled {
@@ -273,7 +274,7 @@ macro_rules! store_impl {
             Ok(sqlx::query_as::<$db, UserRow>(
                 "select u.id, u.username, u.display_name, u.role, u.region, u.password_hash, \
                  u.disabled, u.created_at, u.updated_at, u.totp_secret, u.totp_enabled_at, \
-                 u.totp_last_step, u.contact_id \
+                 u.totp_last_step, u.contact_id, u.email \
                  from api_tokens t join users u on u.id = t.user_id \
                  where t.token_hash = $1 and t.expires_at > $2 and u.disabled = $3",
             )
@@ -1456,8 +1457,8 @@ macro_rules! shared_store_helpers {
         {
             sqlx::query(
                 "insert into users (id, username, display_name, role, region, password_hash, \
-                 disabled, created_at, updated_at, contact_id) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 disabled, created_at, updated_at, contact_id, email) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&u.id)
             .bind(&u.username)
@@ -1469,6 +1470,7 @@ macro_rules! shared_store_helpers {
             .bind(u.created_at)
             .bind(u.updated_at)
             .bind(&u.contact_id)
+            .bind(&u.email)
             .execute(ex)
             .await
             .map_err(|e| shared::unique_to_conflict(e, "username", "that username is taken"))?;

@@ -325,6 +325,7 @@ async fn setup_submit(
         return again(json!({"password_confirm": "does not match the password"}));
     }
     let input = NewUserInput {
+        email: None,
         username: Some(username.clone()),
         display_name: (!display_name.trim().is_empty()).then(|| display_name.clone()),
         role: None,

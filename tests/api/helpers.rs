@@ -104,6 +104,14 @@ impl Drop for PgDatabase {
 impl TestApp {
     /// A fresh app on `backend`; `None` when PostgreSQL is not configured (and not required).
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        // Internal errors (and anything DONORCARE_LOG asks for) show in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("DONORCARE_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+            )
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = Config::new(dir.path().join("data"));
         cfg.keys_dir = dir.path().join("keys");
@@ -253,6 +261,7 @@ impl TestApp {
         let username = format!("{role}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let row = accounts::new_user(
             &NewUserInput {
+                email: None,
                 username: Some(username.clone()),
                 display_name: Some(format!("Test {role}")),
                 role: Some(role.into()),

@@ -542,4 +542,51 @@ on_both_backends! {
             assert!(msgs.len() >= n);
         }
     }
+
+    async fn coordinators_get_one_digest_email_a_day_without_personal_data(app) {
+        let Some(smtp) = crate::helpers::smtp_server() else { return };
+        let admin = app.user("admin", None).await;
+        let name = format!("digest-{}", &tag()[..6]).to_lowercase();
+        let (s, u) = app.post("/api/v1/users", &admin.token,
+                              json!({"username": name, "role": "coordinator", "region": "yinzhou",
+                                     "email": "coordinator@example.org", "password": "digest-password-1"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        assert_eq!(u["email"], "coordinator@example.org");
+        let (s, bad) = app.patch(&format!("/api/v1/users/{}", u["id"].as_str().unwrap()), &admin.token,
+                                 json!({"email": "not an address"})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        let token = app.login(&name, "digest-password-1").await;
+        // A second coordinator without an address gets nothing.
+        let quiet = app.user("coordinator", Some("yinzhou")).await;
+        let t = tag();
+        let case = app.create_case(&token, organ_case(&t)).await;
+        let id = case["id"].as_str().unwrap();
+        let (_, task) = app.post(&format!("/api/v1/cases/{id}/tasks"), &token,
+                                 json!({"kind": "visit", "due_at": "2021-05-01"})).await;
+        let quiet_case = app.create_case(&quiet.token, organ_case(&tag())).await;
+        app.post(&format!("/api/v1/cases/{}/tasks", quiet_case["id"].as_str().unwrap()), &quiet.token,
+                 json!({"kind": "visit", "due_at": "2021-05-01"})).await;
+
+        let svc = services(&app, |s| {
+            s.smtp_url = Some(smtp.url());
+        });
+        let ch = Channels::new(svc.schedule.clone()).unwrap();
+        let tz = svc.schedule.default_tz;
+        let today = donorcare::schedule::calendar::local_date(tz, Utc::now());
+        let at = |h| donorcare::schedule::calendar::local_instant(tz, today, chrono::NaiveTime::from_hms_opt(h, 0, 0).unwrap());
+        // Before seven: nothing yet.
+        assert_eq!(donorcare::domain::tasks::send_digests(&svc, &ch, at(6)).await.unwrap(), 0);
+        assert_eq!(donorcare::domain::tasks::send_digests(&svc, &ch, at(8)).await.unwrap(), 1);
+        // Once a day, however often the loop runs (or however many instances run it).
+        assert_eq!(donorcare::domain::tasks::send_digests(&svc, &ch, at(9)).await.unwrap(), 0);
+        let mails = smtp.messages();
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        let mail = &mails[0];
+        assert_eq!(mail.rcpt_to, vec!["coordinator@example.org".to_string()]);
+        let expected_id = format!("<digest-{}-{today}@test.invalid>", u["id"].as_str().unwrap());
+        assert_eq!(mail.message_id.as_deref(), Some(expected_id.as_str()), "{}", mail.raw);
+        assert!(mail.subject.as_deref().unwrap_or_default().contains("overdue"), "{}", mail.raw);
+        assert!(mail.raw.contains(task["id"].as_str().unwrap()), "{}", mail.raw);
+        assert!(!mail.raw.contains(&format!("Name{t}")), "no donor name in the digest: {}", mail.raw);
+    }
 }
