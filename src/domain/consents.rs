@@ -478,7 +478,28 @@ async fn withdraw_row(
         content_hash: Vec::new(),
         withdrawn_by: None,
     };
-    let cancel = if row.kind == "contact" {
+    let cancel = if matches!(row.kind.as_str(), "publicity" | "research") {
+        // The planned uses this consent covered (unless another active one still does).
+        let still = svc
+            .store
+            .list_consents(&ConsentQuery {
+                scope: ConsentScope::All,
+                case_id: Some(row.case_id.clone()),
+                kind: Some(row.kind.clone()),
+                after: None,
+                limit: 1000,
+            })
+            .await?
+            .iter()
+            .any(|r| r.subject == row.subject && r.id != original.id && status(r, now) == "active");
+        (!still).then(|| CancelOutreach {
+            case_id: row.case_id.clone(),
+            recipient: Some(row.subject.clone()),
+            channels: Some(Vec::new()),
+            reason: "consent_withdrawn".into(),
+            uses: Some(row.kind.clone()),
+        })
+    } else if row.kind == "contact" {
         // Messages on channels that no other active contact consent of this person covers.
         let covered = contact_channels(
             svc,
@@ -500,6 +521,7 @@ async fn withdraw_row(
             recipient: Some(row.subject.clone()),
             channels: Some(uncovered),
             reason: "consent_withdrawn".into(),
+            uses: None,
         })
     } else {
         None

@@ -437,6 +437,7 @@ async fn patch_row(
             recipient: Some(row.id.clone()),
             channels: None,
             reason: "opted_out".into(),
+            uses: None,
         };
         svc.store.cancel_outreach(&c, now, &[]).await?;
     }

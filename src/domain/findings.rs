@@ -46,6 +46,15 @@ pub struct Record {
     pub channels: Option<Vec<String>>,
 }
 
+/// A planned publicity or research use, as the rules need it.
+#[derive(Debug, Clone)]
+pub struct Use {
+    pub id: String,
+    /// `publicity` or `research`.
+    pub kind: String,
+    pub subject: String,
+}
+
 /// A message still to be sent, as the rules need it.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -66,6 +75,8 @@ pub struct Facts {
     pub records: Vec<Record>,
     /// Outreach scheduled and not yet settled.
     pub pending: Vec<Pending>,
+    /// Planned publicity and research uses.
+    pub uses: Vec<Use>,
 }
 
 fn found(rule: &str, consent: &str, message: String) -> Found {
@@ -118,6 +129,44 @@ pub fn rules(f: &Facts) -> Vec<Found> {
         out.push(d);
     }
     out.extend(outreach_without_consent(f));
+    out.extend(use_without_consent(f));
+    out
+}
+
+/// A planned publicity or research use needs an active consent of its kind from the person
+/// whose data it uses.
+fn use_without_consent(f: &Facts) -> Vec<Found> {
+    let mut out = Vec::new();
+    for u in &f.uses {
+        let of_kind = |status: &str| {
+            f.records
+                .iter()
+                .find(|r| r.kind == u.kind && r.subject == u.subject && r.status == status)
+        };
+        if of_kind("active").is_some() {
+            continue;
+        }
+        let who = if u.subject == "donor" {
+            "the donor".to_string()
+        } else {
+            format!("contact {}", u.subject)
+        };
+        out.push(match of_kind("withdrawn") {
+            Some(r) => found(
+                "use_without_consent",
+                &r.id,
+                format!(
+                    "planned {} use {} of {who}'s data rests on consent {}, which has been withdrawn",
+                    u.kind, u.id, r.id
+                ),
+            ),
+            None => found(
+                "use_without_consent",
+                "",
+                format!("planned {} use {} of {who}'s data has no active {} consent", u.kind, u.id, u.kind),
+            ),
+        });
+    }
     out
 }
 
@@ -340,6 +389,18 @@ pub async fn evaluate(svc: &Services, case_id: &str, now: DateTime<Utc>) -> Resu
         relatives,
         records,
         pending,
+        uses: svc
+            .store
+            .uses_for_case(case_id)
+            .await?
+            .into_iter()
+            .filter(|u| u.status == "planned")
+            .map(|u| Use {
+                id: u.id,
+                kind: u.kind,
+                subject: u.subject,
+            })
+            .collect(),
     };
     let (o, c) = svc
         .store
@@ -570,7 +631,54 @@ mod tests {
             relatives,
             records,
             pending: Vec::new(),
+            uses: Vec::new(),
         }
+    }
+
+    #[test]
+    fn publicity_and_research_uses_need_a_consent_of_their_kind_from_that_person() {
+        let consent = |id: &str, kind: &str, subject: &str, status: &str| Record {
+            kind: kind.into(),
+            subject: subject.into(),
+            status: status.into(),
+            ..rec(id, subject)
+        };
+        let found_for = |f: &Facts| -> Vec<String> {
+            rules(f)
+                .into_iter()
+                .filter(|(r, _, _)| r == "use_without_consent")
+                .map(|(_, c, m)| format!("{c}|{m}"))
+                .collect()
+        };
+        let mut f = facts(vec![rel("s", "spouse")], vec![]);
+        f.uses = vec![Use {
+            id: "u1".into(),
+            kind: "publicity".into(),
+            subject: "donor".into(),
+        }];
+        assert_eq!(
+            found_for(&f),
+            ["|planned publicity use u1 of the donor's data has no active publicity consent"]
+        );
+        f.records = vec![consent("k1", "research", "donor", "active")];
+        assert_eq!(
+            found_for(&f).len(),
+            1,
+            "research consent does not cover publicity"
+        );
+        f.records = vec![consent("k1", "publicity", "s", "active")];
+        assert_eq!(
+            found_for(&f).len(),
+            1,
+            "the spouse's consent does not cover the donor's data"
+        );
+        f.records = vec![consent("k1", "publicity", "donor", "active")];
+        assert!(found_for(&f).is_empty());
+        f.records = vec![consent("k1", "publicity", "donor", "withdrawn")];
+        assert_eq!(
+            found_for(&f),
+            ["k1|planned publicity use u1 of the donor's data rests on consent k1, which has been withdrawn"]
+        );
     }
 
     #[test]

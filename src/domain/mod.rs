@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod tasks;
 pub mod throttle;
 pub mod types;
+pub mod uses;
 
 use std::sync::Arc;
 

@@ -108,6 +108,24 @@ pub struct CancelOutreach {
     /// the recipient's preferred one when the rule names none).
     pub channels: Option<Vec<String>>,
     pub reason: String,
+    /// Also cancel this person's planned uses of this kind (`publicity` or `research`).
+    pub uses: Option<String>,
+}
+
+/// A planned publicity or research use of someone's data.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UseRow {
+    pub id: String,
+    pub case_id: String,
+    pub kind: String,
+    pub subject: String,
+    pub planned_on: NaiveDate,
+    pub status: String,
+    pub reason: Option<String>,
+    /// The description, sealed under the case key.
+    pub sealed: Vec<u8>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
 }
 
 #[async_trait::async_trait]
@@ -209,6 +227,8 @@ pub trait ScheduleStore: Send + Sync {
         after: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<PortalRow>>;
+    async fn insert_use(&self, row: &UseRow, audit: &[AuditEntry]) -> Result<()>;
+    async fn uses_for_case(&self, case_id: &str) -> Result<Vec<UseRow>>;
     /// Active coordinators with an email address: who gets a daily digest.
     async fn digest_recipients(&self) -> Result<Vec<super::UserRow>>;
     /// Take the digest of `user_id` for `day`; false if another instance (or an earlier run)
@@ -819,6 +839,39 @@ macro_rules! schedule_impl {
                 Ok(b.build_query_as::<PortalRow>().fetch_all(&self.pool).await?)
             }
 
+            async fn insert_use(&self, u: &UseRow, audit: &[AuditEntry]) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "insert into consent_uses (id, case_id, kind, subject, planned_on, status, reason, \
+                     sealed, created_by, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&u.id)
+                .bind(&u.case_id)
+                .bind(&u.kind)
+                .bind(&u.subject)
+                .bind(u.planned_on)
+                .bind(&u.status)
+                .bind(&u.reason)
+                .bind(&u.sealed)
+                .bind(&u.created_by)
+                .bind(u.created_at)
+                .execute(&mut *tx)
+                .await?;
+                append_entries(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn uses_for_case(&self, case_id: &str) -> Result<Vec<UseRow>> {
+                Ok(sqlx::query_as::<$db, UseRow>(
+                    "select id, case_id, kind, subject, planned_on, status, reason, sealed, created_by, \
+                     created_at from consent_uses where case_id = $1 order by planned_on, id limit 1000",
+                )
+                .bind(case_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn digest_recipients(&self) -> Result<Vec<UserRow>> {
                 Ok(sqlx::query_as::<$db, UserRow>(&format!(
                     "select {} from users where role = 'coordinator' and not disabled \
@@ -972,6 +1025,24 @@ macro_rules! schedule_impl {
             if let Some(r) = &c.recipient {
                 b.push(" and recipient = ");
                 b.push_bind(r.clone());
+            }
+            if let Some(kind) = &c.uses {
+                let mut u = sqlx::QueryBuilder::<$db>::new("update consent_uses set status = 'cancelled', reason = ");
+                u.push_bind(c.reason.clone());
+                u.push(" where case_id = ");
+                u.push_bind(c.case_id.clone());
+                u.push(" and kind = ");
+                u.push_bind(kind.clone());
+                u.push(" and status = 'planned'");
+                if let Some(r) = &c.recipient {
+                    u.push(" and subject = ");
+                    u.push_bind(r.clone());
+                }
+                u.build().execute(&mut **tx).await?;
+            }
+            if c.channels.as_ref().is_some_and(|c| c.is_empty()) {
+                // Only uses to cancel.
+                return Ok(0);
             }
             if let Some(chs) = &c.channels {
                 // A message with no fixed channel goes out on the contact's preferred one.

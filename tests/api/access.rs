@@ -224,6 +224,13 @@ fn table() -> Vec<Row> {
             case_rw,
         ),
         row(Method::GET, "/api/v1/me/outreach", None, only(&["family"])),
+        row(Method::GET, "/api/v1/cases/{case}/uses", None, consent_read),
+        row(
+            Method::POST,
+            "/api/v1/cases/{case}/uses",
+            Some(json!({"kind": "publicity"})),
+            case_rw,
+        ),
         row(
             Method::GET,
             "/api/v1/letters",

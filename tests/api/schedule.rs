@@ -122,6 +122,22 @@ async fn deliver(svc: &Services, at: DateTime<Utc>) -> RunStats {
         .expect("run_due")
 }
 
+/// The rules of a case's open findings.
+async fn open_rules(app: &TestApp, token: &str, case_id: &str) -> Vec<String> {
+    let (_, f) = app
+        .get(
+            &format!("/api/v1/ethics/findings?case_id={case_id}&status=open"),
+            token,
+        )
+        .await;
+    f["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["rule"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn by_rule<'a>(items: &'a [Value], rule: &str) -> Vec<&'a Value> {
     items.iter().filter(|t| t["rule_id"] == rule).collect()
 }
@@ -588,5 +604,38 @@ on_both_backends! {
         assert!(mail.subject.as_deref().unwrap_or_default().contains("overdue"), "{}", mail.raw);
         assert!(mail.raw.contains(task["id"].as_str().unwrap()), "{}", mail.raw);
         assert!(!mail.raw.contains(&format!("Name{t}")), "no donor name in the digest: {}", mail.raw);
+    }
+
+    async fn a_planned_publicity_use_needs_consent_and_a_withdrawal_cancels_it(app) {
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let reviewer = app.user("ethics_reviewer", None).await;
+        let case = app.create_case(&coord.token, organ_case(&tag())).await;
+        let id = case["id"].as_str().unwrap();
+        let (s, b) = app.post(&format!("/api/v1/cases/{id}/uses"), &coord.token, json!({"kind": "fame", "planned_on": "2027-04-04"})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        for f in ["kind", "description"] {
+            assert!(b["error"]["fields"][f].is_string(), "{f}: {b}");
+        }
+        let (s, u) = app.post(&format!("/api/v1/cases/{id}/uses"), &coord.token,
+                              json!({"kind": "publicity", "description": "name on the memorial wall", "planned_on": "2027-04-04"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        assert_eq!(u["covered"], false);
+        assert!(open_rules(&app, &reviewer.token, id).await.contains(&"use_without_consent".to_string()));
+        // The donor's own publicity consent covers it; the finding closes.
+        let (s, c) = app.post(&format!("/api/v1/cases/{id}/consents"), &coord.token,
+                              json!({"kind": "publicity", "subject": "donor", "given_by": "donor", "method": "electronic",
+                                     "document": "publicity-zh-CN-v1", "signed_at": "2025-01-02"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        assert!(!open_rules(&app, &reviewer.token, id).await.contains(&"use_without_consent".to_string()));
+        let (_, uses) = app.get(&format!("/api/v1/cases/{id}/uses"), &reviewer.token).await;
+        assert_eq!(uses["items"][0]["covered"], true, "{uses}");
+        // Withdrawn: the planned use is cancelled in the same step.
+        let (s, w) = app.post(&format!("/api/v1/consents/{}/withdraw", c["id"].as_str().unwrap()), &coord.token,
+                              json!({"reason": "the family prefers privacy"})).await;
+        assert_eq!(s, StatusCode::OK, "{w}");
+        let (_, uses) = app.get(&format!("/api/v1/cases/{id}/uses"), &coord.token).await;
+        assert_eq!(uses["items"][0]["status"], "cancelled", "{uses}");
+        assert_eq!(uses["items"][0]["reason"], "consent_withdrawn");
+        assert_eq!(uses["items"][0]["description"], "name on the memorial wall");
     }
 }

@@ -309,3 +309,40 @@ pub async fn download_attachment(
         crate::domain::attachments::download(&s.svc, &actor, &id, s.now()).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, media_type)], bytes).into_response())
 }
+
+/// Record a planned publicity or research use of someone's data; the validity rules check it
+/// against the consents of its kind.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/uses", tag = "consents",
+    request_body = crate::domain::uses::UseInput, params(("id" = String, Path)),
+    responses((status = 201, body = crate::domain::uses::UseView), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn record_use(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<crate::domain::uses::UseInput>,
+) -> Result<(StatusCode, Json<crate::domain::uses::UseView>)> {
+    let u = crate::domain::uses::record(&s.svc, &actor, &id, input, s.now()).await?;
+    Ok((StatusCode::CREATED, Json(u)))
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UseList {
+    pub items: Vec<crate::domain::uses::UseView>,
+}
+
+/// A case's planned publicity and research uses, each with whether a consent covers it.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/uses", tag = "consents",
+    params(("id" = String, Path)),
+    responses((status = 200, body = UseList), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_uses(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<UseList>> {
+    Ok(Json(UseList {
+        items: crate::domain::uses::list(&s.svc, &actor, &id, s.now()).await?,
+    }))
+}

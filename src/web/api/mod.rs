@@ -73,6 +73,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(consents::review))
         .routes(routes!(consents::reveal))
         .routes(routes!(consents::export))
+        .routes(routes!(consents::record_use, consents::list_uses))
         .routes(routes!(
             consents::upload_attachment,
             consents::download_attachment
