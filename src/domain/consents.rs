@@ -399,6 +399,21 @@ pub async fn record(
         withdrawn_by: None,
     };
     store_record(svc, actor, &mut row, break_glass, None, now).await?;
+    if row.kind == "contact" {
+        // Messages held for want of this consent go out after all, if still in time (the gate
+        // checks the channels again).
+        let n = svc
+            .store
+            .requeue_held(case_id, &row.subject, "no_consent", now)
+            .await?;
+        if n > 0 {
+            tracing::info!(
+                case_id,
+                requeued = n,
+                "held messages requeued after a consent"
+            );
+        }
+    }
     super::findings::refresh(svc, case_id, now).await;
     view(&row, Some(&key), now)
 }

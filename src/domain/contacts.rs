@@ -430,6 +430,12 @@ async fn patch_row(
     svc.store.update_contact(row, &t, &[audit]).await?;
     tracing::info!(contact_id = %contact_id, actor = %actor.user_id, "contact updated");
     super::findings::refresh(svc, &row.case_id, now).await;
+    if was_opted_out && !row.opted_out {
+        // Back in: what was held for the opt-out and is still in time goes out after all.
+        svc.store
+            .requeue_held(&row.case_id, &row.id, "opted_out", now)
+            .await?;
+    }
     if row.opted_out && !was_opted_out {
         // An opt-out cancels what is pending for this person at once.
         let c = crate::store::CancelOutreach {

@@ -229,6 +229,15 @@ pub trait ScheduleStore: Send + Sync {
     ) -> Result<Vec<PortalRow>>;
     async fn insert_use(&self, row: &UseRow, audit: &[AuditEntry]) -> Result<()>;
     async fn uses_for_case(&self, case_id: &str) -> Result<Vec<UseRow>>;
+    /// Put back in the queue, due now, the messages to `recipient` held for a reason starting
+    /// with `reason` and still within their grace period; returns how many.
+    async fn requeue_held(
+        &self,
+        case_id: &str,
+        recipient: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
     /// Active coordinators with an email address: who gets a daily digest.
     async fn digest_recipients(&self) -> Result<Vec<super::UserRow>>;
     /// Take the digest of `user_id` for `day`; false if another instance (or an earlier run)
@@ -870,6 +879,42 @@ macro_rules! schedule_impl {
                 .bind(case_id)
                 .fetch_all(&self.pool)
                 .await?)
+            }
+
+            async fn requeue_held(
+                &self,
+                case_id: &str,
+                recipient: &str,
+                reason: &str,
+                now: DateTime<Utc>,
+            ) -> Result<u64> {
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query(
+                    "update outreach set status = 'scheduled', reason = 'requeued', next_attempt_at = $1, \
+                     updated_at = $1 where case_id = $2 and recipient = $3 and status = 'held' \
+                     and reason like $4 and grace_until > $1",
+                )
+                .bind(now)
+                .bind(case_id)
+                .bind(recipient)
+                .bind(format!("{reason}%"))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                // Their tasks are pending again.
+                sqlx::query(
+                    "update tasks set status = 'scheduled', completed_at = null, updated_at = $1 \
+                     where status = 'done' and kind = 'outreach' and rule_id is not null and id in \
+                     (select task_id from outreach where case_id = $2 and recipient = $3 \
+                     and status = 'scheduled' and reason = 'requeued')",
+                )
+                .bind(now)
+                .bind(case_id)
+                .bind(recipient)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(n)
             }
 
             async fn digest_recipients(&self) -> Result<Vec<UserRow>> {

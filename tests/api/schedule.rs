@@ -280,6 +280,14 @@ on_both_backends! {
         // A second run finds nothing to do: nothing is sent twice.
         let again = deliver(&svc, Utc::now()).await;
         assert_eq!(again.claimed, 0);
+        // The family consents later, within the grace period: the held message goes out.
+        let contact = held[0]["recipient"].as_str().unwrap().to_string();
+        give_consent(&app, &coord.token, &without, &contact, None).await;
+        let requeued = outreach(&app, &coord.token, &without).await;
+        assert_eq!(requeued[0]["status"], "scheduled", "{requeued:?}");
+        let stats = deliver(&svc, Utc::now()).await;
+        assert_eq!(stats.sent, 1, "{stats:?}");
+        assert_eq!(outreach(&app, &coord.token, &without).await[0]["status"], "sent");
     }
 
     async fn a_consent_scoped_to_other_channels_an_opt_out_and_a_closed_case_each_stop_messages(app) {
@@ -491,7 +499,11 @@ on_both_backends! {
         set_plan(&app, "organ", json!([welcome(Some("letter"))])).await;
         let coord = app.user("coordinator", Some("yinzhou")).await;
         let (with, _) = family_case(&app, &coord.token, "letter", true).await;
-        let (without, contact) = family_case(&app, &coord.token, "letter", false).await;
+        // The second family asked for a month without letters.
+        let (without, contact) = family_case(&app, &coord.token, "letter", true).await;
+        let until = (Utc::now() + Duration::days(30)).date_naive().to_string();
+        let (s, b) = app.patch(&format!("/api/v1/contacts/{contact}"), &coord.token, json!({"do_not_contact_until": until})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
         let svc = services(&app, |_| {});
         let stats = deliver(&svc, Utc::now()).await;
         assert_eq!((stats.sent, stats.held), (1, 1), "{stats:?}");
@@ -507,9 +519,10 @@ on_both_backends! {
         let (_, page) = app.call(Method::GET, &format!("/api/v1/letters?date={today}"), Some(&other.token), None).await;
         assert!(!page.to_string().contains("陈先生"));
 
-        // The family gives consent later: the held letter is released and goes out.
+        // They change their mind: the coordinator clears the date and releases the held letter.
         let held = outreach(&app, &coord.token, &without).await[0].clone();
-        give_consent(&app, &coord.token, &without, &contact, None).await;
+        assert!(held["reason"].as_str().unwrap().starts_with("do_not_contact_until"), "{held}");
+        app.patch(&format!("/api/v1/contacts/{contact}"), &coord.token, json!({"do_not_contact_until": null})).await;
         let id = held["id"].as_str().unwrap();
         let (s, b) = app.post(&format!("/api/v1/outreach/{id}/release"), &coord.token, json!({})).await;
         assert_eq!(s, StatusCode::OK, "{b}");
