@@ -58,6 +58,10 @@
 //! `DONORCARE_BENCH_QUICK=1` makes the defaults 10 000 cases, 100 000 tasks and one repetition.
 //! Every name, number and address is invented.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::*;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -74,16 +78,14 @@ use donorcare::audit::AuditEntry;
 use donorcare::config::Config;
 use donorcare::crypto::keyring::Opened;
 use donorcare::crypto::{self, KeyService, Place, SecretKey};
-use donorcare::domain::accounts::{self, NewUserInput};
 use donorcare::domain::cases::{self, open_row, Donation, Donor};
 use donorcare::domain::outreach::{run_due, Channels};
 use donorcare::domain::schedule::{materialise, materialise_all, ScheduleSettings};
-use donorcare::domain::types::{national_id_check, Program, Role, Sex};
+use donorcare::domain::types::{Program, Role, Sex};
 use donorcare::domain::{new_id, Services};
 use donorcare::policy::{Action, Actor};
 use donorcare::schedule::calendar;
 use donorcare::schedule::plan::{self, Anchors, CasePreferences, Rule};
-use donorcare::server::open_services;
 use donorcare::store::{CaseRow, Materialisation, OutreachRow, SqliteStore, Store, TaskRow};
 
 /// Default number of cases to materialise (`DONORCARE_BENCH_SCHEDULE_CASES`).
@@ -111,13 +113,8 @@ const PENDING_PERCENT: u64 = 30;
 /// Repetitions of the unindexed contrast query (a full scan each).
 const SCAN_REPS: usize = 5;
 
-/// Cases per transaction, and per batch handed from the sealing thread to the writer.
-const LOAD_BATCH: u64 = 5_000;
-/// Rows per multi-row `insert` statement (at most 15 columns, well under SQLite's 32 766 binds).
-const ROWS_PER_INSERT: usize = 100;
 /// Cases whose tasks and messages go in one transaction of the tick loader.
 const TICK_LOAD_CASES: usize = 100;
-const PROGRESS_EVERY: u64 = 100_000;
 /// Bump when the synthetic data or the loader changes, so stale data sets are rebuilt.
 const GENERATOR_VERSION: u32 = 1;
 
@@ -1453,15 +1450,6 @@ async fn write_tasks(pool: &SqlitePool, tasks: &[TaskRow], msgs: &[OutreachRow])
 // Loading cases
 // ---------------------------------------------------------------------------------------------
 
-/// A sealed case ready to insert, with its blind-index terms.
-struct SealedCase {
-    row: CaseRow,
-    terms: Vec<Vec<u8>>,
-    /// The `case.create` entry that `domain::cases::create` writes with the case.
-    audit: AuditEntry,
-    number: u64,
-}
-
 /// Seal a synthetic case exactly as `domain::cases::create` does (`seal_row` there is private;
 /// these are its three lines), created by the coordinator `by`.
 fn seal_case(
@@ -1607,98 +1595,9 @@ async fn load_cases(
     Ok(ids)
 }
 
-/// Insert one batch of sealed cases (rows, case keys, primary assignments, blind terms) in one
-/// transaction of multi-row inserts.
-async fn write_batch(pool: &SqlitePool, batch: &[SealedCase]) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    for chunk in batch.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "insert into cases (id, program, region, status, created_by, created_at, updated_at, \
-             donor, donation, notes) ",
-        );
-        q.push_values(chunk, |mut b, c| {
-            let r = &c.row;
-            b.push_bind(&r.id)
-                .push_bind(&r.program)
-                .push_bind(&r.region)
-                .push_bind(&r.status)
-                .push_bind(&r.created_by)
-                .push_bind(r.created_at)
-                .push_bind(r.updated_at)
-                .push_bind(&r.donor)
-                .push_bind(&r.donation)
-                .push_bind(&r.notes);
-        });
-        q.build().execute(&mut *tx).await?;
-
-        let mut q =
-            QueryBuilder::<Sqlite>::new("insert into case_keys (case_id, key_version, wrapped) ");
-        q.push_values(chunk, |mut b, c| {
-            b.push_bind(&c.row.id)
-                .push_bind(c.row.key_version)
-                .push_bind(&c.row.wrapped_key);
-        });
-        q.build().execute(&mut *tx).await?;
-
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "insert into case_assignments (case_id, user_id, kind, assigned_at) ",
-        );
-        q.push_values(chunk, |mut b, c| {
-            b.push_bind(&c.row.id)
-                .push_bind(&c.row.created_by)
-                .push_bind("primary")
-                .push_bind(c.row.created_at);
-        });
-        q.build().execute(&mut *tx).await?;
-
-        let mut q = QueryBuilder::<Sqlite>::new("insert into case_search (term, case_id, source) ");
-        let terms = chunk
-            .iter()
-            .flat_map(|c| c.terms.iter().map(move |t| (t, &c.row.id)));
-        q.push_values(terms, |mut b, (term, id)| {
-            b.push_bind(term).push_bind(id).push_bind("donor");
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------------------------
 // Shared set-up
 // ---------------------------------------------------------------------------------------------
-
-/// Open the services on `<dir>/donorcare.db` with the keys in `<dir>/keys`, as `serve` does
-/// (which also stores the default care plans on first start).
-async fn services_in(dir: &Path) -> Result<(Services, String)> {
-    let mut cfg = Config::new(dir.to_path_buf());
-    cfg.keys_dir = dir.join("keys");
-    let (svc, _notices) = open_services(&cfg).await?;
-    Ok((svc, cfg.database_url()))
-}
-
-/// Insert an account (without a password) and return it as an actor.
-async fn insert_user(
-    svc: &Services,
-    username: &str,
-    role: Role,
-    region: &str,
-    now: DateTime<Utc>,
-) -> Result<Actor> {
-    let row = accounts::new_user(
-        &NewUserInput {
-            email: None,
-            username: Some(username.into()),
-            display_name: None,
-            role: Some(role.as_str().into()),
-            region: Some(region.into()),
-            password: None,
-        },
-        now,
-    )?;
-    svc.store.insert_user(&row, &[]).await?;
-    Ok(accounts::actor_of(&row)?)
-}
 
 /// A copy of the data set in `cached` (database and keys) in a new temporary folder under
 /// `target/bench-data/`, removed when dropped.
@@ -1758,24 +1657,6 @@ fn write_marker(dir: &Path, want: &Marker) -> Result<()> {
     let path = dir.join("complete.json");
     std::fs::write(&path, serde_json::to_vec(want)?)
         .with_context(|| format!("writing {}", path.display()))
-}
-
-async fn sqlite_version() -> Result<String> {
-    let pool = SqlitePool::connect("sqlite::memory:").await?;
-    let (v,): (String,) = sqlx::query_as("select sqlite_version()")
-        .fetch_one(&pool)
-        .await?;
-    pool.close().await;
-    Ok(v)
-}
-
-/// The one-minute load average where the system reports it, since other work on the machine
-/// skews every figure.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .map_or_else(String::new, |l| format!(", load average {l}"))
 }
 
 /// `CARGO_TARGET_DIR`, else this package's `target/`.
@@ -1857,40 +1738,6 @@ const NOTES: &[&str] = &[
     "工作日白天不方便接电话，请先发短信。",
     "愿意参加志愿者分享活动。",
 ];
-
-/// A national ID completed with its check character.
-fn with_check(first17: &str) -> String {
-    format!("{first17}{}", national_id_check(first17).unwrap_or('0'))
-}
-
-/// splitmix64: a small, fast, deterministic source of numbers for the synthetic data.
-struct Dice(u64);
-
-impl Dice {
-    fn new(seed: u64) -> Self {
-        Dice(seed.wrapping_mul(0x2545_f491_4f6c_dd1d))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// Synthetic marrow case number `i`, a living donor who donated in the last `spread_days` days
 /// before [`today`]: all of it derives from `i`.
@@ -1998,14 +1845,6 @@ impl Stats {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
 /// `1234567` as `1 234 567`.
 fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -2017,12 +1856,4 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "NOT met"
-    }
 }
