@@ -864,14 +864,15 @@ pub async fn update(
         .update_case(&row, terms.as_ref(), &[audit])
         .await?;
     tracing::info!(case_id = %id, actor = %actor.user_id, "case updated");
-    super::findings::refresh(svc, id, now).await;
     if row.status == "open" {
-        // Anchors may have moved: future, unfinished occurrences follow.
+        // Anchors may have moved: future, unfinished occurrences follow (and the rules look
+        // again).
         super::schedule::refresh_case(svc, id, now).await;
     } else {
         svc.store
             .cancel_case_schedule(id, &format!("case_{}", row.status), now)
             .await?;
+        super::findings::refresh(svc, id, now).await;
     }
     assemble(svc, &row, Some(&key), assignments).await
 }

@@ -13,7 +13,8 @@ use crate::audit::consent_hash;
 use crate::crypto::{self, Place, SecretKey};
 use crate::error::{Error, Result, Validator};
 use crate::policy::{Action, Actor, Resource};
-use crate::store::{CancelOutreach, ConsentQuery, ConsentRow, ConsentScope};
+use crate::schedule::plan::CHANNELS;
+use crate::store::{Cancel, CancelOutreach, CancelUses, ConsentQuery, ConsentRow, ConsentScope};
 
 pub const KINDS: &[&str] = &[
     "registry",
@@ -155,11 +156,7 @@ pub async fn contact_channels(
         )?;
         let chans: Vec<String> = match sealed.channels {
             Some(c) => c.iter().map(|c| c.as_str().to_string()).collect(),
-            None => Channel::ALL
-                .iter()
-                .map(|c| c.as_str().to_string())
-                .chain(["file".to_string()])
-                .collect(),
+            None => CHANNELS.iter().map(|c| c.to_string()).collect(),
         };
         for c in chans {
             if !out.contains(&c) {
@@ -424,7 +421,7 @@ async fn store_record(
     actor: &Actor,
     row: &mut ConsentRow,
     break_glass: bool,
-    cancel: Option<&CancelOutreach>,
+    cancel: Option<&Cancel>,
     now: DateTime<Utc>,
 ) -> Result<u64> {
     // Store what the database will give back: PostgreSQL keeps microseconds.
@@ -507,12 +504,13 @@ async fn withdraw_row(
             .await?
             .iter()
             .any(|r| r.subject == row.subject && r.id != original.id && status(r, now) == "active");
-        (!still).then(|| CancelOutreach {
-            case_id: row.case_id.clone(),
-            recipient: Some(row.subject.clone()),
-            channels: Some(Vec::new()),
-            reason: "consent_withdrawn".into(),
-            uses: Some(row.kind.clone()),
+        (!still).then(|| {
+            Cancel::Uses(CancelUses {
+                case_id: row.case_id.clone(),
+                subject: row.subject.clone(),
+                kind: row.kind.clone(),
+                reason: "consent_withdrawn".into(),
+            })
         })
     } else if row.kind == "contact" {
         // Messages on channels that no other active contact consent of this person covers.
@@ -525,18 +523,18 @@ async fn withdraw_row(
             now,
         )
         .await?;
-        let uncovered: Vec<String> = Channel::ALL
+        let uncovered: Vec<String> = CHANNELS
             .iter()
-            .map(|c| c.as_str().to_string())
-            .chain(["file".to_string()])
+            .map(|c| c.to_string())
             .filter(|c| !covered.contains(c))
             .collect();
-        (!uncovered.is_empty()).then(|| CancelOutreach {
-            case_id: row.case_id.clone(),
-            recipient: Some(row.subject.clone()),
-            channels: Some(uncovered),
-            reason: "consent_withdrawn".into(),
-            uses: None,
+        (!uncovered.is_empty()).then(|| {
+            Cancel::Outreach(CancelOutreach {
+                case_id: row.case_id.clone(),
+                recipient: Some(row.subject.clone()),
+                channels: Some(uncovered),
+                reason: "consent_withdrawn".into(),
+            })
         })
     } else {
         None

@@ -281,7 +281,6 @@ pub async fn create(
         .reason("create");
     svc.store.insert_contact(&row, &t, &[audit]).await?;
     tracing::info!(case_id = %case_id, contact_id = %row.id, actor = %actor.user_id, "contact created");
-    super::findings::refresh(svc, &row.case_id, now).await;
     super::schedule::refresh_case(svc, &row.case_id, now).await;
     open_view(&key, &row)
 }
@@ -429,7 +428,6 @@ async fn patch_row(
         .reason("update");
     svc.store.update_contact(row, &t, &[audit]).await?;
     tracing::info!(contact_id = %contact_id, actor = %actor.user_id, "contact updated");
-    super::findings::refresh(svc, &row.case_id, now).await;
     if was_opted_out && !row.opted_out {
         // Back in: what was held for the opt-out and is still in time goes out after all.
         svc.store
@@ -443,7 +441,6 @@ async fn patch_row(
             recipient: Some(row.id.clone()),
             channels: None,
             reason: "opted_out".into(),
-            uses: None,
         };
         svc.store.cancel_outreach(&c, now, &[]).await?;
     }

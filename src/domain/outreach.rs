@@ -106,15 +106,22 @@ pub const TEMPLATES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The outreach templates, plain text (no HTML escaping).
-pub fn templates() -> Result<Handlebars<'static>> {
-    let mut hb = Handlebars::new();
-    hb.register_escape_fn(handlebars::no_escape);
-    for (name, lang, src) in TEMPLATES {
-        hb.register_template_string(&format!("{name}.{lang}"), *src)
-            .map_err(|e| anyhow::anyhow!("outreach template {name}.{lang}: {e}"))?;
-    }
-    Ok(hb)
+/// The outreach templates, plain text (no HTML escaping), compiled once per process.
+pub fn templates() -> Result<&'static Handlebars<'static>> {
+    static COMPILED: std::sync::OnceLock<std::result::Result<Handlebars<'static>, String>> =
+        std::sync::OnceLock::new();
+    COMPILED
+        .get_or_init(|| {
+            let mut hb = Handlebars::new();
+            hb.register_escape_fn(handlebars::no_escape);
+            for (name, lang, src) in TEMPLATES {
+                hb.register_template_string(&format!("{name}.{lang}"), *src)
+                    .map_err(|e| format!("outreach template {name}.{lang}: {e}"))?;
+            }
+            Ok(hb)
+        })
+        .as_ref()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))
 }
 
 /// A rendered message.
@@ -169,61 +176,62 @@ fn person_of_contact(c: ContactView, s: &ScheduleSettings) -> Person {
     }
 }
 
-fn mourning_name(key: &str, lang: &str) -> String {
-    let zh = lang == "zh-CN";
-    match key {
-        "d7" => {
-            if zh {
-                "头七"
-            } else {
-                "the first seventh day (头七)"
-            }
-        }
-        "d21" => {
-            if zh {
-                "三七"
-            } else {
-                "the third seventh day (三七)"
-            }
-        }
-        "d35" => {
-            if zh {
-                "五七"
-            } else {
-                "the fifth seventh day (五七)"
-            }
-        }
-        "d49" => {
-            if zh {
-                "七七"
-            } else {
-                "the forty-ninth day (七七)"
-            }
-        }
-        "d100" => {
-            if zh {
-                "百日"
-            } else {
-                "the hundredth day (百日)"
-            }
-        }
-        "y1" => {
-            if zh {
-                "周年"
-            } else {
-                "the first anniversary"
-            }
-        }
-        "y3" => {
-            if zh {
-                "三周年"
-            } else {
-                "the third anniversary"
-            }
-        }
-        _ => "",
+/// How a mourning-day occurrence is named in each language, by occurrence key.
+const MOURNING_NAMES: [(&str, &str, &str); 7] = [
+    ("d7", "头七", "the first seventh day (头七)"),
+    ("d21", "三七", "the third seventh day (三七)"),
+    ("d35", "五七", "the fifth seventh day (五七)"),
+    ("d49", "七七", "the forty-ninth day (七七)"),
+    ("d100", "百日", "the hundredth day (百日)"),
+    ("y1", "周年", "the first anniversary"),
+    ("y3", "三周年", "the third anniversary"),
+];
+
+fn mourning_name(key: &str, lang: &str) -> &'static str {
+    MOURNING_NAMES
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, zh, en)| if lang == "zh-CN" { *zh } else { *en })
+        .unwrap_or("")
+}
+
+/// Who `recipient` (`donor` or a contact id) of a case is, opened; `None` if the contact is
+/// gone or not of this case.
+async fn recipient(
+    svc: &Services,
+    key: &SecretKey,
+    opened: &cases::Opened,
+    case_id: &str,
+    recipient: &str,
+) -> Result<Option<Person>> {
+    if recipient == "donor" {
+        return Ok(Some(person_of_donor(&opened.donor, &svc.schedule)));
     }
-    .to_string()
+    match svc.store.contact_by_id(recipient).await? {
+        Some(c) if c.case_id == case_id => {
+            Ok(Some(person_of_contact(open_view(key, &c)?, &svc.schedule)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Render a message for `to`, with what its occurrence adds (which anniversary, which day).
+async fn render_row(
+    svc: &Services,
+    row: &OutreachRow,
+    to: &Person,
+    opened: &cases::Opened,
+) -> Result<Rendered> {
+    let task = svc.store.task_by_id(&row.task_id).await?;
+    render(
+        templates()?,
+        &row.template,
+        to,
+        &opened.donor,
+        &opened.donation,
+        task.as_ref().and_then(|t| t.occurrence.as_deref()),
+        row.due_at,
+    )
 }
 
 /// Render `template` for `to`, from the case's opened donor and donation.
@@ -250,7 +258,7 @@ fn render(
         "donor_name": donor.full_name,
         "date": due.with_timezone(&to.tz).date_naive().to_string(),
         "years": years,
-        "mourning_day": occurrence.map(|k| mourning_name(k, lang)).unwrap_or_default(),
+        "mourning_day": occurrence.map(|k| mourning_name(k, lang)).unwrap_or(""),
         "donation_date": donation.date.to_string(),
         "blood_until": blood_until.to_string(),
         "organisation": if lang == "en" { "The Red Cross donor care team" } else { "红十字会捐献者关爱组" },
@@ -289,6 +297,19 @@ enum Mailer {
     Transport(lettre::AsyncSmtpTransport<lettre::Tokio1Executor>),
 }
 
+/// Why a send failed, as a message's `reason` may keep it: a server's answer is reduced to its
+/// code, since its text can quote the recipient's address (and the reason is neither sealed nor
+/// kept out of API answers).
+fn smtp_failure(e: &lettre::transport::smtp::Error) -> String {
+    match e.status() {
+        Some(code) if e.is_permanent() => format!("smtp: the server refused the message ({code})"),
+        Some(code) => format!("smtp: the server deferred the message ({code})"),
+        None if e.is_response() => "smtp: the server's answer could not be read".into(),
+        None if e.is_timeout() => "smtp: timed out".into(),
+        None => format!("smtp: {e}"),
+    }
+}
+
 impl Mailer {
     fn new(url: &str) -> anyhow::Result<Mailer> {
         if let Some(rest) = url.strip_prefix("smtp://") {
@@ -323,7 +344,7 @@ impl Mailer {
                     .send(email.clone())
                     .await
                     .map(|_| ())
-                    .map_err(|e| format!("smtp: {e}"));
+                    .map_err(|e| smtp_failure(&e));
             }
             Mailer::Direct { addr, conn } => (addr, conn),
         };
@@ -344,7 +365,7 @@ impl Mailer {
                     &ClientId::default(),
                 )
                 .await
-                .map_err(|e| format!("smtp: {e}"))?;
+                .map_err(|e| smtp_failure(&e))?;
                 *guard = Some(c);
             }
             let Some(c) = guard.as_mut() else { continue };
@@ -358,11 +379,11 @@ impl Mailer {
                 // The server refused this message: a fresh connection would not help.
                 Ok(Err(e)) if e.is_permanent() => {
                     *guard = None;
-                    return Err(format!("smtp: {e}"));
+                    return Err(smtp_failure(&e));
                 }
                 Ok(Err(e)) if fresh => {
                     *guard = None;
-                    return Err(format!("smtp: {e}"));
+                    return Err(smtp_failure(&e));
                 }
                 Err(_) if fresh => {
                     *guard = None;
@@ -380,7 +401,6 @@ pub struct Channels {
     settings: Arc<ScheduleSettings>,
     smtp: Option<Mailer>,
     http: reqwest::Client,
-    templates: Handlebars<'static>,
 }
 
 impl Channels {
@@ -396,7 +416,6 @@ impl Channels {
             settings,
             smtp,
             http,
-            templates: templates().map_err(|e| anyhow::anyhow!("{e}"))?,
         })
     }
 
@@ -488,7 +507,7 @@ impl Channels {
                     }))
                     .send()
                     .await
-                    .map_err(|e| format!("sms gateway: {e}"))?;
+                    .map_err(|e| format!("sms gateway: {}", e.without_url()))?;
                 if res.status().is_success() {
                     Ok(())
                 } else {
@@ -618,13 +637,8 @@ async fn decide(
         return Ok(settle("cancelled", "case_erased"));
     };
     let opened = open_row(&key, &case)?;
-    let to = if row.recipient == "donor" {
-        person_of_donor(&opened.donor, s)
-    } else {
-        match svc.store.contact_by_id(&row.recipient).await? {
-            Some(c) if c.case_id == case.id => person_of_contact(open_view(&key, &c)?, s),
-            _ => return Ok(settle("cancelled", "contact_missing")),
-        }
+    let Some(to) = recipient(svc, &key, &opened, &case.id, &row.recipient).await? else {
+        return Ok(settle("cancelled", "contact_missing"));
     };
     if to.deceased {
         return Ok(settle("cancelled", "recipient_cannot_be_contacted"));
@@ -681,16 +695,7 @@ async fn decide(
             )
         });
     }
-    let task = svc.store.task_by_id(&row.task_id).await?;
-    let rendered = render(
-        &ch.templates,
-        &row.template,
-        &to,
-        &opened.donor,
-        &opened.donation,
-        task.as_ref().and_then(|t| t.occurrence.as_deref()),
-        row.due_at,
-    )?;
+    let rendered = render_row(svc, row, &to, &opened).await?;
     let portal = (channel == "portal").then(|| PortalRow {
         outreach_id: row.id.clone(),
         case_id: case.id.clone(),
@@ -902,9 +907,13 @@ async fn page(
     } else {
         None
     };
-    let portal = match (recipient, key) {
-        (Some(r), Some(_)) => svc.store.portal_messages(r, None, 1000).await?,
-        _ => Vec::new(),
+    // The family's own listing carries the text of what reached their inbox.
+    let portal = match key {
+        Some(_) => {
+            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+            svc.store.portal_messages(&ids).await?
+        }
+        None => Vec::new(),
     };
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
@@ -964,27 +973,10 @@ pub async fn preview(
         .await?
         .ok_or(Error::NotFound)?;
     let opened = open_row(&key, &auth.row)?;
-    let to = if row.recipient == "donor" {
-        person_of_donor(&opened.donor, &svc.schedule)
-    } else {
-        let c = svc
-            .store
-            .contact_by_id(&row.recipient)
-            .await?
-            .ok_or(Error::NotFound)?;
-        person_of_contact(open_view(&key, &c)?, &svc.schedule)
-    };
-    let task = svc.store.task_by_id(&row.task_id).await?;
-    let hb = templates()?;
-    let r = render(
-        &hb,
-        &row.template,
-        &to,
-        &opened.donor,
-        &opened.donation,
-        task.as_ref().and_then(|t| t.occurrence.as_deref()),
-        row.due_at,
-    )?;
+    let to = recipient(svc, &key, &opened, &row.case_id, &row.recipient)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let r = render_row(svc, &row, &to, &opened).await?;
     svc.audit
         .record(vec![svc
             .entry(actor, crate::policy::Action::ReadOutreach, "outreach", now)
@@ -1072,7 +1064,6 @@ pub async fn letters(
         .store
         .letters_sent(assigned, region, from, to, 1000)
         .await?;
-    let hb = templates()?;
     let mut out = Vec::with_capacity(rows.len());
     let mut audit = Vec::new();
     let mut opened: Option<(String, Option<(SecretKey, cases::Opened)>)> = None;
@@ -1100,24 +1091,10 @@ pub async fn letters(
         let Some((_, Some((key, o)))) = &opened else {
             continue;
         };
-        let to = if row.recipient == "donor" {
-            person_of_donor(&o.donor, &svc.schedule)
-        } else {
-            match svc.store.contact_by_id(&row.recipient).await? {
-                Some(c) => person_of_contact(open_view(key, &c)?, &svc.schedule),
-                None => continue,
-            }
+        let Some(to) = recipient(svc, key, o, &row.case_id, &row.recipient).await? else {
+            continue;
         };
-        let task = svc.store.task_by_id(&row.task_id).await?;
-        let r = render(
-            &hb,
-            &row.template,
-            &to,
-            &o.donor,
-            &o.donation,
-            task.as_ref().and_then(|t| t.occurrence.as_deref()),
-            row.due_at,
-        )?;
+        let r = render_row(svc, &row, &to, o).await?;
         out.push(Letter {
             id: row.id,
             name: to.name,

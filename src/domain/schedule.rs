@@ -12,12 +12,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::cases::{self, open_row, Authorized};
+use super::contacts::ContactView;
 use super::{new_id, Services};
 use crate::error::{Error, Result, Validator};
 use crate::policy::{Action, Actor, Resource};
 use crate::schedule::calendar::{self, Festival};
 use crate::schedule::plan::{self, Anchors, CasePreferences, Rule};
-use crate::store::{CaseRow, ContactRow, Materialisation, OutreachRow, PlanRow, TaskRow};
+use crate::store::{
+    CaseRow, CaseScheduleRow, ContactRow, Materialisation, OutreachRow, PlanRow, TaskRow,
+};
 
 /// How scheduling and delivery are set up (`DONORCARE_*` settings).
 #[derive(Debug, Clone)]
@@ -223,20 +226,32 @@ pub struct PreferencesInput {
     pub skip_festivals: Option<Vec<String>>,
 }
 
+fn preferences_of_row(s: &CaseScheduleRow) -> CasePreferences {
+    CasePreferences {
+        mourning_days: s.mourning_days,
+        skip_festivals: serde_json::from_str(&s.skip_festivals).unwrap_or_default(),
+    }
+}
+
 pub async fn preferences_of(
     svc: &Services,
     case_id: &str,
 ) -> Result<(CasePreferences, Option<NaiveDate>)> {
     Ok(match svc.store.case_schedule(case_id).await? {
-        Some(s) => (
-            CasePreferences {
-                mourning_days: s.mourning_days,
-                skip_festivals: serde_json::from_str(&s.skip_festivals).unwrap_or_default(),
-            },
-            s.horizon,
-        ),
+        Some(s) => (preferences_of_row(&s), s.horizon),
         None => (CasePreferences::default(), None),
     })
+}
+
+fn validate_preferences(input: &PreferencesInput, v: &mut Validator) {
+    if let Some(f) = &input.skip_festivals {
+        if f.iter().any(|x| Festival::parse(x).is_none()) {
+            v.add(
+                "skip_festivals",
+                "must list festivals among qingming, spring_festival, zhongyuan, hanyi, mid_autumn",
+            );
+        }
+    }
 }
 
 pub async fn get_schedule(
@@ -254,9 +269,9 @@ pub async fn get_schedule(
     })
 }
 
-/// Apply a family's or a coordinator's choices, then re-materialise the case at once: newly
+/// Apply choices already validated and authorised, then re-materialise the case at once: newly
 /// wanted occurrences appear, unwanted future ones are cancelled.
-pub async fn set_preferences(
+async fn set_preferences(
     svc: &Services,
     actor: &Actor,
     case_id: &str,
@@ -264,16 +279,6 @@ pub async fn set_preferences(
     now: DateTime<Utc>,
 ) -> Result<ScheduleView> {
     let (mut prefs, _) = preferences_of(svc, case_id).await?;
-    let mut v = Validator::new();
-    if let Some(f) = &input.skip_festivals {
-        if f.iter().any(|x| Festival::parse(x).is_none()) {
-            v.add(
-                "skip_festivals",
-                "must list festivals among qingming, spring_festival, zhongyuan, hanyi, mid_autumn",
-            );
-        }
-    }
-    v.finish()?;
     if let Some(m) = input.mourning_days {
         prefs.mourning_days = m;
     }
@@ -295,7 +300,7 @@ pub async fn set_preferences(
             &[audit],
         )
         .await?;
-    materialise(svc, &[case_id.to_string()], now).await?;
+    refresh_case(svc, case_id, now).await;
     let (preferences, horizon) = preferences_of(svc, case_id).await?;
     Ok(ScheduleView {
         case_id: case_id.into(),
@@ -313,11 +318,76 @@ pub async fn update_schedule(
     now: DateTime<Utc>,
 ) -> Result<ScheduleView> {
     cases::load_authorized(svc, actor, case_id, Action::ManageSchedule, now).await?;
+    let mut v = Validator::new();
+    validate_preferences(&input, &mut v);
+    v.finish()?;
     set_preferences(svc, actor, case_id, input, now).await
+}
+
+/// A family's own preferences: their contact's (channel, opt-out, quiet period, language, zone)
+/// and their case's schedule choices.
+pub async fn family_preferences(
+    svc: &Services,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(ContactView, CasePreferences)> {
+    let c = super::contacts::family_view(svc, actor, now).await?;
+    let (p, _) = preferences_of(svc, &c.case_id).await?;
+    Ok((c, p))
+}
+
+/// A family changes its preferences with one merge patch. Everything is validated before
+/// anything is written, so a bad festival name does not leave the contact half-changed.
+pub async fn update_family_preferences(
+    svc: &Services,
+    actor: &Actor,
+    mut patch: serde_json::Value,
+    default_tz: &str,
+    now: DateTime<Utc>,
+) -> Result<(ContactView, CasePreferences)> {
+    let Some(obj) = patch.as_object_mut() else {
+        return Err(Error::field("body", "must be a JSON object"));
+    };
+    let mut v = Validator::new();
+    let mourning_days = match obj.remove("mourning_days") {
+        None => None,
+        Some(serde_json::Value::Bool(b)) => Some(b),
+        Some(_) => {
+            v.add("mourning_days", "must be true or false");
+            None
+        }
+    };
+    let skip_festivals = match obj.remove("skip_festivals") {
+        None => None,
+        Some(f) => v.check(
+            "skip_festivals",
+            serde_json::from_value(f).map_err(|_| "must be a list of festival names".to_string()),
+        ),
+    };
+    let input = PreferencesInput {
+        mourning_days,
+        skip_festivals,
+    };
+    validate_preferences(&input, &mut v);
+    v.finish()?;
+    let c = if obj.is_empty() {
+        super::contacts::family_view(svc, actor, now).await?
+    } else {
+        super::contacts::family_update(svc, actor, patch, default_tz, now).await?
+    };
+    if input.mourning_days.is_some() || input.skip_festivals.is_some() {
+        set_preferences(svc, actor, &c.case_id, input, now).await?;
+    }
+    let (p, _) = preferences_of(svc, &c.case_id).await?;
+    Ok((c, p))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Materialisation
+
+/// How far back occurrences are computed: enough for any grace period (at most 366 days), so
+/// one late but still in time is made, and one already made is recognised.
+const LOOKBACK_DAYS: i64 = 400;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -349,10 +419,10 @@ pub async fn materialise(svc: &Services, case_ids: &[String], now: DateTime<Utc>
     let rows = svc.store.cases_by_ids(case_ids).await?;
     let contacts = svc.store.contacts_for_cases(case_ids).await?;
     let schedules = svc.store.case_schedules(case_ids).await?;
-    // Occurrences are computed from 400 days back; older tasks cannot collide.
+    // Occurrences are computed from LOOKBACK_DAYS back; older tasks cannot collide.
     let existing = svc
         .store
-        .plan_tasks(case_ids, now - Duration::days(401))
+        .plan_tasks(case_ids, now - Duration::days(LOOKBACK_DAYS + 1))
         .await?;
     let existing_msgs = svc.store.scheduled_outreach(case_ids).await?;
 
@@ -362,15 +432,7 @@ pub async fn materialise(svc: &Services, case_ids: &[String], now: DateTime<Utc>
     }
     let prefs_of: HashMap<&str, CasePreferences> = schedules
         .iter()
-        .map(|s| {
-            (
-                s.case_id.as_str(),
-                CasePreferences {
-                    mourning_days: s.mourning_days,
-                    skip_festivals: serde_json::from_str(&s.skip_festivals).unwrap_or_default(),
-                },
-            )
-        })
+        .map(|s| (s.case_id.as_str(), preferences_of_row(s)))
         .collect();
     let mut tasks_of: HashMap<&str, Vec<&TaskRow>> = HashMap::new();
     for t in &existing {
@@ -439,7 +501,7 @@ pub async fn materialise(svc: &Services, case_ids: &[String], now: DateTime<Utc>
             &plan.rules,
             &anchors,
             &prefs,
-            today - Duration::days(400),
+            today - Duration::days(LOOKBACK_DAYS),
             horizon,
             settings.waking_start(),
             case_tz,
@@ -520,11 +582,14 @@ fn materialise_case(
         if grace_until < now {
             continue;
         }
+        wanted.insert((o.rule_id.as_str(), o.key.as_str()));
         // Outreach with nobody to receive it waits until someone can (a contact is added).
-        if o.action == "outreach" && recipients.is_empty() {
+        if o.action == "outreach"
+            && recipients.is_empty()
+            && !existing.contains_key(&(o.rule_id.as_str(), o.key.as_str()))
+        {
             continue;
         }
-        wanted.insert((o.rule_id.as_str(), o.key.as_str()));
         let task_id = match existing.get(&(o.rule_id.as_str(), o.key.as_str())) {
             // Done or cancelled: this occurrence has been dealt with.
             Some(t) if t.status != "scheduled" => continue,
@@ -662,8 +727,9 @@ pub async fn materialise_all(svc: &Services, now: DateTime<Utc>, batch: i64) -> 
     Ok(total)
 }
 
-/// Materialise one case after it changed; failures are logged, not returned (the daily pass
-/// catches up).
+/// After a change to a case, its contacts or its choices: materialise it, then run the validity
+/// rules (which also look at its pending messages). Failures are logged, not returned: the
+/// hourly pass and the next change catch up.
 pub async fn refresh_case(svc: &Services, case_id: &str, now: DateTime<Utc>) {
     if let Err(e) = materialise(svc, &[case_id.to_string()], now).await {
         tracing::warn!(case_id, error = %e, "materialising a case failed");

@@ -131,6 +131,14 @@ async fn sealed_change(svc: &Services, row: &TaskRow, change: TaskChange) -> Res
     Ok(crypto::seal_json(&key, place(&row.id), &d).into_bytes())
 }
 
+/// The answer when a task has already been done or cancelled.
+fn not_scheduled(row: &TaskRow) -> Error {
+    Error::Conflict {
+        field: Some("status".into()),
+        message: format!("the task is {}, not scheduled", row.status),
+    }
+}
+
 fn parse_due(s: &str) -> std::result::Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
         return Ok(t.with_timezone(&Utc));
@@ -450,10 +458,7 @@ pub async fn complete(
         .complete_task(id, sealed.as_bytes(), &actor.user_id, now, &[audit])
         .await?
     {
-        return Err(Error::Conflict {
-            field: Some("status".into()),
-            message: format!("the task is {}, not scheduled", row.status),
-        });
+        return Err(not_scheduled(&row));
     }
     let mut done = row.clone();
     done.status = "done".into();
@@ -533,10 +538,7 @@ pub async fn reschedule(
         .reschedule_task(id, due_at, &sealed, now, &[audit])
         .await?
     {
-        return Err(Error::Conflict {
-            field: Some("status".into()),
-            message: format!("the task is {}, not scheduled", row.status),
-        });
+        return Err(not_scheduled(&row));
     }
     let mut moved = row.clone();
     moved.due_at = due_at;
@@ -578,10 +580,7 @@ pub async fn cancel(
         .cancel_task(id, "task_cancelled", &sealed, now, &[audit])
         .await?
     {
-        return Err(Error::Conflict {
-            field: Some("status".into()),
-            message: format!("the task is {}, not scheduled", row.status),
-        });
+        return Err(not_scheduled(&row));
     }
     let mut cancelled = row.clone();
     cancelled.status = "cancelled".into();

@@ -202,10 +202,18 @@ pub async fn list(
         cases::load_authorized(svc, actor, case_id, Action::ReadConsent, now).await?;
     let key = case_key(svc, &case).await?;
     let covered = covered_subjects(svc, case_id, now).await?;
-    svc.store
+    let uses = svc
+        .store
         .uses_for_case(case_id)
         .await?
         .iter()
         .map(|r| view(r, key.as_ref(), &covered))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    // The descriptions are personal data: the reading is audited like a consent's.
+    svc.audit
+        .record(vec![svc
+            .entry(actor, Action::ReadConsent, "consent_use", now)
+            .case(case_id)])
+        .await?;
+    Ok(uses)
 }

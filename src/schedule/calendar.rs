@@ -165,13 +165,7 @@ impl Festival {
 
 /// The traditional mourning days counted from a death: 头七 … 百日 (the day of death is day 1,
 /// so 头七 is six days after it), then the first and third anniversaries.
-pub const MOURNING_DAYS: [(&str, i64); 5] = [
-    ("first_seventh", 7),
-    ("third_seventh", 21),
-    ("fifth_seventh", 35),
-    ("seventh_seventh", 49),
-    ("hundredth", 100),
-];
+pub const MOURNING_DAYS: [i64; 5] = [7, 21, 35, 49, 100];
 
 /// The date of mourning day `n` (counted with the day of death as day 1).
 pub fn mourning_day(death: NaiveDate, n: i64) -> NaiveDate {

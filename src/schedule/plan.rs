@@ -21,6 +21,7 @@ pub const TEMPLATES: [&str; 8] = [
     "birthday",
 ];
 
+/// Every outreach channel: the four a contact may prefer, and the development `file` channel.
 pub const CHANNELS: [&str; 5] = ["email", "sms", "letter", "portal", "file"];
 
 /// One rule of a care plan.
@@ -397,7 +398,7 @@ pub fn occurrences(
                 if !prefs.mourning_days {
                     continue;
                 }
-                for (_, n) in calendar::MOURNING_DAYS {
+                for n in calendar::MOURNING_DAYS {
                     push(format!("d{n}"), calendar::mourning_day(death, n));
                 }
                 for n in [1, 3] {

@@ -595,7 +595,7 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
         &self,
         row: &ConsentRow,
         audit: &[AuditEntry],
-        cancel: Option<&CancelOutreach>,
+        cancel: Option<&Cancel>,
     ) -> Result<u64>;
     async fn consent_by_id(&self, id: &str) -> Result<Option<ConsentRow>>;
     async fn list_consents(&self, q: &ConsentQuery) -> Result<Vec<ConsentRow>>;

@@ -108,8 +108,24 @@ pub struct CancelOutreach {
     /// the recipient's preferred one when the rule names none).
     pub channels: Option<Vec<String>>,
     pub reason: String,
-    /// Also cancel this person's planned uses of this kind (`publicity` or `research`).
-    pub uses: Option<String>,
+}
+
+/// Which planned uses to cancel: a person's of one kind.
+#[derive(Debug, Clone)]
+pub struct CancelUses {
+    pub case_id: String,
+    /// `donor` or a contact id.
+    pub subject: String,
+    /// `publicity` or `research`.
+    pub kind: String,
+    pub reason: String,
+}
+
+/// What a consent withdrawal cancels in its own transaction.
+#[derive(Debug, Clone)]
+pub enum Cancel {
+    Outreach(CancelOutreach),
+    Uses(CancelUses),
 }
 
 /// A planned publicity or research use of someone's data.
@@ -221,12 +237,8 @@ pub trait ScheduleStore: Send + Sync {
         now: DateTime<Utc>,
         audit: &[AuditEntry],
     ) -> Result<bool>;
-    async fn portal_messages(
-        &self,
-        recipient: &str,
-        after: Option<(DateTime<Utc>, String)>,
-        limit: i64,
-    ) -> Result<Vec<PortalRow>>;
+    /// The portal copies of these messages (those that went to a portal inbox).
+    async fn portal_messages(&self, outreach_ids: &[String]) -> Result<Vec<PortalRow>>;
     async fn insert_use(&self, row: &UseRow, audit: &[AuditEntry]) -> Result<()>;
     async fn uses_for_case(&self, case_id: &str) -> Result<Vec<UseRow>>;
     /// Put back in the queue, due now, the messages to `recipient` held for a reason starting
@@ -483,15 +495,7 @@ macro_rules! schedule_impl {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query(
-                        "update outreach set status = 'cancelled', reason = $1, next_attempt_at = null, \
-                         updated_at = $2 where task_id = $3 and status in ('scheduled', 'failed')",
-                    )
-                    .bind(reason)
-                    .bind(m.now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                    cancel_task_messages_in(&mut tx, id, reason, m.now).await?;
                 }
                 // Messages of tasks this pass made but another pass had already made are that
                 // pass's to create.
@@ -707,16 +711,13 @@ macro_rules! schedule_impl {
                 now: DateTime<Utc>,
             ) -> Result<u64> {
                 let mut tx = self.begin_write().await?;
-                let n = sqlx::query(
-                    "update outreach set status = 'cancelled', reason = $1, next_attempt_at = null, \
-                     updated_at = $2 where case_id = $3 and status in ('scheduled', 'failed')",
-                )
-                .bind(reason)
-                .bind(now)
-                .bind(case_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let all = CancelOutreach {
+                    case_id: case_id.to_string(),
+                    recipient: None,
+                    channels: None,
+                    reason: reason.to_string(),
+                };
+                let n = cancel_outreach_in(&mut tx, &all, now).await?;
                 sqlx::query(
                     "update tasks set status = 'cancelled', updated_at = $1 \
                      where case_id = $2 and status = 'scheduled'",
@@ -738,24 +739,19 @@ macro_rules! schedule_impl {
                 audit: &[AuditEntry],
             ) -> Result<bool> {
                 let mut tx = self.begin_write().await?;
-                let old: Option<(DateTime<Utc>,)> = sqlx::query_as(
-                    "select due_at from tasks where id = $1 and status = 'scheduled'",
+                let old: Option<(DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
+                    "select due_at, grace_until from tasks where id = $1 and status = 'scheduled'",
                 )
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some((old,)) = old else {
+                let Some((old, grace)) = old else {
                     tx.rollback().await?;
                     return Ok(false);
                 };
                 let shift = due_at - old;
                 // Rescheduled by hand: the grace window moves with it.
-                let grace: Option<(Option<DateTime<Utc>>,)> =
-                    sqlx::query_as("select grace_until from tasks where id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let grace = grace.and_then(|(g,)| g).map(|g| g + shift);
+                let grace = grace.map(|g| g + shift);
                 sqlx::query("update tasks set due_at = $1, grace_until = $2, updated_at = $3, details = $5 where id = $4")
                     .bind(due_at)
                     .bind(grace)
@@ -809,43 +805,21 @@ macro_rules! schedule_impl {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                sqlx::query(
-                    "update outreach set status = 'cancelled', reason = $1, next_attempt_at = null, \
-                     updated_at = $2 where task_id = $3 and status in ('scheduled', 'failed')",
-                )
-                .bind(reason)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                cancel_task_messages_in(&mut tx, id, reason, now).await?;
                 append_entries(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(true)
             }
 
-            async fn portal_messages(
-                &self,
-                recipient: &str,
-                after: Option<(DateTime<Utc>, String)>,
-                limit: i64,
-            ) -> Result<Vec<PortalRow>> {
-                let mut b = sqlx::QueryBuilder::<$db>::new(
+            async fn portal_messages(&self, outreach_ids: &[String]) -> Result<Vec<PortalRow>> {
+                fetch_for_ids::<PortalRow>(
+                    &self.pool,
                     "select outreach_id, case_id, recipient, sealed, created_at from portal_messages \
-                     where recipient = ",
-                );
-                b.push_bind(recipient.to_string());
-                if let Some((at, id)) = after {
-                    b.push(" and (created_at < ");
-                    b.push_bind(at);
-                    b.push(" or (created_at = ");
-                    b.push_bind(at);
-                    b.push(" and outreach_id < ");
-                    b.push_bind(id);
-                    b.push("))");
-                }
-                b.push(" order by created_at desc, outreach_id desc limit ");
-                b.push_bind(limit);
-                Ok(b.build_query_as::<PortalRow>().fetch_all(&self.pool).await?)
+                     where outreach_id in (",
+                    outreach_ids,
+                    "",
+                )
+                .await
             }
 
             async fn insert_use(&self, u: &UseRow, audit: &[AuditEntry]) -> Result<()> {
@@ -1053,6 +1027,43 @@ macro_rules! schedule_impl {
             Ok(out)
         }
 
+        /// Cancel the pending messages of one task inside `tx`.
+        async fn cancel_task_messages_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            task_id: &str,
+            reason: &str,
+            now: DateTime<Utc>,
+        ) -> Result<u64> {
+            Ok(sqlx::query(
+                "update outreach set status = 'cancelled', reason = $1, next_attempt_at = null, \
+                 updated_at = $2 where task_id = $3 and status in ('scheduled', 'failed')",
+            )
+            .bind(reason)
+            .bind(now)
+            .bind(task_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected())
+        }
+
+        /// Cancel a person's planned uses of one kind inside `tx` (a consent withdrawal).
+        async fn cancel_uses_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            c: &CancelUses,
+        ) -> Result<u64> {
+            Ok(sqlx::query(
+                "update consent_uses set status = 'cancelled', reason = $1 \
+                 where case_id = $2 and subject = $3 and kind = $4 and status = 'planned'",
+            )
+            .bind(&c.reason)
+            .bind(&c.case_id)
+            .bind(&c.subject)
+            .bind(&c.kind)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected())
+        }
+
         /// Cancel pending messages inside `tx` (a consent withdrawal uses this in its own
         /// transaction, so no message can go out under a consent that is already withdrawn).
         async fn cancel_outreach_in(
@@ -1070,24 +1081,6 @@ macro_rules! schedule_impl {
             if let Some(r) = &c.recipient {
                 b.push(" and recipient = ");
                 b.push_bind(r.clone());
-            }
-            if let Some(kind) = &c.uses {
-                let mut u = sqlx::QueryBuilder::<$db>::new("update consent_uses set status = 'cancelled', reason = ");
-                u.push_bind(c.reason.clone());
-                u.push(" where case_id = ");
-                u.push_bind(c.case_id.clone());
-                u.push(" and kind = ");
-                u.push_bind(kind.clone());
-                u.push(" and status = 'planned'");
-                if let Some(r) = &c.recipient {
-                    u.push(" and subject = ");
-                    u.push_bind(r.clone());
-                }
-                u.build().execute(&mut **tx).await?;
-            }
-            if c.channels.as_ref().is_some_and(|c| c.is_empty()) {
-                // Only uses to cancel.
-                return Ok(0);
             }
             if let Some(chs) = &c.channels {
                 // A message with no fixed channel goes out on the contact's preferred one.

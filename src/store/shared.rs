@@ -1120,7 +1120,7 @@ macro_rules! store_impl {
             &self,
             r: &ConsentRow,
             audit: &[AuditEntry],
-            cancel: Option<&CancelOutreach>,
+            cancel: Option<&Cancel>,
         ) -> Result<u64> {
             let mut tx = self.begin_write().await?;
             sqlx::query(
@@ -1147,7 +1147,8 @@ macro_rules! store_impl {
             .await
             .map_err(|e| shared::unique_to_conflict(e, "id", "this consent has already been withdrawn"))?;
             let cancelled = match cancel {
-                Some(c) => cancel_outreach_in(&mut tx, c, r.created_at).await?,
+                Some(Cancel::Outreach(c)) => cancel_outreach_in(&mut tx, c, r.created_at).await?,
+                Some(Cancel::Uses(c)) => cancel_uses_in(&mut tx, c).await?,
                 None => 0,
             };
             append_entries(&mut tx, audit).await?;

@@ -429,6 +429,12 @@ on_both_backends! {
         let (s, prefs) = app.get("/api/v1/me/preferences", &fam).await;
         assert_eq!(s, StatusCode::OK, "{prefs}");
         assert_eq!(prefs["preferred_channel"], "portal");
+        // A bad festival name changes nothing, not even the valid half of the patch.
+        let (s, b) = app.patch("/api/v1/me/preferences", &fam, json!({"opted_out": true, "skip_festivals": ["easter"]})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert!(b["error"]["fields"]["skip_festivals"].is_string(), "{b}");
+        let (_, unchanged) = app.get("/api/v1/me/preferences", &fam).await;
+        assert_eq!(unchanged, prefs);
         let (s, b) = app.patch("/api/v1/me/preferences", &fam, json!({"full_name": "someone else"})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
         assert!(b["error"]["fields"]["full_name"].is_string());
@@ -642,6 +648,10 @@ on_both_backends! {
         assert!(!open_rules(&app, &reviewer.token, id).await.contains(&"use_without_consent".to_string()));
         let (_, uses) = app.get(&format!("/api/v1/cases/{id}/uses"), &reviewer.token).await;
         assert_eq!(uses["items"][0]["covered"], true, "{uses}");
+        // Reading the sealed descriptions is audited.
+        let admin = app.user("admin", None).await;
+        let (_, audit) = app.get(&format!("/api/v1/audit?case_id={id}&actor_id={}", reviewer.id), &admin.token).await;
+        assert!(audit["items"].as_array().unwrap().iter().any(|e| e["target_type"] == "consent_use"), "{audit}");
         // Withdrawn: the planned use is cancelled in the same step.
         let (s, w) = app.post(&format!("/api/v1/consents/{}/withdraw", c["id"].as_str().unwrap()), &coord.token,
                               json!({"reason": "the family prefers privacy"})).await;

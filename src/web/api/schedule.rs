@@ -5,11 +5,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::contacts::{self, ContactView};
+use crate::domain::contacts::ContactView;
 use crate::domain::outreach::{self, OutreachFilter, OutreachView, Rendered};
 use crate::domain::schedule::{self, PlanInput, PlanView, PreferencesInput, ScheduleView};
 use crate::domain::Page;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::schedule::plan::CasePreferences;
 use crate::web::error::ErrorBody;
 use crate::web::extract::{ApiJson, ApiQuery, Auth};
@@ -172,9 +172,7 @@ pub async fn get_preferences(
     State(s): State<AppState>,
     Auth(actor): Auth,
 ) -> Result<Json<Preferences>> {
-    let now = s.now();
-    let c = contacts::family_view(&s.svc, &actor, now).await?;
-    let (p, _) = schedule::preferences_of(&s.svc, &c.case_id).await?;
+    let (c, p) = schedule::family_preferences(&s.svc, &actor, s.now()).await?;
     Ok(Json(preferences(c, p)))
 }
 
@@ -188,34 +186,9 @@ pub async fn update_preferences(
     Auth(actor): Auth,
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> Result<Json<Preferences>> {
-    let now = s.now();
-    let mut patch = patch;
-    let Some(obj) = patch.as_object_mut() else {
-        return Err(Error::field("body", "must be a JSON object"));
-    };
-    let schedule_input =
-        PreferencesInput {
-            mourning_days: match obj.remove("mourning_days") {
-                None => None,
-                Some(serde_json::Value::Bool(b)) => Some(b),
-                Some(_) => return Err(Error::field("mourning_days", "must be true or false")),
-            },
-            skip_festivals: match obj.remove("skip_festivals") {
-                None => None,
-                Some(v) => Some(serde_json::from_value(v).map_err(|_| {
-                    Error::field("skip_festivals", "must be a list of festival names")
-                })?),
-            },
-        };
-    let c = if obj.is_empty() {
-        contacts::family_view(&s.svc, &actor, now).await?
-    } else {
-        contacts::family_update(&s.svc, &actor, patch, &s.default_timezone, now).await?
-    };
-    if schedule_input.mourning_days.is_some() || schedule_input.skip_festivals.is_some() {
-        schedule::set_preferences(&s.svc, &actor, &c.case_id, schedule_input, now).await?;
-    }
-    let (p, _) = schedule::preferences_of(&s.svc, &c.case_id).await?;
+    let (c, p) =
+        schedule::update_family_preferences(&s.svc, &actor, patch, &s.default_timezone, s.now())
+            .await?;
     Ok(Json(preferences(c, p)))
 }
 
