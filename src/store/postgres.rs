@@ -40,9 +40,39 @@ impl PgStore {
 shared_store_helpers!(Postgres);
 schedule_impl!(PgStore, Postgres, POSTGRES_CLAIM);
 
+/// Append `entries` to the hash chain inside `tx`. The update of the head row takes its lock
+/// first, so concurrent writers (several instances) queue here and the chain stays linear.
+async fn append_entries(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    entries: &[AuditEntry],
+) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let n = entries.len() as i64;
+    let (last, prev): (i64, Vec<u8>) =
+        sqlx::query_as("update audit_head set seq = seq + $1 where id = 1 returning seq, hash")
+            .bind(n)
+            .fetch_one(&mut **tx)
+            .await?;
+    let head = insert_audit_rows(tx, last - n + 1, prev, entries).await?;
+    sqlx::query("update audit_head set hash = $1 where id = 1")
+        .bind(&head)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 store_impl!(PgStore, Postgres, {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        append_entries(&mut tx, entries).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn checkpoint(&self) -> Result<()> {

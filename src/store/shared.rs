@@ -10,6 +10,8 @@ pub const CASE_COLUMNS: &str = "c.id, c.program, c.region, c.status, c.created_b
 pub const USER_COLUMNS: &str = "id, username, display_name, role, region, password_hash, \
      disabled, created_at, updated_at, totp_secret, totp_enabled_at, totp_last_step, contact_id, email";
 
+/// Audit entries per multi-row insert (15 parameters each, well under both backends' limits).
+pub const AUDIT_ROWS_PER_INSERT: usize = 500;
 pub const AUDIT_COLUMNS: &str = "seq, id, at, actor_id, actor_role, action, target_type, \
      target_id, case_id, outcome, break_glass, reason, content_hash, prev_hash, hash";
 
@@ -602,13 +604,6 @@ macro_rules! store_impl {
             .await?;
             replace_terms(&mut tx, &c.case_id, terms).await?;
             append_entries(&mut tx, audit).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-
-        async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
-            let mut tx = self.begin_write().await?;
-            append_entries(&mut tx, entries).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -1478,30 +1473,22 @@ macro_rules! shared_store_helpers {
             Ok(())
         }
 
-        /// Append `entries` to the hash chain inside `tx`. The update of the head row takes its
-        /// lock first, so concurrent writers (several instances on PostgreSQL) queue here and the
-        /// chain stays linear.
-        async fn append_entries(tx: &mut sqlx::Transaction<'_, $db>, entries: &[AuditEntry]) -> Result<()> {
-            if entries.is_empty() {
-                return Ok(());
-            }
-            let n = entries.len() as i64;
-            let (last, mut prev): (i64, Vec<u8>) = sqlx::query_as(
-                "update audit_head set seq = seq + $1 where id = 1 returning seq, hash",
-            )
-            .bind(n)
-            .fetch_one(&mut **tx)
-            .await?;
-            let first = last - n + 1;
-            // One multi-row insert per batch (at most 500 rows, well under parameter limits).
-            for (c, chunk) in entries.chunks(500).enumerate() {
+        /// Insert `entries` as the chain's entries `first`, `first + 1`, … after `prev` (the hash
+        /// of entry `first - 1`), in one statement per 500; returns the new head hash.
+        async fn insert_audit_rows(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            first: i64,
+            mut prev: Vec<u8>,
+            entries: &[AuditEntry],
+        ) -> sqlx::Result<Vec<u8>> {
+            for (c, chunk) in entries.chunks(shared::AUDIT_ROWS_PER_INSERT).enumerate() {
                 let mut b = sqlx::QueryBuilder::<$db>::new(
                     "insert into audit_log (seq, id, at, actor_id, actor_role, action, target_type, \
                      target_id, case_id, outcome, break_glass, reason, content_hash, prev_hash, hash) ",
                 );
                 let mut rows = Vec::with_capacity(chunk.len());
                 for (i, e) in chunk.iter().enumerate() {
-                    let seq = first + (c * 500 + i) as i64;
+                    let seq = first + (c * shared::AUDIT_ROWS_PER_INSERT + i) as i64;
                     let hash = crate::audit::chain_hash(&prev, seq, e);
                     rows.push((seq, e, std::mem::replace(&mut prev, hash.clone()), hash));
                 }
@@ -1522,13 +1509,9 @@ macro_rules! shared_store_helpers {
                         .push_bind(prev_hash)
                         .push_bind(hash);
                 });
-                b.build().execute(&mut **tx).await?;
+                b.build().execute(&mut *conn).await?;
             }
-            sqlx::query("update audit_head set hash = $1 where id = 1")
-                .bind(&prev)
-                .execute(&mut **tx)
-                .await?;
-            Ok(())
+            Ok(prev)
         }
 
         async fn replace_terms(

@@ -25,6 +25,38 @@ fn verify_cli(app: &TestApp) -> (bool, String, String) {
 }
 
 on_both_backends! {
+    async fn views_stay_on_the_chain_when_another_process_appends_between_them(app) {
+        let admin = app.user("admin", None).await;
+        let c = app.user("coordinator", None).await;
+        let case = app.create_case(&c.token, organ_case(&tag())).await;
+        let path = format!("/api/v1/cases/{}", case["id"].as_str().unwrap());
+        for round in 0..3 {
+            // A view (a group-committed batch), then an entry appended by another process (the
+            // command line creating an account), then another view: the second batch starts from
+            // a head that moved under it.
+            assert_eq!(app.get(&path, &c.token).await.0, StatusCode::OK);
+            let mut run = app.command()
+                .args(["user", "add", "--username", &format!("cli-{}-{round}", tag().to_lowercase()), "--role", "volunteer",
+                       "--password-stdin"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            run.stdin.take().unwrap().write_all(b"a-long-enough-password-1\n").unwrap();
+            let out = run.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(app.get(&path, &c.token).await.0, StatusCode::OK);
+        }
+        let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(v["ok"], true, "{v}");
+        let log = entries(&app, &admin.token, &format!("case_id={}", case["id"].as_str().unwrap())).await;
+        let views = log.iter().filter(|e| e["action"] == "case.view" && e["actor_id"] == c.id.as_str()).count();
+        assert_eq!(views, 6, "{log:?}");
+        assert!(verify_cli(&app).0);
+    }
+
     async fn views_writes_and_denials_are_recorded(app) {
         let admin = app.user("admin", None).await;
         let c = app.user("coordinator", None).await;
@@ -213,4 +245,50 @@ on_both_backends! {
         let creates = entries(&app, &admin.token, "action=case.create").await;
         assert_eq!(creates.len(), 24);
     }
+}
+
+/// On SQLite the database itself refuses an entry that does not follow the head (migration
+/// 0013), so no writer can fork the chain, and an entry that does follow moves the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refuses_an_entry_that_does_not_follow_the_head() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let c = app.user("coordinator", None).await;
+    app.create_case(&c.token, organ_case(&tag())).await;
+    let (seq, hash) = app.state.svc.store.audit_head().await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&app.cfg.database_url())
+        .await
+        .unwrap();
+    let insert = |seq: i64, prev: Vec<u8>| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(
+                "insert into audit_log (seq, id, at, action, target_type, outcome, prev_hash, hash) \
+                 values ($1, $2, '2026-01-01T00:00:00Z', 'forged', 'case', 'allowed', $3, $4)",
+            )
+            .bind(seq)
+            .bind(format!("forged-{seq}-{}", tag()))
+            .bind(prev)
+            .bind(vec![7u8; 32])
+            .execute(&pool)
+            .await
+        }
+    };
+    let wrong_prev = insert(seq + 1, vec![0u8; 32]).await.unwrap_err();
+    assert!(
+        wrong_prev.to_string().contains("audit chain"),
+        "{wrong_prev}"
+    );
+    let gap = insert(seq + 2, hash.clone()).await.unwrap_err();
+    assert!(gap.to_string().contains("audit chain"), "{gap}");
+    assert_eq!(
+        app.state.svc.store.audit_head().await.unwrap(),
+        (seq, hash.clone())
+    );
+    insert(seq + 1, hash).await.unwrap();
+    assert_eq!(
+        app.state.svc.store.audit_head().await.unwrap(),
+        (seq + 1, vec![7u8; 32])
+    );
 }
