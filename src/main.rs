@@ -306,6 +306,7 @@ fn main() -> ExitCode {
             lease: chrono::Duration::seconds(g.outreach_lease_secs.clamp(1, 3600)),
             max_attempts: 8,
             tick: Duration::from_millis(g.outreach_tick_ms.clamp(10, 600_000)),
+            ..Default::default()
         },
         Err(why) => {
             eprintln!("donorcare: error: {why}");

@@ -45,6 +45,9 @@ pub struct ScheduleSettings {
     pub max_attempts: i64,
     /// How often the worker looks for due messages.
     pub tick: std::time::Duration,
+    /// A pass finding at least this many never-materialised open cases, and at least as many
+    /// as the others, is a bulk load: see [`materialise_all`].
+    pub bulk_threshold: i64,
 }
 
 impl Default for ScheduleSettings {
@@ -63,6 +66,7 @@ impl Default for ScheduleSettings {
             lease: Duration::seconds(60),
             max_attempts: 8,
             tick: std::time::Duration::from_secs(5),
+            bulk_threshold: 10_000,
         }
     }
 }
@@ -414,6 +418,17 @@ struct Recipient {
 
 /// Materialise the plans of `case_ids` up to the horizon, in one transaction per call.
 pub async fn materialise(svc: &Services, case_ids: &[String], now: DateTime<Utc>) -> Result<Stats> {
+    let (m, stats) = prepare(svc, case_ids, now).await?;
+    svc.store.apply_materialisation(&m).await?;
+    Ok(stats)
+}
+
+/// What materialising `case_ids` would write, and its counts; nothing is written.
+async fn prepare(
+    svc: &Services,
+    case_ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<(Materialisation, Stats)> {
     let settings = &svc.schedule;
     let plans = plans(svc).await?;
     let rows = svc.store.cases_by_ids(case_ids).await?;
@@ -520,8 +535,7 @@ pub async fn materialise(svc: &Services, case_ids: &[String], now: DateTime<Utc>
         m.schedules.push((row.id.clone(), horizon, plan.version));
         stats.cases += 1;
     }
-    svc.store.apply_materialisation(&m).await?;
-    Ok(stats)
+    Ok((m, stats))
 }
 
 fn recipients(
@@ -679,22 +693,84 @@ fn materialise_case(
 
 /// One pass over every open case whose schedule is short of the horizon or made under an older
 /// plan, in batches of `batch`, logging progress. Returns what it did.
+///
+/// A bulk load (the first pass after an import or an upgrade: many cases never materialised,
+/// at least as many as the rest) drops the indexes keyed by due time first and builds them again
+/// at the end, sorted, instead of writing all over them batch after batch; the drop is recorded
+/// with the index definitions, so a crash mid-pass is repaired at the next start. Meanwhile the
+/// outreach worker's look for due messages scans the table instead of the index.
 pub async fn materialise_all(svc: &Services, now: DateTime<Utc>, batch: i64) -> Result<Stats> {
     let horizon = calendar::local_date(svc.schedule.default_tz, now)
         + Duration::days(svc.schedule.horizon_days - 1);
+    // Counting is for passes of more than one batch; the hourly pass usually finds none.
+    let first = svc.store.cases_to_materialise(horizon, "", batch).await?;
+    let bulk = first.len() as i64 == batch && {
+        let (new, open) = svc.store.never_materialised().await?;
+        new >= svc.schedule.bulk_threshold && new * 2 >= open
+    };
+    let dropped = bulk && svc.store.drop_bulk_indexes().await?;
+    if dropped {
+        tracing::info!("bulk materialisation: indexes keyed by due time dropped until the end");
+    }
+    let result = if first.is_empty() {
+        Ok(Stats::default())
+    } else {
+        materialise_pass(svc, now, horizon, batch).await
+    };
+    if dropped {
+        let started = std::time::Instant::now();
+        let rebuilt = svc.store.rebuild_bulk_indexes().await?;
+        tracing::info!(
+            rebuilt,
+            ms = started.elapsed().as_millis() as u64,
+            "bulk materialisation: indexes rebuilt"
+        );
+    }
+    result
+}
+
+async fn materialise_pass(
+    svc: &Services,
+    now: DateTime<Utc>,
+    horizon: NaiveDate,
+    batch: i64,
+) -> Result<Stats> {
     let mut after = String::new();
     let mut total = Stats::default();
     let started = std::time::Instant::now();
     let mut last_progress = started;
+    // Batch after batch, the next is read and computed while the last is written (reading and
+    // computing take about as long as writing: `benches/schedule.rs`, phases).
+    let mut writing: Option<tokio::task::JoinHandle<Result<()>>> = None;
+    let finish = |w: Option<tokio::task::JoinHandle<Result<()>>>| async move {
+        match w {
+            Some(w) => w
+                .await
+                .map_err(|e| anyhow::anyhow!("writing a materialisation batch: {e}"))?,
+            None => Ok(()),
+        }
+    };
     loop {
-        let ids = svc
-            .store
-            .cases_to_materialise(horizon, &after, batch)
-            .await?;
-        let Some(last) = ids.last().cloned() else {
+        let next = async {
+            let ids = svc
+                .store
+                .cases_to_materialise(horizon, &after, batch)
+                .await?;
+            match ids.last().cloned() {
+                Some(last) => Ok(Some((last, prepare(svc, &ids, now).await?))),
+                None => Ok::<_, Error>(None),
+            }
+        }
+        .await;
+        // The batch before is written (or has failed) before this one is.
+        finish(writing.take()).await?;
+        let Some((last, (m, s))) = next? else {
             break;
         };
-        let s = materialise(svc, &ids, now).await?;
+        let store = svc.store.clone();
+        writing = Some(tokio::spawn(async move {
+            store.apply_materialisation(&m).await
+        }));
         total.cases += s.cases;
         total.skipped += s.skipped;
         total.created += s.created;
@@ -712,6 +788,7 @@ pub async fn materialise_all(svc: &Services, now: DateTime<Utc>, batch: i64) -> 
         }
         after = last;
     }
+    finish(writing.take()).await?;
     if total.cases > 0 {
         tracing::info!(
             cases = total.cases,

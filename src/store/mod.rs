@@ -374,6 +374,18 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
     /// Fold the write-ahead log into the database file (SQLite; nothing on PostgreSQL), so that
     /// after a clean stop the database file alone holds everything.
     async fn checkpoint(&self) -> Result<()>;
+    /// Before a pass that makes tasks and messages for many cases at once: drop the indexes
+    /// whose keys (due times) such a pass scatters over the whole tree, so that they are built
+    /// once, sorted, by [`Store::rebuild_bulk_indexes`]. Returns whether it dropped any
+    /// (SQLite; nothing on PostgreSQL).
+    async fn drop_bulk_indexes(&self) -> Result<bool> {
+        Ok(false)
+    }
+    /// Build again the indexes [`Store::drop_bulk_indexes`] dropped (also at every start, after
+    /// a crash mid-pass); returns how many.
+    async fn rebuild_bulk_indexes(&self) -> Result<usize> {
+        Ok(0)
+    }
     async fn ping(&self) -> Result<()>;
 
     /// Whether a keyring exists; false also before the first migration.

@@ -176,6 +176,8 @@ pub trait ScheduleStore: Send + Sync {
         limit: i64,
     ) -> Result<Vec<String>>;
 
+    /// Open cases never materialised (no schedule yet), and all open cases.
+    async fn never_materialised(&self) -> Result<(i64, i64)>;
     async fn cases_by_ids(&self, ids: &[String]) -> Result<Vec<super::CaseRow>>;
     async fn contacts_for_cases(&self, ids: &[String]) -> Result<Vec<super::ContactRow>>;
     /// Plan-made tasks of these cases due since `since`, whatever their status (a done or
@@ -385,6 +387,16 @@ macro_rules! schedule_impl {
                 Ok(())
             }
 
+            async fn never_materialised(&self) -> Result<(i64, i64)> {
+                Ok(sqlx::query_as(
+                    "select coalesce(sum(case when s.case_id is null then 1 else 0 end), 0), count(*) \
+                     from cases c left join case_schedules s on s.case_id = c.id \
+                     where c.status = 'open'",
+                )
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
             async fn cases_to_materialise(
                 &self,
                 horizon: chrono::NaiveDate,
@@ -471,8 +483,21 @@ macro_rules! schedule_impl {
                             .push_bind(t.grace_until);
                     });
                     // A concurrent pass may have made the same occurrence: keep its task.
-                    b.push(" on conflict do nothing returning id");
-                    let ids: Vec<(String,)> = b.build_query_as().fetch_all(&mut *tx).await?;
+                    b.push(" on conflict do nothing");
+                    let made = b.build().execute(&mut *tx).await?.rows_affected();
+                    if made == chunk.len() as u64 {
+                        inserted.extend(chunk.iter().map(|t| t.id.clone()));
+                        continue;
+                    }
+                    // Rarely: which of ours went in? (Asked only now, not row by row: every
+                    // returned row is a hand-off from sqlx's SQLite thread.)
+                    let mut q = sqlx::QueryBuilder::<$db>::new("select id from tasks where id in (");
+                    let mut list = q.separated(", ");
+                    for t in chunk {
+                        list.push_bind(t.id.clone());
+                    }
+                    q.push(")");
+                    let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
                     inserted.extend(ids.into_iter().map(|(id,)| id));
                 }
                 for (id, due, grace) in &m.moved_tasks {

@@ -662,3 +662,96 @@ on_both_backends! {
         assert_eq!(uses["items"][0]["description"], "name on the memorial wall");
     }
 }
+
+/// A bulk first pass (many cases never materialised) drops the indexes keyed by due time and
+/// builds them again, the same as the migrations made them, making the same tasks and messages
+/// as a pass case by case; an index left dropped by a crash mid-pass is rebuilt at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_first_pass_rebuilds_its_indexes_and_a_crash_mid_pass_is_repaired_at_start() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let coord = app.user("coordinator", Some("yinzhou")).await;
+    for _ in 0..3 {
+        family_case(&app, &coord.token, "email", true).await;
+    }
+    let pool = sqlx::SqlitePool::connect(&app.cfg.database_url())
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (i64,)>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let index_sql = || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, String)>(
+                "select name, sql from sqlite_master where type = 'index' \
+                 and name in ('tasks_due', 'outreach_next') order by name",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let made = (
+        count("select count(*) from tasks").await,
+        count("select count(*) from outreach").await,
+    );
+    assert!(made.0 > 0 && made.1 > 0, "{made:?}");
+    let indexes = index_sql().await;
+    assert_eq!(indexes.len(), 2, "{indexes:?}");
+
+    // Make the cases look never materialised, then pass over them as a bulk load.
+    for sql in [
+        "delete from outreach",
+        "delete from tasks",
+        "delete from case_schedules",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    assert_eq!(
+        app.state.svc.store.never_materialised().await.unwrap(),
+        (3, 3)
+    );
+    let mut svc = app.state.svc.clone();
+    svc.schedule = Arc::new(ScheduleSettings {
+        bulk_threshold: 1,
+        ..ScheduleSettings::default()
+    });
+    let stats = donorcare::domain::schedule::materialise_all(&svc, Utc::now(), 2)
+        .await
+        .unwrap();
+    assert_eq!(stats.cases, 3);
+    let again = (
+        count("select count(*) from tasks").await,
+        count("select count(*) from outreach").await,
+    );
+    assert_eq!(
+        again, made,
+        "the bulk pass makes what the case-by-case passes made"
+    );
+    assert_eq!(index_sql().await, indexes);
+    assert_eq!(count("select count(*) from bulk_dropped_indexes").await, 0);
+    let (_, _, _, plan): (i64, i64, i64, String) = sqlx::query_as(
+        "explain query plan select id from outreach where next_attempt_at <= '2030-01-01'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(plan.contains("outreach_next"), "{plan}");
+
+    // A crash after the drop: the next start builds them again.
+    assert!(app.state.svc.store.drop_bulk_indexes().await.unwrap());
+    assert!(index_sql().await.is_empty());
+    assert_eq!(count("select count(*) from bulk_dropped_indexes").await, 2);
+    app.state.svc.store.migrate().await.unwrap();
+    assert_eq!(index_sql().await, indexes);
+    assert_eq!(count("select count(*) from bulk_dropped_indexes").await, 0);
+}
