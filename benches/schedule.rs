@@ -37,12 +37,11 @@
 //! goes. Its counts must equal those of `materialise_all`.
 //!
 //! `variants` (only when asked for: `cargo bench --bench schedule -- variants`) times the first
-//! pass once per variant of the store's SQLite settings, each on a fresh copy, to size the
-//! fixes the figures above suggest: `temp_store = memory` and a 64 MiB page cache (set on every
-//! connection of a `SqliteStore::open` pool, by holding all eight connections while setting
-//! them), `tasks_assignee` as a partial index (plan tasks have no assignee), and batches of
-//! 2 000 or 5 000 cases per `materialise` call instead of 500. The services are then built with
-//! `Services::new` around that store, with the default settings, as `open_services` would.
+//! pass once per variant, each on a fresh copy: as shipped; batches of 5 000 cases instead of
+//! 2 000; a 64 MiB page cache (set on every connection of a `SqliteStore::open` pool, by holding
+//! all eight connections while setting them); and without the bulk load (the due-time indexes
+//! kept and written batch by batch). The services are then built with `Services::new` around
+//! that store, with the default settings, as `open_services` would.
 //!
 //! Making the cases through `domain::cases::create` would take far longer than the benchmark,
 //! so they are built from the same parts the app uses (`KeyService::new_case_key`,
@@ -724,76 +723,45 @@ async fn phases_benchmark(cached: &Path, n: u64) -> Result<Vec<Row>> {
 // What the write would cost with other connection settings (opt-in: `-- variants`)
 // ---------------------------------------------------------------------------------------------
 
-/// One variant: pragmas set on every connection of the store's pool, and statements run on the
-/// copy before the pass (schema changes).
+/// One variant: pragmas set on every connection of the store's pool, the batch size, and
+/// whether the pass may be a bulk load.
 struct Variant {
     name: &'static str,
     pragmas: &'static [&'static str],
-    schema: &'static [&'static str],
     /// Cases per `materialise` call.
     batch: i64,
+    /// Whether the pass may be a bulk load (drop and rebuild the due-time indexes).
+    bulk: bool,
 }
 
-const BOTH: &[&str] = &["pragma temp_store = memory", "pragma cache_size = -65536"];
-const PARTIAL_ASSIGNEE: &[&str] = &[
-    "drop index tasks_assignee",
-    "create index tasks_assignee on tasks(assignee_id, due_at, id) where assignee_id is not null",
-];
+/// What `SqliteStore::open` sets on every connection: (`cache_size`, `temp_store`).
+const SHIPPED_PRAGMAS: (i64, i64) = (-16384, 2);
+const BIG_CACHE: &[&str] = &["pragma cache_size = -65536"];
 
-const VARIANTS: [Variant; 9] = [
+const VARIANTS: [Variant; 4] = [
     Variant {
-        name: "as shipped (`SqliteStore::open`)",
+        name: "as shipped",
         pragmas: &[],
-        schema: &[],
         batch: MATERIALISE_BATCH,
-    },
-    Variant {
-        name: "`temp_store = memory`",
-        pragmas: &["pragma temp_store = memory"],
-        schema: &[],
-        batch: MATERIALISE_BATCH,
-    },
-    Variant {
-        name: "`cache_size = -65536` (64 MiB)",
-        pragmas: &["pragma cache_size = -65536"],
-        schema: &[],
-        batch: MATERIALISE_BATCH,
-    },
-    Variant {
-        name: "`temp_store = memory` + `cache_size = -65536`",
-        pragmas: BOTH,
-        schema: &[],
-        batch: MATERIALISE_BATCH,
-    },
-    Variant {
-        name: "both + `tasks_assignee` partial (`where assignee_id is not null`)",
-        pragmas: BOTH,
-        schema: PARTIAL_ASSIGNEE,
-        batch: MATERIALISE_BATCH,
+        bulk: true,
     },
     Variant {
         name: "as shipped, batches of 5 000",
         pragmas: &[],
-        schema: &[],
         batch: 5_000,
+        bulk: true,
     },
     Variant {
-        name: "both pragmas, batches of 5 000",
-        pragmas: BOTH,
-        schema: &[],
-        batch: 5_000,
+        name: "`cache_size = -65536` (64 MiB)",
+        pragmas: BIG_CACHE,
+        batch: MATERIALISE_BATCH,
+        bulk: true,
     },
     Variant {
-        name: "both pragmas + partial `tasks_assignee`, batches of 2 000",
-        pragmas: BOTH,
-        schema: PARTIAL_ASSIGNEE,
-        batch: 2_000,
-    },
-    Variant {
-        name: "both pragmas + partial `tasks_assignee`, batches of 5 000",
-        pragmas: BOTH,
-        schema: PARTIAL_ASSIGNEE,
-        batch: 5_000,
+        name: "no bulk load (the due-time indexes kept and written batch by batch)",
+        pragmas: &[],
+        batch: MATERIALISE_BATCH,
+        bulk: false,
     },
 ];
 
@@ -808,9 +776,6 @@ async fn variants_benchmark(cached: &Path, n: u64) -> Result<Vec<Row>> {
         let work = fresh_copy(cached)?;
         let url = format!("sqlite://{}", work.path().join("donorcare.db").display());
         let store = SqliteStore::open(&url).await?;
-        for stmt in v.schema {
-            sqlx::query(stmt).execute(store.pool()).await?;
-        }
         // Hold every connection the pool may open (8) and set the pragmas on each.
         let mut conns = Vec::new();
         for _ in 0..8 {
@@ -829,9 +794,9 @@ async fn variants_benchmark(cached: &Path, n: u64) -> Result<Vec<Row>> {
             let want_cache = if v.pragmas.iter().any(|p| p.contains("cache_size")) {
                 -65536
             } else {
-                -2000
+                SHIPPED_PRAGMAS.0
             };
-            let want_temp = i64::from(v.pragmas.iter().any(|p| p.contains("temp_store"))) * 2;
+            let want_temp = SHIPPED_PRAGMAS.1;
             ensure!(
                 (cache, temp) == (want_cache, want_temp),
                 "a connection has cache_size {cache} and temp_store {temp}"
@@ -845,7 +810,13 @@ async fn variants_benchmark(cached: &Path, n: u64) -> Result<Vec<Row>> {
             Opened::Existing(k) => k,
             Opened::Created { .. } => bail!("the copy has no keyring"),
         };
-        let svc = Services::new(store, Arc::new(keys));
+        let mut svc = Services::new(store, Arc::new(keys));
+        if !v.bulk {
+            svc.schedule = Arc::new(ScheduleSettings {
+                bulk_threshold: i64::MAX,
+                ..ScheduleSettings::default()
+            });
+        }
         let t = Instant::now();
         let s = materialise_all(&svc, now, v.batch).await?;
         let took = t.elapsed();
