@@ -881,6 +881,7 @@ fn build_rows(
             rule_id: Some(o.rule_id.clone()),
             occurrence: Some(o.key.clone()),
             grace_until: Some(grace_until),
+            cancel_reason: None,
             region: row.region.clone(),
         });
         if o.action != "outreach" {
@@ -1339,6 +1340,7 @@ fn synthetic_task(
         rule_id: Some(format!("bench_rule_{}", k % 10)),
         occurrence: Some(format!("n{k}")),
         grace_until: Some(due + grace),
+        cancel_reason: None,
         region: String::new(),
     };
     let msg = OutreachRow {

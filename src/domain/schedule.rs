@@ -20,6 +20,7 @@ use crate::schedule::calendar::{self, Festival};
 use crate::schedule::plan::{self, Anchors, CasePreferences, Rule};
 use crate::store::{
     CaseRow, CaseScheduleRow, ContactRow, Materialisation, OutreachRow, PlanRow, TaskRow,
+    PLAN_DROPPED,
 };
 
 /// How scheduling and delivery are set up (`DONORCARE_*` settings).
@@ -402,6 +403,8 @@ pub struct Stats {
     pub created: usize,
     pub moved: usize,
     pub cancelled: usize,
+    /// Tasks dropped from the plan earlier and wanted again.
+    pub revived: usize,
     pub messages: usize,
 }
 
@@ -605,7 +608,16 @@ fn materialise_case(
             continue;
         }
         let task_id = match existing.get(&(o.rule_id.as_str(), o.key.as_str())) {
-            // Done or cancelled: this occurrence has been dealt with.
+            // Dropped by a plan change or a family's choice that has been undone: it comes back
+            // (with new messages).
+            Some(t)
+                if t.status == "cancelled" && t.cancel_reason.as_deref() == Some(PLAN_DROPPED) =>
+            {
+                m.revived_tasks.push((t.id.clone(), due, grace_until));
+                stats.revived += 1;
+                t.id.clone()
+            }
+            // Done, or cancelled by staff or with the case: this occurrence has been dealt with.
             Some(t) if t.status != "scheduled" => continue,
             Some(t) => {
                 if t.due_at != due {
@@ -643,6 +655,7 @@ fn materialise_case(
                     rule_id: Some(o.rule_id.clone()),
                     occurrence: Some(o.key.clone()),
                     grace_until: Some(grace_until),
+                    cancel_reason: None,
                     region: row.region.clone(),
                 });
                 stats.created += 1;
@@ -684,8 +697,7 @@ fn materialise_case(
     }
     for ((rule, key), t) in &existing {
         if t.status == "scheduled" && !wanted.contains(&(*rule, *key)) && t.due_at > now {
-            m.cancelled_tasks
-                .push((t.id.clone(), "no_longer_in_plan".into()));
+            m.cancelled_tasks.push((t.id.clone(), PLAN_DROPPED.into()));
             stats.cancelled += 1;
         }
     }
@@ -776,6 +788,7 @@ async fn materialise_pass(
         total.created += s.created;
         total.moved += s.moved;
         total.cancelled += s.cancelled;
+        total.revived += s.revived;
         total.messages += s.messages;
         // Progress every few seconds of a long pass.
         if last_progress.elapsed() > std::time::Duration::from_secs(5) {
@@ -795,6 +808,7 @@ async fn materialise_pass(
             created = total.created,
             moved = total.moved,
             cancelled = total.cancelled,
+            revived = total.revived,
             messages = total.messages,
             skipped = total.skipped,
             ms = started.elapsed().as_millis() as u64,

@@ -245,6 +245,7 @@ pub async fn create(
         rule_id: None,
         occurrence: None,
         grace_until: None,
+        cancel_reason: None,
         region: String::new(),
     };
     let audit = svc

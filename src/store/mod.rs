@@ -111,6 +111,8 @@ pub struct TaskRow {
     pub occurrence: Option<String>,
     /// After this, the occurrence is skipped rather than done late.
     pub grace_until: Option<DateTime<Utc>>,
+    /// Why it was cancelled, as a code (see migration 0015 / 0013).
+    pub cancel_reason: Option<String>,
     /// The case's region (joined), for access decisions.
     pub region: String,
 }

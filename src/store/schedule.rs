@@ -81,8 +81,15 @@ pub struct Materialisation {
     pub moved_outreach: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
     /// (case id, horizon, plan version) to record.
     pub schedules: Vec<(String, NaiveDate, i64)>,
+    /// (task id, due, grace until) of tasks cancelled with [`PLAN_DROPPED`] that are wanted
+    /// again: scheduled again, their cancelled messages replaced by new ones.
+    pub revived_tasks: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
     pub now: DateTime<Utc>,
 }
+
+/// Why a plan task is cancelled when no rule asks for its occurrence any more (a rule removed,
+/// a festival skipped, mourning days declined); such a task comes back if it is wanted again.
+pub const PLAN_DROPPED: &str = "no_longer_in_plan";
 
 /// How a worker settles a claimed message.
 #[derive(Debug, Clone)]
@@ -500,6 +507,30 @@ macro_rules! schedule_impl {
                     let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
                     inserted.extend(ids.into_iter().map(|(id,)| id));
                 }
+                for (id, due, grace) in &m.revived_tasks {
+                    let back = sqlx::query(
+                        "update tasks set status = 'scheduled', cancel_reason = null, due_at = $1, \
+                         grace_until = $2, updated_at = $3 \
+                         where id = $4 and status = 'cancelled' and cancel_reason = $5",
+                    )
+                    .bind(*due)
+                    .bind(*grace)
+                    .bind(m.now)
+                    .bind(id)
+                    .bind(PLAN_DROPPED)
+                    .execute(&mut *tx)
+                    .await?;
+                    if back.rows_affected() == 1 {
+                        // Its new messages (in `new_outreach`) take their place.
+                        sqlx::query(
+                            "delete from outreach where task_id = $1 and status = 'cancelled' and reason = $2",
+                        )
+                        .bind(id)
+                        .bind(PLAN_DROPPED)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
                 for (id, due, grace) in &m.moved_tasks {
                     sqlx::query(
                         "update tasks set due_at = $1, grace_until = $2, updated_at = $3 \
@@ -514,10 +545,12 @@ macro_rules! schedule_impl {
                 }
                 for (id, reason) in &m.cancelled_tasks {
                     sqlx::query(
-                        "update tasks set status = 'cancelled', updated_at = $1 where id = $2 and status = 'scheduled'",
+                        "update tasks set status = 'cancelled', cancel_reason = $3, updated_at = $1 \
+                         where id = $2 and status = 'scheduled'",
                     )
                     .bind(m.now)
                     .bind(id)
+                    .bind(reason)
                     .execute(&mut *tx)
                     .await?;
                     cancel_task_messages_in(&mut tx, id, reason, m.now).await?;
@@ -744,11 +777,12 @@ macro_rules! schedule_impl {
                 };
                 let n = cancel_outreach_in(&mut tx, &all, now).await?;
                 sqlx::query(
-                    "update tasks set status = 'cancelled', updated_at = $1 \
+                    "update tasks set status = 'cancelled', cancel_reason = $3, updated_at = $1 \
                      where case_id = $2 and status = 'scheduled'",
                 )
                 .bind(now)
                 .bind(case_id)
+                .bind(reason)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -818,8 +852,8 @@ macro_rules! schedule_impl {
             ) -> Result<bool> {
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
-                    "update tasks set status = 'cancelled', updated_at = $1, details = $3 \
-                     where id = $2 and status = 'scheduled'",
+                    "update tasks set status = 'cancelled', cancel_reason = 'staff', updated_at = $1, \
+                     details = $3 where id = $2 and status = 'scheduled'",
                 )
                 .bind(now)
                 .bind(id)

@@ -17,7 +17,7 @@ pub const AUDIT_COLUMNS: &str = "seq, id, at, actor_id, actor_role, action, targ
 
 pub const TASK_COLUMNS: &str = "t.id, t.case_id, t.kind, t.due_at, t.assignee_id, t.contact_id, \
      t.template, t.status, t.details, t.created_by, t.created_at, t.updated_at, t.completed_at, \
-     t.completed_by, t.rule_id, t.occurrence, t.grace_until, c.region";
+     t.completed_by, t.rule_id, t.occurrence, t.grace_until, t.cancel_reason, c.region";
 
 pub const CONSENT_COLUMNS: &str = "k.id, k.case_id, k.kind, k.subject, k.given_by, k.method, \
      k.document_id, k.document_sha256, k.signed_at, k.expires_at, k.withdraws, k.sealed, \

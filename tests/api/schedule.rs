@@ -241,7 +241,41 @@ on_both_backends! {
             assert!(mourning.contains(&k), "{k} missing: {mourning:?}");
         }
         let spring = by_rule(&all, "spring_festival");
-        assert!(spring.iter().all(|t| t["status"] == "cancelled"), "{spring:?}");
+        assert!(!spring.is_empty() && spring.iter().all(|t| t["status"] == "cancelled"), "{spring:?}");
+        let spring_msgs = |msgs: &[Value]| -> Vec<Value> {
+            msgs.iter().filter(|m| m["template"] == "spring_festival").cloned().collect()
+        };
+        let dropped = spring_msgs(&outreach(&app, &coord.token, id).await);
+        assert!(!dropped.is_empty() && dropped.iter().all(|m| m["status"] == "cancelled"), "{dropped:?}");
+
+        // They change their mind: the greetings come back, with messages to send, and the
+        // mourning days they no longer want go.
+        let (s, b) = app.patch(&format!("/api/v1/cases/{id}/schedule"), &coord.token,
+                               json!({"mourning_days": false, "skip_festivals": []})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let all = tasks(&app, &coord.token, id).await;
+        let spring = by_rule(&all, "spring_festival");
+        assert!(!spring.is_empty() && spring.iter().all(|t| t["status"] == "scheduled"), "{spring:?}");
+        let back = spring_msgs(&outreach(&app, &coord.token, id).await);
+        assert_eq!(back.len(), dropped.len(), "{back:?}");
+        assert!(back.iter().all(|m| m["status"] == "scheduled"), "{back:?}");
+        assert!(by_rule(&all, "mourning_days").iter().all(|t| t["status"] == "cancelled"));
+        // A task staff cancelled stays cancelled whatever the family chooses.
+        let first = spring[0]["id"].as_str().unwrap().to_string();
+        let (s, b) = app.post(&format!("/api/v1/tasks/{first}/cancel"), &coord.token,
+                              json!({"reason": "the family is travelling that week"})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        for skip in [json!(["spring_festival"]), json!([])] {
+            let (s, b) = app.patch(&format!("/api/v1/cases/{id}/schedule"), &coord.token,
+                                   json!({"skip_festivals": skip})).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+        }
+        let all = tasks(&app, &coord.token, id).await;
+        let spring = by_rule(&all, "spring_festival");
+        let status_of = |tid: &str| spring.iter().find(|t| t["id"] == tid).unwrap()["status"].clone();
+        assert_eq!(status_of(&first), "cancelled");
+        assert!(spring.iter().filter(|t| t["id"] != first.as_str()).all(|t| t["status"] == "scheduled"), "{spring:?}");
+
         let (s, b) = app.patch(&format!("/api/v1/cases/{id}/schedule"), &coord.token,
                                json!({"skip_festivals": ["easter"]})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
