@@ -77,6 +77,8 @@ pub enum Action {
     ReleaseOutreach,
     /// Print the day's letters.
     PrintLetters,
+    /// List the held, dead and failed messages of one's cases.
+    ListOutreachAttention,
 }
 
 impl Action {
@@ -117,6 +119,7 @@ impl Action {
             Action::ChangeTask => "task.change",
             Action::ReleaseOutreach => "outreach.release",
             Action::PrintLetters => "letters.print",
+            Action::ListOutreachAttention => "outreach.attention",
         }
     }
 }
@@ -192,7 +195,9 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (EthicsReviewer, DecideErasure, Resource::System) => Ok(()),
         (Family, FamilyPortal, Resource::System) if actor.contact_id.is_some() => Ok(()),
         (Volunteer | Coordinator | Supervisor, ListTasks, Resource::System) => Ok(()),
-        (Coordinator | Supervisor, PrintLetters, Resource::System) => Ok(()),
+        (Coordinator | Supervisor, PrintLetters | ListOutreachAttention, Resource::System) => {
+            Ok(())
+        }
         // Ethics reviewers read every consent record (not the rest of the case).
         (EthicsReviewer, ReadConsent, Resource::Case { .. }) => Ok(()),
         (Coordinator | Supervisor | EthicsReviewer, ListConsents, Resource::System) => Ok(()),

@@ -20,7 +20,7 @@ use crate::crypto::{self, Place, SecretKey};
 use crate::error::{Error, Result, Validator};
 use crate::policy::Actor;
 use crate::schedule::calendar;
-use crate::store::{OutreachRow, PortalRow, Settle};
+use crate::store::{CaseScope, OutreachRow, PortalRow, Settle};
 
 /// Every built-in outreach template: name, language and source.
 pub const TEMPLATES: &[(&str, &str, &str)] = &[
@@ -927,6 +927,68 @@ async fn page(
         }
         items.push(item);
     }
+    Ok(Page { items, next_cursor })
+}
+
+/// Which messages `GET /api/v1/outreach` lists.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionFilter {
+    /// Comma-separated, of `held`, `dead` and `failed`; default `held,dead`.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// The messages that need a person in the caller's cases (a coordinator's assigned cases, a
+/// supervisor's region): held with their reason, dead after the last try, or failing, in due
+/// order. Codes and ids only, no personal data.
+pub async fn attention(
+    svc: &Services,
+    actor: &Actor,
+    f: AttentionFilter,
+    now: DateTime<Utc>,
+) -> Result<Page<OutreachView>> {
+    use crate::policy::{Action, Resource};
+    svc.authorize(
+        actor,
+        Action::ListOutreachAttention,
+        Resource::System,
+        svc.entry(actor, Action::ListOutreachAttention, "outreach", now),
+    )
+    .await?;
+    let mut v = Validator::new();
+    let statuses: Vec<String> = match f.status.as_deref() {
+        None => vec!["held".into(), "dead".into()],
+        Some(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
+    };
+    if statuses.is_empty()
+        || statuses
+            .iter()
+            .any(|s| !["held", "dead", "failed"].contains(&s.as_str()))
+    {
+        v.add("status", "must be held, dead or failed, comma-separated");
+    }
+    let after = super::time_cursor(f.cursor.as_deref(), &mut v);
+    let limit = page_limit(f.limit)?;
+    v.finish()?;
+    let scope = match actor.role {
+        super::types::Role::Coordinator => CaseScope::AssignedTo(actor.user_id.clone()),
+        _ => CaseScope::Region(actor.region.clone().unwrap_or_default()),
+    };
+    let rows = svc
+        .store
+        .attention_outreach(&scope, &statuses, after, limit + 1)
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<OutreachView> = rows.into_iter().take(limit as usize).map(view).collect();
+    let next_cursor = if more {
+        items
+            .last()
+            .map(|r| format!("{}|{}", r.due_at.to_rfc3339(), r.id))
+    } else {
+        None
+    };
     Ok(Page { items, next_cursor })
 }
 

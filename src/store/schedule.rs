@@ -214,6 +214,15 @@ pub trait ScheduleStore: Send + Sync {
         after: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<OutreachRow>>;
+    /// Messages in `statuses` (some of held, dead, failed) in the cases of `scope`, in due order
+    /// after `after`.
+    async fn attention_outreach(
+        &self,
+        scope: &super::CaseScope,
+        statuses: &[String],
+        after: Option<(DateTime<Utc>, String)>,
+        limit: i64,
+    ) -> Result<Vec<OutreachRow>>;
     /// Messages sent to a case's family since `since`, on any channel.
     async fn sent_since(&self, case_id: &str, since: DateTime<Utc>) -> Result<i64>;
     async fn cancel_outreach(
@@ -1008,6 +1017,49 @@ macro_rules! schedule_impl {
                 append_entries(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn attention_outreach(
+                &self,
+                scope: &super::CaseScope,
+                statuses: &[String],
+                after: Option<(DateTime<Utc>, String)>,
+                limit: i64,
+            ) -> Result<Vec<OutreachRow>> {
+                let cols: Vec<String> = OUTREACH_COLUMNS.split(", ").map(|c| format!("o.{c}")).collect();
+                let mut b = sqlx::QueryBuilder::<$db>::new(format!(
+                    "select {} from outreach o join cases c on c.id = o.case_id where o.status in (",
+                    cols.join(", ")
+                ));
+                let mut list = b.separated(", ");
+                for s in statuses {
+                    list.push_bind(s.clone());
+                }
+                b.push(")");
+                match scope {
+                    super::CaseScope::All => {}
+                    super::CaseScope::Region(r) => {
+                        b.push(" and c.region = ");
+                        b.push_bind(r.clone());
+                    }
+                    super::CaseScope::AssignedTo(u) => {
+                        b.push(" and o.case_id in (select case_id from case_assignments where user_id = ");
+                        b.push_bind(u.clone());
+                        b.push(")");
+                    }
+                }
+                if let Some((due, id)) = after {
+                    b.push(" and (o.due_at > ");
+                    b.push_bind(due);
+                    b.push(" or (o.due_at = ");
+                    b.push_bind(due);
+                    b.push(" and o.id > ");
+                    b.push_bind(id);
+                    b.push("))");
+                }
+                b.push(" order by o.due_at, o.id limit ");
+                b.push_bind(limit);
+                Ok(b.build_query_as::<OutreachRow>().fetch_all(&self.pool).await?)
             }
 
             async fn letters_sent(

@@ -17,8 +17,12 @@ use crate::crypto::{random_token, SecretString};
 use crate::domain::accounts::{self, LoginInput, NewUserInput};
 use crate::domain::cases::{self, CaseFilter};
 use crate::domain::family::{self, AcceptInput};
+use crate::domain::outreach::{self, AttentionFilter};
 use crate::domain::types::{Role, MIN_PASSWORD};
 use crate::error::Error;
+
+/// Messages needing attention shown on the home page (the rest through `GET /api/v1/outreach`).
+const ATTENTION_ON_HOME: i64 = 20;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -90,6 +94,23 @@ async fn home(
     } else {
         (Vec::new(), None)
     };
+    // Held, dead and failing messages of the same cases: what needs a person first.
+    let attention = if can_list {
+        let filter = AttentionFilter {
+            status: Some("held,dead,failed".into()),
+            limit: Some(ATTENTION_ON_HOME),
+            cursor: None,
+        };
+        match outreach::attention(&s.svc, &user.actor, filter, s.now()).await {
+            Ok(page) => page,
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        crate::domain::Page {
+            items: Vec::new(),
+            next_cursor: None,
+        }
+    };
     render(
         &s,
         StatusCode::OK,
@@ -100,6 +121,8 @@ async fn home(
             "can_list": can_list,
             "cases": cases,
             "next": next,
+            "attention": attention.items,
+            "more_attention": attention.next_cursor.is_some(),
         }),
     )
 }

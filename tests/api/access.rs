@@ -238,6 +238,12 @@ fn table() -> Vec<Row> {
             only(&["supervisor", "coordinator"]),
         ),
         row(
+            Method::GET,
+            "/api/v1/outreach",
+            None,
+            only(&["supervisor", "coordinator"]),
+        ),
+        row(
             Method::POST,
             "/api/v1/outreach/{outreach}/release",
             Some(json!({})),

@@ -48,6 +48,29 @@ fn form(path: &str, cookie: &str, body: &str) -> Request<Body> {
         .unwrap()
 }
 
+/// Sign in through the login page as `username` (password [`PASSWORD`]); the cookie jar.
+pub async fn page_session(app: &TestApp, username: &str) -> String {
+    let (_, h, _) = raw(app, get("/login", "")).await;
+    let login_csrf = cookie_value(&cookies(&h), "dc_login_csrf").unwrap();
+    let body = format!("username={username}&password={PASSWORD}&csrf={login_csrf}");
+    let (status, h, _) = raw(
+        app,
+        form("/login", &format!("dc_login_csrf={login_csrf}"), &body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    format!(
+        "dc_session={}",
+        cookie_value(&cookies(&h), "dc_session").unwrap()
+    )
+}
+
+/// A page's status and text, with a session.
+pub async fn page(app: &TestApp, path: &str, jar: &str) -> (StatusCode, String) {
+    let (status, _, html) = raw(app, get(path, jar)).await;
+    (status, html)
+}
+
 fn get(path: &str, cookie: &str) -> Request<Body> {
     Request::builder()
         .uri(path)

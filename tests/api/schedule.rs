@@ -33,6 +33,17 @@ async fn tasks(app: &TestApp, token: &str, case_id: &str) -> Vec<Value> {
     b["items"].as_array().unwrap().clone()
 }
 
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Replace a programme's rules as an admin.
 async fn set_plan(app: &TestApp, program: &str, rules: Value) -> Value {
     let admin = app.user("admin", None).await;
@@ -280,6 +291,65 @@ on_both_backends! {
                                json!({"skip_festivals": ["easter"]})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
         assert!(b["error"]["fields"]["skip_festivals"].is_string());
+    }
+
+    async fn staff_list_the_messages_that_need_them_in_their_own_cases(app) {
+        set_plan(&app, "organ", json!([welcome(Some("file"))])).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let other = app.user("coordinator", Some("yinzhou")).await;
+        let sup = app.user("supervisor", Some("yinzhou")).await;
+        let far = app.user("supervisor", Some("haishu")).await;
+        let (held_a, _) = family_case(&app, &coord.token, "email", false).await;
+        let (held_b, _) = family_case(&app, &coord.token, "email", false).await;
+        let (sent, _) = family_case(&app, &coord.token, "email", true).await;
+        deliver(&services(&app, |_| {}), Utc::now()).await;
+
+        let list = |token: String, query: &'static str| {
+            let app = &app;
+            async move {
+                let (s, b) = app.get(&format!("/api/v1/outreach{query}"), &token).await;
+                (s, b)
+            }
+        };
+        let (s, b) = list(coord.token.clone(), "").await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let items = b["items"].as_array().unwrap();
+        let cases: Vec<&str> = items.iter().map(|m| m["case_id"].as_str().unwrap()).collect();
+        assert!(cases.contains(&held_a.as_str()) && cases.contains(&held_b.as_str()), "{b}");
+        assert!(!cases.contains(&sent.as_str()), "{b}");
+        assert!(items.iter().all(|m| m["status"] == "held"
+            && m["reason"].as_str().unwrap().starts_with("no_consent")), "{b}");
+        // A page at a time, in due order, without repeats.
+        let (_, p1) = list(coord.token.clone(), "?limit=1").await;
+        let cursor = p1["next_cursor"].as_str().expect("a second page").to_string();
+        let (_, p2) = app.get(&format!("/api/v1/outreach?limit=1&cursor={}", urlencode(&cursor)), &coord.token).await;
+        assert_eq!(p2["items"].as_array().unwrap().len(), 1, "{p2}");
+        assert_ne!(p1["items"][0]["id"], p2["items"][0]["id"]);
+        // Scope: another coordinator sees none of it; the region's supervisor sees it, another
+        // region's does not.
+        let (_, b) = list(other.token.clone(), "").await;
+        assert_eq!(b["items"], json!([]), "{b}");
+        let (_, b) = list(sup.token.clone(), "").await;
+        assert_eq!(b["items"].as_array().unwrap().len(), items.len(), "{b}");
+        let (_, b) = list(far.token.clone(), "").await;
+        assert_eq!(b["items"], json!([]), "{b}");
+        // The coordinator's home page lists them first, with why.
+        let jar = crate::pages::page_session(&app, &coord.username).await;
+        let (status, html) = crate::pages::page(&app, "/", &jar).await;
+        assert_eq!(status, StatusCode::OK);
+        let table = &html[html.find("id=\"attention\"").expect("an attention table")..];
+        assert!(table.contains(&held_a) && table.contains(&held_b) && table.contains("no_consent"), "{table}");
+        assert!(!table.contains(&sent), "{table}");
+        let jar = crate::pages::page_session(&app, &other.username).await;
+        let (_, html) = crate::pages::page(&app, "/", &jar).await;
+        assert!(!html.contains("id=\"attention\""), "{html}");
+
+        // Only the asked statuses; a bad one is named.
+        let (_, b) = list(coord.token.clone(), "?status=dead,failed").await;
+        assert_eq!(b["items"], json!([]), "{b}");
+        let (s, b) = list(coord.token.clone(), "?status=held,lost").await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert!(b["error"]["fields"]["status"].is_string(), "{b}");
     }
 
     async fn the_gate_holds_without_consent_and_sends_with_it(app) {

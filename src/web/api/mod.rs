@@ -55,6 +55,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(schedule::preview))
         .routes(routes!(schedule::release))
         .routes(routes!(schedule::letters))
+        .routes(routes!(schedule::attention))
         .routes(routes!(schedule::family_outreach))
         .routes(routes!(
             schedule::get_preferences,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::contacts::ContactView;
-use crate::domain::outreach::{self, OutreachFilter, OutreachView, Rendered};
+use crate::domain::outreach::{self, AttentionFilter, OutreachFilter, OutreachView, Rendered};
 use crate::domain::schedule::{self, PlanInput, PlanView, PreferencesInput, ScheduleView};
 use crate::domain::Page;
 use crate::error::Result;
@@ -190,6 +190,20 @@ pub async fn update_preferences(
         schedule::update_family_preferences(&s.svc, &actor, patch, &s.default_timezone, s.now())
             .await?;
     Ok(Json(preferences(c, p)))
+}
+
+/// The messages that need a person in the caller's cases: held (with why), dead after the last
+/// try, or failing; in due order.
+#[utoipa::path(get, path = "/api/v1/outreach", tag = "schedule", params(AttentionFilter),
+    responses((status = 200, body = Page<OutreachView>), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn attention(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(f): ApiQuery<AttentionFilter>,
+) -> Result<Json<Page<OutreachView>>> {
+    Ok(Json(outreach::attention(&s.svc, &actor, f, s.now()).await?))
 }
 
 /// Put a held or dead message back in the queue; the send-time gate decides again.
