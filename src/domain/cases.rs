@@ -482,13 +482,12 @@ pub async fn load_authorized(
     now: DateTime<Utc>,
 ) -> Result<Authorized> {
     let entry = svc.entry(actor, action, "case", now);
-    let Some(row) = svc.store.case_by_id(id).await? else {
+    let Some((row, assignments)) = svc.store.case_with_assignments(id).await? else {
         let entry = if is_id(id) { entry.target(id) } else { entry };
         svc.audit.record(vec![entry.denied("not_found")]).await?;
         return Err(Error::NotFound);
     };
     let coordinator = actor.role == Role::Coordinator;
-    let assignments = svc.store.assignments(id).await?;
     let assigned = coordinator && assignments.iter().any(|a| a.user_id == actor.user_id);
     let break_glass =
         coordinator && !assigned && svc.store.has_break_glass(id, &actor.user_id, now).await?;

@@ -265,6 +265,15 @@ pub struct ContactRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A case row joined with one of its assignments (none: a row of nulls).
+#[derive(Debug, sqlx::FromRow)]
+pub struct CaseAssignmentRow {
+    #[sqlx(flatten)]
+    pub case: CaseRow,
+    pub a_user_id: Option<String>,
+    pub a_kind: Option<String>,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AssignmentRow {
     pub case_id: String,
@@ -449,6 +458,11 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
 
     async fn insert_case(&self, case: &NewCase, audit: &[AuditEntry]) -> Result<()>;
     async fn case_by_id(&self, id: &str) -> Result<Option<CaseRow>>;
+    /// A case with its assignments (primary first), in one statement.
+    async fn case_with_assignments(
+        &self,
+        id: &str,
+    ) -> Result<Option<(CaseRow, Vec<AssignmentRow>)>>;
     async fn list_cases(&self, q: &CaseQuery) -> Result<Vec<CaseRow>>;
     async fn update_case(
         &self,

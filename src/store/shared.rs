@@ -415,6 +415,35 @@ macro_rules! store_impl {
             .await?)
         }
 
+        async fn case_with_assignments(
+            &self,
+            id: &str,
+        ) -> Result<Option<(CaseRow, Vec<AssignmentRow>)>> {
+            let rows = sqlx::query_as::<$db, CaseAssignmentRow>(&format!(
+                "select {}, a.user_id as a_user_id, a.kind as a_kind from cases c \
+                 left join case_keys k on k.case_id = c.id \
+                 left join case_assignments a on a.case_id = c.id where c.id = $1 \
+                 order by a.kind, a.user_id",
+                shared::CASE_COLUMNS
+            ))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut assignments = Vec::with_capacity(rows.len());
+            let mut case = None;
+            for r in rows {
+                if let (Some(user_id), Some(kind)) = (r.a_user_id, r.a_kind) {
+                    assignments.push(AssignmentRow {
+                        case_id: r.case.id.clone(),
+                        user_id,
+                        kind,
+                    });
+                }
+                case.get_or_insert(r.case);
+            }
+            Ok(case.map(|c| (c, assignments)))
+        }
+
         async fn list_cases(&self, q: &CaseQuery) -> Result<Vec<CaseRow>> {
             let mut b = sqlx::QueryBuilder::<$db>::new(format!("select {} from ", shared::CASE_COLUMNS));
             // Drive the scan from the narrowest index: the assignment list, or the region.
