@@ -533,6 +533,7 @@ async fn withdraw_row(
                 case_id: row.case_id.clone(),
                 recipient: Some(row.subject.clone()),
                 channels: Some(uncovered),
+                rule: None,
                 reason: "consent_withdrawn".into(),
             })
         })

@@ -440,6 +440,7 @@ async fn patch_row(
             case_id: row.case_id.clone(),
             recipient: Some(row.id.clone()),
             channels: None,
+            rule: None,
             reason: "opted_out".into(),
         };
         svc.store.cancel_outreach(&c, now, &[]).await?;

@@ -414,6 +414,39 @@ pub async fn list(
 }
 
 /// Record the outcome of a visit or call.
+/// The messages a visit completed `now` makes pointless: those of the case's outreach rules with
+/// `skip_after_visit_days`, due within that many days.
+async fn made_pointless_by_visit(
+    svc: &Services,
+    case: &crate::store::CaseRow,
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::store::CancelOutreach>> {
+    let Some(plan) = svc
+        .store
+        .care_plans()
+        .await?
+        .into_iter()
+        .find(|p| p.program == case.program)
+    else {
+        return Ok(Vec::new());
+    };
+    let rules: Vec<crate::schedule::plan::Rule> = serde_json::from_str(&plan.rules)
+        .map_err(|e| anyhow::anyhow!("stored care plan {}: {e}", plan.program))?;
+    Ok(rules
+        .into_iter()
+        .filter_map(|r| {
+            let days = r.skip_after_visit_days?;
+            Some(crate::store::CancelOutreach {
+                case_id: case.id.clone(),
+                recipient: None,
+                channels: None,
+                rule: Some((r.id, now + chrono::Duration::days(i64::from(days)))),
+                reason: "visit_done".into(),
+            })
+        })
+        .collect())
+}
+
 pub async fn complete(
     svc: &Services,
     actor: &Actor,
@@ -454,9 +487,21 @@ pub async fn complete(
         .entry(actor, Action::CompleteTask, "task", now)
         .target(id)
         .case(&row.case_id);
+    let cancel = if row.kind == "visit" {
+        made_pointless_by_visit(svc, &case, now).await?
+    } else {
+        Vec::new()
+    };
     if !svc
         .store
-        .complete_task(id, sealed.as_bytes(), &actor.user_id, now, &[audit])
+        .complete_task(
+            id,
+            sealed.as_bytes(),
+            &actor.user_id,
+            now,
+            &cancel,
+            &[audit],
+        )
         .await?
     {
         return Err(not_scheduled(&row));

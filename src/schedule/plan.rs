@@ -70,6 +70,10 @@ pub struct Rule {
     /// Local time of day (`HH:MM`); default the start of waking hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
+    /// For outreach: a visit to the case completed up to this many days before a message is
+    /// due makes it pointless, and completing the visit cancels it (`visit_done`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_after_visit_days: Option<u32>,
 }
 
 /// What a case offers the rules.
@@ -231,6 +235,13 @@ pub fn validate(rules: &[Rule], v: &mut Validator) {
             if g > 366 {
                 v.add(f("grace_days"), "must be at most 366");
             }
+        }
+        match r.skip_after_visit_days {
+            Some(_) if r.action != "outreach" => {
+                v.add(f("skip_after_visit_days"), "only outreach rules take one")
+            }
+            Some(d) if d == 0 || d > 366 => v.add(f("skip_after_visit_days"), "must be 1 to 366"),
+            _ => {}
         }
         match r.kind.as_str() {
             "offset" => match &r.offset {
@@ -450,6 +461,7 @@ fn rule(id: &str, kind: &str, action: &str) -> Rule {
         donation_kinds: None,
         grace_days: None,
         time: None,
+        skip_after_visit_days: None,
     }
 }
 

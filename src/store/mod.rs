@@ -607,13 +607,15 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
     async fn task_by_id(&self, id: &str) -> Result<Option<TaskRow>>;
     /// Tasks in due order.
     async fn list_tasks(&self, q: &TaskQuery) -> Result<Vec<TaskRow>>;
-    /// Mark a scheduled task done; false if it was not scheduled any more.
+    /// Mark a scheduled task done and cancel, in the same transaction, the messages it makes
+    /// pointless; false (and nothing written) if it was not scheduled any more.
     async fn complete_task(
         &self,
         id: &str,
         details: &[u8],
         by: &str,
         now: DateTime<Utc>,
+        cancel: &[CancelOutreach],
         audit: &[AuditEntry],
     ) -> Result<bool>;
 

@@ -114,6 +114,8 @@ pub struct CancelOutreach {
     /// Only messages that would go out on one of these channels (a rule's fixed channel, or
     /// the recipient's preferred one when the rule names none).
     pub channels: Option<Vec<String>>,
+    /// Only messages of tasks made by this care-plan rule, due at or before `due_by`.
+    pub rule: Option<(String, DateTime<Utc>)>,
     pub reason: String,
 }
 
@@ -782,6 +784,7 @@ macro_rules! schedule_impl {
                     case_id: case_id.to_string(),
                     recipient: None,
                     channels: None,
+                    rule: None,
                     reason: reason.to_string(),
                 };
                 let n = cancel_outreach_in(&mut tx, &all, now).await?;
@@ -1192,6 +1195,15 @@ macro_rules! schedule_impl {
             if let Some(r) = &c.recipient {
                 b.push(" and recipient = ");
                 b.push_bind(r.clone());
+            }
+            if let Some((rule, due_by)) = &c.rule {
+                b.push(" and due_at <= ");
+                b.push_bind(*due_by);
+                b.push(" and task_id in (select id from tasks where case_id = ");
+                b.push_bind(c.case_id.clone());
+                b.push(" and rule_id = ");
+                b.push_bind(rule.clone());
+                b.push(")");
             }
             if let Some(chs) = &c.channels {
                 // A message with no fixed channel goes out on the contact's preferred one.

@@ -1118,6 +1118,7 @@ macro_rules! store_impl {
             details: &[u8],
             by: &str,
             now: DateTime<Utc>,
+            cancel: &[CancelOutreach],
             audit: &[AuditEntry],
         ) -> Result<bool> {
             let mut tx = self.begin_write().await?;
@@ -1134,6 +1135,9 @@ macro_rules! store_impl {
             if done.rows_affected() != 1 {
                 tx.rollback().await?;
                 return Ok(false);
+            }
+            for c in cancel {
+                cancel_outreach_in(&mut tx, c, now).await?;
             }
             append_entries(&mut tx, audit).await?;
             tx.commit().await?;

@@ -293,6 +293,57 @@ on_both_backends! {
         assert!(b["error"]["fields"]["skip_festivals"].is_string());
     }
 
+    async fn a_completed_visit_cancels_the_messages_it_makes_pointless(app) {
+        let letter = |id: &str, offset: &str, skip: Option<u32>| {
+            let mut r = json!({"id": id, "kind": "offset", "anchor": "registration", "offset": offset,
+                               "action": "outreach", "template": "memorial_invitation", "channel": "file"});
+            if let Some(d) = skip {
+                r["skip_after_visit_days"] = json!(d);
+            }
+            r
+        };
+        let visit = json!({"id": "visit", "kind": "offset", "anchor": "registration", "offset": "0d",
+                           "action": "visit"});
+        // Only outreach rules take it.
+        let mut bad = visit.clone();
+        bad["skip_after_visit_days"] = json!(30);
+        let admin = app.user("admin", None).await;
+        let (_, plans) = app.get("/api/v1/care-plans", &admin.token).await;
+        let version = plans["items"].as_array().unwrap().iter().find(|p| p["program"] == "organ").unwrap()["version"].clone();
+        let (s, b) = app.call(Method::PUT, "/api/v1/care-plans/organ", Some(&admin.token),
+                              Some(json!({"version": version, "rules": [bad, letter("x", "1d", Some(0))]}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        for f in ["rules[0].skip_after_visit_days", "rules[1].skip_after_visit_days"] {
+            assert!(b["error"]["fields"][f].is_string(), "{f} not named: {b}");
+        }
+
+        set_plan(&app, "organ", json!([visit, letter("soon", "10d", Some(30)), letter("later", "40d", Some(30)),
+                                       letter("unlinked", "10d", None)])).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let (id, _) = family_case(&app, &coord.token, "email", true).await;
+        let all = tasks(&app, &coord.token, &id).await;
+        let visit_id = by_rule(&all, "visit")[0]["id"].as_str().unwrap().to_string();
+        let rule_of = |msg: &Value| -> String {
+            all.iter().find(|t| t["id"] == msg["task_id"]).unwrap()["rule_id"].as_str().unwrap().to_string()
+        };
+        let before = outreach(&app, &coord.token, &id).await;
+        assert_eq!(before.len(), 3, "{before:?}");
+        assert!(before.iter().all(|m| m["status"] == "scheduled"), "{before:?}");
+
+        let (s, b) = app.post(&format!("/api/v1/tasks/{visit_id}/complete"), &coord.token,
+                              json!({"outcome": "visited the family at home"})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let after = outreach(&app, &coord.token, &id).await;
+        for m in &after {
+            let (status, reason) = (m["status"].as_str().unwrap(), m["reason"].as_str());
+            match rule_of(m).as_str() {
+                "soon" => assert_eq!((status, reason), ("cancelled", Some("visit_done")), "{m}"),
+                "later" | "unlinked" => assert_eq!(status, "scheduled", "{m}"),
+                other => panic!("unexpected rule {other}"),
+            }
+        }
+    }
+
     async fn staff_list_the_messages_that_need_them_in_their_own_cases(app) {
         set_plan(&app, "organ", json!([welcome(Some("file"))])).await;
         let coord = app.user("coordinator", Some("yinzhou")).await;
