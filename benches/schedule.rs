@@ -1780,6 +1780,8 @@ impl Synthetic {
                 address,
                 deceased: false,
                 death_date: None,
+                language: None,
+                timezone: None,
             },
             donation: Donation {
                 date: donated,

@@ -226,6 +226,8 @@ impl PlainRow {
                 address: self.address,
                 deceased: self.deceased,
                 death_date: self.death_date,
+                language: None,
+                timezone: None,
             },
             donation: Donation {
                 date: self.donation_date,
@@ -1184,6 +1186,8 @@ impl Synthetic {
                 address,
                 deceased,
                 death_date: deceased.then_some(donated),
+                language: None,
+                timezone: None,
             },
             donation: Donation {
                 date: donated,
@@ -1212,6 +1216,8 @@ impl Synthetic {
                 address: d.address.clone(),
                 deceased: Some(d.deceased),
                 death_date: d.death_date.map(|x| x.to_string()),
+                language: None,
+                timezone: None,
             }),
             donation: Some(DonationInput {
                 date: Some(self.donation.date.to_string()),

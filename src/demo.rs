@@ -107,6 +107,8 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
                 address: Some(format!("宁波市鄞州区示例路{}号", 10 + i)),
                 deceased: Some(deceased),
                 death_date: deceased.then(|| donated.to_string()),
+                language: None,
+                timezone: None,
             }),
             donation: Some(DonationInput {
                 date: Some(donated.to_string()),

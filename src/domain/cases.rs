@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::contacts::{self, ContactView};
-use super::types::{self, CaseStatus, Program, Role, Sex};
+use super::types::{self, CaseStatus, Language, Program, Role, Sex};
 use super::{from_json, is_id, merge_patch, new_id, page_limit, paginate, Page, Services};
 use crate::crypto::keyring::WrappedKey;
 use crate::crypto::{self, blind_term, Place, SecretKey, TermKind};
@@ -51,6 +51,10 @@ pub struct DonorInput {
     pub address: Option<String>,
     pub deceased: Option<bool>,
     pub death_date: Option<String>,
+    /// A living donor's language for outreach: `zh-CN` (default) or `en`.
+    pub language: Option<String>,
+    /// A living donor's IANA time zone for outreach (default the service's).
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -75,6 +79,12 @@ pub struct Donor {
     pub address: Option<String>,
     pub deceased: bool,
     pub death_date: Option<NaiveDate>,
+    /// Language of outreach to a living donor (`zh-CN` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
+    /// Time zone of outreach to a living donor (the service's when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 /// The donation, as sealed in `cases.donation`.
@@ -202,6 +212,14 @@ pub fn validate(input: &CaseInput, today: NaiveDate) -> Result<ValidCase> {
         .as_deref()
         .and_then(|s| v.check("donor.address", types::text(s, MAX_ADDRESS)))
         .filter(|s| !s.is_empty());
+    let language = d
+        .language
+        .as_deref()
+        .and_then(|s| v.check("donor.language", Language::parse(s.trim())));
+    let timezone = d
+        .timezone
+        .as_deref()
+        .and_then(|s| v.check("donor.timezone", types::timezone(s)));
     let deceased = d.deceased.unwrap_or(false);
     let death_date = d.death_date.as_deref().and_then(|s| {
         v.check(
@@ -332,6 +350,8 @@ pub fn validate(input: &CaseInput, today: NaiveDate) -> Result<ValidCase> {
             address,
             deceased,
             death_date,
+            language,
+            timezone,
         },
         donation: Donation {
             date,
@@ -887,6 +907,8 @@ fn donor_input(d: &Donor) -> DonorInput {
         address: d.address.clone(),
         deceased: Some(d.deceased),
         death_date: d.death_date.map(|x| x.to_string()),
+        language: d.language.map(|l| l.as_str().to_string()),
+        timezone: d.timezone.clone(),
     }
 }
 

@@ -152,8 +152,12 @@ fn person_of_donor(d: &Donor, s: &ScheduleSettings) -> Person {
         email: d.email.clone(),
         phone: d.phone.clone(),
         address: d.address.clone(),
-        language: "zh-CN".into(),
-        tz: s.default_tz,
+        language: d.language.map_or("zh-CN", |l| l.as_str()).to_string(),
+        tz: d
+            .timezone
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(s.default_tz),
         preferred: if d.email.is_some() { "email" } else { "sms" }.into(),
         opted_out: false,
         do_not_contact_until: None,

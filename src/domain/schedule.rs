@@ -555,7 +555,10 @@ fn recipients(
         }
         return Ok(vec![Recipient {
             id: "donor".into(),
-            tz: default,
+            tz: donor
+                .timezone
+                .as_deref()
+                .map_or(default, |t| parse_tz(t, default)),
         }]);
     }
     let mut out = Vec::new();

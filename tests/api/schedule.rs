@@ -293,6 +293,48 @@ on_both_backends! {
         assert!(b["error"]["fields"]["skip_festivals"].is_string());
     }
 
+    async fn a_living_donor_gets_outreach_in_their_language_and_time_zone(app) {
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        // Bad values are named.
+        let mut bad = crate::helpers::marrow_case(&tag(), "13900001111");
+        bad["donor"]["language"] = json!("fr");
+        bad["donor"]["timezone"] = json!("Mars/Olympus");
+        let (s, b) = app.post("/api/v1/cases", &coord.token, bad).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        for f in ["donor.language", "donor.timezone"] {
+            assert!(b["error"]["fields"][f].is_string(), "{f} not named: {b}");
+        }
+
+        set_plan(&app, "marrow", json!([{"id": "hello", "kind": "offset", "anchor": "registration",
+            "offset": "1d", "action": "outreach", "template": "marrow_followup", "time": "10:00"}])).await;
+        let mut case = crate::helpers::marrow_case(&tag(), "13900002222");
+        case["donor"]["email"] = json!("donor@example.org");
+        case["donor"]["language"] = json!("en");
+        case["donor"]["timezone"] = json!("America/New_York");
+        let case = app.create_case(&coord.token, case).await;
+        assert_eq!(case["donor"]["language"], "en", "{case}");
+        assert_eq!(case["donor"]["timezone"], "America/New_York", "{case}");
+        let id = case["id"].as_str().unwrap();
+        let msgs = outreach(&app, &coord.token, id).await;
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        // 10:00 in New York on the day after registration.
+        let created: DateTime<Utc> = case["created_at"].as_str().unwrap().parse().unwrap();
+        let ny: chrono_tz::Tz = "America/New_York".parse().unwrap();
+        let day = created.with_timezone(&ny).date_naive() + Duration::days(1);
+        let want = day.and_hms_opt(10, 0, 0).unwrap().and_local_timezone(ny).single().unwrap().with_timezone(&Utc);
+        let due: DateTime<Utc> = msgs[0]["due_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(due, want, "{msgs:?}");
+        let (s, p) = app.get(&format!("/api/v1/outreach/{}/preview", msgs[0]["id"].as_str().unwrap()), &coord.token).await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        assert_eq!(p["language"], "en", "{p}");
+        // A donor without them: zh-CN, the service's zone.
+        let plain = app.create_case(&coord.token, crate::helpers::marrow_case(&tag(), "13900003333")).await;
+        assert!(plain["donor"].get("language").is_none(), "{plain}");
+        let msgs = outreach(&app, &coord.token, plain["id"].as_str().unwrap()).await;
+        let (_, p) = app.get(&format!("/api/v1/outreach/{}/preview", msgs[0]["id"].as_str().unwrap()), &coord.token).await;
+        assert_eq!(p["language"], "zh-CN", "{p}");
+    }
+
     async fn a_completed_visit_cancels_the_messages_it_makes_pointless(app) {
         let letter = |id: &str, offset: &str, skip: Option<u32>| {
             let mut r = json!({"id": id, "kind": "offset", "anchor": "registration", "offset": offset,
