@@ -618,6 +618,33 @@ fn next_waking(at: DateTime<Utc>, tz: Tz, waking: (u32, u32)) -> DateTime<Utc> {
 }
 
 /// The gate of DESIGN.md, checked at send time.
+/// Whether a visit completed at most the rule's `skip_after_visit_days` before the message was
+/// due has made it pointless (completing the visit cancels the messages pending then; this
+/// catches those made later, e.g. for a contact added since).
+async fn made_pointless_by_visit(svc: &Services, row: &OutreachRow, program: &str) -> Result<bool> {
+    let Some(rule_id) = svc
+        .store
+        .task_by_id(&row.task_id)
+        .await?
+        .and_then(|t| t.rule_id)
+    else {
+        return Ok(false);
+    };
+    let Some(days) = super::schedule::rules_of(svc, program)
+        .await?
+        .iter()
+        .find(|r| r.id == rule_id)
+        .and_then(|r| r.skip_after_visit_days)
+    else {
+        return Ok(false);
+    };
+    Ok(svc
+        .store
+        .last_visit_done(&row.case_id)
+        .await?
+        .is_some_and(|v| v >= row.due_at - Duration::days(i64::from(days))))
+}
+
 async fn decide(
     svc: &Services,
     ch: &Channels,
@@ -640,6 +667,9 @@ async fn decide(
     let Some(key) = cases::case_key(svc, &case).await? else {
         return Ok(settle("cancelled", "case_erased"));
     };
+    if made_pointless_by_visit(svc, row, &case.program).await? {
+        return Ok(settle("cancelled", "visit_done"));
+    }
     let opened = open_row(&key, &case)?;
     let Some(to) = recipient(svc, &key, &opened, &case.id, &row.recipient).await? else {
         return Ok(settle("cancelled", "contact_missing"));

@@ -135,6 +135,15 @@ pub async fn seed_plans(svc: &Services, now: DateTime<Utc>) -> Result<()> {
     svc.store.seed_care_plans(&rows).await
 }
 
+/// The rules of `program`'s plan (none if it has no plan).
+pub async fn rules_of(svc: &Services, program: &str) -> Result<Vec<Rule>> {
+    Ok(plans(svc)
+        .await?
+        .remove(program)
+        .map(|p| p.rules)
+        .unwrap_or_default())
+}
+
 async fn plans(svc: &Services) -> Result<HashMap<String, PlanView>> {
     svc.store
         .care_plans()

@@ -416,23 +416,13 @@ pub async fn list(
 /// Record the outcome of a visit or call.
 /// The messages a visit completed `now` makes pointless: those of the case's outreach rules with
 /// `skip_after_visit_days`, due within that many days.
-async fn made_pointless_by_visit(
+async fn cancelled_by_visit(
     svc: &Services,
     case: &crate::store::CaseRow,
     now: DateTime<Utc>,
 ) -> Result<Vec<crate::store::CancelOutreach>> {
-    let Some(plan) = svc
-        .store
-        .care_plans()
+    Ok(super::schedule::rules_of(svc, &case.program)
         .await?
-        .into_iter()
-        .find(|p| p.program == case.program)
-    else {
-        return Ok(Vec::new());
-    };
-    let rules: Vec<crate::schedule::plan::Rule> = serde_json::from_str(&plan.rules)
-        .map_err(|e| anyhow::anyhow!("stored care plan {}: {e}", plan.program))?;
-    Ok(rules
         .into_iter()
         .filter_map(|r| {
             let days = r.skip_after_visit_days?;
@@ -488,7 +478,7 @@ pub async fn complete(
         .target(id)
         .case(&row.case_id);
     let cancel = if row.kind == "visit" {
-        made_pointless_by_visit(svc, &case, now).await?
+        cancelled_by_visit(svc, &case, now).await?
     } else {
         Vec::new()
     };

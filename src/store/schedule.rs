@@ -293,6 +293,8 @@ pub trait ScheduleStore: Send + Sync {
         to: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<OutreachRow>>;
+    /// When the case's last visit was completed, if ever.
+    async fn last_visit_done(&self, case_id: &str) -> Result<Option<DateTime<Utc>>>;
     /// Scheduled tasks due before `before` in the cases a coordinator is assigned to.
     async fn coordinator_due(
         &self,
@@ -1094,6 +1096,18 @@ macro_rules! schedule_impl {
                 b.push(" order by o.case_id, o.id limit ");
                 b.push_bind(limit);
                 Ok(b.build_query_as::<OutreachRow>().fetch_all(&self.pool).await?)
+            }
+
+            async fn last_visit_done(&self, case_id: &str) -> Result<Option<DateTime<Utc>>> {
+                let row: Option<(DateTime<Utc>,)> = sqlx::query_as(
+                    "select completed_at from tasks where case_id = $1 and kind = 'visit' \
+                     and status = 'done' and completed_at is not null \
+                     order by completed_at desc limit 1",
+                )
+                .bind(case_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(t,)| t))
             }
 
             async fn coordinator_due(

@@ -384,6 +384,29 @@ on_both_backends! {
                 other => panic!("unexpected rule {other}"),
             }
         }
+
+        // A contact added after the visit gets messages of their own; at send time the gate
+        // finds the visit and cancels the pointless one, and sends the other.
+        let (s, c) = app.post(&format!("/api/v1/cases/{id}/contacts"), &coord.token,
+                              json!({"full_name": "陈女士", "relationship": "child", "email": "chen2@example.org",
+                                     "preferred_channel": "email"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        let second = c["id"].as_str().unwrap().to_string();
+        give_consent(&app, &coord.token, &id, &second, None).await;
+        let theirs = |msgs: Vec<Value>| -> Vec<Value> {
+            msgs.into_iter().filter(|m| m["recipient"] == second.as_str()).collect()
+        };
+        assert_eq!(theirs(outreach(&app, &coord.token, &id).await).len(), 3);
+        deliver(&services(&app, |_| {}), Utc::now() + Duration::days(11)).await;
+        for m in theirs(outreach(&app, &coord.token, &id).await) {
+            let (status, reason) = (m["status"].as_str().unwrap(), m["reason"].as_str());
+            match rule_of(&m).as_str() {
+                "soon" => assert_eq!((status, reason), ("cancelled", Some("visit_done")), "{m}"),
+                "unlinked" => assert_eq!(status, "sent", "{m}"),
+                "later" => assert_eq!(status, "scheduled", "{m}"),
+                other => panic!("unexpected rule {other}"),
+            }
+        }
     }
 
     async fn staff_list_the_messages_that_need_them_in_their_own_cases(app) {
