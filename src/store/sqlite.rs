@@ -146,17 +146,26 @@ store_impl!(SqliteStore, Sqlite, {
     }
 
     async fn migrate(&self) -> Result<()> {
+        // Indexes an interrupted bulk materialisation left dropped come back first, so that
+        // migrations find the schema they were written for.
+        let (recorded,): (i64,) = sqlx::query_as(
+            "select count(*) from sqlite_master where type = 'table' and name = 'bulk_dropped_indexes'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if recorded > 0 {
+            let rebuilt = self.rebuild_bulk_indexes().await?;
+            if rebuilt > 0 {
+                tracing::warn!(
+                    rebuilt,
+                    "rebuilt indexes left dropped by an interrupted bulk materialisation"
+                );
+            }
+        }
         sqlx::migrate!("migrations/sqlite")
             .run(&self.pool)
             .await
             .context("applying SQLite migrations")?;
-        let rebuilt = self.rebuild_bulk_indexes().await?;
-        if rebuilt > 0 {
-            tracing::warn!(
-                rebuilt,
-                "rebuilt indexes left dropped by an interrupted bulk materialisation"
-            );
-        }
         Ok(())
     }
 
