@@ -32,8 +32,12 @@
 //! `target/bench-data/` (a real disk, not a tmpfs, so fsync costs what it costs) and is removed
 //! at the end. `DONORCARE_BENCH_SECS` sets the measured window (default 5 s).
 
+#[path = "common/mod.rs"]
+mod common;
+use common::target_dir;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -646,11 +650,4 @@ fn cpu_model() -> Option<String> {
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split_once(':'))
         .map(|(_, m)| m.trim().to_string())
-}
-
-/// `CARGO_TARGET_DIR`, else this package's `target/`.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }

@@ -63,7 +63,7 @@ use common::*;
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,16 +73,14 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use donorcare::audit::AuditEntry;
 use donorcare::config::Config;
 use donorcare::crypto::keyring::Opened;
-use donorcare::crypto::{self, KeyService, Place, SecretKey};
+use donorcare::crypto::KeyService;
 use donorcare::domain::cases::{self, open_row, Donation, Donor};
 use donorcare::domain::outreach::{run_due, Channels};
 use donorcare::domain::schedule::{materialise, materialise_all, ScheduleSettings};
 use donorcare::domain::types::{Program, Role, Sex};
 use donorcare::domain::{new_id, Services};
-use donorcare::policy::{Action, Actor};
 use donorcare::schedule::calendar;
 use donorcare::schedule::plan::{self, Anchors, CasePreferences, Rule};
 use donorcare::store::{CaseRow, Materialisation, OutreachRow, SqliteStore, Store, TaskRow};
@@ -1423,49 +1421,6 @@ async fn write_tasks(pool: &SqlitePool, tasks: &[TaskRow], msgs: &[OutreachRow])
 // Loading cases
 // ---------------------------------------------------------------------------------------------
 
-/// Seal a synthetic case exactly as `domain::cases::create` does (`seal_row` there is private;
-/// these are its three lines), created by the coordinator `by`.
-fn seal_case(
-    keys: &KeyService,
-    index: &SecretKey,
-    s: &Synthetic,
-    by: &Actor,
-    number: u64,
-) -> SealedCase {
-    let id = new_id();
-    let audit = AuditEntry::new(Some(by), Action::CreateCase.as_str(), "case", s.created_at)
-        .target(&id)
-        .case(&id);
-    let (key, wrapped) = keys.new_case_key(&id);
-    let donor = crypto::seal_json(&key, Place::new("cases", "donor", &id), &s.donor).into_bytes();
-    let donation =
-        crypto::seal_json(&key, Place::new("cases", "donation", &id), &s.donation).into_bytes();
-    let notes = s
-        .notes
-        .as_ref()
-        .map(|n| crypto::seal(&key, Place::new("cases", "notes", &id), n.as_bytes()).into_bytes());
-    let terms = cases::donor_terms(index, &s.donor).terms;
-    SealedCase {
-        row: CaseRow {
-            id,
-            program: Program::Marrow.as_str().into(),
-            region: s.region.into(),
-            status: "open".into(),
-            created_by: by.user_id.clone(),
-            created_at: s.created_at,
-            updated_at: s.created_at,
-            donor,
-            donation,
-            notes,
-            key_version: Some(wrapped.version),
-            wrapped_key: Some(wrapped.bytes),
-        },
-        terms,
-        audit,
-        number,
-    }
-}
-
 /// The loader's own connection; `synchronous=NORMAL` and a big page cache only speed up the
 /// load, the benchmark itself goes through the store's pool and settings.
 async fn loader_pool(url: &str) -> Result<SqlitePool> {
@@ -1529,7 +1484,7 @@ async fn load_cases(
                         .find(|(r, _)| *r == s.region)
                         .map(|(_, actor)| actor)
                         .context("a synthetic case outside the known regions")?;
-                    Ok(seal_case(&keys, &ring.index, &s, by, i))
+                    Ok(seal_case(&keys, &ring.index, s.new_case(), by, i))
                 })
                 .collect::<Result<Vec<_>>>()?;
             if tx.blocking_send(batch).is_err() {
@@ -1632,13 +1587,6 @@ fn write_marker(dir: &Path, want: &Marker) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// `CARGO_TARGET_DIR`, else this package's `target/`.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
 /// Reset the peak resident set of this process (`VmHWM`) to the current one; false where the
 /// kernel does not allow it (the peak then counts from the start of the process).
 fn reset_peak_rss() -> bool {
@@ -1723,6 +1671,17 @@ struct Synthetic {
 }
 
 impl Synthetic {
+    fn new_case(&self) -> NewCase<'_> {
+        NewCase {
+            program: Program::Marrow,
+            region: self.region,
+            created_at: self.created_at,
+            donor: &self.donor,
+            donation: &self.donation,
+            notes: self.notes.as_deref(),
+        }
+    }
+
     fn new(i: u64, spread_days: u64) -> Self {
         let mut d = Dice::new(i);
         let r = d.below(REGIONS.len() as u64) as usize;
@@ -1796,29 +1755,6 @@ impl Synthetic {
 // ---------------------------------------------------------------------------------------------
 // Figures
 // ---------------------------------------------------------------------------------------------
-
-struct Stats {
-    min: Duration,
-    median: Duration,
-    p99: Duration,
-    max: Duration,
-}
-
-impl Stats {
-    fn of(mut v: Vec<Duration>) -> Stats {
-        v.sort_unstable();
-        let at = |q: f64| {
-            let k = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len().max(1)) - 1;
-            v.get(k).copied().unwrap_or_default()
-        };
-        Stats {
-            min: v.first().copied().unwrap_or_default(),
-            median: at(0.5),
-            p99: at(0.99),
-            max: v.last().copied().unwrap_or_default(),
-        }
-    }
-}
 
 /// `1234567` as `1 234 567`.
 fn thousands(n: u64) -> String {

@@ -33,7 +33,7 @@ mod common;
 use common::*;
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,13 +45,13 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use donorcare::audit::AuditEntry;
 use donorcare::crypto::keyring::WrappedKey;
-use donorcare::crypto::{self, blind_term, KeyService, Place, SecretKey, TermKind};
+use donorcare::crypto::{self, blind_term, SecretKey, TermKind};
 use donorcare::domain::cases::{
     self, CaseFilter, CaseInput, CaseView, Donation, DonationInput, Donor, DonorInput,
 };
 use donorcare::domain::types::{self, Program, Role, Sex};
-use donorcare::domain::{new_id, Services, DEFAULT_PAGE};
-use donorcare::policy::{Action, Actor};
+use donorcare::domain::{Services, DEFAULT_PAGE};
+use donorcare::policy::Actor;
 use donorcare::store::{CaseQuery, CaseRow, CaseScope, SqliteStore};
 
 /// Cases of the read benchmark.
@@ -901,51 +901,6 @@ async fn search_data_set(dir: &Path, n: u64) -> Result<Services> {
     Ok(svc)
 }
 
-/// Seal a synthetic case exactly as `domain::cases::create` does (`seal_row` there is private;
-/// these are its three lines), created by the coordinator `by`.
-fn seal_case(
-    keys: &KeyService,
-    index: &SecretKey,
-    s: &Synthetic,
-    by: &Actor,
-    number: u64,
-) -> SealedCase {
-    let id = new_id();
-    let audit = AuditEntry::new(Some(by), Action::CreateCase.as_str(), "case", s.created_at)
-        .target(&id)
-        .case(&id);
-    let (key, wrapped) = keys.new_case_key(&id);
-    let donor = crypto::seal_json(&key, Place::new("cases", "donor", &id), &s.donor).into_bytes();
-    let donation =
-        crypto::seal_json(&key, Place::new("cases", "donation", &id), &s.donation).into_bytes();
-    let notes = s
-        .notes
-        .as_ref()
-        .map(|n| crypto::seal(&key, Place::new("cases", "notes", &id), n.as_bytes()).into_bytes());
-    let terms = cases::donor_terms(index, &s.donor).terms;
-    SealedCase {
-        row: CaseRow {
-            id,
-            program: s.program.as_str().into(),
-            region: s.region.into(),
-            status: "open".into(),
-            created_by: by.user_id.clone(),
-            created_at: s.created_at,
-            updated_at: s.created_at,
-            donor,
-            donation,
-            notes,
-            key_version: Some(wrapped.version),
-            wrapped_key: Some(wrapped.bytes),
-        },
-        terms,
-        audit,
-        number,
-    }
-}
-
-/// Seal `n` cases on a separate thread and write them in transactions of `LOAD_BATCH` cases
-/// through a pool of its own on the same database file.
 async fn load_cases(svc: &Services, url: &str, n: u64) -> Result<()> {
     // One coordinator per region creates its region's cases and is their primary.
     let mut coordinators = Vec::new();
@@ -989,7 +944,7 @@ async fn load_cases(svc: &Services, url: &str, n: u64) -> Result<()> {
                         .find(|(r, _)| *r == s.region)
                         .map(|(_, actor)| actor)
                         .context("a synthetic case outside the known regions")?;
-                    Ok(seal_case(&keys, &ring.index, &s, by, i))
+                    Ok(seal_case(&keys, &ring.index, s.new_case(), by, i))
                 })
                 .collect::<Result<Vec<_>>>()?;
             if tx.blocking_send(batch).is_err() {
@@ -1030,13 +985,6 @@ async fn load_cases(svc: &Services, url: &str, n: u64) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Shared set-up
 // ---------------------------------------------------------------------------------------------
-
-/// `CARGO_TARGET_DIR`, else this package's `target/`.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic cases
@@ -1119,6 +1067,17 @@ struct Synthetic {
 }
 
 impl Synthetic {
+    fn new_case(&self) -> NewCase<'_> {
+        NewCase {
+            program: self.program,
+            region: self.region,
+            created_at: self.created_at,
+            donor: &self.donor,
+            donation: &self.donation,
+            notes: self.notes.as_deref(),
+        }
+    }
+
     fn new(i: u64) -> Self {
         let mut d = Dice::new(i);
         let (region, region_name, area) = REGIONS[d.below(REGIONS.len() as u64) as usize];
@@ -1232,24 +1191,3 @@ impl Synthetic {
 // ---------------------------------------------------------------------------------------------
 // Figures
 // ---------------------------------------------------------------------------------------------
-
-struct Stats {
-    median: Duration,
-    p99: Duration,
-    max: Duration,
-}
-
-impl Stats {
-    fn of(mut v: Vec<Duration>) -> Stats {
-        v.sort_unstable();
-        let at = |q: f64| {
-            let k = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len().max(1)) - 1;
-            v.get(k).copied().unwrap_or_default()
-        };
-        Stats {
-            median: at(0.5),
-            p99: at(0.99),
-            max: v.last().copied().unwrap_or_default(),
-        }
-    }
-}

@@ -3,7 +3,7 @@
 //! that does not use a part leaves it unused, hence the `allow`.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -12,10 +12,12 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use donorcare::audit::AuditEntry;
 use donorcare::config::Config;
+use donorcare::crypto::{self, KeyService, Place, SecretKey};
 use donorcare::domain::accounts::{self, NewUserInput};
-use donorcare::domain::types::{national_id_check, Role};
-use donorcare::domain::Services;
-use donorcare::policy::Actor;
+use donorcare::domain::cases::{self, Donation, Donor};
+use donorcare::domain::types::{national_id_check, Program, Role};
+use donorcare::domain::{new_id, Services};
+use donorcare::policy::{Action, Actor};
 use donorcare::server::open_services;
 use donorcare::store::CaseRow;
 
@@ -191,5 +193,88 @@ pub fn verdict(met: bool) -> &'static str {
         "met"
     } else {
         "NOT met"
+    }
+}
+
+/// What a synthetic case is made of, for [`seal_case`].
+pub struct NewCase<'a> {
+    pub program: Program,
+    pub region: &'a str,
+    pub created_at: DateTime<Utc>,
+    pub donor: &'a Donor,
+    pub donation: &'a Donation,
+    pub notes: Option<&'a str>,
+}
+
+/// Seal a synthetic case exactly as `domain::cases::create` does (`seal_row` there is private;
+/// these are its three lines), created by the coordinator `by`.
+pub fn seal_case(
+    keys: &KeyService,
+    index: &SecretKey,
+    c: NewCase<'_>,
+    by: &Actor,
+    number: u64,
+) -> SealedCase {
+    let id = new_id();
+    let audit = AuditEntry::new(Some(by), Action::CreateCase.as_str(), "case", c.created_at)
+        .target(&id)
+        .case(&id);
+    let (key, wrapped) = keys.new_case_key(&id);
+    let donor = crypto::seal_json(&key, Place::new("cases", "donor", &id), c.donor).into_bytes();
+    let donation =
+        crypto::seal_json(&key, Place::new("cases", "donation", &id), c.donation).into_bytes();
+    let notes = c
+        .notes
+        .map(|n| crypto::seal(&key, Place::new("cases", "notes", &id), n.as_bytes()).into_bytes());
+    let terms = cases::donor_terms(index, c.donor).terms;
+    SealedCase {
+        row: CaseRow {
+            id,
+            program: c.program.as_str().into(),
+            region: c.region.into(),
+            status: "open".into(),
+            created_by: by.user_id.clone(),
+            created_at: c.created_at,
+            updated_at: c.created_at,
+            donor,
+            donation,
+            notes,
+            key_version: Some(wrapped.version),
+            wrapped_key: Some(wrapped.bytes),
+        },
+        terms,
+        audit,
+        number,
+    }
+}
+
+/// `CARGO_TARGET_DIR`, else this package's `target/`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// Order statistics of a set of timings.
+pub struct Stats {
+    pub min: Duration,
+    pub median: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+impl Stats {
+    pub fn of(mut v: Vec<Duration>) -> Stats {
+        v.sort_unstable();
+        let at = |q: f64| {
+            let k = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+            v.get(k).copied().unwrap_or_default()
+        };
+        Stats {
+            min: v.first().copied().unwrap_or_default(),
+            median: at(0.5),
+            p99: at(0.99),
+            max: v.last().copied().unwrap_or_default(),
+        }
     }
 }

@@ -196,7 +196,6 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
     }
 }
 
-/// A new time-ordered id: ids sort by creation, which is what pagination walks.
 /// Parse a `<RFC 3339 time>|<id>` listing cursor, recording an error under `cursor`.
 pub fn time_cursor(
     c: Option<&str>,
@@ -217,6 +216,7 @@ pub fn time_cursor(
     })
 }
 
+/// A new time-ordered id: ids sort by creation, which is what pagination walks.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

@@ -15,11 +15,11 @@ use super::cases::{self, open_row, Donor};
 use super::consents::contact_channels;
 use super::contacts::{open_view, ContactView};
 use super::schedule::ScheduleSettings;
-use super::{page_limit, Page, Services};
+use super::{page_limit, paginate, Page, Services};
 use crate::crypto::{self, Place, SecretKey};
 use crate::error::{Error, Result, Validator};
 use crate::policy::Actor;
-use crate::schedule::calendar;
+use crate::schedule::{calendar, plan};
 use crate::store::{CaseScope, OutreachRow, PortalRow, Settle};
 
 /// Every built-in outreach template: name, language and source.
@@ -622,6 +622,13 @@ fn next_waking(at: DateTime<Utc>, tz: Tz, waking: (u32, u32)) -> DateTime<Utc> {
 /// due has made it pointless (completing the visit cancels the messages pending then; this
 /// catches those made later, e.g. for a contact added since).
 async fn made_pointless_by_visit(svc: &Services, row: &OutreachRow, program: &str) -> Result<bool> {
+    // Most messages have no recent visit before them: one read, and the rule is not looked up.
+    let Some(visit) = svc.store.last_visit_done(&row.case_id).await? else {
+        return Ok(false);
+    };
+    if visit < row.due_at - Duration::days(i64::from(plan::MAX_SKIP_AFTER_VISIT_DAYS)) {
+        return Ok(false);
+    }
     let Some(rule_id) = svc
         .store
         .task_by_id(&row.task_id)
@@ -638,11 +645,7 @@ async fn made_pointless_by_visit(svc: &Services, row: &OutreachRow, program: &st
     else {
         return Ok(false);
     };
-    Ok(svc
-        .store
-        .last_visit_done(&row.case_id)
-        .await?
-        .is_some_and(|v| v >= row.due_at - Duration::days(i64::from(days))))
+    Ok(visit >= row.due_at - Duration::days(i64::from(days)))
 }
 
 async fn decide(
@@ -933,35 +936,26 @@ async fn page(
         .store
         .list_outreach(case_id, recipient, after, limit + 1)
         .await?;
-    let more = rows.len() as i64 > limit;
-    let rows: Vec<OutreachRow> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = if more {
-        rows.last()
-            .map(|r| format!("{}|{}", r.due_at.to_rfc3339(), r.id))
-    } else {
-        None
-    };
+    let mut page = paginate(rows, limit, due_cursor, |r| Ok(view(r)))?;
     // The family's own listing carries the text of what reached their inbox.
-    let portal = match key {
-        Some(_) => {
-            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-            svc.store.portal_messages(&ids).await?
+    if let Some(k) = key {
+        let ids: Vec<String> = page.items.iter().map(|i| i.id.clone()).collect();
+        for p in svc.store.portal_messages(&ids).await? {
+            if let Some(item) = page.items.iter_mut().find(|i| i.id == p.outreach_id) {
+                item.message = Some(crypto::open_json(
+                    k,
+                    portal_place(&p.outreach_id),
+                    &crypto::Sealed::from_bytes(p.sealed),
+                )?);
+            }
         }
-        None => Vec::new(),
-    };
-    let mut items = Vec::with_capacity(rows.len());
-    for r in rows {
-        let mut item = view(r);
-        if let (Some(k), Some(p)) = (key, portal.iter().find(|p| p.outreach_id == item.id)) {
-            item.message = Some(crypto::open_json(
-                k,
-                portal_place(&p.outreach_id),
-                &crypto::Sealed::from_bytes(p.sealed.clone()),
-            )?);
-        }
-        items.push(item);
     }
-    Ok(Page { items, next_cursor })
+    Ok(page)
+}
+
+/// The listing cursor of a message: `<due time>|<id>`.
+fn due_cursor(r: &OutreachRow) -> String {
+    format!("{}|{}", r.due_at.to_rfc3339(), r.id)
 }
 
 /// Which messages `GET /api/v1/outreach` lists.
@@ -1014,16 +1008,7 @@ pub async fn attention(
         .store
         .attention_outreach(&scope, &statuses, after, limit + 1)
         .await?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<OutreachView> = rows.into_iter().take(limit as usize).map(view).collect();
-    let next_cursor = if more {
-        items
-            .last()
-            .map(|r| format!("{}|{}", r.due_at.to_rfc3339(), r.id))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    paginate(rows, limit, due_cursor, |r| Ok(view(r)))
 }
 
 /// A case's messages, in due order, with status and reason.

@@ -739,7 +739,7 @@ pub async fn materialise_all(svc: &Services, now: DateTime<Utc>, batch: i64) -> 
     let result = if first.is_empty() {
         Ok(Stats::default())
     } else {
-        materialise_pass(svc, now, horizon, batch).await
+        materialise_pass(svc, now, horizon, batch, first).await
     };
     if dropped {
         let started = std::time::Instant::now();
@@ -753,12 +753,15 @@ pub async fn materialise_all(svc: &Services, now: DateTime<Utc>, batch: i64) -> 
     result
 }
 
+/// The pass of [`materialise_all`] from its `first` batch on.
 async fn materialise_pass(
     svc: &Services,
     now: DateTime<Utc>,
     horizon: NaiveDate,
     batch: i64,
+    first: Vec<String>,
 ) -> Result<Stats> {
+    let mut first = Some(first);
     let mut after = String::new();
     let mut total = Stats::default();
     let started = std::time::Instant::now();
@@ -776,10 +779,14 @@ async fn materialise_pass(
     };
     loop {
         let next = async {
-            let ids = svc
-                .store
-                .cases_to_materialise(horizon, &after, batch)
-                .await?;
+            let ids = match first.take() {
+                Some(ids) => ids,
+                None => {
+                    svc.store
+                        .cases_to_materialise(horizon, &after, batch)
+                        .await?
+                }
+            };
             match ids.last().cloned() {
                 Some(last) => Ok(Some((last, prepare(svc, &ids, now).await?))),
                 None => Ok::<_, Error>(None),

@@ -8,10 +8,10 @@ use utoipa::ToSchema;
 use super::cases::{self, case_key, Authorized};
 use super::types::{self, Role};
 use super::{new_id, page_limit, Page, Services};
-use crate::crypto::{self, Place};
+use crate::crypto::{self, Place, SecretKey};
 use crate::error::{Error, Result, Validator};
 use crate::policy::{Action, Actor, Resource};
-use crate::store::{TaskQuery, TaskRow, TaskScope};
+use crate::store::{CaseRow, TaskQuery, TaskRow, TaskScope};
 
 pub const MAX_OUTCOME: usize = 200;
 pub const MAX_NOTE: usize = 10_000;
@@ -115,8 +115,9 @@ fn open_details(key: &crate::crypto::SecretKey, row: &TaskRow) -> Result<Details
     }
 }
 
-/// Record a change in the task's sealed details; `None` once the case is erased.
-async fn sealed_change(svc: &Services, row: &TaskRow, change: TaskChange) -> Result<Vec<u8>> {
+/// A task's case and its key, to change the task's sealed details; a conflict once the case is
+/// erased.
+async fn case_and_key(svc: &Services, row: &TaskRow) -> Result<(CaseRow, SecretKey)> {
     let case = svc
         .store
         .case_by_id(&row.case_id)
@@ -126,6 +127,12 @@ async fn sealed_change(svc: &Services, row: &TaskRow, change: TaskChange) -> Res
         field: None,
         message: "this case has been erased".into(),
     })?;
+    Ok((case, key))
+}
+
+/// Record a change in the task's sealed details.
+async fn sealed_change(svc: &Services, row: &TaskRow, change: TaskChange) -> Result<Vec<u8>> {
+    let (_, key) = case_and_key(svc, row).await?;
     let mut d = open_details(&key, row)?;
     d.changes.push(change);
     Ok(crypto::seal_json(&key, place(&row.id), &d).into_bytes())
@@ -418,7 +425,7 @@ pub async fn list(
 /// `skip_after_visit_days`, due within that many days.
 async fn cancelled_by_visit(
     svc: &Services,
-    case: &crate::store::CaseRow,
+    case: &CaseRow,
     now: DateTime<Utc>,
 ) -> Result<Vec<crate::store::CancelOutreach>> {
     Ok(super::schedule::rules_of(svc, &case.program)
@@ -460,15 +467,7 @@ pub async fn complete(
         .filter(|n| !n.is_empty());
     v.finish()?;
     let outcome = outcome.unwrap_or_default();
-    let case = svc
-        .store
-        .case_by_id(&row.case_id)
-        .await?
-        .ok_or(Error::NotFound)?;
-    let key = case_key(svc, &case).await?.ok_or_else(|| Error::Conflict {
-        field: None,
-        message: "this case has been erased".into(),
-    })?;
+    let (case, key) = case_and_key(svc, &row).await?;
     let mut details = open_details(&key, &row)?;
     details.outcome = Some(outcome);
     details.note = note;

@@ -24,6 +24,9 @@ pub const TEMPLATES: [&str; 8] = [
 /// Every outreach channel: the four a contact may prefer, and the development `file` channel.
 pub const CHANNELS: [&str; 5] = ["email", "sms", "letter", "portal", "file"];
 
+/// The longest `skip_after_visit_days` a rule may have.
+pub const MAX_SKIP_AFTER_VISIT_DAYS: u32 = 366;
+
 /// One rule of a care plan.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -240,7 +243,10 @@ pub fn validate(rules: &[Rule], v: &mut Validator) {
             Some(_) if r.action != "outreach" => {
                 v.add(f("skip_after_visit_days"), "only outreach rules take one")
             }
-            Some(d) if d == 0 || d > 366 => v.add(f("skip_after_visit_days"), "must be 1 to 366"),
+            Some(d) if d == 0 || d > MAX_SKIP_AFTER_VISIT_DAYS => v.add(
+                f("skip_after_visit_days"),
+                format!("must be 1 to {MAX_SKIP_AFTER_VISIT_DAYS}"),
+            ),
             _ => {}
         }
         match r.kind.as_str() {
