@@ -1038,7 +1038,15 @@ pub async fn family_outreach(
         .await?
         .ok_or(Error::NotFound)?;
     let key = cases::case_key(svc, &case).await?;
-    page(svc, &case_id, Some(&contact), f, key.as_ref()).await
+    let page = page(svc, &case_id, Some(&contact), f, key.as_ref()).await?;
+    // The inbox holds the messages' texts: reading it is a view of personal data.
+    svc.audit
+        .record(vec![svc
+            .entry(actor, crate::policy::Action::FamilyPortal, "outreach", now)
+            .target(&contact)
+            .case(&case_id)])
+        .await?;
+    Ok(page)
 }
 
 /// Render one message as it would go out now (or went out), for its recipient.

@@ -641,6 +641,13 @@ on_both_backends! {
         let item = &inbox["items"][0];
         assert_eq!(item["status"], "sent");
         assert!(item["message"]["body"].as_str().unwrap().contains("陈先生"), "{item}");
+        // Reading the inbox is on the record, without showing in the family's staff access log.
+        let admin = app.user("admin", None).await;
+        let (_, log) = app.get(&format!("/api/v1/audit?case_id={id}&limit=200"), &admin.token).await;
+        assert!(log["items"].as_array().unwrap().iter().any(|e| e["target_type"] == "outreach"
+            && e["actor_role"] == "family" && e["target_id"] == contact.as_str()), "{log}");
+        let (_, access) = app.get("/api/v1/me/access-log", &fam).await;
+        assert!(access["items"].as_array().unwrap().iter().all(|e| e["staff_role"] != "family"), "{access}");
         // The preview of the same message renders the same text for staff.
         let (s, p) = app.get(&format!("/api/v1/outreach/{}/preview", item["id"].as_str().unwrap()), &coord.token).await;
         assert_eq!(s, StatusCode::OK, "{p}");
