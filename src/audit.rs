@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::policy::Actor;
-use crate::store::{AuditRow, Store};
+use crate::store::{Appended, AuditRow, Store};
 
 /// Hash that precedes the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -202,40 +202,43 @@ pub fn consent_hash(r: &crate::store::ConsentRow) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
-type Batch = (Vec<AuditEntry>, oneshot::Sender<Result<()>>);
+/// Answers a request of the recorder: `true` once its entries are durable, `false` when they
+/// were recorded against an access generation that has moved on (and so not written).
+type Waiter = oneshot::Sender<Result<bool>>;
 
-/// Group commit of read and denial entries: requests queue their entries, one transaction
-/// appends everything queued, and each request continues only after that commit.
+struct Request {
+    entries: Vec<AuditEntry>,
+    only_at: Option<i64>,
+    done: Waiter,
+}
+
+/// Requests taken into one batch at most.
+const MAX_BATCH: usize = 512;
+
+/// Group commit of read and denial entries: requests queue their entries, one statement
+/// appends everything queued, and each request continues only after that commit is on disk.
+/// Where the store leaves the fsync to the caller (SQLite: `Store::sync_reads`), a thread of
+/// its own syncs while the next batch is written, and releases the requests it covers.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<Request>,
 }
 
 impl Recorder {
-    /// Start the committing task (needs a Tokio runtime).
+    /// Start the committing task (needs a Tokio runtime) and the sync thread.
     pub fn start(store: Arc<dyn Store>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Batch>(4096);
+        let (tx, mut rx) = mpsc::channel::<Request>(4096);
+        let syncer = Syncer::start(store.clone());
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
-                let mut entries = first.0;
-                let mut waiting = vec![first.1];
-                while waiting.len() < 512 {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
                     match rx.try_recv() {
-                        Ok((e, w)) => {
-                            entries.extend(e);
-                            waiting.push(w);
-                        }
+                        Ok(r) => batch.push(r),
                         Err(_) => break,
                     }
                 }
-                let result = store.append_audit(&entries).await;
-                for w in waiting {
-                    let r = match &result {
-                        Ok(()) => Ok(()),
-                        Err(e) => Err(Error::Internal(anyhow::anyhow!("audit append: {e}"))),
-                    };
-                    let _ = w.send(r);
-                }
+                commit(store.as_ref(), batch, &syncer).await;
             }
         });
         Recorder { tx }
@@ -243,13 +246,139 @@ impl Recorder {
 
     /// Append entries and wait until they are committed.
     pub async fn record(&self, entries: Vec<AuditEntry>) -> Result<()> {
+        self.submit(entries, None).await.map(|_| ())
+    }
+
+    /// Append entries that record reads made at access generation `generation`
+    /// (`store::CachedReads`), and wait until they are committed: `false`, with nothing
+    /// written, when the generation has moved since, so what was read may be out of date.
+    pub async fn record_at(&self, entries: Vec<AuditEntry>, generation: i64) -> Result<bool> {
+        self.submit(entries, Some(generation)).await
+    }
+
+    async fn submit(&self, entries: Vec<AuditEntry>, only_at: Option<i64>) -> Result<bool> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send((entries, done))
+            .send(Request {
+                entries,
+                only_at,
+                done,
+            })
             .await
             .map_err(|_| anyhow::anyhow!("the audit recorder has stopped"))?;
         wait.await
             .map_err(|_| anyhow::anyhow!("the audit recorder dropped a batch"))?
+    }
+}
+
+/// Write one batch. Requests made at an older generation than the newest in the batch are
+/// stale at once (generations only grow); the rest are written in one statement checked
+/// against that newest generation, and if it has moved, the unchecked ones are written alone.
+async fn commit(store: &dyn Store, batch: Vec<Request>, syncer: &Syncer) {
+    let newest = batch.iter().filter_map(|r| r.only_at).max();
+    let mut current = Vec::with_capacity(batch.len());
+    let mut unchecked = Vec::new();
+    for r in batch {
+        match r.only_at {
+            None => unchecked.push(r),
+            Some(g) if Some(g) == newest => current.push(r),
+            Some(_) => {
+                let _ = r.done.send(Ok(false));
+            }
+        }
+    }
+    if let Some(generation) = newest {
+        let entries: Vec<AuditEntry> = current
+            .iter()
+            .chain(&unchecked)
+            .flat_map(|r| r.entries.iter().cloned())
+            .collect();
+        match store.append_reads(&entries, Some(generation)).await {
+            Ok(Appended::Stale) => {
+                for r in current {
+                    let _ = r.done.send(Ok(false));
+                }
+            }
+            result => {
+                current.extend(unchecked);
+                settle(result, current, syncer);
+                return;
+            }
+        }
+    }
+    if !unchecked.is_empty() {
+        let entries: Vec<AuditEntry> = unchecked
+            .iter()
+            .flat_map(|r| r.entries.iter().cloned())
+            .collect();
+        let result = store.append_reads(&entries, None).await;
+        settle(result, unchecked, syncer);
+    }
+}
+
+/// Answer the requests of a written batch, or hand them to the sync thread.
+fn settle(result: Result<Appended>, requests: Vec<Request>, syncer: &Syncer) {
+    let waiters = requests.into_iter().map(|r| r.done);
+    match result {
+        Ok(Appended::Durable) => waiters.for_each(|w| {
+            let _ = w.send(Ok(true));
+        }),
+        Ok(Appended::Unsynced) => syncer.after_sync(waiters.collect()),
+        Ok(Appended::Stale) => waiters.for_each(|w| {
+            let _ = w.send(Ok(false));
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "audit append failed");
+            waiters.for_each(|w| {
+                let _ = w.send(Err(Error::Internal(anyhow::anyhow!("audit append: {e}"))));
+            });
+        }
+    }
+}
+
+/// The thread that makes unsynced batches durable: it takes every waiting request, syncs once
+/// for all of them, and answers them.
+struct Syncer {
+    tx: std::sync::mpsc::Sender<Vec<Waiter>>,
+}
+
+impl Syncer {
+    fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<Waiter>>();
+        let spawned = std::thread::Builder::new()
+            .name("audit-sync".into())
+            .spawn(move || {
+                while let Ok(mut waiters) = rx.recv() {
+                    while let Ok(more) = rx.try_recv() {
+                        waiters.extend(more);
+                    }
+                    let synced = store.sync_reads();
+                    if let Err(e) = &synced {
+                        tracing::error!(error = %e, "audit sync failed");
+                    }
+                    for w in waiters {
+                        let _ = w.send(match &synced {
+                            Ok(()) => Ok(true),
+                            Err(e) => Err(Error::Internal(anyhow::anyhow!("audit sync: {e}"))),
+                        });
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the audit sync thread");
+        }
+        Syncer { tx }
+    }
+
+    /// Answer `waiters` after the next sync; if the thread is gone, answer them with an error.
+    fn after_sync(&self, waiters: Vec<Waiter>) {
+        if let Err(std::sync::mpsc::SendError(waiters)) = self.tx.send(waiters) {
+            for w in waiters {
+                let _ = w.send(Err(Error::Internal(anyhow::anyhow!(
+                    "the audit sync thread has stopped"
+                ))));
+            }
+        }
     }
 }
 

@@ -242,7 +242,7 @@ async fn login_failed(
 }
 
 /// The actor behind a user row.
-fn actor_with(svc: &Services, u: &UserRow) -> Result<Actor> {
+pub(crate) fn actor_with(svc: &Services, u: &UserRow) -> Result<Actor> {
     let mut a = actor_of(u)?;
     a.must_enrol = u.totp_enabled_at.is_none() && svc.require_totp.contains(&a.role);
     Ok(a)

@@ -650,6 +650,60 @@ pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) ->
     Ok(v)
 }
 
+/// The case view from reads kept in memory (`store::CachedReads`, SQLite), for a caller the
+/// access table lets read the case without break-glass: the token's account, the case, its
+/// assignments and contacts come from the cache, and the view is recorded only if none of
+/// them has changed since they were read (`Recorder::record_at`). `None` whenever the cache
+/// cannot answer alone (no cache, an unknown or expired token, an unknown case, anything the
+/// access table does not simply allow, or a change since the reads); the caller then takes
+/// the uncached path, which decides, records denials and answers as always.
+pub async fn get_cached(
+    svc: &Services,
+    token: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(Actor, CaseView)>> {
+    let Some(cache) = svc.store.cached_reads() else {
+        return Ok(None);
+    };
+    let Some((account, account_at)) = cache.token_user(&crypto::token_hash(token), now).await?
+    else {
+        return Ok(None);
+    };
+    let actor = super::accounts::actor_with(svc, &account.user)?;
+    if actor.must_enrol {
+        return Ok(None);
+    }
+    let Some((case, case_at)) = cache.case_bundle(id).await? else {
+        return Ok(None);
+    };
+    let assigned = actor.role == Role::Coordinator
+        && case.assignments.iter().any(|a| a.user_id == actor.user_id);
+    let resource = Resource::Case {
+        region: &case.row.region,
+        assigned,
+        break_glass: false,
+    };
+    if policy::authorize(&actor, Action::ReadCase, resource).is_err() {
+        return Ok(None);
+    }
+    let key = case_key(svc, &case.row).await?;
+    let contacts = match &key {
+        Some(k) => contacts::open_views(k, &case.contacts)?,
+        None => Vec::new(),
+    };
+    let v = assemble_with(&case.row, key.as_ref(), case.assignments.clone(), contacts)?;
+    let entry = svc
+        .entry(&actor, Action::ReadCase, "case", now)
+        .target(id)
+        .case(id);
+    let recorded = svc
+        .audit
+        .record_at(vec![entry], account_at.min(case_at))
+        .await?;
+    Ok(recorded.then_some((actor, v)))
+}
+
 /// The full view of a case: donor, donation, notes, assignments and contacts (the personal
 /// parts absent once erased). Callers decide access and record the audit entry.
 async fn assemble(
@@ -657,6 +711,19 @@ async fn assemble(
     row: &CaseRow,
     key: Option<&SecretKey>,
     assignments: Vec<AssignmentRow>,
+) -> Result<CaseView> {
+    let contacts = match key {
+        Some(k) => contacts::views_for_case(svc, k, &row.id).await?,
+        None => Vec::new(),
+    };
+    assemble_with(row, key, assignments, contacts)
+}
+
+fn assemble_with(
+    row: &CaseRow,
+    key: Option<&SecretKey>,
+    assignments: Vec<AssignmentRow>,
+    contacts: Vec<ContactView>,
 ) -> Result<CaseView> {
     let opened = key.map(|k| open_row(k, row)).transpose()?;
     let mut v = view(row, opened)?;
@@ -673,10 +740,7 @@ async fn assemble(
             })
             .collect(),
     );
-    v.contacts = Some(match key {
-        Some(k) => contacts::views_for_case(svc, k, &row.id).await?,
-        None => Vec::new(),
-    });
+    v.contacts = Some(contacts);
     Ok(v)
 }
 

@@ -222,12 +222,12 @@ pub async fn views_for_case(
     key: &SecretKey,
     case_id: &str,
 ) -> Result<Vec<ContactView>> {
-    svc.store
-        .contacts_for_case(case_id)
-        .await?
-        .iter()
-        .map(|r| open_view(key, r))
-        .collect()
+    open_views(key, &svc.store.contacts_for_case(case_id).await?)
+}
+
+/// The views of a case's contact rows.
+pub fn open_views(key: &SecretKey, rows: &[ContactRow]) -> Result<Vec<ContactView>> {
+    rows.iter().map(|r| open_view(key, r)).collect()
 }
 
 fn apply(row: &mut ContactRow, key: &SecretKey, v: &Valid) {

@@ -3,6 +3,7 @@
 //! The store sees only ids, plaintext metadata (program, region, status, times) and sealed
 //! bytes; it never holds a key or a plaintext personal value. Each method is one transaction.
 
+mod cached;
 mod postgres;
 mod schedule;
 mod shared;
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::AuditEntry;
 use crate::error::Result;
+pub use cached::{AtGeneration, CachedReads, CaseBundle, TokenUser};
 pub use schedule::*;
 
 pub use postgres::PgStore;
@@ -504,8 +506,22 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
         audit: &[AuditEntry],
     ) -> Result<()>;
 
+    /// Reads of the case view kept in memory, where the backend can tell when they go stale
+    /// (SQLite: the access generation of migration 0017). PostgreSQL has none.
+    fn cached_reads(&self) -> Option<&dyn CachedReads> {
+        None
+    }
+
     /// Append entries to the audit chain in a transaction of their own.
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
+    /// Append a batch of read and denial entries: the group commit of `audit::Recorder`.
+    /// With `only_at`, nothing is written unless the access generation (`CachedReads`) is
+    /// still that one, so a view served from cached reads is recorded only while they are
+    /// current; otherwise the answer is `Appended::Stale`.
+    async fn append_reads(&self, entries: &[AuditEntry], only_at: Option<i64>) -> Result<Appended>;
+    /// Make the batches `append_reads` answered `Appended::Unsynced` durable. Blocking (an
+    /// fsync): call it off the async runtime. Everything appended before the call is covered.
+    fn sync_reads(&self) -> Result<()>;
     /// Entries after `after_seq` in chain order.
     async fn audit_page(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRow>>;
     /// The recorded head: last sequence number and hash.
@@ -681,6 +697,17 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
+}
+
+/// What `Store::append_reads` did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Committed and on disk.
+    Durable,
+    /// Committed, but on disk only after the next `Store::sync_reads`.
+    Unsynced,
+    /// Not written: the access generation is no longer the one asked for.
+    Stale,
 }
 
 /// Open the store named by `url` (`sqlite://…` or `postgres://…`).

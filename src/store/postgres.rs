@@ -55,7 +55,9 @@ async fn append_entries(
             .bind(n)
             .fetch_one(&mut **tx)
             .await?;
-    let head = insert_audit_rows(tx, last - n + 1, prev, entries).await?;
+    let head = insert_audit_rows(tx, last - n + 1, prev, entries, None)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("an unguarded audit insert wrote nothing"))?;
     sqlx::query("update audit_head set hash = $1 where id = 1")
         .bind(&head)
         .execute(&mut **tx)
@@ -73,6 +75,24 @@ store_impl!(PgStore, Postgres, {
         append_entries(&mut tx, entries).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// PostgreSQL has no access generation (no `CachedReads`): `only_at` is never given here,
+    /// and if it were, the batch is refused as stale rather than written unchecked.
+    async fn append_reads(&self, entries: &[AuditEntry], only_at: Option<i64>) -> Result<Appended> {
+        if only_at.is_some() {
+            return Ok(Appended::Stale);
+        }
+        self.append_audit(entries).await?;
+        Ok(Appended::Durable)
+    }
+
+    fn sync_reads(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn checkpoint(&self) -> Result<()> {

@@ -3,9 +3,37 @@
 //! [`shared_store_methods!`]; what differs (connection set-up, migrations, locking) lives in
 //! `sqlite.rs` and `postgres.rs`.
 
+use super::{AssignmentRow, CaseAssignmentRow, CaseRow};
+
 /// Columns of a case row joined with its wrapped key.
 pub const CASE_COLUMNS: &str = "c.id, c.program, c.region, c.status, c.created_by, c.created_at, \
      c.updated_at, c.donor, c.donation, c.notes, k.key_version, k.wrapped as wrapped_key";
+
+/// After `select CASE_COLUMNS`: a case (`$1`) joined with its assignments, one row each
+/// (`CaseAssignmentRow`), for `fold_assignments`.
+pub const CASE_WITH_ASSIGNMENTS: &str = ", a.user_id as a_user_id, a.kind as a_kind from cases c \
+     left join case_keys k on k.case_id = c.id \
+     left join case_assignments a on a.case_id = c.id where c.id = $1 \
+     order by a.kind, a.user_id";
+
+/// The case of `CASE_WITH_ASSIGNMENTS` rows and its assignments; `None` without rows.
+pub fn fold_assignments(
+    rows: impl IntoIterator<Item = CaseAssignmentRow>,
+) -> Option<(CaseRow, Vec<AssignmentRow>)> {
+    let mut assignments = Vec::new();
+    let mut case = None;
+    for r in rows {
+        if let (Some(user_id), Some(kind)) = (r.a_user_id, r.a_kind) {
+            assignments.push(AssignmentRow {
+                case_id: r.case.id.clone(),
+                user_id,
+                kind,
+            });
+        }
+        case.get_or_insert(r.case);
+    }
+    case.map(|c| (c, assignments))
+}
 
 pub const USER_COLUMNS: &str = "id, username, display_name, role, region, password_hash, \
      disabled, created_at, updated_at, totp_secret, totp_enabled_at, totp_last_step, contact_id, email";
@@ -48,10 +76,6 @@ macro_rules! store_impl {
         async fn ping(&self) -> Result<()> {
             sqlx::query("select 1").execute(&self.pool).await?;
             Ok(())
-        }
-
-        async fn close(&self) {
-            self.pool.close().await;
         }
 
         async fn keyring_rows(&self) -> Result<Vec<KeyringRow>> {
@@ -420,28 +444,14 @@ macro_rules! store_impl {
             id: &str,
         ) -> Result<Option<(CaseRow, Vec<AssignmentRow>)>> {
             let rows = sqlx::query_as::<$db, CaseAssignmentRow>(&format!(
-                "select {}, a.user_id as a_user_id, a.kind as a_kind from cases c \
-                 left join case_keys k on k.case_id = c.id \
-                 left join case_assignments a on a.case_id = c.id where c.id = $1 \
-                 order by a.kind, a.user_id",
-                shared::CASE_COLUMNS
+                "select {} {}",
+                shared::CASE_COLUMNS,
+                shared::CASE_WITH_ASSIGNMENTS
             ))
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-            let mut assignments = Vec::with_capacity(rows.len());
-            let mut case = None;
-            for r in rows {
-                if let (Some(user_id), Some(kind)) = (r.a_user_id, r.a_kind) {
-                    assignments.push(AssignmentRow {
-                        case_id: r.case.id.clone(),
-                        user_id,
-                        kind,
-                    });
-                }
-                case.get_or_insert(r.case);
-            }
-            Ok(case.map(|c| (c, assignments)))
+            Ok(shared::fold_assignments(rows))
         }
 
         async fn list_cases(&self, q: &CaseQuery) -> Result<Vec<CaseRow>> {
@@ -1508,17 +1518,26 @@ macro_rules! shared_store_helpers {
 
         /// Insert `entries` as the chain's entries `first`, `first + 1`, … after `prev` (the hash
         /// of entry `first - 1`), in one statement per 500; returns the new head hash.
+        /// Insert `entries` as sequence numbers `first…` after the hash `prev`; the new head's
+        /// hash. With `only_at` (SQLite only: migration 0017's `access_generation`) a statement's
+        /// rows go in only while the access generation is that one, and `None` says they did
+        /// not; on its own connection that holds for a batch of up to
+        /// `AUDIT_ROWS_PER_INSERT` entries, in a write transaction for any number.
         async fn insert_audit_rows(
             conn: &mut <$db as sqlx::Database>::Connection,
             first: i64,
             mut prev: Vec<u8>,
             entries: &[AuditEntry],
-        ) -> sqlx::Result<Vec<u8>> {
+            only_at: Option<i64>,
+        ) -> sqlx::Result<Option<Vec<u8>>> {
             for (c, chunk) in entries.chunks(shared::AUDIT_ROWS_PER_INSERT).enumerate() {
                 let mut b = sqlx::QueryBuilder::<$db>::new(
                     "insert into audit_log (seq, id, at, actor_id, actor_role, action, target_type, \
                      target_id, case_id, outcome, break_glass, reason, content_hash, prev_hash, hash) ",
                 );
+                if only_at.is_some() {
+                    b.push("select * from (");
+                }
                 let mut rows = Vec::with_capacity(chunk.len());
                 for (i, e) in chunk.iter().enumerate() {
                     let seq = first + (c * shared::AUDIT_ROWS_PER_INSERT + i) as i64;
@@ -1542,9 +1561,18 @@ macro_rules! shared_store_helpers {
                         .push_bind(prev_hash)
                         .push_bind(hash);
                 });
-                b.build().execute(&mut *conn).await?;
+                if let Some(generation) = only_at {
+                    // In sequence order, which the chain's triggers require.
+                    b.push(") as v where (select n from access_generation where id = 1) = ");
+                    b.push_bind(generation);
+                    b.push(" order by 1");
+                }
+                let done = b.build().execute(&mut *conn).await?;
+                if only_at.is_some() && done.rows_affected() == 0 {
+                    return Ok(None);
+                }
             }
-            Ok(prev)
+            Ok(Some(prev))
         }
 
         async fn replace_terms(

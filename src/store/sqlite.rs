@@ -1,14 +1,16 @@
 //! SQLite, the embedded default: WAL, foreign keys, a busy timeout, and `synchronous=FULL` so a
 //! power loss cannot undo a commit.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool};
 
+use super::cached::ReadCache;
 use super::schedule::schedule_impl;
 use super::shared::{self, shared_store_helpers, store_impl};
 use super::*;
@@ -21,6 +23,20 @@ pub struct SqliteStore {
     /// entries is one statement. Only a hint: the triggers of migration 0013 refuse an entry that
     /// does not follow the real head, and the head is then read again.
     audit_head_hint: std::sync::Mutex<Option<(i64, Vec<u8>)>>,
+    /// The connection that appends batches of read entries (absent for an in-memory database).
+    reads: Option<ReadsConnection>,
+    cache: ReadCache,
+}
+
+/// Batches of read entries are committed with `synchronous=NORMAL`: the commit writes the WAL
+/// without waiting for the disk, and `sync_reads` then fsyncs the WAL (on the recorder's sync
+/// thread) before the requests continue. So the next batch is written while the last one
+/// reaches the disk, and every view is still on disk before its answer leaves, as with
+/// `synchronous=FULL`. `NORMAL` still syncs around checkpoints, so an interrupted write
+/// cannot corrupt the database (SQLite's guarantee for WAL mode).
+struct ReadsConnection {
+    conn: tokio::sync::Mutex<Option<SqliteConnection>>,
+    wal: PathBuf,
 }
 
 impl SqliteStore {
@@ -47,11 +63,28 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
+        let file = opts.get_filename();
+        let reads = if file.as_os_str().is_empty() || file == Path::new(":memory:") {
+            None
+        } else {
+            let mut wal = file.as_os_str().to_owned();
+            wal.push("-wal");
+            let conn = opts
+                .synchronous(SqliteSynchronous::Normal)
+                .connect()
+                .await?;
+            Some(ReadsConnection {
+                conn: tokio::sync::Mutex::new(Some(conn)),
+                wal: wal.into(),
+            })
+        };
         Ok(SqliteStore {
+            cache: ReadCache::new(pool.clone()),
             pool,
             audit_head_hint: std::sync::Mutex::new(None),
+            reads,
         })
     }
 
@@ -81,7 +114,7 @@ async fn append_entries(
         sqlx::query_as("select seq, hash from audit_head where id = 1")
             .fetch_one(&mut **tx)
             .await?;
-    insert_audit_rows(tx, seq + 1, hash, entries).await?;
+    insert_audit_rows(tx, seq + 1, hash, entries, None).await?;
     Ok(())
 }
 
@@ -101,16 +134,38 @@ store_impl!(SqliteStore, Sqlite, {
         "sqlite"
     }
 
-    /// A batch of read and denial entries (the group commit). Up to 500 entries are one
-    /// statement committed on its own, against the head this process last wrote; if another
-    /// writer moved the head since, the trigger refuses the batch and it is retried from the
-    /// head as stored. Larger batches, and a head that keeps moving, take a write transaction.
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        append_entries(&mut tx, entries).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A batch of read and denial entries (the group commit). Up to 500 entries are one
+    /// statement committed on its own, on the reads connection (`ReadsConnection`), against
+    /// the head this process last wrote; if another writer moved the head since, the trigger
+    /// refuses the batch and it is retried from the head as stored. Larger batches, and a head
+    /// that keeps moving, take a write transaction on the pool (`synchronous=FULL`).
+    async fn append_reads(&self, entries: &[AuditEntry], only_at: Option<i64>) -> Result<Appended> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(Appended::Durable);
         }
         if entries.len() <= shared::AUDIT_ROWS_PER_INSERT {
-            let mut conn = self.pool.acquire().await?;
+            let mut locked;
+            let mut pooled;
+            let (conn, appended): (&mut SqliteConnection, _) = match &self.reads {
+                Some(r) => {
+                    locked = r.conn.lock().await;
+                    match locked.as_mut() {
+                        Some(c) => (c, Appended::Unsynced),
+                        None => return Err(anyhow::anyhow!("the store is closed").into()),
+                    }
+                }
+                None => {
+                    pooled = self.pool.acquire().await?;
+                    (&mut *pooled, Appended::Durable)
+                }
+            };
             for _ in 0..2 {
                 let hint = self.audit_head_hint.lock().expect("audit head hint").take();
                 let (seq, hash) = match hint {
@@ -121,11 +176,15 @@ store_impl!(SqliteStore, Sqlite, {
                             .await?
                     }
                 };
-                match insert_audit_rows(&mut conn, seq + 1, hash, entries).await {
-                    Ok(head) => {
+                match insert_audit_rows(conn, seq + 1, hash, entries, only_at).await {
+                    Ok(Some(head)) => {
                         *self.audit_head_hint.lock().expect("audit head hint") =
                             Some((seq + entries.len() as i64, head));
-                        return Ok(());
+                        return Ok(appended);
+                    }
+                    Ok(None) => {
+                        self.cache.refresh().await?;
+                        return Ok(Appended::Stale);
                     }
                     Err(e) if is_stale_head(&e) => continue,
                     Err(e) => return Err(e.into()),
@@ -133,9 +192,43 @@ store_impl!(SqliteStore, Sqlite, {
             }
         }
         let mut tx = self.begin_write().await?;
+        if let Some(expected) = only_at {
+            let (now,): (i64,) = sqlx::query_as("select n from access_generation where id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            if now != expected {
+                self.cache.seen(now);
+                return Ok(Appended::Stale);
+            }
+        }
         append_entries(&mut tx, entries).await?;
         tx.commit().await?;
+        Ok(Appended::Durable)
+    }
+
+    fn cached_reads(&self) -> Option<&dyn CachedReads> {
+        Some(&self.cache)
+    }
+
+    fn sync_reads(&self) -> Result<()> {
+        let Some(r) = &self.reads else {
+            return Ok(());
+        };
+        // A fresh descriptor each time: fsync covers the file, not the descriptor, and the
+        // WAL in place now is the one to sync.
+        std::fs::File::open(&r.wal)
+            .and_then(|f| f.sync_data())
+            .with_context(|| format!("syncing {}", r.wal.display()))?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        if let Some(r) = &self.reads {
+            if let Some(conn) = r.conn.lock().await.take() {
+                let _ = conn.close().await;
+            }
+        }
+        self.pool.close().await;
     }
 
     async fn checkpoint(&self) -> Result<()> {

@@ -126,14 +126,19 @@ impl FromRequestParts<AppState> for Auth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(Error::Unauthenticated)?;
-        let actor = accounts::authenticate(&state.svc, token, state.now()).await?;
-        tracing::Span::current().record("user_id", actor.user_id.as_str());
-        // A role that must enrol TOTP and has not can do nothing else until it has.
-        if actor.must_enrol && !ENROL_PATHS.contains(&parts.uri.path()) {
-            return Err(Error::TotpEnrolmentRequired);
-        }
-        Ok(Auth(actor))
+        Ok(Auth(authenticate(state, token, parts.uri.path()).await?))
     }
+}
+
+/// The account behind a bearer token, for a request to `path`, as `Auth` extracts it.
+pub async fn authenticate(state: &AppState, token: &str, path: &str) -> Result<Actor, Error> {
+    let actor = accounts::authenticate(&state.svc, token, state.now()).await?;
+    tracing::Span::current().record("user_id", actor.user_id.as_str());
+    // A role that must enrol TOTP and has not can do nothing else until it has.
+    if actor.must_enrol && !ENROL_PATHS.contains(&path) {
+        return Err(Error::TotpEnrolmentRequired);
+    }
+    Ok(actor)
 }
 
 /// The bearer token itself (for logout).

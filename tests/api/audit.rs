@@ -245,6 +245,66 @@ on_both_backends! {
         let creates = entries(&app, &admin.token, "action=case.create").await;
         assert_eq!(creates.len(), 24);
     }
+
+    async fn case_views_see_changes_made_elsewhere_at_once(app) {
+        // On SQLite the case view is answered from reads kept in memory; every change below is
+        // made by someone else (a second instance, or straight in the database as another
+        // process would) and must show in the very next view, each view on the record once.
+        let admin = app.user("admin", None).await;
+        let c = app.user("coordinator", None).await;
+        let case = app.create_case(&c.token, organ_case(&tag())).await;
+        let id = case["id"].as_str().unwrap();
+        let path = format!("/api/v1/cases/{id}");
+        let other = app.sibling().await;
+        let mut allowed = 0;
+        let mut view = |expect: StatusCode| {
+            if expect == StatusCode::OK {
+                allowed += 1;
+            }
+            let (app, path, token) = (&app, &path, c.token.clone());
+            async move {
+                let (status, body) = app.get(path, &token).await;
+                assert_eq!(status, expect, "{body}");
+                body
+            }
+        };
+        for _ in 0..3 {
+            assert_eq!(view(StatusCode::OK).await["contacts"], json!([]));
+        }
+
+        let (status, contact) = other
+            .post(&format!("{path}/contacts"), &c.token,
+                  json!({"full_name": "陈女士", "relationship": "spouse", "phone": "13512345678",
+                         "preferred_channel": "sms"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{contact}");
+        let got = view(StatusCode::OK).await;
+        assert_eq!(got["contacts"][0]["full_name"], "陈女士", "{got}");
+
+        let (status, _) = other.patch(&path, &c.token, json!({"notes": "changed elsewhere"})).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(view(StatusCode::OK).await["notes"], "changed elsewhere");
+        assert_eq!(view(StatusCode::OK).await["notes"], "changed elsewhere");
+
+        app.exec("delete from case_assignments where case_id = $1 and user_id = $2", id, &c.id).await;
+        view(StatusCode::NOT_FOUND).await;
+        app.exec("insert into case_assignments (case_id, user_id, kind, assigned_at) \
+                  values ($1, $2, 'primary', '2026-01-01T00:00:00Z')", id, &c.id).await;
+        view(StatusCode::OK).await;
+
+        let (status, _) = other
+            .patch(&format!("/api/v1/users/{}", c.id), &admin.token, json!({"disabled": true}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        view(StatusCode::UNAUTHORIZED).await;
+
+        let log = entries(&app, &admin.token, &format!("case_id={id}&action=case.view")).await;
+        let count = |outcome: &str| log.iter().filter(|e| e["actor_id"] == c.id.as_str() && e["outcome"] == outcome).count();
+        assert_eq!(count("allowed"), allowed, "{log:?}");
+        assert_eq!(count("denied"), 1, "{log:?}");
+        let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(v["ok"], true, "{v}");
+    }
 }
 
 /// On SQLite the database itself refuses an entry that does not follow the head (migration
