@@ -225,11 +225,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Start the committing task (needs a Tokio runtime) and the sync thread.
+    /// Start the committing thread and the sync thread (called within a Tokio runtime).
     pub fn start(store: Arc<dyn Store>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Request>(4096);
         let syncer = Syncer::start(store.clone());
-        tokio::spawn(async move {
+        let work = async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
@@ -240,7 +240,10 @@ impl Recorder {
                 }
                 commit(store.as_ref(), batch, &syncer).await;
             }
-        });
+        };
+        // Every view waits for this loop, so it runs on a thread of its own rather than
+        // queued behind the requests on the server's workers (benches/http.rs).
+        run_on_own_thread("audit-recorder", work);
         Recorder { tx }
     }
 
@@ -271,6 +274,38 @@ impl Recorder {
     }
 }
 
+/// Run `work` on a thread of its own with a single-threaded runtime; where that thread cannot
+/// start, as a task of the current runtime.
+fn run_on_own_thread<F>(name: &str, work: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (hand, take) = std::sync::mpsc::channel::<F>();
+    let started = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    if let Ok(work) = take.recv() {
+                        runtime.block_on(work);
+                    }
+                })
+        });
+    let work = match started {
+        Ok(_) => match hand.send(work) {
+            Ok(()) => return,
+            Err(std::sync::mpsc::SendError(work)) => work,
+        },
+        Err(e) => {
+            tracing::error!(error = %e, thread = name, "cannot start a thread; running as a task");
+            work
+        }
+    };
+    tokio::spawn(work);
+}
+
 /// Write one batch. Requests made at an older generation than the newest in the batch are
 /// stale at once (generations only grow); the rest are written in one statement checked
 /// against that newest generation, and if it has moved, the unchecked ones are written alone.
@@ -287,17 +322,22 @@ async fn commit(store: &dyn Store, batch: Vec<Request>, syncer: &Syncer) {
             }
         }
     }
+    // The entries leave their requests (no copy): the checked ones first, the others after.
+    let mut entries = Vec::new();
+    for r in current.iter_mut() {
+        entries.append(&mut r.entries);
+    }
+    let checked = entries.len();
+    for r in unchecked.iter_mut() {
+        entries.append(&mut r.entries);
+    }
     if let Some(generation) = newest {
-        let entries: Vec<AuditEntry> = current
-            .iter()
-            .chain(&unchecked)
-            .flat_map(|r| r.entries.iter().cloned())
-            .collect();
         match store.append_reads(&entries, Some(generation)).await {
             Ok(Appended::Stale) => {
                 for r in current {
                     let _ = r.done.send(Ok(false));
                 }
+                entries.drain(..checked);
             }
             result => {
                 current.extend(unchecked);
@@ -307,10 +347,6 @@ async fn commit(store: &dyn Store, batch: Vec<Request>, syncer: &Syncer) {
         }
     }
     if !unchecked.is_empty() {
-        let entries: Vec<AuditEntry> = unchecked
-            .iter()
-            .flat_map(|r| r.entries.iter().cloned())
-            .collect();
         let result = store.append_reads(&entries, None).await;
         settle(result, unchecked, syncer);
     }

@@ -73,7 +73,7 @@ pub fn app_state(svc: Services, cfg: &Config) -> anyhow::Result<AppState> {
         .public_url
         .clone()
         .unwrap_or_else(|| "http://127.0.0.1:8080".into());
-    Ok(AppState {
+    Ok(AppState::new(web::Shared {
         secure_cookies: public_url.starts_with("https://"),
         svc,
         templates: Arc::new(web::templates::load(cfg.templates_dir.as_deref())?),
@@ -82,7 +82,7 @@ pub fn app_state(svc: Services, cfg: &Config) -> anyhow::Result<AppState> {
         metrics: Arc::new(Metrics::default()),
         checkpoints: Some(Arc::new(checkpoints)),
         public_url: public_url.into(),
-    })
+    }))
 }
 
 /// `donorcare serve`.

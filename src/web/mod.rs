@@ -40,8 +40,26 @@ pub fn system_clock() -> Clock {
     Arc::new(Utc::now)
 }
 
+/// What every handler shares. Extractors clone it for each request, so it is one reference
+/// count to the fields (`Shared`), which it dereferences to.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub svc: Services,
     pub templates: Arc<handlebars::Handlebars<'static>>,
     pub clock: Clock,
@@ -56,7 +74,7 @@ pub struct AppState {
     pub secure_cookies: bool,
 }
 
-impl AppState {
+impl Shared {
     pub fn now(&self) -> DateTime<Utc> {
         (self.clock)()
     }
