@@ -1,5 +1,7 @@
 //! SQLite, the embedded default: WAL, foreign keys, a busy timeout, and `synchronous=FULL` so a
-//! power loss cannot undo a commit.
+//! power loss cannot undo a commit. Batches of read entries are the exception: committed with
+//! `synchronous=NORMAL` and fsynced right after, before any request they record is answered
+//! (`ReadsConnection`). The case view's reads are kept in memory (`cached.rs`).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
