@@ -234,3 +234,73 @@ impl CachedReads for ReadCache {
         Ok(Some((bundle, generation)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_served_only_at_the_newest_generation() {
+        let newest = AtomicI64::new(5);
+        let map: Map<String, u32> = Map::new();
+        map.put("a".into(), Arc::new(1), 5, &newest);
+        // Read at an older generation than the newest seen: never kept.
+        map.put("b".into(), Arc::new(2), 4, &newest);
+        assert_eq!(map.get("a", 5).as_deref(), Some(&1));
+        assert_eq!(map.get("b", 5), None);
+        // Asked for at another generation: not served.
+        assert_eq!(map.get("a", 6), None);
+    }
+
+    #[test]
+    fn a_full_map_stays_at_its_bound() {
+        let newest = AtomicI64::new(1);
+        let map: Map<u32, u32> = Map::new();
+        for i in 0..(MAX_ENTRIES as u32 + 10) {
+            map.put(i, Arc::new(i), 1, &newest);
+        }
+        assert_eq!(map.0.lock().unwrap().len(), MAX_ENTRIES);
+        // The newest entry is always kept.
+        let last = MAX_ENTRIES as u32 + 9;
+        assert_eq!(map.get(&last, 1).as_deref(), Some(&last));
+    }
+
+    #[tokio::test]
+    async fn a_newer_generation_drops_every_entry() {
+        let cache = ReadCache::new(SqlitePool::connect_lazy("sqlite::memory:").unwrap());
+        cache.seen(3);
+        cache
+            .cases
+            .put("c".into(), Arc::new(bundle()), 3, &cache.newest);
+        assert!(cache.cases.get("c", cache.newest()).is_some());
+        // An older generation read late changes nothing.
+        cache.seen(2);
+        assert_eq!(cache.newest(), 3);
+        assert!(cache.cases.get("c", 3).is_some());
+        cache.seen(4);
+        assert_eq!(cache.newest(), 4);
+        assert!(cache.cases.0.lock().unwrap().is_empty());
+    }
+
+    fn bundle() -> CaseBundle {
+        let now = Utc::now();
+        CaseBundle {
+            row: CaseRow {
+                id: "c".into(),
+                program: "marrow".into(),
+                region: "r".into(),
+                status: "open".into(),
+                created_by: "u".into(),
+                created_at: now,
+                updated_at: now,
+                donor: Vec::new(),
+                donation: Vec::new(),
+                notes: None,
+                key_version: None,
+                wrapped_key: None,
+            },
+            assignments: Vec::new(),
+            contacts: Vec::new(),
+        }
+    }
+}
