@@ -12,7 +12,9 @@ use crate::crypto::keyring::WrappedKey;
 use crate::crypto::{self, blind_term, Place, SecretKey, TermKind};
 use crate::error::{Error, Result, Validator};
 use crate::policy::{self, Action, Actor, Resource};
-use crate::store::{AssignmentRow, BreakGlassRow, CaseQuery, CaseRow, NewCase, SearchTerms};
+use crate::store::{
+    AssignmentRow, BreakGlassRow, CaseQuery, CaseRow, ContactRow, NewCase, SearchTerms,
+};
 
 pub const MAX_NAME: usize = 100;
 pub const MAX_ADDRESS: usize = 500;
@@ -507,10 +509,10 @@ pub async fn load_authorized(
         svc.audit.record(vec![entry.denied("not_found")]).await?;
         return Err(Error::NotFound);
     };
-    let coordinator = actor.role == Role::Coordinator;
-    let assigned = coordinator && assignments.iter().any(|a| a.user_id == actor.user_id);
-    let break_glass =
-        coordinator && !assigned && svc.store.has_break_glass(id, &actor.user_id, now).await?;
+    let assigned = is_assigned(actor, &assignments);
+    let break_glass = actor.role == Role::Coordinator
+        && !assigned
+        && svc.store.has_break_glass(id, &actor.user_id, now).await?;
     svc.authorize(
         actor,
         action,
@@ -527,6 +529,11 @@ pub async fn load_authorized(
         break_glass,
         assignments,
     })
+}
+
+/// Whether `actor` is a coordinator on the case of `assignments` (primary or team).
+fn is_assigned(actor: &Actor, assignments: &[AssignmentRow]) -> bool {
+    actor.role == Role::Coordinator && assignments.iter().any(|a| a.user_id == actor.user_id)
 }
 
 pub async fn create(
@@ -677,22 +684,21 @@ pub async fn get_cached(
     let Some((case, case_at)) = cache.case_bundle(id).await? else {
         return Ok(None);
     };
-    let assigned = actor.role == Role::Coordinator
-        && case.assignments.iter().any(|a| a.user_id == actor.user_id);
     let resource = Resource::Case {
         region: &case.row.region,
-        assigned,
+        assigned: is_assigned(&actor, &case.assignments),
         break_glass: false,
     };
     if policy::authorize(&actor, Action::ReadCase, resource).is_err() {
         return Ok(None);
     }
     let key = case_key(svc, &case.row).await?;
-    let contacts = match &key {
-        Some(k) => contacts::open_views(k, &case.contacts)?,
-        None => Vec::new(),
-    };
-    let v = assemble_with(&case.row, key.as_ref(), case.assignments.clone(), contacts)?;
+    let v = assemble_with(
+        &case.row,
+        key.as_ref(),
+        case.assignments.clone(),
+        &case.contacts,
+    )?;
     let entry = svc
         .entry(&actor, Action::ReadCase, "case", now)
         .target(id)
@@ -712,18 +718,20 @@ async fn assemble(
     key: Option<&SecretKey>,
     assignments: Vec<AssignmentRow>,
 ) -> Result<CaseView> {
+    // An erased case has no key and shows no contacts: they are not read.
     let contacts = match key {
-        Some(k) => contacts::views_for_case(svc, k, &row.id).await?,
+        Some(_) => svc.store.contacts_for_case(&row.id).await?,
         None => Vec::new(),
     };
-    assemble_with(row, key, assignments, contacts)
+    assemble_with(row, key, assignments, &contacts)
 }
 
+/// `assemble` from rows already read.
 fn assemble_with(
     row: &CaseRow,
     key: Option<&SecretKey>,
     assignments: Vec<AssignmentRow>,
-    contacts: Vec<ContactView>,
+    contacts: &[ContactRow],
 ) -> Result<CaseView> {
     let opened = key.map(|k| open_row(k, row)).transpose()?;
     let mut v = view(row, opened)?;
@@ -740,7 +748,10 @@ fn assemble_with(
             })
             .collect(),
     );
-    v.contacts = Some(contacts);
+    v.contacts = Some(match key {
+        Some(k) => contacts::open_views(k, contacts)?,
+        None => Vec::new(),
+    });
     Ok(v)
 }
 

@@ -122,8 +122,6 @@ struct CaseAtRow {
     generation: i64,
 }
 
-const GENERATION: &str = "(select n from access_generation where id = 1) as generation";
-
 impl ReadCache {
     pub fn new(pool: SqlitePool) -> Self {
         ReadCache {
@@ -144,7 +142,7 @@ impl ReadCache {
 
     /// Read the database's generation now (after a view was refused as stale).
     pub async fn refresh(&self) -> Result<()> {
-        let (n,): (i64,) = sqlx::query_as("select n from access_generation where id = 1")
+        let (n,): (i64,) = sqlx::query_as(shared::GENERATION_NOW)
             .fetch_one(&self.pool)
             .await?;
         self.seen(n);
@@ -170,11 +168,9 @@ impl CachedReads for ReadCache {
                 // The generation is read first, in the same statement, so the row is at least
                 // as new as the generation it is tagged with.
                 let row = sqlx::query_as::<_, TokenUserRow>(&format!(
-                    "select {GENERATION}, t.expires_at, u.id, u.username, u.display_name, \
-                     u.role, u.region, u.password_hash, u.disabled, u.created_at, u.updated_at, \
-                     u.totp_secret, u.totp_enabled_at, u.totp_last_step, u.contact_id, u.email \
-                     from api_tokens t join users u on u.id = t.user_id \
-                     where t.token_hash = $1 and u.disabled = 0"
+                    "select ({}) as generation, {}",
+                    shared::GENERATION_NOW,
+                    shared::TOKEN_USER
                 ))
                 .bind(hash)
                 .fetch_optional(&self.pool)
@@ -202,7 +198,8 @@ impl CachedReads for ReadCache {
         // Tagged with the generation of the first read: a change after it, seen by the later
         // read or not, moves the database past it, so the view is refused at its record.
         let rows = sqlx::query_as::<_, CaseAtRow>(&format!(
-            "select {GENERATION}, {} {}",
+            "select ({}) as generation, {} {}",
+            shared::GENERATION_NOW,
             shared::CASE_COLUMNS,
             shared::CASE_WITH_ASSIGNMENTS
         ))
@@ -216,13 +213,10 @@ impl CachedReads for ReadCache {
         else {
             return Ok(None);
         };
-        let contacts = sqlx::query_as::<_, ContactRow>(&format!(
-            "select {} from contacts where case_id = $1 order by id",
-            shared::CONTACT_COLUMNS
-        ))
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
+        let contacts = sqlx::query_as::<_, ContactRow>(&shared::contacts_of_case())
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
         self.seen(generation);
         let bundle = Arc::new(CaseBundle {
             row,

@@ -70,13 +70,6 @@ store_impl!(PgStore, Postgres, {
         "postgres"
     }
 
-    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        append_entries(&mut tx, entries).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// PostgreSQL has no access generation (no `CachedReads`): `only_at` is never given here,
     /// and if it were, the batch is refused as stale rather than written unchecked.
     async fn append_reads(&self, entries: &[AuditEntry], only_at: Option<i64>) -> Result<Appended> {

@@ -9,6 +9,22 @@ use super::{AssignmentRow, CaseAssignmentRow, CaseRow};
 pub const CASE_COLUMNS: &str = "c.id, c.program, c.region, c.status, c.created_by, c.created_at, \
      c.updated_at, c.donor, c.donation, c.notes, k.key_version, k.wrapped as wrapped_key";
 
+/// After `select`: the active account behind the API token `$1`, with the token's expiry
+/// (`UserRow` columns, then `expires_at`); callers add conditions with `and`.
+pub const TOKEN_USER: &str = "u.id, u.username, u.display_name, u.role, u.region, \
+     u.password_hash, u.disabled, u.created_at, u.updated_at, u.totp_secret, u.totp_enabled_at, \
+     u.totp_last_step, u.contact_id, u.email, t.expires_at \
+     from api_tokens t join users u on u.id = t.user_id \
+     where t.token_hash = $1 and u.disabled = false";
+
+/// The access generation now (SQLite: migration 0017), as a statement or a scalar subquery.
+pub const GENERATION_NOW: &str = "select n from access_generation where id = 1";
+
+/// A case's (`$1`) contacts in id order.
+pub fn contacts_of_case() -> String {
+    format!("select {CONTACT_COLUMNS} from contacts where case_id = $1 order by id")
+}
+
 /// After `select CASE_COLUMNS`: a case (`$1`) joined with its assignments, one row each
 /// (`CaseAssignmentRow`), for `fold_assignments`.
 pub const CASE_WITH_ASSIGNMENTS: &str = ", a.user_id as a_user_id, a.kind as a_kind from cases c \
@@ -297,18 +313,21 @@ macro_rules! store_impl {
         }
 
         async fn user_for_token(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<UserRow>> {
-            Ok(sqlx::query_as::<$db, UserRow>(
-                "select u.id, u.username, u.display_name, u.role, u.region, u.password_hash, \
-                 u.disabled, u.created_at, u.updated_at, u.totp_secret, u.totp_enabled_at, \
-                 u.totp_last_step, u.contact_id, u.email \
-                 from api_tokens t join users u on u.id = t.user_id \
-                 where t.token_hash = $1 and t.expires_at > $2 and u.disabled = $3",
-            )
+            Ok(sqlx::query_as::<$db, UserRow>(&format!(
+                "select {} and t.expires_at > $2",
+                shared::TOKEN_USER
+            ))
             .bind(hash)
             .bind(now)
-            .bind(false)
             .fetch_optional(&self.pool)
             .await?)
+        }
+
+        async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            append_entries(&mut tx, entries).await?;
+            tx.commit().await?;
+            Ok(())
         }
 
         async fn revoke_token(&self, hash: &[u8], audit: &[AuditEntry]) -> Result<()> {
@@ -614,10 +633,7 @@ macro_rules! store_impl {
         }
 
         async fn contacts_for_case(&self, case_id: &str) -> Result<Vec<ContactRow>> {
-            Ok(sqlx::query_as::<$db, ContactRow>(&format!(
-                "select {} from contacts where case_id = $1 order by id",
-                shared::CONTACT_COLUMNS
-            ))
+            Ok(sqlx::query_as::<$db, ContactRow>(&shared::contacts_of_case())
             .bind(case_id)
             .fetch_all(&self.pool)
             .await?)
@@ -1563,7 +1579,9 @@ macro_rules! shared_store_helpers {
                 });
                 if let Some(generation) = only_at {
                     // In sequence order, which the chain's triggers require.
-                    b.push(") as v where (select n from access_generation where id = 1) = ");
+                    b.push(") as v where (");
+                    b.push(shared::GENERATION_NOW);
+                    b.push(") = ");
                     b.push_bind(generation);
                     b.push(" order by 1");
                 }

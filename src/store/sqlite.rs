@@ -136,13 +136,6 @@ store_impl!(SqliteStore, Sqlite, {
         "sqlite"
     }
 
-    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        append_entries(&mut tx, entries).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// A batch of read and denial entries (the group commit). Up to 500 entries are one
     /// statement committed on its own, on the reads connection (`ReadsConnection`), against
     /// the head this process last wrote; if another writer moved the head since, the trigger
@@ -195,7 +188,7 @@ store_impl!(SqliteStore, Sqlite, {
         }
         let mut tx = self.begin_write().await?;
         if let Some(expected) = only_at {
-            let (now,): (i64,) = sqlx::query_as("select n from access_generation where id = 1")
+            let (now,): (i64,) = sqlx::query_as(shared::GENERATION_NOW)
                 .fetch_one(&mut *tx)
                 .await?;
             if now != expected {
