@@ -610,6 +610,9 @@ fn checkpoint_message(seq: i64, hash: &str, at: &DateTime<Utc>) -> Vec<u8> {
     format!("donorcare-checkpoint-v1:{seq}:{hash}:{}", at.to_rfc3339()).into_bytes()
 }
 
+/// Bytes read from the end of the checkpoint file to find the newest checkpoint.
+const LAST_LINE_MAX: u64 = 4096;
+
 /// The checkpoint file and the key that signs it. The signing key is derived from the server's
 /// identity, so it lives wherever the identity does, never in the database.
 pub struct Checkpoints {
@@ -633,7 +636,7 @@ impl Checkpoints {
     pub async fn write(&self, store: &dyn Store, now: DateTime<Utc>) -> Result<Option<Checkpoint>> {
         let (seq, hash) = store.audit_head().await?;
         let hash = hex::encode(hash);
-        if seq == 0 || self.read()?.last().is_some_and(|c| c.seq == seq) {
+        if seq == 0 || self.last()?.is_some_and(|c| c.seq == seq) {
             return Ok(None);
         }
         let at = now.trunc_subsecs(0);
@@ -653,10 +656,64 @@ impl Checkpoints {
             .append(true)
             .open(&self.path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.path.display()))?;
-        let line = serde_json::to_string(&cp).map_err(anyhow::Error::from)?;
-        writeln!(f, "{line}").map_err(anyhow::Error::from)?;
+        // One write of the whole line: the server and a command may append at the same time,
+        // and appends of one write each do not interleave.
+        let mut line = serde_json::to_string(&cp).map_err(anyhow::Error::from)?;
+        line.push('\n');
+        f.write_all(line.as_bytes()).map_err(anyhow::Error::from)?;
         f.sync_all().map_err(anyhow::Error::from)?;
         Ok(Some(cp))
+    }
+
+    /// The newest checkpoint, read from the end of the file (its signature checked), so signing
+    /// costs the same after years of checkpoints as on the first day.
+    pub fn last(&self) -> Result<Option<Checkpoint>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(anyhow::anyhow!("{}: {e}", self.path.display()).into()),
+        };
+        let io = |e: std::io::Error| anyhow::anyhow!("{}: {e}", self.path.display());
+        let len = f.metadata().map_err(io)?.len();
+        // A line is about 250 bytes. One byte more than the longest line read is enough to see
+        // the newline before it, which shows that the line is whole.
+        let start = len.saturating_sub(LAST_LINE_MAX + 1);
+        f.seek(SeekFrom::Start(start)).map_err(io)?;
+        let mut tail = Vec::new();
+        f.read_to_end(&mut tail).map_err(io)?;
+        let text = String::from_utf8_lossy(&tail);
+        let body = text.trim_end();
+        if body.trim().is_empty() {
+            return Ok(None);
+        }
+        match body.rfind('\n') {
+            Some(nl) => self.parse_line(&body[nl + 1..], "last line").map(Some),
+            None if start == 0 => self.parse_line(body, "last line").map(Some),
+            None => Err(anyhow::anyhow!(
+                "{}: the last line is longer than {LAST_LINE_MAX} bytes",
+                self.path.display()
+            )
+            .into()),
+        }
+    }
+
+    fn parse_line(&self, line: &str, place: &str) -> Result<Checkpoint> {
+        let path = self.path.display();
+        let cp: Checkpoint =
+            serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{path}:{place}: {e}"))?;
+        let sig = hex::decode(&cp.signature)
+            .ok()
+            .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
+            .ok_or_else(|| anyhow::anyhow!("{path}:{place}: malformed signature"))?;
+        self.verifying_key()
+            .verify(&checkpoint_message(cp.seq, &cp.hash, &cp.at), &sig)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{path}:{place}: checkpoint signature does not verify with this server's key"
+                )
+            })?;
+        Ok(cp)
     }
 
     /// Every checkpoint in the file; a line with a bad signature is an error.
@@ -666,29 +723,13 @@ impl Checkpoints {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(anyhow::anyhow!("{}: {e}", self.path.display()).into()),
         };
-        let vk = self.verifying_key();
         let mut out = Vec::new();
         for (i, line) in text
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            let cp: Checkpoint = serde_json::from_str(line)
-                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", self.path.display(), i + 1))?;
-            let sig = hex::decode(&cp.signature)
-                .ok()
-                .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
-                .ok_or_else(|| {
-                    anyhow::anyhow!("{}:{}: malformed signature", self.path.display(), i + 1)
-                })?;
-            vk.verify(&checkpoint_message(cp.seq, &cp.hash, &cp.at), &sig)
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "{}:{}: checkpoint signature does not verify with this server's key",
-                        self.path.display(),
-                        i + 1
-                    )
-                })?;
+            let cp = self.parse_line(line, &(i + 1).to_string())?;
             out.push(cp);
         }
         Ok(out)
@@ -698,6 +739,53 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn signed(c: &Checkpoints, seq: i64) -> String {
+        let hash = hex::encode(Sha256::digest(seq.to_be_bytes()));
+        let at = Utc::now().trunc_subsecs(0);
+        let signature = hex::encode(c.key.sign(&checkpoint_message(seq, &hash, &at)).to_bytes());
+        let cp = Checkpoint {
+            seq,
+            hash,
+            at,
+            signature,
+        };
+        serde_json::to_string(&cp).unwrap() + "\n"
+    }
+
+    #[test]
+    fn the_last_checkpoint_is_read_from_the_end_of_a_long_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoints::new(dir.path().join("cps.jsonl"), [7; 32]);
+        assert!(c.last().unwrap().is_none(), "no file yet");
+        std::fs::write(&c.path, "").unwrap();
+        assert!(c.last().unwrap().is_none(), "an empty file");
+
+        // Far more than the tail that is read, so the last line is found from the end.
+        let text: String = (1..=2_000).map(|seq| signed(&c, seq)).collect();
+        assert!(text.len() as u64 > 50 * LAST_LINE_MAX);
+        std::fs::write(&c.path, &text).unwrap();
+        assert_eq!(c.last().unwrap().unwrap().seq, 2_000);
+        assert_eq!(c.read().unwrap().len(), 2_000);
+
+        // A last line exactly as long as the tail read, with no newline before it in the tail.
+        let one = signed(&c, 1);
+        let pad = " ".repeat(LAST_LINE_MAX as usize - one.len());
+        std::fs::write(&c.path, format!("{}{pad}{one}", signed(&c, 9))).unwrap();
+        assert_eq!(c.last().unwrap().unwrap().seq, 1);
+
+        // A forged last line fails, as in the whole read.
+        let other = Checkpoints::new(c.path.clone(), [8; 32]);
+        std::fs::write(&c.path, format!("{}{}", signed(&c, 1), signed(&other, 2))).unwrap();
+        let e = c.last().unwrap_err().to_string();
+        assert!(e.contains("does not verify"), "{e}");
+        assert!(c.read().is_err());
+
+        // A last line longer than the tail is refused, not half-read.
+        let long = format!("{}{}\n", signed(&c, 1), "x".repeat(LAST_LINE_MAX as usize));
+        std::fs::write(&c.path, long).unwrap();
+        assert!(c.last().unwrap_err().to_string().contains("longer than"));
+    }
 
     #[test]
     fn every_field_changes_the_hash() {

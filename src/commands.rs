@@ -13,6 +13,21 @@ use crate::error::Error;
 use crate::server::open_services;
 use crate::store;
 
+/// Sign a checkpoint of the audit head if the command moved it, then close the store. The
+/// server signs one every minute and at shutdown; a command signs its own, so entries it
+/// appended are covered at once, even where no server runs: a tail cut off afterwards, with the
+/// head made to agree, fails `audit verify`. The command's change is already committed, so a
+/// checkpoint that cannot be signed is reported, not turned into a failure.
+async fn sign_and_close(store: &dyn store::Store, keys: &KeyService, cfg: &Config) {
+    let signed = crate::server::checkpoints(keys, cfg)
+        .write(store, Utc::now())
+        .await;
+    store.close().await;
+    if let Err(e) = signed {
+        eprintln!("donorcare: warning: no audit checkpoint was signed: {e}");
+    }
+}
+
 pub async fn migrate(cfg: &Config) -> anyhow::Result<()> {
     let store = store::open(&cfg.database_url()).await?;
     store.migrate().await?;
@@ -64,7 +79,7 @@ pub async fn user_add(cfg: &Config, args: UserAdd) -> anyhow::Result<()> {
         Err(Error::Conflict { message, .. }) => bail!("{message}"),
         Err(e) => return Err(e.into()),
     }
-    svc.store.close().await;
+    sign_and_close(svc.store.as_ref(), &svc.keys, cfg).await;
     println!("created {} ({}) with id {}", row.username, row.role, row.id);
     Ok(())
 }
@@ -88,9 +103,9 @@ pub async fn keys_init(cfg: &Config) -> anyhow::Result<()> {
                 service.paths().recipients.display()
             );
             println!("server recipient: {}", service.recipient());
+            sign_and_close(store.as_ref(), &service, cfg).await;
         }
     }
-    store.close().await;
     Ok(())
 }
 
@@ -134,7 +149,7 @@ pub async fn keys_status(cfg: &Config) -> anyhow::Result<()> {
     if st.recipients.len() < 2 {
         println!("warning: no recovery recipient — if the identity is lost, every case is lost");
     }
-    svc.store.close().await;
+    sign_and_close(svc.store.as_ref(), &svc.keys, cfg).await;
     Ok(())
 }
 
@@ -168,7 +183,7 @@ pub async fn keys_rotate(cfg: &Config) -> anyhow::Result<()> {
     for r in svc.keys.retire_unused(Utc::now(), grace).await? {
         println!("retired version {r}");
     }
-    svc.store.close().await;
+    sign_and_close(svc.store.as_ref(), &svc.keys, cfg).await;
     Ok(())
 }
 
@@ -181,7 +196,7 @@ pub async fn keys_add_recipient(cfg: &Config, recipient: &str) -> anyhow::Result
     }
     svc.keys.set_recipients(r.clone()).await?;
     println!("keyring re-sealed to {} recipients", r.len());
-    svc.store.close().await;
+    sign_and_close(svc.store.as_ref(), &svc.keys, cfg).await;
     Ok(())
 }
 
@@ -196,7 +211,7 @@ pub async fn keys_remove_recipient(cfg: &Config, recipient: &str) -> anyhow::Res
     }
     svc.keys.set_recipients(r.clone()).await?;
     println!("keyring re-sealed to {} recipients", r.len());
-    svc.store.close().await;
+    sign_and_close(svc.store.as_ref(), &svc.keys, cfg).await;
     Ok(())
 }
 
@@ -224,7 +239,7 @@ pub async fn export_consents(
             other => other.into(),
         })?;
     std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-    svc.store.close().await;
+    sign_and_close(svc.store.as_ref(), &svc.keys, cfg).await;
     println!(
         "wrote {} ({} bytes, age-encrypted)",
         out.display(),
@@ -236,7 +251,7 @@ pub async fn export_consents(
 /// `audit verify`: `ok <entries> <head>` and success, or the first bad entry and failure.
 pub async fn audit_verify(cfg: &Config) -> anyhow::Result<bool> {
     let (svc, _) = open_services(cfg).await?;
-    let checkpoints = crate::server::checkpoints(&svc, cfg);
+    let checkpoints = crate::server::checkpoints(&svc.keys, cfg);
     let v = crate::audit::verify(svc.store.as_ref(), Some(&checkpoints)).await?;
     svc.store.close().await;
     if v.ok {

@@ -59,16 +59,15 @@ pub async fn open_services(cfg: &Config) -> anyhow::Result<(Services, Vec<String
 }
 
 /// The signed checkpoints of the audit log, with the key derived from the server identity.
-pub fn checkpoints(svc: &Services, cfg: &Config) -> Checkpoints {
+pub fn checkpoints(keys: &KeyService, cfg: &Config) -> Checkpoints {
     Checkpoints::new(
         cfg.checkpoint_path(),
-        svc.keys
-            .derive_key("donorcare audit checkpoint signing key v1"),
+        keys.derive_key("donorcare audit checkpoint signing key v1"),
     )
 }
 
 pub fn app_state(svc: Services, cfg: &Config) -> anyhow::Result<AppState> {
-    let checkpoints = checkpoints(&svc, cfg);
+    let checkpoints = checkpoints(&svc.keys, cfg);
     let public_url = cfg
         .public_url
         .clone()

@@ -24,6 +24,55 @@ fn verify_cli(app: &TestApp) -> (bool, String, String) {
     )
 }
 
+/// `donorcare user add` as another process would run it: a volunteer account. Its standard error.
+fn user_add_cli(app: &TestApp, username: &str) -> String {
+    use std::io::Write;
+    let mut run = app
+        .command()
+        .args([
+            "user",
+            "add",
+            "--username",
+            username,
+            "--role",
+            "volunteer",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    run.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-long-enough-password-1\n")
+        .unwrap();
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+/// Delete the last entry, `seq`, straight in the database and make the head agree with the
+/// entry before it: the chain alone then verifies, and only a checkpoint can tell.
+async fn cut_tail(app: &TestApp, seq: i64) {
+    let seq = seq.to_string();
+    app.exec(
+        "delete from audit_log where seq = cast($1 as integer) and $2 = $2",
+        &seq,
+        "",
+    )
+    .await;
+    app.exec(
+        "update audit_head set seq = cast($1 as integer) - 1, \
+         hash = (select hash from audit_log where seq = cast($1 as integer) - 1) where id = 1 and $2 = $2",
+        &seq,
+        "",
+    )
+    .await;
+}
+
 on_both_backends! {
     async fn views_stay_on_the_chain_when_another_process_appends_between_them(app) {
         let admin = app.user("admin", None).await;
@@ -35,18 +84,7 @@ on_both_backends! {
             // command line creating an account), then another view: the second batch starts from
             // a head that moved under it.
             assert_eq!(app.get(&path, &c.token).await.0, StatusCode::OK);
-            let mut run = app.command()
-                .args(["user", "add", "--username", &format!("cli-{}-{round}", tag().to_lowercase()), "--role", "volunteer",
-                       "--password-stdin"])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            run.stdin.take().unwrap().write_all(b"a-long-enough-password-1\n").unwrap();
-            let out = run.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            user_add_cli(&app, &format!("cli-{}-{round}", tag().to_lowercase()));
             assert_eq!(app.get(&path, &c.token).await.0, StatusCode::OK);
         }
         let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
@@ -140,15 +178,7 @@ on_both_backends! {
         assert!(verify_cli(&app).0);
 
         // Cut the tail and make the head agree: only the checkpoint can tell.
-        let last = cp.seq.to_string();
-        app.exec("delete from audit_log where seq = cast($1 as integer) and $2 = $2", &last, "").await;
-        app.exec(
-            "update audit_head set seq = cast($1 as integer) - 1, \
-             hash = (select hash from audit_log where seq = cast($1 as integer) - 1) where id = 1 and $2 = $2",
-            &last,
-            "",
-        )
-        .await;
+        cut_tail(&app, cp.seq).await;
         let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
         assert_eq!(v["ok"], false, "{v}");
         assert!(v["problem"].as_str().unwrap().contains("checkpoint"), "{v}");
@@ -159,6 +189,28 @@ on_both_backends! {
         app.exec("delete from audit_log where seq = cast($1 as integer) and $2 = $2", "2", "").await;
         let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
         assert_eq!(v["first_bad"], 2, "{v}");
+    }
+
+    async fn a_command_signs_a_checkpoint_so_a_tail_cut_after_it_is_caught(app) {
+        let admin = app.user("admin", None).await;
+        let stderr = user_add_cli(&app, &format!("cli-{}", tag().to_lowercase()));
+        assert!(!stderr.contains("warning"), "{stderr}");
+
+        // No server signed anything since: the command's own checkpoint covers its entry.
+        let (seq, hash) = app.state.svc.store.audit_head().await.unwrap();
+        let cps = app.state.checkpoints.clone().unwrap();
+        let last = cps.last().unwrap().expect("the command signed a checkpoint");
+        assert_eq!((last.seq, last.hash.as_str()), (seq, hex::encode(&hash).as_str()));
+        assert_eq!(cps.read().unwrap().last().map(|c| c.seq), Some(seq));
+        assert!(verify_cli(&app).0);
+
+        // Cut the command's entry off and make the head agree.
+        cut_tail(&app, seq).await;
+        let (ok, _, err) = verify_cli(&app);
+        assert!(!ok, "{err}");
+        assert!(err.contains("checkpoint"), "{err}");
+        let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(v["ok"], false, "{v}");
     }
 
     async fn break_glass_opens_an_unassigned_case_for_a_time_and_is_listed(app) {
