@@ -249,7 +249,8 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 
 /// Every few seconds: pick up a rotation made by another process, re-wrap case keys still under
 /// an older version, retire versions nothing uses any more; every minute and at shutdown, sign
-/// a checkpoint of the audit head.
+/// a checkpoint of the audit head. The first is signed at start-up, so entries of a run that
+/// ended without a shutdown checkpoint (a crash, a kill) are covered at once.
 pub async fn maintenance(
     svc: Services,
     checkpoints: Option<Arc<Checkpoints>>,
@@ -257,7 +258,7 @@ pub async fn maintenance(
     mut stop: watch::Receiver<bool>,
 ) {
     let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::minutes(5));
-    let mut last_checkpoint = std::time::Instant::now();
+    let mut last_checkpoint: Option<std::time::Instant> = None;
     let checkpoint = |svc: Services, cps: Option<Arc<Checkpoints>>| async move {
         if let Some(c) = cps {
             match c.write(svc.store.as_ref(), Utc::now()).await {
@@ -271,9 +272,9 @@ pub async fn maintenance(
         if let Err(e) = key_maintenance_once(&svc.keys, grace).await {
             tracing::warn!(error = %format!("{e:#}"), "keyring maintenance");
         }
-        if last_checkpoint.elapsed() >= Duration::from_secs(60) {
+        if last_checkpoint.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
             checkpoint(svc.clone(), checkpoints.clone()).await;
-            last_checkpoint = std::time::Instant::now();
+            last_checkpoint = Some(std::time::Instant::now());
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}

@@ -495,3 +495,70 @@ async fn the_logs_carry_no_personal_data() {
         assert!(!logs.contains(v.as_str()), "{v:?} is in the logs:\n{logs}");
     }
 }
+
+/// The sequence number of the newest signed checkpoint in the default file, once it reaches
+/// `seq` (polled for up to `wait`); what it is by then otherwise.
+fn checkpointed(dir: &Path, seq: i64, wait: Duration) -> Option<i64> {
+    let path = dir.join("keys/audit-checkpoints.jsonl");
+    let deadline = Instant::now() + wait;
+    loop {
+        let last = std::fs::read_to_string(&path).ok().and_then(|t| {
+            let line = t.lines().rev().find(|l| !l.trim().is_empty())?.to_string();
+            serde_json::from_str::<serde_json::Value>(&line).ok()?["seq"].as_i64()
+        });
+        if last.is_some_and(|s| s >= seq) || Instant::now() > deadline {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The head `audit verify` reports: its number of entries.
+fn verified_entries(dir: &Path) -> i64 {
+    let out = donorcare(dir).args(["audit", "verify"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("ok <entries> <head>")
+}
+
+#[tokio::test]
+async fn a_killed_server_s_entries_are_checkpointed_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let wait = Duration::from_secs(20);
+    let (child, addr, _) = start(dir.path(), &[]);
+    // The start-up checkpoint covers what the first start wrote (the keyring's creation).
+    let started = checkpointed(dir.path(), 1, wait).expect("a checkpoint at start-up");
+    // A failed login is an entry after it; then the server dies without its shutdown checkpoint.
+    let login = r#"{"username":"nobody-here","password":"not-the-password"}"#;
+    assert_eq!(
+        http(&addr, "POST", "/api/v1/auth/login", Some(login))
+            .await
+            .0,
+        401
+    );
+    let mut child = child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let head = verified_entries(dir.path());
+    assert!(
+        head > started,
+        "the failed login was recorded after the checkpoint"
+    );
+    assert_eq!(
+        checkpointed(dir.path(), head, Duration::ZERO),
+        Some(started)
+    );
+
+    // The next start signs the head at once, long before the first minute is up.
+    let (child, _, _) = start(dir.path(), &[]);
+    let signed = checkpointed(dir.path(), head, wait);
+    assert!(signed.is_some_and(|s| s >= head), "{signed:?} after {head}");
+    assert!(terminate(child).success());
+}
