@@ -440,9 +440,17 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
     let mut prev = GENESIS.to_vec();
     let mut expected_seq = 1i64;
     let mut hashes_at: std::collections::HashMap<i64, Vec<u8>> = Default::default();
-    let wanted: Vec<Checkpoint> = match checkpoints {
-        Some(c) => c.read()?,
-        None => Vec::new(),
+    // A checkpoint file that cannot be read or whose signatures fail is a failed verification,
+    // reported after the chain itself has been checked, not an error of the command.
+    let (wanted, unreadable): (Vec<Checkpoint>, Option<String>) = match checkpoints {
+        Some(c) => match c.read().and_then(|mut all| {
+            all.extend(c.read_latest()?);
+            Ok(all)
+        }) {
+            Ok(all) => (all, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        },
+        None => (Vec::new(), None),
     };
     let want_seqs: std::collections::HashSet<i64> = wanted.iter().map(|c| c.seq).collect();
     // Consent id -> (entry, content hash) as recorded when the consent was made.
@@ -515,6 +523,16 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
             count,
             0,
         ));
+    }
+    if let Some(why) = unreadable {
+        return Ok(Verification {
+            ok: false,
+            entries: count,
+            head: hex::encode(&prev),
+            first_bad: None,
+            problem: Some(format!("the signed checkpoints cannot be trusted: {why}")),
+            checkpoints: 0,
+        });
     }
     for cp in &wanted {
         match hashes_at.get(&cp.seq) {
@@ -639,14 +657,7 @@ impl Checkpoints {
         if seq == 0 || self.last()?.is_some_and(|c| c.seq == seq) {
             return Ok(None);
         }
-        let at = now.trunc_subsecs(0);
-        let sig = self.key.sign(&checkpoint_message(seq, &hash, &at));
-        let cp = Checkpoint {
-            seq,
-            hash,
-            at,
-            signature: hex::encode(sig.to_bytes()),
-        };
+        let cp = self.sign(seq, hash, now);
         use std::io::Write;
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(anyhow::Error::from)?;
@@ -663,6 +674,65 @@ impl Checkpoints {
         f.write_all(line.as_bytes()).map_err(anyhow::Error::from)?;
         f.sync_all().map_err(anyhow::Error::from)?;
         Ok(Some(cp))
+    }
+
+    fn sign(&self, seq: i64, hash: String, now: DateTime<Utc>) -> Checkpoint {
+        let at = now.trunc_subsecs(0);
+        let sig = self.key.sign(&checkpoint_message(seq, &hash, &at));
+        Checkpoint {
+            seq,
+            hash,
+            at,
+            signature: hex::encode(sig.to_bytes()),
+        }
+    }
+
+    /// The file that holds only the newest signed head, replaced every few seconds while the
+    /// head moves (the checkpoint file beside it gets a line a minute, so it stays small).
+    pub fn latest_path(&self) -> PathBuf {
+        let mut p = self.path.as_os_str().to_owned();
+        p.push(".latest");
+        p.into()
+    }
+
+    /// Sign the current head into the latest file, replacing it whole (a new file renamed over
+    /// the old, so a reader sees one or the other); skipped when it already holds this head.
+    pub async fn write_latest(
+        &self,
+        store: &dyn Store,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Checkpoint>> {
+        let (seq, hash) = store.audit_head().await?;
+        if seq == 0 || self.read_latest()?.is_some_and(|c| c.seq == seq) {
+            return Ok(None);
+        }
+        let cp = self.sign(seq, hex::encode(hash), now);
+        let latest = self.latest_path();
+        let mut tmp = latest.as_os_str().to_owned();
+        tmp.push(format!(".{}.tmp", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let io = |e: std::io::Error| anyhow::anyhow!("{}: {e}", latest.display());
+        let mut line = serde_json::to_string(&cp).map_err(anyhow::Error::from)?;
+        line.push('\n');
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(line.as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &latest).map_err(io)?;
+        Ok(Some(cp))
+    }
+
+    /// The checkpoint in the latest file, its signature checked; `None` if there is none yet.
+    pub fn read_latest(&self) -> Result<Option<Checkpoint>> {
+        let latest = self.latest_path();
+        match std::fs::read_to_string(&latest) {
+            Ok(t) if t.trim().is_empty() => Ok(None),
+            Ok(t) => self.parse_line(&latest, t.trim(), "1").map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::anyhow!("{}: {e}", latest.display()).into()),
+        }
     }
 
     /// The newest checkpoint, read from the end of the file (its signature checked), so signing
@@ -688,8 +758,10 @@ impl Checkpoints {
             return Ok(None);
         }
         match body.rfind('\n') {
-            Some(nl) => self.parse_line(&body[nl + 1..], "last line").map(Some),
-            None if start == 0 => self.parse_line(body, "last line").map(Some),
+            Some(nl) => self
+                .parse_line(&self.path, &body[nl + 1..], "last line")
+                .map(Some),
+            None if start == 0 => self.parse_line(&self.path, body, "last line").map(Some),
             None => Err(anyhow::anyhow!(
                 "{}: the last line is longer than {LAST_LINE_MAX} bytes",
                 self.path.display()
@@ -698,8 +770,9 @@ impl Checkpoints {
         }
     }
 
-    fn parse_line(&self, line: &str, place: &str) -> Result<Checkpoint> {
-        let path = self.path.display();
+    /// One checkpoint line of `file`, its signature checked; `place` names the line in errors.
+    fn parse_line(&self, file: &std::path::Path, line: &str, place: &str) -> Result<Checkpoint> {
+        let path = file.display();
         let cp: Checkpoint =
             serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{path}:{place}: {e}"))?;
         let sig = hex::decode(&cp.signature)
@@ -729,7 +802,7 @@ impl Checkpoints {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            let cp = self.parse_line(line, &(i + 1).to_string())?;
+            let cp = self.parse_line(&self.path, line, &(i + 1).to_string())?;
             out.push(cp);
         }
         Ok(out)

@@ -259,11 +259,11 @@ pub async fn audit_verify(cfg: &Config) -> anyhow::Result<bool> {
         eprintln!("checked {} signed checkpoints", v.checkpoints);
         Ok(true)
     } else {
-        eprintln!(
-            "donorcare: audit verify failed at entry {}: {}",
-            v.first_bad.unwrap_or(0),
-            v.problem.unwrap_or_default()
-        );
+        let problem = v.problem.unwrap_or_default();
+        match v.first_bad {
+            Some(seq) => eprintln!("donorcare: audit verify failed at entry {seq}: {problem}"),
+            None => eprintln!("donorcare: audit verify failed: {problem}"),
+        }
         Ok(false)
     }
 }

@@ -248,9 +248,11 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 }
 
 /// Every few seconds: pick up a rotation made by another process, re-wrap case keys still under
-/// an older version, retire versions nothing uses any more; every minute and at shutdown, sign
-/// a checkpoint of the audit head. The first is signed at start-up, so entries of a run that
-/// ended without a shutdown checkpoint (a crash, a kill) are covered at once.
+/// an older version, retire versions nothing uses any more, and sign the audit head into the
+/// latest-checkpoint file if it moved; every minute and at shutdown, append a checkpoint of the
+/// head to the checkpoint file. The first is signed at start-up, so entries of a run that ended
+/// without a shutdown checkpoint (a crash, a kill) are covered at once. A tail cut off the log
+/// with the head made to agree thus fails `audit verify` unless it is younger than one tick.
 pub async fn maintenance(
     svc: Services,
     checkpoints: Option<Arc<Checkpoints>>,
@@ -259,11 +261,17 @@ pub async fn maintenance(
 ) {
     let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::minutes(5));
     let mut last_checkpoint: Option<std::time::Instant> = None;
-    let checkpoint = |svc: Services, cps: Option<Arc<Checkpoints>>| async move {
+    let checkpoint = |svc: Services, cps: Option<Arc<Checkpoints>>, history: bool| async move {
         if let Some(c) = cps {
-            match c.write(svc.store.as_ref(), Utc::now()).await {
-                Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit checkpoint signed"),
-                Ok(None) => {}
+            let store = svc.store.as_ref();
+            let signed = if history {
+                c.write(store, Utc::now()).await
+            } else {
+                c.write_latest(store, Utc::now()).await
+            };
+            match signed {
+                Ok(Some(cp)) if history => tracing::info!(seq = cp.seq, "audit checkpoint signed"),
+                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "audit checkpoint"),
             }
         }
@@ -273,13 +281,15 @@ pub async fn maintenance(
             tracing::warn!(error = %format!("{e:#}"), "keyring maintenance");
         }
         if last_checkpoint.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-            checkpoint(svc.clone(), checkpoints.clone()).await;
+            checkpoint(svc.clone(), checkpoints.clone(), true).await;
             last_checkpoint = Some(std::time::Instant::now());
         }
+        checkpoint(svc.clone(), checkpoints.clone(), false).await;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = stop.changed() => {
-                checkpoint(svc.clone(), checkpoints.clone()).await;
+                checkpoint(svc.clone(), checkpoints.clone(), true).await;
+                checkpoint(svc.clone(), checkpoints.clone(), false).await;
                 return;
             }
         }

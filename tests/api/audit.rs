@@ -213,6 +213,38 @@ on_both_backends! {
         assert_eq!(v["ok"], false, "{v}");
     }
 
+    async fn the_latest_checkpoint_is_replaced_and_checked(app) {
+        let admin = app.user("admin", None).await;
+        let c = app.user("coordinator", None).await;
+        app.create_case(&c.token, organ_case(&tag())).await;
+        let cps = app.state.checkpoints.clone().unwrap();
+        let store = app.state.svc.store.as_ref();
+        let first = cps.write_latest(store, Utc::now()).await.unwrap().expect("a signed head");
+        assert!(cps.write_latest(store, Utc::now()).await.unwrap().is_none(), "the same head again");
+        app.create_case(&c.token, organ_case(&tag())).await;
+        let second = cps.write_latest(store, Utc::now()).await.unwrap().expect("a signed head");
+        assert!(second.seq > first.seq);
+        // Replaced, not appended: one line, the newer head.
+        let text = std::fs::read_to_string(cps.latest_path()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert_eq!(cps.read_latest().unwrap().map(|c| c.seq), Some(second.seq));
+        assert!(verify_cli(&app).0);
+
+        // The line edited to name an older head no longer carries a valid signature.
+        let forged = text.replace(&format!("\"seq\":{}", second.seq), &format!("\"seq\":{}", first.seq));
+        assert_ne!(forged, text);
+        std::fs::write(cps.latest_path(), forged).unwrap();
+        let (ok, _, err) = verify_cli(&app);
+        assert!(!ok, "{err}");
+        assert!(err.contains("signature"), "{err}");
+        // A failed verification, not a server error.
+        let (status, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["ok"], false, "{v}");
+        assert!(v["problem"].as_str().unwrap().contains("signature"), "{v}");
+        assert!(v["entries"].as_i64().unwrap() >= second.seq, "{v}");
+    }
+
     async fn break_glass_opens_an_unassigned_case_for_a_time_and_is_listed(app) {
         let owner = app.user("coordinator", None).await;
         let c = app.user("coordinator", None).await;

@@ -499,10 +499,15 @@ async fn the_logs_carry_no_personal_data() {
 /// The sequence number of the newest signed checkpoint in the default file, once it reaches
 /// `seq` (polled for up to `wait`); what it is by then otherwise.
 fn checkpointed(dir: &Path, seq: i64, wait: Duration) -> Option<i64> {
-    let path = dir.join("keys/audit-checkpoints.jsonl");
+    signed_in(&dir.join("keys/audit-checkpoints.jsonl"), seq, wait)
+}
+
+/// The sequence number in the last line of a checkpoint file, once it reaches `seq` (polled
+/// for up to `wait`); what it is by then otherwise.
+fn signed_in(path: &Path, seq: i64, wait: Duration) -> Option<i64> {
     let deadline = Instant::now() + wait;
     loop {
-        let last = std::fs::read_to_string(&path).ok().and_then(|t| {
+        let last = std::fs::read_to_string(path).ok().and_then(|t| {
             let line = t.lines().rev().find(|l| !l.trim().is_empty())?.to_string();
             serde_json::from_str::<serde_json::Value>(&line).ok()?["seq"].as_i64()
         });
@@ -511,6 +516,13 @@ fn checkpointed(dir: &Path, seq: i64, wait: Duration) -> Option<i64> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A failed login: one audit entry, written while the server runs.
+async fn fail_login(addr: &str) {
+    let login = r#"{"username":"nobody-here","password":"not-the-password"}"#;
+    let (status, body) = http(addr, "POST", "/api/v1/auth/login", Some(login)).await;
+    assert_eq!(status, 401, "{body}");
 }
 
 /// The head `audit verify` reports: its number of entries.
@@ -536,13 +548,7 @@ async fn a_killed_server_s_entries_are_checkpointed_at_the_next_start() {
     // The start-up checkpoint covers what the first start wrote (the keyring's creation).
     let started = checkpointed(dir.path(), 1, wait).expect("a checkpoint at start-up");
     // A failed login is an entry after it; then the server dies without its shutdown checkpoint.
-    let login = r#"{"username":"nobody-here","password":"not-the-password"}"#;
-    assert_eq!(
-        http(&addr, "POST", "/api/v1/auth/login", Some(login))
-            .await
-            .0,
-        401
-    );
+    fail_login(&addr).await;
     let mut child = child;
     child.kill().unwrap();
     child.wait().unwrap();
@@ -561,4 +567,50 @@ async fn a_killed_server_s_entries_are_checkpointed_at_the_next_start() {
     let signed = checkpointed(dir.path(), head, wait);
     assert!(signed.is_some_and(|s| s >= head), "{signed:?} after {head}");
     assert!(terminate(child).success());
+}
+
+#[tokio::test]
+async fn a_tail_cut_while_the_server_runs_is_caught_after_a_few_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, _) = start(dir.path(), &[]);
+    fail_login(&addr).await;
+    let head = verified_entries(dir.path());
+    // Within a tick (5 s) the server signs the new head into the latest-checkpoint file; the
+    // checkpoint file itself still ends at the start-up checkpoint, before the failed login.
+    let latest = dir.path().join("keys/audit-checkpoints.jsonl.latest");
+    assert_eq!(
+        signed_in(&latest, head, Duration::from_secs(20)),
+        Some(head)
+    );
+    assert!(checkpointed(dir.path(), head, Duration::ZERO).is_some_and(|s| s < head));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Cut the failed login off and make the head agree: the chain alone still verifies.
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("data/donorcare.db").display()
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("delete from audit_log where seq = ?1")
+        .bind(head)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "update audit_head set seq = ?1 - 1, hash = (select hash from audit_log where seq = ?1 - 1) \
+         where id = 1",
+    )
+    .bind(head)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let out = donorcare(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("checkpoint") && err.contains("cut"), "{err}");
 }
