@@ -714,6 +714,9 @@ impl Checkpoints {
         let io = |e: std::io::Error| anyhow::anyhow!("{}: {e}", latest.display());
         let mut line = serde_json::to_string(&cp).map_err(anyhow::Error::from)?;
         line.push('\n');
+        if let Some(dir) = latest.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp).map_err(io)?;
@@ -815,15 +818,7 @@ mod tests {
 
     fn signed(c: &Checkpoints, seq: i64) -> String {
         let hash = hex::encode(Sha256::digest(seq.to_be_bytes()));
-        let at = Utc::now().trunc_subsecs(0);
-        let signature = hex::encode(c.key.sign(&checkpoint_message(seq, &hash, &at)).to_bytes());
-        let cp = Checkpoint {
-            seq,
-            hash,
-            at,
-            signature,
-        };
-        serde_json::to_string(&cp).unwrap() + "\n"
+        serde_json::to_string(&c.sign(seq, hash, Utc::now())).unwrap() + "\n"
     }
 
     #[test]
