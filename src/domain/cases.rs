@@ -648,13 +648,23 @@ pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) ->
     let v = assemble(svc, &row, key.as_ref(), assignments).await?;
     // The reply waits until the view is on the record.
     svc.audit
-        .record(vec![svc
-            .entry(actor, Action::ReadCase, "case", now)
-            .target(id)
-            .case(id)
-            .break_glass(break_glass)])
+        .record(vec![
+            view_entry(svc, actor, id, now).break_glass(break_glass)
+        ])
         .await?;
     Ok(v)
+}
+
+/// The audit entry of a view of case `id`.
+fn view_entry(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> crate::audit::AuditEntry {
+    svc.entry(actor, Action::ReadCase, "case", now)
+        .target(id)
+        .case(id)
 }
 
 /// The case view from reads kept in memory (`store::CachedReads`, SQLite), for a caller the
@@ -693,19 +703,13 @@ pub async fn get_cached(
         return Ok(None);
     }
     let key = case_key(svc, &case.row).await?;
-    let v = assemble_with(
-        &case.row,
-        key.as_ref(),
-        case.assignments.clone(),
-        &case.contacts,
-    )?;
-    let entry = svc
-        .entry(&actor, Action::ReadCase, "case", now)
-        .target(id)
-        .case(id);
+    let v = assemble_with(&case.row, key.as_ref(), &case.assignments, &case.contacts)?;
     let recorded = svc
         .audit
-        .record_at(vec![entry], account_at.min(case_at))
+        .record_at(
+            vec![view_entry(svc, &actor, id, now)],
+            account_at.min(case_at),
+        )
         .await?;
     Ok(recorded.then_some((actor, v)))
 }
@@ -723,14 +727,14 @@ async fn assemble(
         Some(_) => svc.store.contacts_for_case(&row.id).await?,
         None => Vec::new(),
     };
-    assemble_with(row, key, assignments, &contacts)
+    assemble_with(row, key, &assignments, &contacts)
 }
 
 /// `assemble` from rows already read.
 fn assemble_with(
     row: &CaseRow,
     key: Option<&SecretKey>,
-    assignments: Vec<AssignmentRow>,
+    assignments: &[AssignmentRow],
     contacts: &[ContactRow],
 ) -> Result<CaseView> {
     let opened = key.map(|k| open_row(k, row)).transpose()?;
@@ -741,10 +745,10 @@ fn assemble_with(
         .map(|a| a.user_id.clone());
     v.assignments = Some(
         assignments
-            .into_iter()
+            .iter()
             .map(|a| AssignmentView {
-                user_id: a.user_id,
-                kind: a.kind,
+                user_id: a.user_id.clone(),
+                kind: a.kind.clone(),
             })
             .collect(),
     );

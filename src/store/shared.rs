@@ -1533,12 +1533,11 @@ macro_rules! shared_store_helpers {
         }
 
         /// Insert `entries` as the chain's entries `first`, `first + 1`, … after `prev` (the hash
-        /// of entry `first - 1`), in one statement per 500; returns the new head hash.
-        /// Insert `entries` as sequence numbers `first…` after the hash `prev`; the new head's
-        /// hash. With `only_at` (SQLite only: migration 0017's `access_generation`) a statement's
-        /// rows go in only while the access generation is that one, and `None` says they did
-        /// not; on its own connection that holds for a batch of up to
-        /// `AUDIT_ROWS_PER_INSERT` entries, in a write transaction for any number.
+        /// of entry `first - 1`), in one statement per 500; returns the new head hash. With
+        /// `only_at` (SQLite only: migration 0017's `access_generation`) a statement's rows go in
+        /// only while the access generation is that one, and `None` says they did not; on its
+        /// own connection that holds for a batch of up to `AUDIT_ROWS_PER_INSERT` entries, in a
+        /// write transaction for any number.
         async fn insert_audit_rows(
             conn: &mut <$db as sqlx::Database>::Connection,
             first: i64,
