@@ -463,8 +463,30 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
         problem: Some(why),
         checkpoints: cps,
     };
+    // Pages of 5 000; where one cannot be read (a value edited into another type), entry by
+    // entry from there, so that the first unreadable entry is the one named.
+    let mut page_size = 5000;
     loop {
-        let page = store.audit_page(expected_seq - 1, 5000).await?;
+        let page = match store.audit_page(expected_seq - 1, page_size).await {
+            Ok(page) => page,
+            Err(e) => match unreadable_row(&e) {
+                Some(_) if page_size > 1 => {
+                    page_size = 1;
+                    continue;
+                }
+                Some(what) => return Ok(bad(
+                    expected_seq,
+                    format!(
+                        "the entry after {} cannot be read ({what}): a stored value was changed",
+                        expected_seq - 1
+                    ),
+                    &prev,
+                    expected_seq - 1,
+                    0,
+                )),
+                None => return Err(e),
+            },
+        };
         if page.is_empty() {
             break;
         }
@@ -514,7 +536,21 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
         }
     }
     let count = expected_seq - 1;
-    let (head_seq, head_hash) = store.audit_head().await?;
+    let (head_seq, head_hash) = match store.audit_head().await {
+        Ok(head) => head,
+        Err(e) => match unreadable_row(&e) {
+            Some(what) => {
+                return Ok(bad(
+                    count + 1,
+                    format!("the recorded head is missing or cannot be read ({what})"),
+                    &prev,
+                    count,
+                    0,
+                ))
+            }
+            None => return Err(e),
+        },
+    };
     if head_seq != count || head_hash != prev {
         return Ok(bad(
             count + 1,
@@ -560,7 +596,7 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
     // Every consent row must match the hash its audit entry recorded; none may be missing.
     let mut after: Option<String> = None;
     loop {
-        let page = store
+        let listed = store
             .list_consents(&crate::store::ConsentQuery {
                 scope: crate::store::ConsentScope::All,
                 case_id: None,
@@ -568,7 +604,24 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
                 after: after.clone(),
                 limit: 5000,
             })
-            .await?;
+            .await;
+        let page = match listed {
+            Ok(page) => page,
+            Err(e) => match unreadable_row(&e) {
+                Some(what) => {
+                    return Ok(bad(
+                        count + 1,
+                        format!(
+                            "a consent row cannot be read ({what}): a stored value was changed"
+                        ),
+                        &prev,
+                        count,
+                        wanted.len(),
+                    ))
+                }
+                None => return Err(e),
+            },
+        };
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
         for r in &page {
@@ -612,6 +665,19 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
         problem: None,
         checkpoints: wanted.len(),
     })
+}
+
+/// Where `e` says a stored row could not be read as the types the service writes (a value
+/// edited in the database, or a row that is gone), which column; `None` for other errors, such
+/// as a database that cannot be reached. Only the column is named, never the value.
+fn unreadable_row(e: &Error) -> Option<String> {
+    let Error::Internal(e) = e else { return None };
+    match e.downcast_ref::<sqlx::Error>()? {
+        sqlx::Error::ColumnDecode { index, .. } => Some(format!("column {index}")),
+        sqlx::Error::Decode(_) => Some("a value of another type".into()),
+        sqlx::Error::RowNotFound => Some("no row".into()),
+        _ => None,
+    }
 }
 
 /// One signed checkpoint: a line of JSON in the checkpoint file.

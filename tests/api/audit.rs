@@ -166,6 +166,20 @@ on_both_backends! {
         assert!(err.contains("entry 3"), "{err}");
     }
 
+    async fn a_missing_head_fails_verification_rather_than_the_request(app) {
+        let admin = app.user("admin", None).await;
+        let c = app.user("coordinator", None).await;
+        app.create_case(&c.token, organ_case(&tag())).await;
+        app.exec("delete from audit_head where $1 = $1 and $2 = $2", "", "").await;
+        let (status, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["ok"], false, "{v}");
+        assert!(v["problem"].as_str().unwrap().contains("head is missing"), "{v}");
+        let (ok, _, err) = verify_cli(&app);
+        assert!(!ok);
+        assert!(err.contains("audit verify failed"), "{err}");
+    }
+
     async fn a_deleted_entry_or_a_cut_tail_is_caught(app) {
         let admin = app.user("admin", None).await;
         let c = app.user("coordinator", None).await;
@@ -491,4 +505,57 @@ async fn sqlite_refuses_an_entry_that_does_not_follow_the_head() {
         app.state.svc.store.audit_head().await.unwrap(),
         (seq + 1, vec![7u8; 32])
     );
+}
+
+/// SQLite keeps any type in any column: an entry edited into a value of another type cannot be
+/// read back, and verification names it (exit 1, `ok: false`) instead of failing with an error
+/// (a 500 from the API). The message names the column, never the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_entry_edited_into_another_type_fails_verification_naming_it() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let admin = app.user("admin", None).await;
+    let c = app.user("coordinator", None).await;
+    for _ in 0..3 {
+        app.create_case(&c.token, organ_case(&tag())).await;
+    }
+    let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["entries"].as_i64().unwrap() >= 5, "{v}");
+
+    let edits = [
+        (
+            "update audit_log set prev_hash = 42 where seq = 5",
+            5,
+            "prev_hash",
+        ),
+        (
+            "update audit_log set at = 'not-a-time-zq' where seq = 4",
+            4,
+            "\"at\"",
+        ),
+        (
+            "update audit_log set break_glass = 'zq' where seq = 2",
+            2,
+            "break_glass",
+        ),
+    ];
+    for (sql, seq, column) in edits {
+        app.exec(&format!("{sql} and $1 = $1 and $2 = $2"), "", "")
+            .await;
+        let (status, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+        assert_eq!(status, StatusCode::OK, "{sql}: {v}");
+        assert_eq!(v["ok"], false, "{v}");
+        assert_eq!(v["first_bad"], seq, "{sql}: {v}");
+        let problem = v["problem"].as_str().unwrap();
+        assert!(problem.contains(column), "{problem}");
+        assert!(
+            !problem.contains("zq"),
+            "the stored value is not repeated: {problem}"
+        );
+        let (ok, _, err) = verify_cli(&app);
+        assert!(!ok);
+        assert!(err.contains(&format!("entry {seq}")), "{err}");
+    }
 }

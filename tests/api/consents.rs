@@ -143,6 +143,18 @@ on_both_backends! {
         let out = app.command().args(["audit", "verify"]).output().unwrap();
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains(id));
+
+        if app.backend == Backend::Sqlite {
+            // SQLite keeps any type in any column: a consent row that can no longer be read back
+            // fails verification too, naming the column and not the value (no 500).
+            app.exec("update consents set created_at = 'zq' where id = $1 and $2 = $2", id, "").await;
+            let (status, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            assert_eq!(v["ok"], false, "{v}");
+            let problem = v["problem"].as_str().unwrap();
+            assert!(problem.contains("consent row cannot be read") && problem.contains("created_at"), "{problem}");
+            assert!(!problem.contains("zq"), "{problem}");
+        }
     }
 
     async fn a_family_reads_and_withdraws_its_own_contact_consent(app) {
