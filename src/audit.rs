@@ -474,16 +474,13 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
                     page_size = 1;
                     continue;
                 }
-                Some(what) => return Ok(bad(
-                    expected_seq,
-                    format!(
-                        "the entry after {} cannot be read ({what}): a stored value was changed",
-                        expected_seq - 1
-                    ),
-                    &prev,
-                    expected_seq - 1,
-                    0,
-                )),
+                Some(what) => {
+                    let after = expected_seq - 1;
+                    let why = format!(
+                        "the entry after {after} cannot be read ({what}): a stored value was changed"
+                    );
+                    return Ok(bad(expected_seq, why, &prev, after, 0));
+                }
                 None => return Err(e),
             },
         };
