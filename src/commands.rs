@@ -257,6 +257,15 @@ pub async fn audit_verify(cfg: &Config) -> anyhow::Result<bool> {
     if v.ok {
         println!("ok {} {}", v.entries, v.head);
         eprintln!("checked {} signed checkpoints", v.checkpoints);
+        if v.checkpoints == 0 && v.entries > 0 {
+            // Every server and command that appends signs one, so none at all means the files
+            // are elsewhere (another host, a copy of the database alone) or were removed.
+            eprintln!(
+                "donorcare: warning: no signed checkpoints in {}: entries cut from the end of \
+                 the log would not be noticed (keep the checkpoint files with the identity)",
+                cfg.checkpoint_path().display()
+            );
+        }
         Ok(true)
     } else {
         let problem = v.problem.unwrap_or_default();

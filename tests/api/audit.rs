@@ -180,6 +180,23 @@ on_both_backends! {
         assert!(err.contains("audit verify failed"), "{err}");
     }
 
+    async fn verify_warns_when_no_checkpoint_covers_the_log(app) {
+        let c = app.user("coordinator", None).await;
+        app.create_case(&c.token, organ_case(&tag())).await;
+        let cps = app.state.checkpoints.clone().unwrap();
+        cps.write(app.state.svc.store.as_ref(), Utc::now()).await.unwrap().expect("a checkpoint");
+        let (ok, _, err) = verify_cli(&app);
+        assert!(ok, "{err}");
+        assert!(!err.contains("no signed checkpoints"), "{err}");
+        // A copy of the database without the checkpoint files still verifies, with a warning.
+        std::fs::remove_file(app.cfg.checkpoint_path()).unwrap();
+        let _ = std::fs::remove_file(cps.latest_path());
+        let (ok, _, err) = verify_cli(&app);
+        assert!(ok, "{err}");
+        assert!(err.contains("checked 0 signed checkpoints"), "{err}");
+        assert!(err.contains("warning: no signed checkpoints"), "{err}");
+    }
+
     async fn a_deleted_entry_or_a_cut_tail_is_caught(app) {
         let admin = app.user("admin", None).await;
         let c = app.user("coordinator", None).await;
