@@ -442,7 +442,7 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
     let mut hashes_at: std::collections::HashMap<i64, Vec<u8>> = Default::default();
     // A checkpoint file that cannot be read or whose signatures fail is a failed verification,
     // reported after the chain itself has been checked, not an error of the command.
-    let (wanted, unreadable): (Vec<Checkpoint>, Option<String>) = match checkpoints {
+    let (wanted, untrusted): (Vec<Checkpoint>, Option<String>) = match checkpoints {
         Some(c) => match c.read().and_then(|mut all| {
             all.extend(c.read_latest()?);
             Ok(all)
@@ -467,22 +467,19 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
     // entry from there, so that the first unreadable entry is the one named.
     let mut page_size = 5000;
     loop {
-        let page = match store.audit_page(expected_seq - 1, page_size).await {
+        let page = match readable(store.audit_page(expected_seq - 1, page_size).await)? {
             Ok(page) => page,
-            Err(e) => match unreadable_row(&e) {
-                Some(_) if page_size > 1 => {
-                    page_size = 1;
-                    continue;
-                }
-                Some(what) => {
-                    let after = expected_seq - 1;
-                    let why = format!(
-                        "the entry after {after} cannot be read ({what}): a stored value was changed"
-                    );
-                    return Ok(bad(expected_seq, why, &prev, after, 0));
-                }
-                None => return Err(e),
-            },
+            Err(_) if page_size > 1 => {
+                page_size = 1;
+                continue;
+            }
+            Err(what) => {
+                let after = expected_seq - 1;
+                let why = format!(
+                    "the entry after {after} cannot be read ({what}): a stored value was changed"
+                );
+                return Ok(bad(expected_seq, why, &prev, after, 0));
+            }
         };
         if page.is_empty() {
             break;
@@ -533,20 +530,12 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
         }
     }
     let count = expected_seq - 1;
-    let (head_seq, head_hash) = match store.audit_head().await {
+    let (head_seq, head_hash) = match readable(store.audit_head().await)? {
         Ok(head) => head,
-        Err(e) => match unreadable_row(&e) {
-            Some(what) => {
-                return Ok(bad(
-                    count + 1,
-                    format!("the recorded head is missing or cannot be read ({what})"),
-                    &prev,
-                    count,
-                    0,
-                ))
-            }
-            None => return Err(e),
-        },
+        Err(what) => {
+            let why = format!("the recorded head is missing or cannot be read ({what})");
+            return Ok(bad(count + 1, why, &prev, count, 0));
+        }
     };
     if head_seq != count || head_hash != prev {
         return Ok(bad(
@@ -557,7 +546,7 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
             0,
         ));
     }
-    if let Some(why) = unreadable {
+    if let Some(why) = untrusted {
         return Ok(Verification {
             ok: false,
             entries: count,
@@ -602,22 +591,13 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
                 limit: 5000,
             })
             .await;
-        let page = match listed {
+        let page = match readable(listed)? {
             Ok(page) => page,
-            Err(e) => match unreadable_row(&e) {
-                Some(what) => {
-                    return Ok(bad(
-                        count + 1,
-                        format!(
-                            "a consent row cannot be read ({what}): a stored value was changed"
-                        ),
-                        &prev,
-                        count,
-                        wanted.len(),
-                    ))
-                }
-                None => return Err(e),
-            },
+            Err(what) => {
+                let why =
+                    format!("a consent row cannot be read ({what}): a stored value was changed");
+                return Ok(bad(count + 1, why, &prev, count, wanted.len()));
+            }
         };
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
@@ -664,17 +644,25 @@ pub async fn verify(store: &dyn Store, checkpoints: Option<&Checkpoints>) -> Res
     })
 }
 
-/// Where `e` says a stored row could not be read as the types the service writes (a value
-/// edited in the database, or a row that is gone), which column; `None` for other errors, such
-/// as a database that cannot be reached. Only the column is named, never the value.
-fn unreadable_row(e: &Error) -> Option<String> {
-    let Error::Internal(e) = e else { return None };
-    match e.downcast_ref::<sqlx::Error>()? {
-        sqlx::Error::ColumnDecode { index, .. } => Some(format!("column {index}")),
-        sqlx::Error::Decode(_) => Some("a value of another type".into()),
-        sqlx::Error::RowNotFound => Some("no row".into()),
-        _ => None,
-    }
+/// A read for `verify`, with the errors that say a stored row could not be read as the types
+/// the service writes (a value edited in the database, or a row that is gone) turned into
+/// `Ok(Err(what))`, naming the column, never the value. Other errors, such as a database that
+/// cannot be reached, stay errors.
+fn readable<T>(read: Result<T>) -> Result<std::result::Result<T, String>> {
+    let e = match read {
+        Ok(v) => return Ok(Ok(v)),
+        Err(e) => e,
+    };
+    let what = match &e {
+        Error::Internal(a) => match a.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::ColumnDecode { index, .. }) => format!("column {index}"),
+            Some(sqlx::Error::Decode(_)) => "a value of another type".into(),
+            Some(sqlx::Error::RowNotFound) => "no row".into(),
+            _ => return Err(e),
+        },
+        _ => return Err(e),
+    };
+    Ok(Err(what))
 }
 
 /// One signed checkpoint: a line of JSON in the checkpoint file.
@@ -693,6 +681,29 @@ fn checkpoint_message(seq: i64, hash: &str, at: &DateTime<Utc>) -> Vec<u8> {
 
 /// Bytes read from the end of the checkpoint file to find the newest checkpoint.
 const LAST_LINE_MAX: u64 = 4096;
+
+/// Write `cp` as one line to `file` (created, with its folder, where missing), appended to it or
+/// replacing what it held, and sync it. The line is one `write`: the server and a command may
+/// append at the same time, and appends of one write each do not interleave.
+fn write_line(file: &std::path::Path, cp: &Checkpoint, append: bool) -> Result<()> {
+    use std::io::Write;
+    let io = |e: std::io::Error| anyhow::anyhow!("{}: {e}", file.display());
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut line = serde_json::to_string(cp).map_err(anyhow::Error::from)?;
+    line.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(file)
+        .map_err(io)?;
+    f.write_all(line.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    Ok(())
+}
 
 /// The checkpoint file and the key that signs it. The signing key is derived from the server's
 /// identity, so it lives wherever the identity does, never in the database.
@@ -721,21 +732,7 @@ impl Checkpoints {
             return Ok(None);
         }
         let cp = self.sign(seq, hash, now);
-        use std::io::Write;
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(anyhow::Error::from)?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.path.display()))?;
-        // One write of the whole line: the server and a command may append at the same time,
-        // and appends of one write each do not interleave.
-        let mut line = serde_json::to_string(&cp).map_err(anyhow::Error::from)?;
-        line.push('\n');
-        f.write_all(line.as_bytes()).map_err(anyhow::Error::from)?;
-        f.sync_all().map_err(anyhow::Error::from)?;
+        write_line(&self.path, &cp, true)?;
         Ok(Some(cp))
     }
 
@@ -774,19 +771,8 @@ impl Checkpoints {
         let mut tmp = latest.as_os_str().to_owned();
         tmp.push(format!(".{}.tmp", std::process::id()));
         let tmp = PathBuf::from(tmp);
-        let io = |e: std::io::Error| anyhow::anyhow!("{}: {e}", latest.display());
-        let mut line = serde_json::to_string(&cp).map_err(anyhow::Error::from)?;
-        line.push('\n');
-        if let Some(dir) = latest.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(line.as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &latest).map_err(io)?;
+        write_line(&tmp, &cp, false)?;
+        std::fs::rename(&tmp, &latest).map_err(|e| anyhow::anyhow!("{}: {e}", latest.display()))?;
         Ok(Some(cp))
     }
 
