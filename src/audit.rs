@@ -665,6 +665,27 @@ fn readable<T>(read: Result<T>) -> Result<std::result::Result<T, String>> {
     Ok(Err(what))
 }
 
+/// A listing of audit entries (the audit log, a family's access log) whose page holds a row
+/// that cannot be read as the types the service writes: the row was changed outside donorcare.
+/// That is a conflict with the stored state, answered with `message` (409, naming no stored
+/// value) and logged for the office, rather than an internal error.
+pub(crate) fn listed<T>(read: Result<T>, listing: &str, message: &str) -> Result<T> {
+    match readable(read)? {
+        Ok(v) => Ok(v),
+        Err(what) => {
+            tracing::error!(
+                listing,
+                unreadable = %what,
+                "an audit entry cannot be read: it was changed outside donorcare; run `donorcare audit verify`"
+            );
+            Err(Error::Conflict {
+                field: None,
+                message: format!("{message} ({what})"),
+            })
+        }
+    }
+}
+
 /// One signed checkpoint: a line of JSON in the checkpoint file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checkpoint {

@@ -179,10 +179,10 @@ pub async fn access_log(
                 .map_err(|_| Error::field("cursor", "is not a cursor of this listing"))?,
         ),
     };
-    let rows = svc
-        .store
-        .case_access_log(&case_id, before, limit + 1)
-        .await?;
+    let listed = svc.store.case_access_log(&case_id, before, limit + 1).await;
+    let tampered = "your access log cannot be shown: a record in it was changed outside \
+         donorcare; please tell the office";
+    let rows = crate::audit::listed(listed, "access-log", tampered)?;
     let more = rows.len() as i64 > limit;
     let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
     let next_cursor = if more {

@@ -235,3 +235,51 @@ on_both_backends! {
         assert_eq!(req["status"], "pending");
     }
 }
+
+/// A row of the audit log edited into another type in the database (SQLite keeps any type in any
+/// column) is tampering: the listings that hold it answer a conflict naming no stored value, as
+/// `audit verify` names the entry, where they answered 500.
+#[tokio::test]
+async fn sqlite_listings_holding_an_edited_entry_answer_a_conflict() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let admin = app.user("admin", None).await;
+    let owner = app.user("coordinator", None).await;
+    let (case_id, _, family) = family_of(&app, &owner.token).await;
+    let view = format!("/api/v1/cases/{case_id}");
+    assert_eq!(app.get(&view, &owner.token).await.0, StatusCode::OK);
+    let (status, log) = app.get("/api/v1/me/access-log", &family).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert!(!log["items"].as_array().unwrap().is_empty(), "{log}");
+
+    app.exec(
+        "update audit_log set at = 'not-a-time-zq' \
+         where seq = (select max(seq) from audit_log where case_id = $1 and action = 'case.view') \
+         and $2 = $2",
+        &case_id,
+        "",
+    )
+    .await;
+    for (path, token) in [
+        ("/api/v1/me/access-log".to_string(), &family),
+        (format!("/api/v1/audit?case_id={case_id}"), &admin.token),
+        ("/api/v1/audit".to_string(), &admin.token),
+    ] {
+        let (status, body) = app.get(&path, token).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("changed outside donorcare"),
+            "{path}: {body}"
+        );
+        assert!(!body.to_string().contains("zq"), "no stored value: {body}");
+    }
+    // Pages that do not hold the entry still list; verification names it.
+    let (status, _) = app
+        .get("/api/v1/audit?action=auth.login", &admin.token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, v) = app.get("/api/v1/audit/verify", &admin.token).await;
+    assert_eq!(v["ok"], false, "{v}");
+}

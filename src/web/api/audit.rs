@@ -14,6 +14,7 @@ use crate::web::AppState;
 /// Audit entries, newest first (admin, ethics reviewer; supervisors see their region's cases).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditFilter),
     responses((status = 200, body = Page<AuditView>), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "an entry in the page was changed outside donorcare"),
               (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_audit(

@@ -43,7 +43,8 @@ pub async fn accept(
 
 /// Which staff member opened the family's file, when, and whether through break-glass.
 #[utoipa::path(get, path = "/api/v1/me/access-log", tag = "family", params(PageParams),
-    responses((status = 200, body = Page<AccessEntry>), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = Page<AccessEntry>), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "a record in the page was changed outside donorcare")),
     security(("bearer" = [])))]
 pub async fn access_log(
     State(s): State<AppState>,
