@@ -748,13 +748,36 @@ impl Checkpoints {
     /// Sign the current head and append it to the file (skipped when nothing changed).
     pub async fn write(&self, store: &dyn Store, now: DateTime<Utc>) -> Result<Option<Checkpoint>> {
         let (seq, hash) = store.audit_head().await?;
-        let hash = hex::encode(hash);
+        self.append(seq, &hash, now)
+    }
+
+    /// Sign the head (`seq`, `hash`) and append it to the file, unless it is the last there.
+    fn append(&self, seq: i64, hash: &[u8], now: DateTime<Utc>) -> Result<Option<Checkpoint>> {
         if seq == 0 || self.last()?.is_some_and(|c| c.seq == seq) {
             return Ok(None);
         }
-        let cp = self.sign(seq, hash, now);
+        let cp = self.sign(seq, hex::encode(hash), now);
         write_line(&self.path, &cp, true)?;
         Ok(Some(cp))
+    }
+
+    /// The server's tick: the head is read once and signed into the latest file and, with
+    /// `history`, appended to the checkpoint file; the appended checkpoint, if any. Both are
+    /// attempted even if one fails; the first failure is returned.
+    pub async fn sign_head(
+        &self,
+        store: &dyn Store,
+        now: DateTime<Utc>,
+        history: bool,
+    ) -> Result<Option<Checkpoint>> {
+        let (seq, hash) = store.audit_head().await?;
+        let appended = if history {
+            self.append(seq, &hash, now)
+        } else {
+            Ok(None)
+        };
+        self.replace_latest(seq, &hash, now)?;
+        appended
     }
 
     fn sign(&self, seq: i64, hash: String, now: DateTime<Utc>) -> Checkpoint {
@@ -784,6 +807,16 @@ impl Checkpoints {
         now: DateTime<Utc>,
     ) -> Result<Option<Checkpoint>> {
         let (seq, hash) = store.audit_head().await?;
+        self.replace_latest(seq, &hash, now)
+    }
+
+    /// `write_latest` for the head (`seq`, `hash`).
+    fn replace_latest(
+        &self,
+        seq: i64,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<Checkpoint>> {
         if seq == 0 || self.read_latest()?.is_some_and(|c| c.seq == seq) {
             return Ok(None);
         }

@@ -263,15 +263,9 @@ pub async fn maintenance(
     let mut last_checkpoint: Option<std::time::Instant> = None;
     let checkpoint = |svc: Services, cps: Option<Arc<Checkpoints>>, history: bool| async move {
         if let Some(c) = cps {
-            let store = svc.store.as_ref();
-            let signed = if history {
-                c.write(store, Utc::now()).await
-            } else {
-                c.write_latest(store, Utc::now()).await
-            };
-            match signed {
-                Ok(Some(cp)) if history => tracing::info!(seq = cp.seq, "audit checkpoint signed"),
-                Ok(_) => {}
+            match c.sign_head(svc.store.as_ref(), Utc::now(), history).await {
+                Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit checkpoint signed"),
+                Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "audit checkpoint"),
             }
         }
@@ -280,16 +274,15 @@ pub async fn maintenance(
         if let Err(e) = key_maintenance_once(&svc.keys, grace).await {
             tracing::warn!(error = %format!("{e:#}"), "keyring maintenance");
         }
-        if last_checkpoint.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-            checkpoint(svc.clone(), checkpoints.clone(), true).await;
+        let history = last_checkpoint.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+        checkpoint(svc.clone(), checkpoints.clone(), history).await;
+        if history {
             last_checkpoint = Some(std::time::Instant::now());
         }
-        checkpoint(svc.clone(), checkpoints.clone(), false).await;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = stop.changed() => {
                 checkpoint(svc.clone(), checkpoints.clone(), true).await;
-                checkpoint(svc.clone(), checkpoints.clone(), false).await;
                 return;
             }
         }
