@@ -83,7 +83,9 @@ use donorcare::domain::types::{Program, Role, Sex};
 use donorcare::domain::{new_id, Services};
 use donorcare::schedule::calendar;
 use donorcare::schedule::plan::{self, Anchors, CasePreferences, Rule};
-use donorcare::store::{CaseRow, Materialisation, OutreachRow, SqliteStore, Store, TaskRow};
+use donorcare::store::{
+    CaseRow, Materialisation, NewMessage, OutreachRow, SqliteStore, Store, TaskRow,
+};
 
 /// Default number of cases to materialise (`DONORCARE_BENCH_SCHEDULE_CASES`).
 const MATERIALISE_CASES: u64 = 100_000;
@@ -886,25 +888,19 @@ fn build_rows(
             continue;
         }
         let due = calendar::local_to_utc(tz, o.local);
-        m.new_outreach.push(OutreachRow {
-            id: new_id(),
-            task_id: id,
-            case_id: row.id.clone(),
-            recipient: "donor".into(),
-            channel: o.channel.clone(),
-            template: o.template.clone().unwrap_or_default(),
-            status: "scheduled".into(),
-            reason: None,
-            due_at: due,
-            grace_until: due + o.grace,
-            next_attempt_at: Some(due),
-            attempts: 0,
-            lease_owner: None,
-            lease_until: None,
-            sent_at: None,
-            created_at: now,
-            updated_at: now,
-        });
+        m.new_outreach.push(OutreachRow::scheduled(
+            NewMessage {
+                id: new_id(),
+                task_id: &id,
+                case_id: &row.id,
+                recipient: "donor",
+                channel: o.channel.clone(),
+                template: o.template.clone().unwrap_or_default(),
+                due_at: due,
+                grace_until: due + o.grace,
+            },
+            now,
+        ));
     }
 }
 

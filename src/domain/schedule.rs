@@ -19,8 +19,8 @@ use crate::policy::{Action, Actor, Resource};
 use crate::schedule::calendar::{self, Festival};
 use crate::schedule::plan::{self, Anchors, CasePreferences, Rule};
 use crate::store::{
-    CaseRow, CaseScheduleRow, ContactRow, Materialisation, OutreachRow, PlanRow, TaskRow,
-    PLAN_DROPPED,
+    CaseRow, CaseScheduleRow, ContactRow, Materialisation, NewMessage, OutreachRow, PlanRow,
+    TaskRow, PLAN_DROPPED,
 };
 
 /// How scheduling and delivery are set up (`DONORCARE_*` settings).
@@ -423,9 +423,9 @@ fn parse_tz(s: &str, default: Tz) -> Tz {
 
 /// Who an outreach occurrence goes to: the living donor (marrow), or each adult, living
 /// contact of the family (organ and body donors).
-struct Recipient {
-    id: String,
-    tz: Tz,
+pub(crate) struct Recipient {
+    pub id: String,
+    pub tz: Tz,
 }
 
 /// Materialise the plans of `case_ids` up to the horizon, in one transaction per call.
@@ -517,7 +517,9 @@ async fn prepare(
             } else {
                 None
             }),
-            registration: Some(row.created_at.date_naive()),
+            // The day it was registered on the case's clock, not UTC's (the two differ for
+            // hours of every day in any zone but UTC).
+            registration: Some(calendar::local_date(case_tz, row.created_at)),
             birth: opened.donor.birth_date,
             donation_kind: Some(opened.donation.kind.clone()),
         };
@@ -550,7 +552,7 @@ async fn prepare(
     Ok((m, stats))
 }
 
-fn recipients(
+pub(crate) fn recipients(
     svc: &Services,
     key: &crate::crypto::SecretKey,
     row: &CaseRow,
@@ -685,25 +687,19 @@ fn materialise_case(
             .collect();
         for r in recipients.iter().filter(|r| !have.contains(r.id.as_str())) {
             let due = calendar::local_to_utc(r.tz, o.local);
-            m.new_outreach.push(OutreachRow {
-                id: new_id(),
-                task_id: task_id.clone(),
-                case_id: row.id.clone(),
-                recipient: r.id.clone(),
-                channel: o.channel.clone(),
-                template: o.template.clone().unwrap_or_default(),
-                status: "scheduled".into(),
-                reason: None,
-                due_at: due,
-                grace_until: due + o.grace,
-                next_attempt_at: Some(due),
-                attempts: 0,
-                lease_owner: None,
-                lease_until: None,
-                sent_at: None,
-                created_at: now,
-                updated_at: now,
-            });
+            m.new_outreach.push(OutreachRow::scheduled(
+                NewMessage {
+                    id: new_id(),
+                    task_id: &task_id,
+                    case_id: &row.id,
+                    recipient: &r.id,
+                    channel: o.channel.clone(),
+                    template: o.template.clone().unwrap_or_default(),
+                    due_at: due,
+                    grace_until: due + o.grace,
+                },
+                now,
+            ));
             stats.messages += 1;
         }
     }

@@ -6,12 +6,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::cases::{self, case_key, Authorized};
+use super::schedule::{self, Recipient};
 use super::types::{self, Role};
 use super::{new_id, page_limit, Page, Services};
 use crate::crypto::{self, Place, SecretKey};
 use crate::error::{Error, Result, Validator};
 use crate::policy::{Action, Actor, Resource};
-use crate::store::{CaseRow, TaskQuery, TaskRow, TaskScope};
+use crate::schedule::{calendar, plan};
+use crate::store::{CaseRow, ContactRow, NewMessage, OutreachRow, TaskQuery, TaskRow, TaskScope};
 
 pub const MAX_OUTCOME: usize = 200;
 pub const MAX_NOTE: usize = 10_000;
@@ -27,9 +29,16 @@ pub struct TaskInput {
     pub assignee_id: Option<String>,
     /// The contact it concerns (one of the case's contacts).
     pub contact_id: Option<String>,
-    /// Outreach template name.
+    /// Outreach template name (required for an outreach).
     pub template: Option<String>,
+    /// An outreach's channel: `email`, `sms`, `letter`, `portal` or `file`; default: each
+    /// recipient's preferred channel.
+    pub channel: Option<String>,
 }
+
+/// How long a hand-planned message may wait (for waking hours, a pause or the family's cap)
+/// after it is due, or after it was planned if it was planned late, before it is skipped.
+pub const HAND_GRACE_DAYS: i64 = 7;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -182,6 +191,48 @@ fn view(row: &TaskRow, details: Option<Details>, now: DateTime<Utc>) -> TaskView
     }
 }
 
+/// Who a hand-planned outreach goes to: the contact it names, or (none named) whoever a plan's
+/// outreach would reach (the living marrow donor; each adult, living family contact).
+fn hand_recipients(
+    svc: &Services,
+    key: &SecretKey,
+    case: &CaseRow,
+    contacts: &[ContactRow],
+    contact_id: Option<&str>,
+    v: &mut Validator,
+) -> Result<Vec<Recipient>> {
+    let donor = cases::open_row(key, case)?.donor;
+    let chosen: Vec<&ContactRow> = match contact_id {
+        Some(id) => contacts.iter().filter(|c| c.id == id).collect(),
+        None => contacts.iter().collect(),
+    };
+    let Some(id) = contact_id else {
+        let all = schedule::recipients(svc, key, case, &donor, &chosen)?;
+        if all.is_empty() {
+            v.add(
+                "contact_id",
+                "nobody in this case can receive outreach: add an adult family contact first",
+            );
+        }
+        return Ok(all);
+    };
+    let Some(c) = chosen.first() else {
+        return Ok(Vec::new());
+    };
+    let view = super::contacts::open_view(key, c)?;
+    if view.minor || view.deceased {
+        v.add(
+            "contact_id",
+            "this contact cannot receive outreach (a minor, or deceased)",
+        );
+        return Ok(Vec::new());
+    }
+    Ok(vec![Recipient {
+        id: id.to_string(),
+        tz: c.timezone.parse().unwrap_or(svc.schedule.default_tz),
+    }])
+}
+
 pub async fn create(
     svc: &Services,
     actor: &Actor,
@@ -189,8 +240,11 @@ pub async fn create(
     input: TaskInput,
     now: DateTime<Utc>,
 ) -> Result<TaskView> {
-    let Authorized { break_glass, .. } =
-        cases::load_authorized(svc, actor, case_id, Action::CreateTask, now).await?;
+    let Authorized {
+        break_glass,
+        row: case,
+        ..
+    } = cases::load_authorized(svc, actor, case_id, Action::CreateTask, now).await?;
     let mut v = Validator::new();
     let kind = match input.kind.as_deref() {
         None => {
@@ -203,6 +257,14 @@ pub async fn create(
             None
         }
     };
+    let outreach = kind.as_deref() == Some("outreach");
+    // A date alone is the start of the recipient's waking hours for an outreach, 09:00 UTC
+    // otherwise.
+    let due_day = input
+        .due_at
+        .as_deref()
+        .filter(|d| DateTime::parse_from_rfc3339(d.trim()).is_err())
+        .and_then(|d| types::parse_date(d).ok());
     let due_at = match input.due_at.as_deref() {
         None => {
             v.add("due_at", "is required");
@@ -219,23 +281,86 @@ pub async fn create(
             v.add("assignee_id", "is not an active volunteer or coordinator");
         }
     }
-    if let Some(c) = &input.contact_id {
-        let contact = svc.store.contact_by_id(c).await?;
-        if contact.is_none_or(|c| c.case_id != case_id) {
+    let contacts = svc.store.contacts_for_case(case_id).await?;
+    let contact_ok = match &input.contact_id {
+        Some(c) if !contacts.iter().any(|k| &k.id == c) => {
             v.add("contact_id", "is not a contact of this case");
+            false
         }
+        _ => true,
+    };
+    match (&input.template, outreach) {
+        (None, true) => v.add("template", "is required for an outreach"),
+        (Some(t), true) if !plan::TEMPLATES.contains(&t.as_str()) => v.add(
+            "template",
+            format!("must be one of {}", plan::TEMPLATES.join(", ")),
+        ),
+        (Some(t), false) => {
+            v.check("template", types::required_text(t, 64));
+        }
+        _ => {}
     }
-    if let Some(t) = &input.template {
-        v.check("template", types::required_text(t, 64));
+    match (&input.channel, outreach) {
+        (Some(_), false) => v.add("channel", "only an outreach has a channel"),
+        (Some(c), true) if !plan::CHANNELS.contains(&c.as_str()) => v.add(
+            "channel",
+            format!("must be one of {}", plan::CHANNELS.join(", ")),
+        ),
+        _ => {}
     }
+    let key = case_key(svc, &case).await?.ok_or_else(|| Error::Conflict {
+        field: None,
+        message: "this case has been erased".into(),
+    })?;
+    let recipients = if outreach && contact_ok {
+        hand_recipients(
+            svc,
+            &key,
+            &case,
+            &contacts,
+            input.contact_id.as_deref(),
+            &mut v,
+        )?
+    } else {
+        Vec::new()
+    };
     v.finish()?;
-    let (Some(kind), Some(due_at)) = (kind, due_at) else {
+    let (Some(kind), Some(mut due_at)) = (kind, due_at) else {
         return Err(Error::Internal(anyhow::anyhow!(
             "validation let a required field through"
         )));
     };
+    let given = due_at;
+    let message_due = |tz: chrono_tz::Tz| match due_day {
+        Some(day) => calendar::local_instant(tz, day, svc.schedule.waking_start()),
+        None => given,
+    };
+    if let Some(first) = recipients.first() {
+        due_at = message_due(first.tz);
+    }
+    let grace = |due: DateTime<Utc>| due.max(now) + chrono::Duration::days(HAND_GRACE_DAYS);
+    let id = new_id();
+    let messages: Vec<OutreachRow> = recipients
+        .iter()
+        .map(|r| {
+            let due = message_due(r.tz);
+            OutreachRow::scheduled(
+                NewMessage {
+                    id: new_id(),
+                    task_id: &id,
+                    case_id,
+                    recipient: &r.id,
+                    channel: input.channel.clone(),
+                    template: input.template.clone().unwrap_or_default(),
+                    due_at: due,
+                    grace_until: grace(due),
+                },
+                now,
+            )
+        })
+        .collect();
     let row = TaskRow {
-        id: new_id(),
+        id,
         case_id: case_id.to_string(),
         kind,
         due_at,
@@ -251,16 +376,16 @@ pub async fn create(
         completed_by: None,
         rule_id: None,
         occurrence: None,
-        grace_until: None,
+        grace_until: outreach.then(|| grace(due_at)),
         cancel_reason: None,
-        region: String::new(),
+        region: case.region.clone(),
     };
     let audit = svc
         .entry(actor, Action::CreateTask, "task", now)
         .target(&row.id)
         .case(case_id)
         .break_glass(break_glass);
-    svc.store.insert_task(&row, &[audit]).await?;
+    svc.store.insert_task(&row, &messages, &[audit]).await?;
     Ok(view(&row, None, now))
 }
 

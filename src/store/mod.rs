@@ -619,7 +619,13 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
     async fn touch_session(&self, id_hash: &[u8], now: DateTime<Utc>) -> Result<()>;
     async fn delete_session(&self, id_hash: &[u8], audit: &[AuditEntry]) -> Result<()>;
 
-    async fn insert_task(&self, row: &TaskRow, audit: &[AuditEntry]) -> Result<()>;
+    /// A task and, for an outreach, its messages, in one transaction.
+    async fn insert_task(
+        &self,
+        row: &TaskRow,
+        outreach: &[OutreachRow],
+        audit: &[AuditEntry],
+    ) -> Result<()>;
     async fn task_by_id(&self, id: &str) -> Result<Option<TaskRow>>;
     /// Tasks in due order.
     async fn list_tasks(&self, q: &TaskQuery) -> Result<Vec<TaskRow>>;

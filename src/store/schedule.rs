@@ -18,6 +18,43 @@ pub struct PlanRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What a new message of the outbox is made from (by a plan, or by hand).
+pub struct NewMessage<'a> {
+    pub id: String,
+    pub task_id: &'a str,
+    pub case_id: &'a str,
+    pub recipient: &'a str,
+    pub channel: Option<String>,
+    pub template: String,
+    pub due_at: DateTime<Utc>,
+    pub grace_until: DateTime<Utc>,
+}
+
+impl OutreachRow {
+    /// A new message, scheduled and due at `m.due_at`.
+    pub fn scheduled(m: NewMessage<'_>, now: DateTime<Utc>) -> OutreachRow {
+        OutreachRow {
+            id: m.id,
+            task_id: m.task_id.to_string(),
+            case_id: m.case_id.to_string(),
+            recipient: m.recipient.to_string(),
+            channel: m.channel,
+            template: m.template,
+            status: "scheduled".into(),
+            reason: None,
+            due_at: m.due_at,
+            grace_until: m.grace_until,
+            next_attempt_at: Some(m.due_at),
+            attempts: 0,
+            lease_owner: None,
+            lease_until: None,
+            sent_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CaseScheduleRow {
     pub case_id: String,
@@ -577,30 +614,7 @@ macro_rules! schedule_impl {
                     .iter()
                     .filter(|o| !made.contains(o.task_id.as_str()) || inserted.contains(&o.task_id))
                     .collect();
-                for chunk in outreach.chunks(500) {
-                    let mut b = sqlx::QueryBuilder::<$db>::new(
-                        "insert into outreach (id, task_id, case_id, recipient, channel, template, status, \
-                         reason, due_at, grace_until, next_attempt_at, attempts, created_at, updated_at) ",
-                    );
-                    b.push_values(chunk, |mut r, o| {
-                        r.push_bind(o.id.clone())
-                            .push_bind(o.task_id.clone())
-                            .push_bind(o.case_id.clone())
-                            .push_bind(o.recipient.clone())
-                            .push_bind(o.channel.clone())
-                            .push_bind(o.template.clone())
-                            .push_bind(o.status.clone())
-                            .push_bind(o.reason.clone())
-                            .push_bind(o.due_at)
-                            .push_bind(o.grace_until)
-                            .push_bind(o.next_attempt_at)
-                            .push_bind(o.attempts)
-                            .push_bind(o.created_at)
-                            .push_bind(o.updated_at);
-                    });
-                    b.push(" on conflict do nothing");
-                    b.build().execute(&mut *tx).await?;
-                }
+                insert_outreach_in(&mut tx, &outreach).await?;
                 for (id, due, grace) in &m.moved_outreach {
                     sqlx::query(
                         "update outreach set due_at = $1, next_attempt_at = $1, grace_until = $2, updated_at = $3 \
@@ -1153,6 +1167,38 @@ macro_rules! schedule_impl {
                 out.extend(b.build_query_as::<T>().fetch_all(pool).await?);
             }
             Ok(out)
+        }
+
+        /// Insert messages inside `tx`; one already there (the same id) is kept.
+        async fn insert_outreach_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            rows: &[&OutreachRow],
+        ) -> Result<()> {
+            for chunk in rows.chunks(500) {
+                let mut b = sqlx::QueryBuilder::<$db>::new(
+                    "insert into outreach (id, task_id, case_id, recipient, channel, template, status, \
+                     reason, due_at, grace_until, next_attempt_at, attempts, created_at, updated_at) ",
+                );
+                b.push_values(chunk, |mut r, o| {
+                    r.push_bind(o.id.clone())
+                        .push_bind(o.task_id.clone())
+                        .push_bind(o.case_id.clone())
+                        .push_bind(o.recipient.clone())
+                        .push_bind(o.channel.clone())
+                        .push_bind(o.template.clone())
+                        .push_bind(o.status.clone())
+                        .push_bind(o.reason.clone())
+                        .push_bind(o.due_at)
+                        .push_bind(o.grace_until)
+                        .push_bind(o.next_attempt_at)
+                        .push_bind(o.attempts)
+                        .push_bind(o.created_at)
+                        .push_bind(o.updated_at);
+                });
+                b.push(" on conflict do nothing");
+                b.build().execute(&mut **tx).await?;
+            }
+            Ok(())
         }
 
         /// Cancel the pending messages of one task inside `tx`.

@@ -1056,12 +1056,17 @@ macro_rules! store_impl {
             Ok(())
         }
 
-        async fn insert_task(&self, t: &TaskRow, audit: &[AuditEntry]) -> Result<()> {
+        async fn insert_task(
+            &self,
+            t: &TaskRow,
+            outreach: &[OutreachRow],
+            audit: &[AuditEntry],
+        ) -> Result<()> {
             let mut tx = self.begin_write().await?;
             sqlx::query(
                 "insert into tasks (id, case_id, kind, due_at, assignee_id, contact_id, template, \
-                 status, details, created_by, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 status, details, created_by, created_at, updated_at, grace_until) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(&t.id)
             .bind(&t.case_id)
@@ -1075,8 +1080,11 @@ macro_rules! store_impl {
             .bind(&t.created_by)
             .bind(t.created_at)
             .bind(t.updated_at)
+            .bind(t.grace_until)
             .execute(&mut *tx)
             .await?;
+            // A hand-planned outreach's messages go in with it, as a plan's do with theirs.
+            insert_outreach_in(&mut tx, &outreach.iter().collect::<Vec<_>>()).await?;
             append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())

@@ -398,6 +398,196 @@ on_both_backends! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Outreach planned by hand: the same message, gate and delivery as one a plan made.
+
+/// An organ case under an empty plan (so every message is the hand-made one) with one contact
+/// who reads English and has consented to email; returns (case id, contact id, address).
+async fn case_with_an_email_contact(app: &TestApp, token: &str) -> (String, String, String) {
+    replace_organ_plan(app, vec![]).await;
+    let t = tag();
+    let case = app.create_case(token, organ_case(&t)).await;
+    let case_id = str_of(&case, "id").to_string();
+    let mail = format!("kin-{t}@example.org");
+    let contact = add_contact(
+        app,
+        token,
+        &case_id,
+        json!({"full_name": format!("Kin{t}"),
+        "relationship": "spouse", "email": mail, "language": "en", "preferred_channel": "email"}),
+    )
+    .await;
+    let contact_id = str_of(&contact, "id").to_string();
+    give_consent(app, token, &case_id, &contact_id, Some(&["email"])).await;
+    (case_id, contact_id, mail)
+}
+
+/// Plan an outreach task by hand, expecting 201; returns the task.
+async fn plan_outreach(app: &TestApp, token: &str, case_id: &str, body: Value) -> Value {
+    let (s, task) = app
+        .post(&format!("/api/v1/cases/{case_id}/tasks"), token, body)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "plan outreach: {task}");
+    task
+}
+
+/// In a module of their own: `on_both_backends!` makes one `sqlite` and one `postgres` module.
+mod by_hand {
+    use super::*;
+
+    on_both_backends! {
+        async fn an_outreach_planned_by_hand_is_delivered_exactly_once(app) {
+            let Some(smtp) = smtp_server() else { return };
+            let coord = app.user("coordinator", Some("yinzhou")).await;
+            let (case_id, contact_id, mail) = case_with_an_email_contact(&app, &coord.token).await;
+            assert!(outreach(&app, &coord.token, &case_id).await.is_empty(), "the empty plan makes no message");
+
+            let task = plan_outreach(&app, &coord.token, &case_id, json!({"kind": "outreach",
+                "contact_id": contact_id, "template": "anniversary_letter", "due_at": Utc::now().to_rfc3339()})).await;
+            let task_id = str_of(&task, "id");
+
+            // The task has its message, in the outbox, before anything is sent.
+            let msgs = outreach(&app, &coord.token, &case_id).await;
+            let msg = message_for(&msgs, &contact_id).clone();
+            assert_eq!(msgs.len(), 1, "{msgs:?}");
+            assert_eq!(msg["task_id"], task_id, "{msg}");
+            assert_eq!(msg["status"], "scheduled", "{msg}");
+            assert_eq!(msg["template"], "anniversary_letter", "{msg}");
+            let id = str_of(&msg, "id").to_string();
+
+            // The coordinator can read it before it goes, in the contact's language.
+            let (s, preview) = app.get(&format!("/api/v1/outreach/{id}/preview"), &coord.token).await;
+            assert_eq!(s, StatusCode::OK, "{preview}");
+            assert_eq!(preview["language"], "en", "{preview}");
+            assert!(str_of(&preview, "subject").starts_with("Remembering Name"), "{preview}");
+
+            let (svc, ch) = worker(&app, settings(Some(smtp.url()), None));
+            let stats = deliver(&svc, &ch, "owner-a").await;
+            assert_eq!((stats.claimed, stats.sent), (1, 1), "{stats:?}");
+            let sent = message_for(&outreach(&app, &coord.token, &case_id).await, &contact_id).clone();
+            assert_eq!(sent["status"], "sent", "{sent}");
+            assert_eq!(sent["channel"], "email", "{sent}");
+
+            let mails = smtp.messages();
+            assert_eq!(mails.len(), 1, "exactly one email: {mails:?}");
+            assert_eq!(mails[0].message_id.as_deref(), Some(message_id(&id).as_str()), "{}", mails[0].raw);
+            assert_eq!(mails[0].rcpt_to, vec![mail], "{}", mails[0].raw);
+            assert!(mails[0].subject.as_deref().is_some_and(|s| s.starts_with("Remembering Name")), "{}", mails[0].raw);
+
+            // Sent once: nothing is taken again.
+            assert_eq!(deliver(&svc, &ch, "owner-a").await.claimed, 0);
+            assert_eq!(smtp.count(), 1);
+        }
+
+        async fn a_hand_planned_outreach_without_a_contact_goes_to_the_living_marrow_donor(app) {
+            let coord = app.user("coordinator", Some("yinzhou")).await;
+            let case = app.create_case(&coord.token, crate::helpers::marrow_case("Donor", "13800001111")).await;
+            let case_id = str_of(&case, "id");
+            let before = outreach(&app, &coord.token, case_id).await.len();
+            let task = plan_outreach(&app, &coord.token, case_id, json!({"kind": "outreach",
+                "template": "marrow_followup", "due_at": "2031-06-01"})).await;
+            let msgs: Vec<Value> = outreach(&app, &coord.token, case_id).await
+                .into_iter().filter(|m| m["task_id"] == task["id"]).collect();
+            assert_eq!(msgs.len(), 1, "{msgs:?}");
+            assert_eq!(msgs[0]["recipient"], "donor", "{msgs:?}");
+            // A date alone is the start of waking hours on the donor's clock (Asia/Shanghai).
+            assert_eq!(msgs[0]["due_at"], "2031-06-01T01:00:00Z", "{msgs:?}");
+            assert_eq!(task["due_at"], msgs[0]["due_at"], "{task}");
+            assert_eq!(outreach(&app, &coord.token, case_id).await.len(), before + 1);
+        }
+
+        async fn a_hand_planned_outreach_goes_through_the_same_gate(app) {
+            let coord = app.user("coordinator", Some("yinzhou")).await;
+            let (case_id, contact_id, _) = case_with_an_email_contact(&app, &coord.token).await;
+            let (svc, ch) = worker(&app, settings(None, None));
+            // Consent covers email only: an SMS asked for by hand is held, with the reason.
+            let sms = plan_outreach(&app, &coord.token, &case_id, json!({"kind": "outreach",
+                "contact_id": contact_id, "template": "qingming", "channel": "sms",
+                "due_at": Utc::now().to_rfc3339()})).await;
+            assert_eq!(sms["kind"], "outreach", "{sms}");
+            let stats = deliver(&svc, &ch, "owner-a").await;
+            assert_eq!((stats.claimed, stats.sent, stats.held), (1, 0, 1), "{stats:?}");
+            let held = message_for(&outreach(&app, &coord.token, &case_id).await, &contact_id).clone();
+            assert_eq!(held["status"], "held", "{held}");
+            assert!(str_of(&held, "reason").starts_with("no_consent"), "{held}");
+            assert!(str_of(&held, "reason").contains("sms"), "{held}");
+            assert_eq!(held["channel"], "sms", "the channel asked for: {held}");
+
+            // After the contact opts out, an email (which consent covers) is held too.
+            let (s, b) = app.call(Method::PATCH, &format!("/api/v1/contacts/{contact_id}"), Some(&coord.token),
+                Some(json!({"opted_out": true}))).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            let email = plan_outreach(&app, &coord.token, &case_id, json!({"kind": "outreach",
+                "contact_id": contact_id, "template": "anniversary_letter", "due_at": Utc::now().to_rfc3339()})).await;
+            let stats = deliver(&svc, &ch, "owner-a").await;
+            assert_eq!((stats.claimed, stats.sent, stats.held), (1, 0, 1), "{stats:?}");
+            let msgs = outreach(&app, &coord.token, &case_id).await;
+            let m = msgs.iter().find(|m| m["task_id"] == email["id"]).expect("the email's message");
+            assert_eq!(m["status"], "held", "{m}");
+            assert!(str_of(m, "reason").starts_with("opted_out"), "{m}");
+        }
+
+        async fn cancelling_or_moving_a_hand_planned_outreach_does_the_same_to_its_message(app) {
+            let coord = app.user("coordinator", Some("yinzhou")).await;
+            let (case_id, contact_id, _) = case_with_an_email_contact(&app, &coord.token).await;
+            let due = Utc::now() + chrono::Duration::days(3);
+            let moved = plan_outreach(&app, &coord.token, &case_id, json!({"kind": "outreach",
+                "contact_id": contact_id, "template": "anniversary_letter", "due_at": due.to_rfc3339()})).await;
+            let dropped = plan_outreach(&app, &coord.token, &case_id, json!({"kind": "outreach",
+                "contact_id": contact_id, "template": "spring_festival", "due_at": due.to_rfc3339()})).await;
+
+            let later = due + chrono::Duration::days(2);
+            let (s, b) = app.post(&format!("/api/v1/tasks/{}/reschedule", str_of(&moved, "id")), &coord.token,
+                json!({"due_at": later.to_rfc3339(), "reason": "the family is travelling"})).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            let (s, b) = app.post(&format!("/api/v1/tasks/{}/cancel", str_of(&dropped, "id")), &coord.token,
+                json!({"reason": "sent a card instead"})).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+
+            let msgs = outreach(&app, &coord.token, &case_id).await;
+            let of = |task: &Value| -> Value {
+                msgs.iter().find(|m| m["task_id"] == task["id"]).cloned().unwrap_or_else(|| panic!("a message of {task}: {msgs:?}"))
+            };
+            let m = of(&moved);
+            assert_eq!(m["status"], "scheduled", "{m}");
+            let at = chrono::DateTime::parse_from_rfc3339(str_of(&m, "due_at")).expect("due_at").with_timezone(&Utc);
+            assert!((at - later).num_seconds().abs() < 2, "the message moved with its task: {m}");
+            let c = of(&dropped);
+            assert_eq!(c["status"], "cancelled", "{c}");
+            assert_eq!(c["reason"], "task_cancelled", "{c}");
+
+            // Nothing is sent early, and the cancelled message never.
+            let (svc, ch) = worker(&app, settings(None, None));
+            assert_eq!(deliver(&svc, &ch, "owner-a").await.claimed, 0);
+        }
+
+        async fn a_hand_planned_outreach_with_bad_values_is_refused_and_nothing_is_made(app) {
+            let coord = app.user("coordinator", Some("yinzhou")).await;
+            let (case_id, contact_id, _) = case_with_an_email_contact(&app, &coord.token).await;
+            let other = app.create_case(&coord.token, organ_case(&tag())).await;
+            let other_contact = add_contact(&app, &coord.token, str_of(&other, "id"), json!({"full_name": "Other",
+                "relationship": "child", "language": "zh-CN", "preferred_channel": "sms", "phone": "13512340001"})).await;
+            let now = Utc::now().to_rfc3339();
+            let cases = [
+                (json!({"kind": "outreach", "contact_id": contact_id, "due_at": now}), "template"),
+                (json!({"kind": "outreach", "contact_id": contact_id, "due_at": now, "template": "no_such_letter"}), "template"),
+                (json!({"kind": "outreach", "contact_id": str_of(&other_contact, "id"), "due_at": now, "template": "qingming"}), "contact_id"),
+                (json!({"kind": "outreach", "contact_id": contact_id, "due_at": now, "template": "qingming", "channel": "pigeon"}), "channel"),
+                (json!({"kind": "visit", "due_at": now, "channel": "email"}), "channel"),
+            ];
+            for (body, field) in cases {
+                let (s, b) = app.post(&format!("/api/v1/cases/{case_id}/tasks"), &coord.token, body.clone()).await;
+                assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");
+                assert!(b["error"]["fields"][field].is_string(), "{field} is named for {body}: {b}");
+            }
+            let (s, tasks) = app.get(&format!("/api/v1/tasks?case_id={case_id}"), &coord.token).await;
+            assert_eq!(s, StatusCode::OK, "{tasks}");
+            assert_eq!(tasks["items"].as_array().map(Vec::len), Some(0), "{tasks}");
+            assert!(outreach(&app, &coord.token, &case_id).await.is_empty());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Two instances on one PostgreSQL outbox.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
