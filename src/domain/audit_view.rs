@@ -13,6 +13,7 @@ use crate::policy::{Action, Actor, Resource};
 use crate::store::{AuditQuery, AuditRow};
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     pub case_id: Option<String>,

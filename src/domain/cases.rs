@@ -761,6 +761,7 @@ fn assemble_with(
 
 /// Filters of a case listing, as the API receives them.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CaseFilter {
     pub program: Option<String>,

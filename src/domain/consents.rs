@@ -591,6 +591,7 @@ pub async fn get(
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentFilter {
     pub case_id: Option<String>,

@@ -85,6 +85,7 @@ pub async fn family_request(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ErasureFilter {
     /// `pending`, `approved` or `rejected`.

@@ -430,6 +430,7 @@ pub struct FindingView {
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FindingFilter {
     pub case_id: Option<String>,

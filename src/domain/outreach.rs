@@ -915,6 +915,7 @@ fn view(r: OutreachRow) -> OutreachView {
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OutreachFilter {
     pub limit: Option<i64>,
@@ -960,6 +961,7 @@ fn due_cursor(r: &OutreachRow) -> String {
 
 /// Which messages `GET /api/v1/outreach` lists.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AttentionFilter {
     /// Comma-separated, of `held`, `dead` and `failed`; default `held,dead`.

@@ -466,6 +466,7 @@ pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) ->
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TaskFilter {
     /// `scheduled`, `overdue` (scheduled and past due), `done` or `cancelled`.

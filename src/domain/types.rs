@@ -8,8 +8,19 @@ use unicode_normalization::UnicodeNormalization;
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name { $(#[serde(rename = $s)] $variant),+ }
+
+        // Written out rather than derived: the derive cannot read a `serde(rename)` that a
+        // macro passes it, and documented the variants' Rust names. These are the names
+        // `parse` takes and serde writes.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                string_schema_of(&[$($s),+])
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -35,6 +46,17 @@ macro_rules! string_enum {
             }
         }
     };
+}
+
+/// A string schema whose values are exactly `values`.
+pub fn string_schema_of(
+    values: &[&str],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .enum_values(Some(values.iter().copied()))
+        .into()
 }
 
 string_enum!(

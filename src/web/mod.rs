@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod pages;
 pub mod session;
 pub mod templates;
@@ -20,7 +21,6 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
-use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::domain::Services;
@@ -80,35 +80,13 @@ impl Shared {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "donorcare",
-        description = "Case system for the long-term care of donors and their families."
-    ),
-    modifiers(&BearerAuth),
-    components(schemas(error::ErrorBody))
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
 /// The JSON API with its OpenAPI document, both built from the same handler annotations.
 pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::base())
         .merge(api::routes())
-        .split_for_parts()
+        .split_for_parts();
+    openapi::complete(&mut doc);
+    (router, doc)
 }
 
 /// The whole application.

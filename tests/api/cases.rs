@@ -469,6 +469,38 @@ on_both_backends! {
             assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path}");
         }
         assert!(doc["components"]["schemas"]["CaseInput"].is_object());
+        // Enumerations list the values the API takes and answers, not the Rust names.
+        assert_eq!(doc["components"]["schemas"]["Program"]["enum"], json!(["marrow", "organ", "body"]));
+        assert_eq!(doc["components"]["schemas"]["Role"]["enum"],
+                   json!(["admin", "supervisor", "coordinator", "ethics_reviewer", "volunteer", "family"]));
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                // What the extractors answer is documented everywhere it can happen.
+                if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                    assert!(responses.contains_key("401"), "401 on {method} {path}");
+                }
+                if path.contains('{') {
+                    assert!(responses.contains_key("404"), "404 on {method} {path}");
+                }
+                if op["requestBody"]["content"].get("application/json").is_some() {
+                    for s in ["400", "413", "422"] {
+                        assert!(responses.contains_key(s), "{s} on {method} {path}");
+                    }
+                }
+                // A parameter is in the path only if the path names it.
+                for p in &params {
+                    if p["in"] == "path" {
+                        let name = p["name"].as_str().unwrap();
+                        assert!(path.contains(&format!("{{{name}}}")), "{name} of {method} {path} is a query parameter");
+                    }
+                }
+                for (status, r) in responses {
+                    assert!(r["description"].as_str().is_some_and(|d| !d.is_empty()), "{status} of {method} {path} is described");
+                }
+            }
+        }
         let (status, body) = app.call(Method::GET, "/healthz", None, None).await;
         assert_eq!((status, body), (StatusCode::OK, json!("ok")));
         let (status, body) = app.call(Method::GET, "/metrics", None, None).await;

@@ -74,6 +74,7 @@ pub async fn break_glass(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BreakGlassFilter {
     pub case_id: Option<String>,

@@ -221,6 +221,7 @@ pub async fn release(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LetterParams {
     /// The day the letters went out (YYYY-MM-DD); default today.

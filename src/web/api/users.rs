@@ -11,6 +11,7 @@ use crate::web::extract::{ApiJson, ApiQuery, Auth};
 use crate::web::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// 1–200, default 50.
