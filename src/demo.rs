@@ -151,6 +151,17 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
             if i % 4 != 3 {
                 consents::record(svc, &coordinator, &case.id, consent_of(&contact.id), now).await?;
             }
+            if i == 1 {
+                // One family has joined the portal, through the invitation they were sent.
+                let link =
+                    crate::domain::family::invite(svc, &coordinator, &contact.id, "", now).await?;
+                let token = link.invite_url.rsplit('/').next().unwrap_or_default();
+                let joined = crate::domain::family::AcceptInput {
+                    username: Some("demo-family".into()),
+                    password: Some(SecretString::new(DEMO_PASSWORD.into())),
+                };
+                crate::domain::family::accept(svc, token, joined, now).await?;
+            }
             if i < 6 {
                 // A recent loss: the family asked for the traditional mourning days.
                 let prefs = crate::domain::schedule::PreferencesInput {
@@ -173,6 +184,6 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
 fn print_logins() {
     println!(
         "donorcare: demo logins (password {DEMO_PASSWORD}): demo-admin, demo-supervisor, \
-         demo-coordinator, demo-reviewer, demo-volunteer"
+         demo-coordinator, demo-reviewer, demo-volunteer, demo-family"
     );
 }

@@ -396,7 +396,7 @@ pub async fn require_fresh_totp(
 pub struct PasswordChange {
     #[schema(value_type = String)]
     pub current_password: SecretString,
-    #[schema(value_type = String)]
+    #[schema(schema_with = super::schema::password)]
     pub new_password: SecretString,
 }
 
@@ -445,20 +445,48 @@ pub async fn logout(
     store.revoke_token(&token_hash(token), &[audit]).await
 }
 
+fn user_name() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::token(types::USERNAME, false)
+}
+
+fn user_display_name() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::nonempty_text(1, MAX_DISPLAY_NAME)
+}
+
+fn user_role() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(&super::schema::names(Role::ALL, Role::as_str), false)
+}
+
+fn user_region() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::token(types::REGION, true)
+}
+
+fn user_email() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::email(true)
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserInput {
+    #[schema(schema_with = user_name, required = true)]
     pub username: Option<String>,
+    #[schema(schema_with = user_display_name)]
     pub display_name: Option<String>,
+    #[schema(schema_with = user_role, required = true)]
     pub role: Option<String>,
+    #[schema(schema_with = user_region)]
     pub region: Option<String>,
     /// Where the daily digest goes (coordinators).
+    #[schema(schema_with = user_email)]
     pub email: Option<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::schema::optional_password)]
     pub password: Option<SecretString>,
 }
 
 /// Validate and build a new account row (used by the API, the command line and the setup page).
+/// The longest display name of an account.
+pub const MAX_DISPLAY_NAME: usize = 100;
+
 pub fn new_user(input: &NewUserInput, now: DateTime<Utc>) -> Result<UserRow> {
     let mut v = Validator::new();
     let username = match &input.username {
@@ -470,7 +498,7 @@ pub fn new_user(input: &NewUserInput, now: DateTime<Utc>) -> Result<UserRow> {
     };
     let display_name = match &input.display_name {
         None => username.clone(),
-        Some(d) => v.check("display_name", types::required_text(d, 100)),
+        Some(d) => v.check("display_name", types::required_text(d, MAX_DISPLAY_NAME)),
     };
     let role = match &input.role {
         None => {
@@ -563,21 +591,31 @@ pub async fn list_users(
     paginate(rows, limit, |r| r.id.clone(), |r| UserView::try_from(&r))
 }
 
+fn patch_display_name() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::nonempty_text(1, MAX_DISPLAY_NAME)
+}
+
+fn patch_role() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(&super::schema::names(Role::ALL, Role::as_str), true)
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    #[schema(schema_with = patch_display_name)]
     pub display_name: Option<String>,
+    #[schema(schema_with = patch_role)]
     pub role: Option<String>,
     /// A region, or null to clear it.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = user_region)]
     pub region: Option<Option<String>>,
     pub disabled: Option<bool>,
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::schema::optional_password)]
     pub password: Option<SecretString>,
     /// An email address for the daily digest, or null to clear it.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = user_email)]
     pub email: Option<Option<String>>,
 }
 
@@ -604,7 +642,7 @@ pub async fn update_user(
     let mut u = svc.store.user_by_id(id).await?.ok_or(Error::NotFound)?;
     let mut v = Validator::new();
     if let Some(d) = &patch.display_name {
-        if let Some(d) = v.check("display_name", types::required_text(d, 100)) {
+        if let Some(d) = v.check("display_name", types::required_text(d, MAX_DISPLAY_NAME)) {
             u.display_name = d;
         }
     }

@@ -12,6 +12,10 @@ use crate::error::{Error, Result, Validator};
 use crate::policy::{Action, Actor, Resource};
 use crate::store::{AuditQuery, AuditRow};
 
+fn when_param() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::instant_or_date(true)
+}
+
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -21,9 +25,12 @@ pub struct AuditFilter {
     /// e.g. `case.view`, `case.break_glass`, `auth.login`.
     pub action: Option<String>,
     /// From this date (YYYY-MM-DD) or time (RFC 3339), inclusive.
+    #[param(schema_with = when_param)]
     pub from: Option<String>,
     /// Before this date or time.
+    #[param(schema_with = when_param)]
     pub to: Option<String>,
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

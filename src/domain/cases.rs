@@ -21,51 +21,156 @@ pub const MAX_ADDRESS: usize = 500;
 pub const MAX_HOSPITAL: usize = 200;
 pub const MAX_NOTES: usize = 20_000;
 
+fn case_program() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(&super::schema::names(Program::ALL, Program::as_str), true)
+}
+
+fn case_region() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::token(types::REGION, true)
+}
+
+fn case_coordinator() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::nonempty_text(1, super::MAX_ID)
+}
+
+fn case_status() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(
+        &[CaseStatus::Open.as_str(), CaseStatus::Closed.as_str()],
+        true,
+    )
+}
+
+fn case_notes() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::text(MAX_NOTES)
+}
+
+/// What creating a case needs beyond a change to one (see `web::openapi`): the schemas' creating
+/// copies, what they require (as [`validate`] does) and what they refuse (`status`: a new case
+/// is always open).
+pub const ON_CREATE: &[(&str, &str, &[&str], &[&str])] = &[
+    (
+        "CaseInput",
+        "NewCaseInput",
+        &["program", "donor", "donation"],
+        &["status"],
+    ),
+    ("DonorInput", "NewDonorInput", &["full_name"], &[]),
+    ("DonationInput", "NewDonationInput", &["date", "kind"], &[]),
+];
+
 /// A case as a client sends it. Every field is optional here so that each missing or wrong one
 /// is reported by name; [`validate`] decides what is required.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaseInput {
     /// `marrow`, `organ` or `body`.
+    #[schema(schema_with = case_program)]
     pub program: Option<String>,
+    #[schema(schema_with = case_region)]
     pub region: Option<String>,
     /// The primary coordinator; a coordinator who creates a case is assigned too.
+    #[schema(schema_with = case_coordinator)]
     pub coordinator_id: Option<String>,
     /// `open` or `closed` (PATCH only).
+    #[schema(schema_with = case_status)]
     pub status: Option<String>,
     pub donor: Option<DonorInput>,
     pub donation: Option<DonationInput>,
+    #[schema(schema_with = case_notes)]
     pub notes: Option<String>,
+}
+
+fn donor_name() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::nonempty_text(1, MAX_NAME)
+}
+
+fn donor_sex() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(&super::schema::names(Sex::ALL, Sex::as_str), true)
+}
+
+fn any_date() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::date(true)
+}
+
+fn donor_national_id() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::national_id(true)
+}
+
+fn any_phone() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::phone(true)
+}
+
+fn any_email() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::email(true)
+}
+
+fn any_address() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::text(MAX_ADDRESS)
+}
+
+fn any_language() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(&super::schema::names(Language::ALL, Language::as_str), true)
+}
+
+fn any_timezone() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::timezone(true)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DonorInput {
+    #[schema(schema_with = donor_name)]
     pub full_name: Option<String>,
     /// `f`, `m` or `x`.
+    #[schema(schema_with = donor_sex)]
     pub sex: Option<String>,
     /// YYYY-MM-DD.
+    #[schema(schema_with = any_date)]
     pub birth_date: Option<String>,
     /// Mainland resident ID (18 characters, checked).
+    #[schema(schema_with = donor_national_id)]
     pub national_id: Option<String>,
+    #[schema(schema_with = any_phone)]
     pub phone: Option<String>,
+    #[schema(schema_with = any_email)]
     pub email: Option<String>,
+    #[schema(schema_with = any_address)]
     pub address: Option<String>,
     pub deceased: Option<bool>,
+    #[schema(schema_with = any_date)]
     pub death_date: Option<String>,
     /// A living donor's language for outreach: `zh-CN` (default) or `en`.
+    #[schema(schema_with = any_language)]
     pub language: Option<String>,
     /// A living donor's IANA time zone for outreach (default the service's).
+    #[schema(schema_with = any_timezone)]
     pub timezone: Option<String>,
+}
+
+fn donation_kind() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(
+        &Program::ALL
+            .iter()
+            .flat_map(|p| p.donation_kinds().iter().copied())
+            .collect::<Vec<_>>(),
+        true,
+    )
+}
+
+fn donation_hospital() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::text(MAX_HOSPITAL)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DonationInput {
+    #[schema(schema_with = any_date)]
     pub date: Option<String>,
     /// `pbsc`, `marrow`, `lymphocytes` (marrow); `kidney`, `liver`, `heart`, `lung`,
     /// `pancreas`, `intestine`, `cornea`, `multi_organ` (organ); `whole_body` (body).
+    #[schema(schema_with = donation_kind)]
     pub kind: Option<String>,
+    #[schema(schema_with = donation_hospital)]
     pub hospital: Option<String>,
 }
 
@@ -759,12 +864,25 @@ fn assemble_with(
     Ok(v)
 }
 
+fn program_param() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(&super::schema::names(Program::ALL, Program::as_str), true)
+}
+
+fn status_param() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(
+        &super::schema::names(CaseStatus::ALL, CaseStatus::as_str),
+        true,
+    )
+}
+
 /// Filters of a case listing, as the API receives them.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CaseFilter {
+    #[param(schema_with = program_param)]
     pub program: Option<String>,
+    #[param(schema_with = status_param)]
     pub status: Option<String>,
     /// Exact match on the donor's or a contact's phone.
     pub phone: Option<String>,
@@ -773,6 +891,7 @@ pub struct CaseFilter {
     /// Exact match on the donor's or a contact's full name.
     pub name: Option<String>,
     /// 1–200, default 50.
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -1045,6 +1164,8 @@ pub async fn assign(
 
 /// Minimum length of a break-glass reason.
 pub const MIN_BREAK_GLASS_REASON: usize = 20;
+/// The longest reason a break-glass, reveal or withdrawal may state.
+pub const MAX_REASON: usize = 2000;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BreakGlassView {
@@ -1080,7 +1201,7 @@ pub async fn break_glass(
         )
         .await?;
     }
-    let reason = types::required_text(reason, 2000).map_err(|e| Error::field("reason", e))?;
+    let reason = types::required_text(reason, MAX_REASON).map_err(|e| Error::field("reason", e))?;
     if reason.chars().count() < MIN_BREAK_GLASS_REASON {
         return Err(Error::field(
             "reason",
@@ -1196,4 +1317,40 @@ pub async fn list_break_glass(
         None
     };
     Ok(Page { items, next_cursor })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fields the OpenAPI document requires of a new case ([`ON_CREATE`]) are exactly those
+    /// validation reports missing from an empty one.
+    #[test]
+    fn the_documented_required_fields_are_the_validated_ones() {
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).expect("a date");
+        let Err(Error::Validation(fields)) = validate(&CaseInput::default(), today) else {
+            panic!("an empty case is refused");
+        };
+        let mut missing: Vec<&str> = fields
+            .iter()
+            .filter(|(_, why)| why.starts_with("is required"))
+            .map(|(f, _)| f.as_str())
+            .collect();
+        missing.sort_unstable();
+        let prefix = |schema: &str| match schema {
+            "DonorInput" => "donor.",
+            "DonationInput" => "donation.",
+            _ => "",
+        };
+        let mut documented: Vec<String> = ON_CREATE
+            .iter()
+            .flat_map(|(schema, _, required, _)| {
+                required
+                    .iter()
+                    .map(move |f| format!("{}{f}", prefix(schema)))
+            })
+            .collect();
+        documented.sort_unstable();
+        assert_eq!(missing, documented);
+    }
 }

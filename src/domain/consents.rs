@@ -25,23 +25,61 @@ pub const KINDS: &[&str] = &[
     "research",
 ];
 pub const METHODS: &[&str] = &["written", "verbal", "electronic"];
+/// The longest witness a record names.
+pub const MAX_WITNESS: usize = 100;
+
+fn consent_kind() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(KINDS, false)
+}
+
+fn consent_person() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::required_text(1, super::MAX_ID)
+}
+
+fn consent_method() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(METHODS, false)
+}
+
+fn consent_document() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::required_text(1, super::MAX_ID)
+}
+
+fn consent_witness() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::text(MAX_WITNESS)
+}
+
+fn consent_signed() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::instant_or_date(false)
+}
+
+fn consent_expires() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::instant_or_date(true)
+}
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentInput {
     /// `registry`, `donation`, `body_donation`, `contact`, `publicity` or `research`.
+    #[schema(schema_with = consent_kind, required = true)]
     pub kind: Option<String>,
     /// Whose data or body it concerns: `donor` or a contact id of the case.
+    #[schema(schema_with = consent_person, required = true)]
     pub subject: Option<String>,
     /// Who gave it: `donor` or a contact id of the case (next of kin).
+    #[schema(schema_with = consent_person, required = true)]
     pub given_by: Option<String>,
     /// `written`, `verbal` or `electronic`.
+    #[schema(schema_with = consent_method, required = true)]
     pub method: Option<String>,
     /// The document version signed (`GET /api/v1/consent-documents`).
+    #[schema(schema_with = consent_document, required = true)]
     pub document: Option<String>,
+    #[schema(schema_with = consent_witness)]
     pub witness: Option<String>,
     /// RFC 3339 time or date.
+    #[schema(schema_with = consent_signed, required = true)]
     pub signed_at: Option<String>,
+    #[schema(schema_with = consent_expires)]
     pub expires_at: Option<String>,
     /// `{"organs": […]}` for donation kinds, `{"channels": […]}` for `contact`.
     #[schema(value_type = Option<Object>)]
@@ -266,7 +304,7 @@ pub async fn record(
         }
         Some(m) if METHODS.contains(&m) => Some(m.to_string()),
         Some(_) => {
-            v.add("method", "must be one of written, verbal, electronic");
+            v.add("method", format!("must be one of {}", METHODS.join(", ")));
             None
         }
     };
@@ -322,7 +360,7 @@ pub async fn record(
     let witness = input
         .witness
         .as_deref()
-        .and_then(|w| v.check("witness", types::text(w, 100)))
+        .and_then(|w| v.check("witness", types::text(w, MAX_WITNESS)))
         .filter(|w| !w.is_empty());
     let refusal = input.refusal.unwrap_or(false);
     if refusal
@@ -466,7 +504,8 @@ async fn withdraw_row(
             message: "this consent has already been withdrawn".into(),
         });
     }
-    let reason = types::required_text(reason, 2000).map_err(|e| Error::field("reason", e))?;
+    let reason = types::required_text(reason, super::cases::MAX_REASON)
+        .map_err(|e| Error::field("reason", e))?;
     let id = new_id();
     let sealed = Sealed {
         reason: Some(reason),
@@ -590,14 +629,28 @@ pub async fn get(
     Ok(v)
 }
 
+/// What a consent listing can be filtered by.
+pub const STATUSES: &[&str] = &["active", "withdrawn", "expired", "withdrawal"];
+
+fn kind_param() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(KINDS, true)
+}
+
+fn status_param() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(STATUSES, true)
+}
+
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentFilter {
     pub case_id: Option<String>,
+    #[param(schema_with = kind_param)]
     pub kind: Option<String>,
     /// `active`, `withdrawn`, `expired` or `withdrawal`.
+    #[param(schema_with = status_param)]
     pub status: Option<String>,
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -616,11 +669,8 @@ async fn page(
         }
     }
     if let Some(s) = &f.status {
-        if !["active", "withdrawn", "expired", "withdrawal"].contains(&s.as_str()) {
-            v.add(
-                "status",
-                "must be one of active, withdrawn, expired, withdrawal",
-            );
+        if !STATUSES.contains(&s.as_str()) {
+            v.add("status", format!("must be one of {}", STATUSES.join(", ")));
         }
     }
     let limit = page_limit(f.limit)?;

@@ -13,23 +13,80 @@ use crate::error::{Error, Result, Validator};
 use crate::policy::{Action, Actor};
 use crate::store::{ContactRow, SearchTerms};
 
+fn contact_name() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::nonempty_text(1, cases::MAX_NAME)
+}
+
+fn contact_relationship() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(
+        &super::schema::names(Relationship::ALL, Relationship::as_str),
+        true,
+    )
+}
+
+fn contact_phone() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::phone(true)
+}
+
+fn contact_email() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::email(true)
+}
+
+fn contact_address() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::text(cases::MAX_ADDRESS)
+}
+
+fn contact_language() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(&super::schema::names(Language::ALL, Language::as_str), true)
+}
+
+fn contact_timezone() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::timezone(true)
+}
+
+fn contact_channel() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(&super::schema::names(Channel::ALL, Channel::as_str), true)
+}
+
+fn contact_date() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::date(true)
+}
+
+/// What adding a contact needs beyond a change to one (see `web::openapi`), as [`validate`]
+/// requires it.
+pub const ON_CREATE: &[(&str, &str, &[&str], &[&str])] = &[(
+    "ContactInput",
+    "NewContactInput",
+    &["full_name", "relationship", "preferred_channel"],
+    &[],
+)];
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
+    #[schema(schema_with = contact_name)]
     pub full_name: Option<String>,
     /// `spouse`, `parent`, `child`, `sibling` or `other`.
+    #[schema(schema_with = contact_relationship)]
     pub relationship: Option<String>,
+    #[schema(schema_with = contact_phone)]
     pub phone: Option<String>,
+    #[schema(schema_with = contact_email)]
     pub email: Option<String>,
+    #[schema(schema_with = contact_address)]
     pub address: Option<String>,
     /// `zh-CN` (default) or `en`.
+    #[schema(schema_with = contact_language)]
     pub language: Option<String>,
     /// IANA zone; default `DONORCARE_TIMEZONE` (Asia/Shanghai).
+    #[schema(schema_with = contact_timezone)]
     pub timezone: Option<String>,
     /// `email`, `sms`, `letter` or `portal`.
+    #[schema(schema_with = contact_channel)]
     pub preferred_channel: Option<String>,
     pub opted_out: Option<bool>,
     /// No outreach before this date (YYYY-MM-DD).
+    #[schema(schema_with = contact_date)]
     pub do_not_contact_until: Option<String>,
     /// A child under 18 (their consent is not needed for a deceased donation).
     pub minor: Option<bool>,
@@ -447,4 +504,27 @@ async fn patch_row(
     }
     super::schedule::refresh_case(svc, &row.case_id, now).await;
     open_view(&key, row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fields the OpenAPI document requires of a new contact ([`ON_CREATE`]) are exactly
+    /// those validation reports missing from an empty one.
+    #[test]
+    fn the_documented_required_fields_are_the_validated_ones() {
+        let Err(Error::Validation(fields)) = validate(&ContactInput::default(), "Asia/Shanghai")
+        else {
+            panic!("an empty contact is refused");
+        };
+        let missing: Vec<&str> = fields
+            .iter()
+            .filter(|(_, why)| why.as_str() == "is required")
+            .map(|(f, _)| f.as_str())
+            .collect();
+        let mut documented: Vec<&str> = ON_CREATE[0].2.to_vec();
+        documented.sort_unstable();
+        assert_eq!(missing, documented);
+    }
 }

@@ -84,12 +84,21 @@ pub async fn family_request(
     file(svc, actor, &case_id, now).await
 }
 
+/// Where an erasure request stands.
+pub const STATUSES: &[&str] = &["pending", "approved", "rejected"];
+
+fn status_param() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(STATUSES, true)
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ErasureFilter {
     /// `pending`, `approved` or `rejected`.
+    #[param(schema_with = status_param)]
     pub status: Option<String>,
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -108,10 +117,10 @@ pub async fn list(
     )
     .await?;
     if let Some(s) = &f.status {
-        if !["pending", "approved", "rejected"].contains(&s.as_str()) {
+        if !STATUSES.contains(&s.as_str()) {
             return Err(Error::field(
                 "status",
-                "must be one of pending, approved, rejected",
+                format!("must be one of {}", STATUSES.join(", ")),
             ));
         }
     }

@@ -19,11 +19,26 @@ use crate::store::{ConsentQuery, ConsentScope, ReviewRow};
 /// Minimum length of a stated reason.
 pub const MIN_REASON: usize = 20;
 
+/// What a reviewer finds of a consent or a finding.
+pub const FINDINGS: &[&str] = &["verified", "concern"];
+/// The longest note of a review or decision.
+pub const MAX_NOTE: usize = 5000;
+
+pub(crate) fn finding_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(FINDINGS, false)
+}
+
+pub(crate) fn note_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::text(MAX_NOTE)
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewInput {
     /// `verified` or `concern`.
+    #[schema(schema_with = finding_schema)]
     pub finding: String,
+    #[schema(schema_with = note_schema)]
     pub note: Option<String>,
 }
 
@@ -51,11 +66,14 @@ pub async fn review(
         svc.entry(actor, Action::ReviewConsent, "consent", now),
     )
     .await?;
-    if !["verified", "concern"].contains(&input.finding.as_str()) {
-        return Err(Error::field("finding", "must be verified or concern"));
+    if !FINDINGS.contains(&input.finding.as_str()) {
+        return Err(Error::field(
+            "finding",
+            format!("must be one of {}", FINDINGS.join(", ")),
+        ));
     }
     let note = match &input.note {
-        Some(n) => Some(super::types::text(n, 5000).map_err(|e| Error::field("note", e))?),
+        Some(n) => Some(super::types::text(n, MAX_NOTE).map_err(|e| Error::field("note", e))?),
         None => None,
     };
     let consent = svc
@@ -102,10 +120,15 @@ pub async fn review(
     })
 }
 
+fn reason_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::required_text(MIN_REASON, super::cases::MAX_REASON)
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevealInput {
     /// Why the identity is needed (at least 20 characters).
+    #[schema(schema_with = reason_schema)]
     pub reason: String,
 }
 
@@ -124,8 +147,8 @@ pub async fn reveal(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Revealed> {
-    let reason =
-        super::types::required_text(reason, 2000).map_err(|e| Error::field("reason", e))?;
+    let reason = super::types::required_text(reason, super::cases::MAX_REASON)
+        .map_err(|e| Error::field("reason", e))?;
     if reason.chars().count() < MIN_REASON {
         return Err(Error::field(
             "reason",
@@ -170,6 +193,8 @@ pub enum Format {
 }
 
 impl Format {
+    pub const NAMES: &'static [&'static str] = &["csv", "json"];
+
     pub fn parse(s: &str) -> std::result::Result<Self, String> {
         match s {
             "csv" => Ok(Format::Csv),

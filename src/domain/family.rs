@@ -78,11 +78,16 @@ pub async fn invite_valid(svc: &Services, token: &str, now: DateTime<Utc>) -> Re
         .is_some_and(|i| i.used_at.is_none() && i.expires_at > now))
 }
 
+fn accept_username() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::token(super::types::USERNAME, false)
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptInput {
+    #[schema(schema_with = accept_username, required = true)]
     pub username: Option<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::schema::password, required = true)]
     pub password: Option<SecretString>,
 }
 

@@ -429,13 +429,22 @@ pub struct FindingView {
     pub note: Option<String>,
 }
 
+/// A finding is `open` until the gap is filled or a reviewer decides.
+pub const STATUSES: &[&str] = &["open", "closed"];
+
+fn status_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(STATUSES, true)
+}
+
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FindingFilter {
     pub case_id: Option<String>,
     /// `open` or `closed`.
+    #[param(schema_with = status_schema)]
     pub status: Option<String>,
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -460,8 +469,11 @@ pub async fn list(
     )
     .await?;
     if let Some(s) = &f.status {
-        if !["open", "closed"].contains(&s.as_str()) {
-            return Err(Error::field("status", "must be open or closed"));
+        if !STATUSES.contains(&s.as_str()) {
+            return Err(Error::field(
+                "status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            ));
         }
     }
     let limit = page_limit(f.limit)?;
@@ -534,7 +546,9 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// `verified` or `concern`.
+    #[schema(schema_with = super::ethics::finding_schema)]
     pub finding: String,
+    #[schema(schema_with = super::ethics::note_schema)]
     pub note: Option<String>,
 }
 
@@ -553,8 +567,11 @@ pub async fn decide(
         svc.entry(actor, Action::ReviewConsent, "finding", now),
     )
     .await?;
-    if !["verified", "concern"].contains(&d.finding.as_str()) {
-        return Err(Error::field("finding", "must be verified or concern"));
+    if !super::ethics::FINDINGS.contains(&d.finding.as_str()) {
+        return Err(Error::field(
+            "finding",
+            format!("must be one of {}", super::ethics::FINDINGS.join(", ")),
+        ));
     }
     let row = svc.store.finding_by_id(id).await?.ok_or(Error::NotFound)?;
     let case = svc

@@ -14,6 +14,7 @@ pub mod family;
 pub mod findings;
 pub mod outreach;
 pub mod schedule;
+pub mod schema;
 pub mod tasks;
 pub mod throttle;
 pub mod types;
@@ -117,6 +118,8 @@ pub struct Page<T> {
 
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 200;
+/// The longest id the API takes (ids are UUIDs; longer is never one).
+pub const MAX_ID: usize = 64;
 
 /// Validate a page request; `limit` is 1–200 (default 50).
 pub fn page_limit(limit: Option<i64>) -> Result<i64> {
@@ -145,7 +148,8 @@ pub fn paginate<R, T>(
 }
 
 /// Deserialize a JSON value, naming the field of the first type error.
-pub fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+pub fn from_json<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T> {
+    whole_numbers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -165,6 +169,25 @@ pub fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
         };
         Error::field(field, why)
     })
+}
+
+/// JSON has one kind of number: `3.0` is the integer 3 (as JSON Schema reads it too), so a whole
+/// number written with a fraction is taken where an integer is expected.
+fn whole_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                // Within ±2^53 a float is exactly the integer it shows.
+                if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                    *v = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
 }
 
 fn strip_serde_position(msg: &str) -> String {

@@ -918,6 +918,7 @@ fn view(r: OutreachRow) -> OutreachView {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OutreachFilter {
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -959,13 +960,22 @@ fn due_cursor(r: &OutreachRow) -> String {
     format!("{}|{}", r.due_at.to_rfc3339(), r.id)
 }
 
+/// What `GET /api/v1/outreach` can list.
+pub const ATTENTION: &[&str] = &["held", "dead", "failed"];
+
+fn attention_param() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::comma_list(ATTENTION)
+}
+
 /// Which messages `GET /api/v1/outreach` lists.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AttentionFilter {
     /// Comma-separated, of `held`, `dead` and `failed`; default `held,dead`.
+    #[param(schema_with = attention_param)]
     pub status: Option<String>,
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -992,12 +1002,11 @@ pub async fn attention(
         None => vec!["held".into(), "dead".into()],
         Some(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
     };
-    if statuses.is_empty()
-        || statuses
-            .iter()
-            .any(|s| !["held", "dead", "failed"].contains(&s.as_str()))
-    {
-        v.add("status", "must be held, dead or failed, comma-separated");
+    if statuses.is_empty() || statuses.iter().any(|s| !ATTENTION.contains(&s.as_str())) {
+        v.add(
+            "status",
+            format!("must be {}, comma-separated", ATTENTION.join(", ")),
+        );
     }
     let after = super::time_cursor(f.cursor.as_deref(), &mut v);
     let limit = page_limit(f.limit)?;

@@ -237,6 +237,7 @@ pub struct ScheduleView {
 #[serde(deny_unknown_fields)]
 pub struct PreferencesInput {
     pub mourning_days: Option<bool>,
+    #[schema(schema_with = festivals_schema)]
     pub skip_festivals: Option<Vec<String>>,
 }
 
@@ -257,12 +258,23 @@ pub async fn preferences_of(
     })
 }
 
+/// Null, or festivals among [`Festival::ALL`].
+pub(crate) fn festivals_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::list_of(
+        &super::schema::names(&Festival::ALL, Festival::as_str),
+        true,
+    )
+}
+
 fn validate_preferences(input: &PreferencesInput, v: &mut Validator) {
     if let Some(f) = &input.skip_festivals {
         if f.iter().any(|x| Festival::parse(x).is_none()) {
             v.add(
                 "skip_festivals",
-                "must list festivals among qingming, spring_festival, zhongyuan, hanyi, mid_autumn",
+                format!(
+                    "must list festivals among {}",
+                    super::schema::names(&Festival::ALL, Festival::as_str).join(", ")
+                ),
             );
         }
     }

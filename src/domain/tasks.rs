@@ -17,22 +17,74 @@ use crate::store::{CaseRow, ContactRow, NewMessage, OutreachRow, TaskQuery, Task
 
 pub const MAX_OUTCOME: usize = 200;
 pub const MAX_NOTE: usize = 10_000;
+/// The longest reason for moving or cancelling a task.
+pub const MAX_CHANGE_REASON: usize = 500;
+/// The longest template name a visit or call may carry.
+pub const MAX_TEMPLATE: usize = 64;
+/// What a task may be.
+pub const KINDS: &[&str] = &["visit", "call", "outreach"];
+
+type SchemaRef = utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>;
+
+fn kind_schema() -> SchemaRef {
+    super::schema::one_of(KINDS, false)
+}
+
+fn due_schema() -> SchemaRef {
+    super::schema::instant_or_date(false)
+}
+
+fn template_schema() -> SchemaRef {
+    super::schema::nonempty_text(1, MAX_TEMPLATE)
+}
+
+fn due_before_schema() -> SchemaRef {
+    super::schema::instant_or_date(true)
+}
+
+fn status_schema() -> SchemaRef {
+    super::schema::one_of(STATUSES, true)
+}
+
+/// What a task listing can be filtered by.
+pub const STATUSES: &[&str] = &["scheduled", "overdue", "done", "cancelled"];
+
+fn channel_schema() -> SchemaRef {
+    super::schema::one_of(&plan::CHANNELS, true)
+}
+
+fn outcome_schema() -> SchemaRef {
+    super::schema::required_text(1, MAX_OUTCOME)
+}
+
+fn note_schema() -> SchemaRef {
+    super::schema::text(MAX_NOTE)
+}
+
+fn reason_schema() -> SchemaRef {
+    super::schema::required_text(1, MAX_CHANGE_REASON)
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskInput {
     /// `visit`, `call` or `outreach`.
+    #[schema(schema_with = kind_schema, required = true)]
     pub kind: Option<String>,
-    /// RFC 3339 time, or a date (YYYY-MM-DD, taken as 09:00 UTC).
+    /// RFC 3339 time, or a date (YYYY-MM-DD: for an outreach the start of the recipient's
+    /// waking hours, otherwise 09:00 UTC).
+    #[schema(schema_with = due_schema, required = true)]
     pub due_at: Option<String>,
     /// A volunteer or coordinator who carries it out.
     pub assignee_id: Option<String>,
     /// The contact it concerns (one of the case's contacts).
     pub contact_id: Option<String>,
     /// Outreach template name (required for an outreach).
+    #[schema(schema_with = template_schema)]
     pub template: Option<String>,
     /// An outreach's channel: `email`, `sms`, `letter`, `portal` or `file`; default: each
     /// recipient's preferred channel.
+    #[schema(schema_with = channel_schema)]
     pub channel: Option<String>,
 }
 
@@ -43,7 +95,9 @@ pub const HAND_GRACE_DAYS: i64 = 7;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteInput {
+    #[schema(schema_with = outcome_schema, required = true)]
     pub outcome: Option<String>,
+    #[schema(schema_with = note_schema)]
     pub note: Option<String>,
 }
 
@@ -251,9 +305,9 @@ pub async fn create(
             v.add("kind", "is required");
             None
         }
-        Some(k @ ("visit" | "call" | "outreach")) => Some(k.to_string()),
+        Some(k) if KINDS.contains(&k) => Some(k.to_string()),
         Some(_) => {
-            v.add("kind", "must be one of visit, call, outreach");
+            v.add("kind", format!("must be one of {}", KINDS.join(", ")));
             None
         }
     };
@@ -296,7 +350,7 @@ pub async fn create(
             format!("must be one of {}", plan::TEMPLATES.join(", ")),
         ),
         (Some(t), false) => {
-            v.check("template", types::required_text(t, 64));
+            v.check("template", types::required_text(t, MAX_TEMPLATE));
         }
         _ => {}
     }
@@ -470,10 +524,13 @@ pub async fn get(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) ->
 #[serde(deny_unknown_fields)]
 pub struct TaskFilter {
     /// `scheduled`, `overdue` (scheduled and past due), `done` or `cancelled`.
+    #[param(schema_with = status_schema)]
     pub status: Option<String>,
     /// Only tasks due before this date or time.
+    #[param(schema_with = due_before_schema)]
     pub due_before: Option<String>,
     pub case_id: Option<String>,
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -499,11 +556,8 @@ pub async fn list(
     };
     let mut v = Validator::new();
     if let Some(s) = &f.status {
-        if !["scheduled", "done", "cancelled", "overdue"].contains(&s.as_str()) {
-            v.add(
-                "status",
-                "must be one of scheduled, overdue, done, cancelled",
-            );
+        if !STATUSES.contains(&s.as_str()) {
+            v.add("status", format!("must be one of {}", STATUSES.join(", ")));
         }
     }
     let mut due_before = f
@@ -631,13 +685,16 @@ pub async fn complete(
 #[serde(deny_unknown_fields)]
 pub struct RescheduleInput {
     /// RFC 3339 time, or a date (YYYY-MM-DD, taken as 09:00 UTC).
+    #[schema(schema_with = due_schema, required = true)]
     pub due_at: Option<String>,
+    #[schema(schema_with = reason_schema, required = true)]
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelInput {
+    #[schema(schema_with = reason_schema, required = true)]
     pub reason: Option<String>,
 }
 
@@ -647,7 +704,7 @@ fn reason(v: &mut Validator, r: Option<&str>) -> Option<String> {
             v.add("reason", "is required");
             None
         }
-        Some(r) => v.check("reason", types::required_text(r, 500)),
+        Some(r) => v.check("reason", types::required_text(r, MAX_CHANGE_REASON)),
     }
 }
 

@@ -178,6 +178,9 @@ pub fn required_text(s: &str, max: usize) -> Result<String, String> {
     Ok(t)
 }
 
+/// How many digits a phone number has.
+pub const PHONE_DIGITS: std::ops::RangeInclusive<usize> = 5..=15;
+
 /// Validate a phone number; returns it trimmed as given.
 pub fn phone(s: &str) -> Result<String, String> {
     let t = s.trim();
@@ -194,8 +197,12 @@ pub fn phone(s: &str) -> Result<String, String> {
         );
     }
     let digits = normalise_phone(t);
-    if !(5..=15).contains(&digits.len()) {
-        return Err("must have between 5 and 15 digits".into());
+    if !PHONE_DIGITS.contains(&digits.len()) {
+        return Err(format!(
+            "must have between {} and {} digits",
+            PHONE_DIGITS.start(),
+            PHONE_DIGITS.end()
+        ));
     }
     if digits.len() == 11 && digits.starts_with('1') && !matches!(digits.as_bytes()[1], b'3'..=b'9')
     {
@@ -274,11 +281,14 @@ pub fn normalise_name(s: &str) -> String {
         .collect()
 }
 
+/// The longest email address, spaces around it included.
+pub const MAX_EMAIL: usize = 254;
+
 pub fn email(s: &str) -> Result<String, String> {
-    let t = s.trim();
-    if t.len() > 254 {
-        return Err("at most 254 characters".into());
+    if s.chars().count() > MAX_EMAIL {
+        return Err(format!("at most {MAX_EMAIL} characters"));
     }
+    let t = s.trim();
     let Some((local, domain)) = t.split_once('@') else {
         return Err("must be an address like name@example.org".into());
     };
@@ -302,46 +312,81 @@ pub fn timezone(s: &str) -> Result<String, String> {
 }
 
 /// Account usernames: 3–64 of a–z, 0–9, '.', '_' and '-'.
+/// A short name of lower-case letters, digits and a few marks (a username, a region): checked
+/// here and stated by [`Token::pattern`] in the OpenAPI document from the same fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Token {
+    pub min: usize,
+    pub max: usize,
+    /// The marks allowed besides a-z and 0-9.
+    pub marks: &'static str,
+}
+
+pub const USERNAME: Token = Token {
+    min: 3,
+    max: 64,
+    marks: "._-",
+};
+pub const REGION: Token = Token {
+    min: 1,
+    max: 64,
+    marks: "_-",
+};
+
+impl Token {
+    pub fn check(&self, s: &str) -> Result<String, String> {
+        let t = s.trim();
+        if !(self.min..=self.max).contains(&t.len()) {
+            return Err(format!("must be {} to {} characters", self.min, self.max));
+        }
+        if !t
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || self.marks.contains(c))
+        {
+            let marks: Vec<String> = self.marks.chars().map(|c| format!("'{c}'")).collect();
+            return Err(format!(
+                "may contain only a-z, 0-9 and {}",
+                marks.join(", ")
+            ));
+        }
+        Ok(t.to_string())
+    }
+
+    /// The same rule as a regular expression (surrounding spaces are trimmed first).
+    pub fn pattern(&self, space: &str) -> String {
+        // A '-' last in a class stands for itself; '.' and '_' always do.
+        let mut marks: String = self.marks.chars().filter(|c| *c != '-').collect();
+        if self.marks.contains('-') {
+            marks.push('-');
+        }
+        format!(
+            "^[{space}]*[a-z0-9{marks}]{{{},{}}}[{space}]*$",
+            self.min, self.max
+        )
+    }
+}
+
 pub fn username(s: &str) -> Result<String, String> {
-    let t = s.trim();
-    if !(3..=64).contains(&t.len()) {
-        return Err("must be 3 to 64 characters".into());
-    }
-    if !t
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err("may contain only a-z, 0-9, '.', '_' and '-'".into());
-    }
-    Ok(t.to_string())
+    USERNAME.check(s)
 }
 
 pub const MIN_PASSWORD: usize = 10;
+pub const MAX_PASSWORD: usize = 256;
 
 pub fn password(s: &str) -> Result<(), String> {
     let n = s.chars().count();
     if n < MIN_PASSWORD {
         return Err(format!("must be at least {MIN_PASSWORD} characters"));
     }
-    if n > 256 {
-        return Err("at most 256 characters".into());
+    if n > MAX_PASSWORD {
+        return Err(format!("at most {MAX_PASSWORD} characters"));
     }
     Ok(())
 }
 
 /// Region codes: 1–64 of a–z, 0–9, '_' and '-'.
 pub fn region(s: &str) -> Result<String, String> {
-    let t = s.trim();
-    if t.is_empty() || t.len() > 64 {
-        return Err("must be 1 to 64 characters".into());
-    }
-    if !t
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
-    {
-        return Err("may contain only a-z, 0-9, '_' and '-'".into());
-    }
-    Ok(t.to_string())
+    REGION.check(s)
 }
 
 #[cfg(test)]

@@ -16,16 +16,36 @@ use crate::error::{Error, Result, Validator};
 use crate::policy::{Action, Actor};
 use crate::store::{ConsentQuery, ConsentScope, UseRow};
 
+fn use_kind() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(USE_KINDS, false)
+}
+
+fn use_subject() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::nonempty_text(1, super::MAX_ID)
+}
+
+fn use_description() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::required_text(1, MAX_DESCRIPTION)
+}
+
+fn use_planned() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::date(false)
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UseInput {
     /// `publicity` or `research`.
+    #[schema(schema_with = use_kind, required = true)]
     pub kind: Option<String>,
     /// Whose data: `donor` (default) or a contact id of the case.
+    #[schema(schema_with = use_subject)]
     pub subject: Option<String>,
     /// What is planned (sealed): "name engraved on the memorial wall", …
+    #[schema(schema_with = use_description, required = true)]
     pub description: Option<String>,
     /// When (YYYY-MM-DD).
+    #[schema(schema_with = use_planned, required = true)]
     pub planned_on: Option<String>,
 }
 
@@ -106,6 +126,11 @@ fn view(
     })
 }
 
+/// What a planned use may be.
+pub const USE_KINDS: &[&str] = &["publicity", "research"];
+/// The longest description of a planned use.
+pub const MAX_DESCRIPTION: usize = 2000;
+
 /// Record a planned use (coordinator of the case, supervisor of the region).
 pub async fn record(
     svc: &Services,
@@ -125,9 +150,9 @@ pub async fn record(
     })?;
     let mut v = Validator::new();
     let kind = match input.kind.as_deref() {
-        Some(k @ ("publicity" | "research")) => Some(k.to_string()),
+        Some(k) if USE_KINDS.contains(&k) => Some(k.to_string()),
         Some(_) => {
-            v.add("kind", "must be publicity or research");
+            v.add("kind", format!("must be one of {}", USE_KINDS.join(", ")));
             None
         }
         None => {
@@ -147,7 +172,7 @@ pub async fn record(
         }
     }
     let description = match input.description.as_deref() {
-        Some(d) => v.check("description", types::required_text(d, 2000)),
+        Some(d) => v.check("description", types::required_text(d, MAX_DESCRIPTION)),
         None => {
             v.add("description", "is required");
             None

@@ -46,7 +46,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Query parameters, deserialized with the failing parameter named.
+/// Query parameters, deserialized with the failing parameter named. A parameter given with an
+/// empty value (`?phone=&program=organ`, as a search form with an empty field sends it) is the
+/// same as one not given.
 pub struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
@@ -54,7 +56,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
+        let given: Vec<(String, String)> = form_urlencoded_parse(q)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&given)
+            .finish();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(&encoded));
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
             .map_err(|e| {

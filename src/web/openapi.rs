@@ -84,6 +84,134 @@ fn add(op: &mut Operation, statuses: &[&str]) {
     }
 }
 
+/// [`super::extract::ApiQuery`] takes a parameter with an empty value as one not given: say so
+/// in each query parameter that lists its values.
+fn empty_is_absent(op: &mut Operation) {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
+    let empty = || {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .max_length(Some(0))
+    };
+    for p in op.parameters.iter_mut().flatten() {
+        if !matches!(p.parameter_in, ParameterIn::Query) {
+            continue;
+        }
+        let Some(RefOr::T(schema)) = p.schema.as_mut() else {
+            continue;
+        };
+        match schema {
+            Schema::Object(o) if o.enum_values.is_some() => {
+                let values = o.enum_values.get_or_insert_with(Vec::new);
+                if !values.iter().any(|v| v == "") {
+                    values.push("".into());
+                }
+            }
+            Schema::Object(o) if o.format.is_some() || o.pattern.is_some() => {
+                let given = Schema::Object(o.clone());
+                *schema = Schema::AnyOf(AnyOfBuilder::new().item(given).item(empty()).build());
+            }
+            Schema::OneOf(of) => of.items.push(empty().into()),
+            _ => {}
+        }
+    }
+}
+
+/// A body that one route takes with more fields required than another (a case is created with
+/// a programme, a donor and a donation, and patched with any of them): the creating route's
+/// copy of the schema, under its own name.
+pub struct Creation {
+    pub path: &'static str,
+    pub method: &'static str,
+    /// (schema, its creating copy's name, fields required there, fields refused there).
+    pub schemas: &'static [(
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+    )],
+}
+
+/// The bodies created with more required than they are changed with; the lists are the
+/// domain's own, which its validation reads.
+const CREATIONS: &[Creation] = &[
+    Creation {
+        path: "/api/v1/cases",
+        method: "post",
+        schemas: crate::domain::cases::ON_CREATE,
+    },
+    Creation {
+        path: "/api/v1/cases/{id}/contacts",
+        method: "post",
+        schemas: crate::domain::contacts::ON_CREATE,
+    },
+];
+
+/// The schema of a required field: as the optional one, without null.
+fn without_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    if let Some(Value::Array(types)) = v.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types[0].clone();
+            v["type"] = only;
+        }
+    }
+    if let Some(Value::Array(values)) = v.get_mut("enum") {
+        values.retain(|e| !e.is_null());
+    }
+    if let Some(Value::Array(of)) = v.get_mut("oneOf") {
+        of.retain(|s| s.get("type") != Some(&Value::from("null")));
+        if of.len() == 1 {
+            *v = of[0].clone();
+        }
+    }
+}
+
+fn creations(doc: &mut serde_json::Value) {
+    use serde_json::Value;
+    for c in CREATIONS {
+        for (name, new_name, required, refused) in c.schemas {
+            let Some(mut schema) = doc["components"]["schemas"].get(*name).cloned() else {
+                continue;
+            };
+            if let Some(Value::Object(props)) = schema.get_mut("properties") {
+                for f in *refused {
+                    props.remove(*f);
+                }
+                for f in *required {
+                    if let Some(p) = props.get_mut(*f) {
+                        without_null(p);
+                    }
+                }
+                // Nested bodies point at their creating copies.
+                for p in props.values_mut() {
+                    let text = p.to_string();
+                    for (inner, inner_new, _, _) in c.schemas {
+                        let from = format!("\"#/components/schemas/{inner}\"");
+                        if text.contains(&from) {
+                            let to = format!("\"#/components/schemas/{inner_new}\"");
+                            if let Ok(v) = serde_json::from_str(&text.replace(&from, &to)) {
+                                *p = v;
+                            }
+                        }
+                    }
+                }
+            }
+            schema["required"] = Value::from(required.to_vec());
+            doc["components"]["schemas"][*new_name] = schema;
+        }
+        let Some((_, first, _, _)) = c.schemas.first() else {
+            continue;
+        };
+        let body = &mut doc["paths"][c.path][c.method]["requestBody"]["content"]
+            ["application/json"]["schema"];
+        if body.is_object() {
+            *body = serde_json::json!({ "$ref": format!("#/components/schemas/{first}") });
+        }
+    }
+}
+
 /// Add the answers common to every route of a kind, and describe responses left without one.
 /// Run on the merged document: a modifier of the base document would run before any route is
 /// in it.
@@ -120,6 +248,7 @@ pub fn complete(doc: &mut OpenApi) {
             }
             if in_query {
                 add(op, &["400", "422"]);
+                empty_is_absent(op);
             }
             for (status, r) in op.responses.responses.iter_mut() {
                 if let RefOr::T(r) = r {
@@ -127,6 +256,15 @@ pub fn complete(doc: &mut OpenApi) {
                         r.description = description(status).to_string();
                     }
                 }
+            }
+        }
+    }
+    if let Ok(mut v) = serde_json::to_value(&*doc) {
+        creations(&mut v);
+        match serde_json::from_value(v) {
+            Ok(d) => *doc = d,
+            Err(e) => {
+                tracing::error!(error = %e, "the OpenAPI document's creating bodies were not added")
             }
         }
     }

@@ -38,12 +38,25 @@ pub async fn verify_audit(
     ))
 }
 
+fn reason_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::domain::schema::required_text(
+        crate::domain::cases::MIN_BREAK_GLASS_REASON,
+        crate::domain::cases::MAX_REASON,
+    )
+}
+
+fn totp_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::domain::schema::totp_code(true)
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakGlassInput {
     /// Why the case must be opened now (at least 20 characters).
+    #[schema(schema_with = reason_schema)]
     pub reason: String,
     /// A current TOTP code, required when the account has TOTP enrolled.
+    #[schema(schema_with = totp_schema)]
     pub totp: Option<String>,
 }
 
@@ -78,6 +91,7 @@ pub async fn break_glass(
 #[serde(deny_unknown_fields)]
 pub struct BreakGlassFilter {
     pub case_id: Option<String>,
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

@@ -75,9 +75,14 @@ pub async fn totp_begin(
     Ok(Json(accounts::totp_begin(&s.svc, &actor, s.now()).await?))
 }
 
+fn code_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::domain::schema::totp_code(false)
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpCode {
+    #[schema(schema_with = code_schema)]
     pub code: String,
 }
 

@@ -77,12 +77,25 @@ pub async fn update_case(
     ))
 }
 
+fn id_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::domain::schema::required_text(1, crate::domain::MAX_ID)
+}
+
+fn assign_kind_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::domain::schema::one_of(ASSIGN_KINDS, true)
+}
+
+/// How a coordinator is assigned.
+const ASSIGN_KINDS: &[&str] = &["primary", "team"];
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignInput {
+    #[schema(schema_with = id_schema)]
     pub coordinator_id: String,
     /// `primary` (default: replaces the current primary coordinator) or `team` (adds a
     /// coordinator who shares the case).
+    #[schema(schema_with = assign_kind_schema)]
     pub kind: Option<String>,
 }
 
@@ -104,7 +117,7 @@ pub async fn assign_case(
         Some(_) => {
             return Err(crate::error::Error::field(
                 "kind",
-                "must be primary or team",
+                format!("must be one of {}", ASSIGN_KINDS.join(", ")),
             ))
         }
     };

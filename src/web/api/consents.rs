@@ -90,9 +90,18 @@ pub async fn get(
     Ok(Json(consents::get(&s.svc, &actor, &id, s.now()).await?))
 }
 
+fn withdraw_reason_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::domain::schema::required_text(1, crate::domain::cases::MAX_REASON)
+}
+
+fn recipient_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::domain::schema::required_text(1, crate::domain::MAX_ID * 2)
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawInput {
+    #[schema(schema_with = withdraw_reason_schema)]
     pub reason: String,
 }
 
@@ -210,12 +219,18 @@ pub async fn reveal(
     ))
 }
 
+fn format_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::domain::schema::one_of(crate::domain::ethics::Format::NAMES, true)
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportInput {
     /// The reviewer's own age public key (`age1…`).
+    #[schema(schema_with = recipient_schema)]
     pub recipient: String,
     /// `csv` (default) or `json`.
+    #[schema(schema_with = format_schema)]
     pub format: Option<String>,
 }
 

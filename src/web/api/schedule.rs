@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::domain::contacts::ContactView;
 use crate::domain::outreach::{self, AttentionFilter, OutreachFilter, OutreachView, Rendered};
 use crate::domain::schedule::{self, PlanInput, PlanView, PreferencesInput, ScheduleView};
+use crate::domain::schema;
 use crate::domain::Page;
 use crate::error::Result;
 use crate::schedule::plan::CasePreferences;
@@ -137,20 +138,47 @@ pub struct Preferences {
     pub schedule: CasePreferences,
 }
 
+fn channel_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use crate::domain::types::Channel;
+    schema::one_of(&schema::names(Channel::ALL, Channel::as_str), false)
+}
+
+fn language_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use crate::domain::types::Language;
+    // Null puts the default (zh-CN) back.
+    schema::one_of(&schema::names(Language::ALL, Language::as_str), true)
+}
+
+fn timezone_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    // Null puts the service's zone back.
+    schema::timezone(true)
+}
+
+fn festivals_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use crate::schedule::calendar::Festival;
+    schema::list_of(&schema::names(&Festival::ALL, Festival::as_str), false)
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreferencesPatch {
     /// `email`, `sms`, `letter` or `portal`.
+    #[schema(schema_with = channel_schema)]
     pub preferred_channel: Option<String>,
-    /// No outreach at all.
+    /// No outreach at all (null: back to the default, false).
     pub opted_out: Option<bool>,
     /// No outreach before this date (YYYY-MM-DD); null clears it.
+    #[schema(schema_with = date_param)]
     pub do_not_contact_until: Option<Option<String>>,
+    #[schema(schema_with = language_schema)]
     pub language: Option<String>,
+    #[schema(schema_with = timezone_schema)]
     pub timezone: Option<String>,
     /// Hear from us on the traditional mourning days.
+    #[schema(nullable = false)]
     pub mourning_days: Option<bool>,
     /// Festivals on which not to hear from us.
+    #[schema(schema_with = festivals_schema)]
     pub skip_festivals: Option<Vec<String>>,
 }
 
@@ -220,11 +248,16 @@ pub async fn release(
     Ok(Json(outreach::release(&s.svc, &actor, &id, s.now()).await?))
 }
 
+fn date_param() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    schema::date(true)
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LetterParams {
     /// The day the letters went out (YYYY-MM-DD); default today.
+    #[param(schema_with = date_param)]
     pub date: Option<String>,
 }
 

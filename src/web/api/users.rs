@@ -15,6 +15,7 @@ use crate::web::AppState;
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// 1–200, default 50.
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
