@@ -897,6 +897,13 @@ pub struct CaseFilter {
     pub cursor: Option<String>,
 }
 
+/// How many cases of each programme and status the caller's scope holds: metadata only, so
+/// nothing is decrypted and nothing personal is shown.
+pub async fn counts(svc: &Services, actor: &Actor) -> Result<Vec<crate::store::ProgramCount>> {
+    let scope = policy::case_scope(actor)?;
+    svc.store.count_cases(&scope).await
+}
+
 pub async fn list(
     svc: &Services,
     actor: &Actor,

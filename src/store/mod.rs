@@ -364,6 +364,14 @@ pub struct BreakGlassRow {
     pub expires_at: DateTime<Utc>,
 }
 
+/// How many cases of a programme and status a scope holds.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ProgramCount {
+    pub program: String,
+    pub status: String,
+    pub count: i64,
+}
+
 /// Counts of case keys per keyring version.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VersionCount {
@@ -466,6 +474,8 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
         id: &str,
     ) -> Result<Option<(CaseRow, Vec<AssignmentRow>)>>;
     async fn list_cases(&self, q: &CaseQuery) -> Result<Vec<CaseRow>>;
+    /// Cases of the scope by programme and status (from metadata; nothing decrypted).
+    async fn count_cases(&self, scope: &CaseScope) -> Result<Vec<ProgramCount>>;
     async fn update_case(
         &self,
         row: &CaseRow,

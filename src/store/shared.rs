@@ -512,6 +512,25 @@ macro_rules! store_impl {
             Ok(b.build_query_as::<CaseRow>().fetch_all(&self.pool).await?)
         }
 
+        async fn count_cases(&self, scope: &CaseScope) -> Result<Vec<ProgramCount>> {
+            let mut b = sqlx::QueryBuilder::<$db>::new("select c.program, c.status, count(*) as count from ");
+            match scope {
+                CaseScope::AssignedTo(user) => {
+                    b.push("case_assignments a join cases c on c.id = a.case_id where a.user_id = ");
+                    b.push_bind(user.clone());
+                }
+                CaseScope::Region(region) => {
+                    b.push("cases c where c.region = ");
+                    b.push_bind(region.clone());
+                }
+                CaseScope::All => {
+                    b.push("cases c");
+                }
+            }
+            b.push(" group by c.program, c.status order by c.program, c.status");
+            Ok(b.build_query_as::<ProgramCount>().fetch_all(&self.pool).await?)
+        }
+
         async fn update_case(&self, r: &CaseRow, terms: Option<&SearchTerms>, audit: &[AuditEntry]) -> Result<()> {
             let mut tx = self.begin_write().await?;
             sqlx::query(

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod i18n;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
@@ -112,11 +113,12 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found(State(s): State<AppState>, uri: axum::http::Uri) -> Response {
-    if uri.path().starts_with("/api/") {
+async fn not_found(State(s): State<AppState>, req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
         Error::NotFound.into_response()
     } else {
-        pages::not_found_page(&s)
+        let (mut parts, _) = req.into_parts();
+        pages::not_found_page(&s, &mut parts).await
     }
 }
 

@@ -238,17 +238,20 @@ async fn a_coordinator_signs_in_sees_their_cases_and_signs_out_in_chromium() {
     });
 
     let browser = Browser::start(driver).await;
-    browser.go(&format!("http://{addr}/")).await;
+    // zh-CN is the default, but Chromium asks for English: the switch is remembered.
+    browser.go(&format!("http://{addr}/?lang=zh-CN")).await;
     browser.click("#sign-in").await;
     browser.type_into("input[name=username]", &c.username).await;
     browser
         .type_into("input[name=password]", "wrong-password")
         .await;
     browser.click("button[type=submit]").await;
-    browser.wait_for("Username or password is wrong").await;
+    browser.wait_for("用户名或密码不正确").await;
     browser.type_into("input[name=password]", PASSWORD).await;
     browser.click("button[type=submit]").await;
-    let page = browser.wait_for("Test coordinator").await;
+    browser.wait_for("Test coordinator").await;
+    browser.go(&format!("http://{addr}/cases")).await;
+    let page = browser.wait_for("id=\"cases\"").await;
     assert!(
         page.contains(&format!("Name{t}")),
         "the case list shows the donor"
@@ -267,7 +270,7 @@ async fn a_coordinator_signs_in_sees_their_cases_and_signs_out_in_chromium() {
     assert_eq!(session["sameSite"], "Strict");
 
     browser.click("form[action='/logout'] button").await;
-    browser.wait_for("<h1>Sign in</h1>").await;
+    browser.wait_for("<h1>登录</h1>").await;
     browser.go(&format!("http://{addr}/")).await;
     let page = browser.wait_for("id=\"sign-in\"").await;
     assert!(

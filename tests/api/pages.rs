@@ -104,7 +104,7 @@ on_both_backends! {
         let body = format!("username={}&password=wrong-password&csrf={login_csrf}", c.username);
         let (status, _, html) = raw(&app, form("/login", &format!("dc_login_csrf={login_csrf}"), &body)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(html.contains("wrong"));
+        assert!(html.contains("用户名或密码不正确"), "zh-CN by default: {html}");
 
         let body = format!("username={}&password={PASSWORD}&csrf={login_csrf}", c.username);
         let (status, h, _) = raw(&app, form("/login", &format!("dc_login_csrf={login_csrf}"), &body)).await;
@@ -119,8 +119,10 @@ on_both_backends! {
         let (status, h, html) = raw(&app, get("/", &jar)).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(h[header::CACHE_CONTROL], "no-store");
-        assert!(html.contains(&format!("Name{t}")), "the case list shows the donor");
         assert!(html.contains("Test coordinator"));
+        let (status, _, list) = raw(&app, get("/cases", &jar)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(list.contains(&format!("Name{t}")), "the case list shows the donor");
         let csrf = hidden(&html, "csrf");
 
         // A second sign-in gets a different session id.
@@ -133,9 +135,11 @@ on_both_backends! {
         let (status, h, _) = raw(&app, form("/logout", &jar, &format!("csrf={csrf}"))).await;
         assert_eq!(status, StatusCode::SEE_OTHER);
         assert!(cookies(&h).iter().any(|c| c.starts_with("dc_session=;") && c.contains("Max-Age=0")));
+        let (status, h, _) = raw(&app, get("/cases", &jar)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "the session is gone");
+        assert_eq!(h[header::LOCATION], "/login");
         let (_, _, html) = raw(&app, get("/", &jar)).await;
-        assert!(!html.contains(&format!("Name{t}")), "the session is gone");
-        assert!(html.contains("Sign in"));
+        assert!(html.contains("id=\"sign-in\""));
     }
 
     async fn a_disabled_account_loses_its_session_at_once(app) {
@@ -146,8 +150,8 @@ on_both_backends! {
         let body = format!("username={}&password={PASSWORD}&csrf={login_csrf}", c.username);
         let (_, h, _) = raw(&app, form("/login", &format!("dc_login_csrf={login_csrf}"), &body)).await;
         let jar = format!("dc_session={}", cookie_value(&cookies(&h), "dc_session").unwrap());
-        assert!(raw(&app, get("/", &jar)).await.2.contains("Sign out"));
+        assert!(raw(&app, get("/", &jar)).await.2.contains("action=\"/logout\""));
         app.patch(&format!("/api/v1/users/{}", c.id), &admin.token, serde_json::json!({"disabled": true})).await;
-        assert!(!raw(&app, get("/", &jar)).await.2.contains("Sign out"));
+        assert!(!raw(&app, get("/", &jar)).await.2.contains("action=\"/logout\""));
     }
 }

@@ -453,8 +453,9 @@ on_both_backends! {
         let jar = crate::pages::page_session(&app, &coord.username).await;
         let (status, html) = crate::pages::page(&app, "/", &jar).await;
         assert_eq!(status, StatusCode::OK);
-        let table = &html[html.find("id=\"attention\"").expect("an attention table")..];
-        assert!(table.contains(&held_a) && table.contains(&held_b) && table.contains("no_consent"), "{table}");
+        let table = &html[html.find("id=\"attention\"").expect("an attention list")..];
+        let table = &table[..table.find("</ul>").expect("the list's end")];
+        assert!(table.contains(&held_a) && table.contains(&held_b) && table.contains("没有覆盖这个渠道的联系同意书"), "{table}");
         assert!(!table.contains(&sent), "{table}");
         let jar = crate::pages::page_session(&app, &other.username).await;
         let (_, html) = crate::pages::page(&app, "/", &jar).await;

@@ -1,0 +1,17 @@
+home-title = Home
+home-lead = Care for marrow donors after collection, and for the families of organ and body donors.
+home-hello = Hello, { $name }
+home-other-roles = Your pages are being prepared; for now your work is done through the API.
+home-counts = Today at a glance
+home-overdue = Overdue
+home-due-today = Due today
+home-held = Held messages
+home-dead = Undeliverable
+home-attention = Messages that need you
+home-findings = Open consent findings in my cases
+home-programs = Cases by programme
+home-nothing-overdue = Nothing is overdue.
+home-nothing-today = Nothing is due today.
+home-nothing-attention = No message needs you.
+home-nothing-findings = No open findings.
+volunteer-no-visits = No visits are planned for you yet.

@@ -1,0 +1,17 @@
+home-title = 首页
+home-lead = 为骨髓捐献者提供捐献后的关怀，也陪伴器官与遗体捐献者的家人。
+home-hello = 您好，{ $name }
+home-other-roles = 您的工作页面正在准备中；现在可以通过接口完成。
+home-counts = 今日概况
+home-overdue = 已逾期
+home-due-today = 今天到期
+home-held = 暂缓的消息
+home-dead = 无法送达
+home-attention = 需要处理的消息
+home-findings = 我的个案中待处理的同意书问题
+home-programs = 各项目个案数
+home-nothing-overdue = 没有逾期的任务。
+home-nothing-today = 今天没有到期的任务。
+home-nothing-attention = 没有需要处理的消息。
+home-nothing-findings = 没有待处理的问题。
+volunteer-no-visits = 目前没有安排给您的探访。

@@ -1,0 +1,278 @@
+//! Signing in and out, the family's invitation and the first administrator's setup link.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+
+use super::form::{self, FormData};
+use super::view::Page;
+use crate::crypto::{random_token, SecretString};
+use crate::domain::accounts::{self, LoginInput, NewUserInput};
+use crate::domain::family::{self, AcceptInput};
+use crate::domain::types::MIN_PASSWORD;
+use crate::error::{Error, FieldErrors};
+use crate::web::extract::ClientAddr;
+use crate::web::session::{self, LOGIN_CSRF_COOKIE};
+use crate::web::AppState;
+
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("login", include_str!("../../../templates/login.hbs")),
+    ("invite", include_str!("../../../templates/invite.hbs")),
+    ("setup", include_str!("../../../templates/setup.hbs")),
+    (
+        "setup_done",
+        include_str!("../../../templates/setup_done.hbs"),
+    ),
+];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/setup/{token}", get(setup_form).post(setup_submit))
+        .route("/login", get(login_form).post(login_submit))
+        .route("/logout", post(logout))
+        .route("/invite/{token}", get(invite_form).post(invite_submit))
+}
+
+fn login_page(
+    s: &AppState,
+    page: &Page,
+    status: StatusCode,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    let csrf = random_token();
+    let mut resp = page.render(
+        s,
+        status,
+        "login",
+        json!({"title": "login-title", "login_csrf": csrf.expose(),
+               "values": {"username": username}, "error": error}),
+    );
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(
+            LOGIN_CSRF_COOKIE,
+            csrf.expose(),
+            "/login",
+            3600,
+            s.secure_cookies,
+        ),
+    );
+    resp
+}
+
+async fn login_form(State(s): State<AppState>, page: Page) -> Response {
+    if page.user.is_some() {
+        return Redirect::to("/").into_response();
+    }
+    login_page(&s, &page, StatusCode::OK, "", None)
+}
+
+/// Sign in with the form: CSRF (double-submit cookie), then the same checks and throttling as
+/// the API, then a new session.
+async fn login_submit(
+    State(s): State<AppState>,
+    page: Page,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    f: FormData,
+) -> Response {
+    let username = f.get("username").unwrap_or_default().to_string();
+    let expected = session::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    if expected.is_empty() || !session::same_token(expected, f.csrf().unwrap_or("")) {
+        return login_page(
+            &s,
+            &page,
+            StatusCode::FORBIDDEN,
+            &username,
+            Some("login-expired"),
+        );
+    }
+    let input = LoginInput {
+        username: username.clone(),
+        password: SecretString::new(f.get("password").unwrap_or_default().to_string()),
+        totp: f.text("totp"),
+    };
+    let now = s.now();
+    match accounts::check_credentials(&s.svc, &input, client.as_deref(), now).await {
+        Ok(signed) => match session::start(&s, signed, now).await {
+            Ok(cookie) => {
+                let mut resp = page.see_other(&s, "/");
+                resp.headers_mut().append(header::SET_COOKIE, cookie);
+                resp.headers_mut().append(
+                    header::SET_COOKIE,
+                    session::set_cookie(LOGIN_CSRF_COOKIE, "", "/login", 0, s.secure_cookies),
+                );
+                resp
+            }
+            Err(e) => page.error(&s, e),
+        },
+        Err(Error::TotpRequired) => login_page(
+            &s,
+            &page,
+            StatusCode::UNAUTHORIZED,
+            &username,
+            Some("login-totp"),
+        ),
+        Err(Error::TooManyRequests { .. }) => login_page(
+            &s,
+            &page,
+            StatusCode::TOO_MANY_REQUESTS,
+            &username,
+            Some("login-throttled"),
+        ),
+        Err(Error::InvalidCredentials) => login_page(
+            &s,
+            &page,
+            StatusCode::UNAUTHORIZED,
+            &username,
+            Some("login-wrong"),
+        ),
+        Err(e) => page.error(&s, e),
+    }
+}
+
+async fn logout(State(s): State<AppState>, page: Page, f: FormData) -> Response {
+    let user = match page.check_csrf(&s, f.csrf()) {
+        Ok(u) => u,
+        Err(resp) => return resp,
+    };
+    match session::end(&s, user, s.now()).await {
+        Ok(cookie) => {
+            let mut resp = page.see_other(&s, "/login");
+            resp.headers_mut().append(header::SET_COOKIE, cookie);
+            resp
+        }
+        Err(e) => page.error(&s, e),
+    }
+}
+
+fn conflict_errors(field: Option<String>, message: String) -> FieldErrors {
+    let mut m = FieldErrors::new();
+    m.insert(field.unwrap_or_else(|| "username".into()), message);
+    m
+}
+
+fn invite_gone(s: &AppState, page: &Page) -> Response {
+    page.message(
+        s,
+        StatusCode::NOT_FOUND,
+        "invite-gone-title",
+        "invite-gone-body",
+    )
+}
+
+async fn invite_form(State(s): State<AppState>, page: Page, Path(token): Path<String>) -> Response {
+    match family::invite_valid(&s.svc, &token, s.now()).await {
+        Ok(true) => page.render(
+            &s,
+            StatusCode::OK,
+            "invite",
+            json!({"title": "invite-title", "token": token, "hint_args": {"min": MIN_PASSWORD}}),
+        ),
+        Ok(false) => invite_gone(&s, &page),
+        Err(e) => page.error(&s, e),
+    }
+}
+
+async fn invite_submit(
+    State(s): State<AppState>,
+    page: Page,
+    Path(token): Path<String>,
+    f: FormData,
+) -> Response {
+    let again = |errors: &FieldErrors| {
+        page.render(
+            &s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invite",
+            json!({"title": "invite-title", "token": token, "hint_args": {"min": MIN_PASSWORD},
+                   "errors": form::errors(page.lang, errors), "values": f.values()}),
+        )
+    };
+    if f.get("password") != f.get("password_confirm") {
+        return again(&conflict_errors(
+            Some("password_confirm".into()),
+            "does not match the password".into(),
+        ));
+    }
+    let input = AcceptInput {
+        username: f.get("username").map(str::to_string),
+        password: f.get("password").map(|p| SecretString::new(p.to_string())),
+    };
+    match family::accept(&s.svc, &token, input, s.now()).await {
+        Ok(_) => page.see_other(&s, "/login"),
+        Err(Error::Validation(e)) => again(&e),
+        Err(Error::Conflict { field, message }) => again(&conflict_errors(field, message)),
+        Err(Error::NotFound) => invite_gone(&s, &page),
+        Err(e) => page.error(&s, e),
+    }
+}
+
+fn link_gone(s: &AppState, page: &Page) -> Response {
+    page.message(
+        s,
+        StatusCode::NOT_FOUND,
+        "setup-gone-title",
+        "setup-gone-body",
+    )
+}
+
+async fn setup_form(State(s): State<AppState>, page: Page, Path(token): Path<String>) -> Response {
+    match accounts::setup_link_valid(s.svc.store.as_ref(), &token, s.now()).await {
+        Ok(true) => page.render(
+            &s,
+            StatusCode::OK,
+            "setup",
+            json!({"title": "setup-title", "token": token, "hint_args": {"min": MIN_PASSWORD}}),
+        ),
+        Ok(false) => link_gone(&s, &page),
+        Err(e) => page.error(&s, e),
+    }
+}
+
+async fn setup_submit(
+    State(s): State<AppState>,
+    page: Page,
+    Path(token): Path<String>,
+    f: FormData,
+) -> Response {
+    let again = |errors: &FieldErrors| {
+        page.render(
+            &s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "setup",
+            json!({"title": "setup-title", "token": token, "hint_args": {"min": MIN_PASSWORD},
+                   "errors": form::errors(page.lang, errors), "values": f.values()}),
+        )
+    };
+    if f.get("password") != f.get("password_confirm") {
+        return again(&conflict_errors(
+            Some("password_confirm".into()),
+            "does not match the password".into(),
+        ));
+    }
+    let input = NewUserInput {
+        email: None,
+        username: f.get("username").map(str::to_string),
+        display_name: f.text("display_name"),
+        role: None,
+        region: None,
+        password: f.get("password").map(|p| SecretString::new(p.to_string())),
+    };
+    match accounts::complete_setup(s.svc.store.as_ref(), &token, input, s.now()).await {
+        Ok(user) => page.render(
+            &s,
+            StatusCode::OK,
+            "setup_done",
+            json!({"title": "setup-done-title", "username": user.username}),
+        ),
+        Err(Error::Validation(e)) => again(&e),
+        Err(Error::Conflict { field, message }) => again(&conflict_errors(field, message)),
+        Err(Error::NotFound) => link_gone(&s, &page),
+        Err(e) => page.error(&s, e),
+    }
+}

@@ -1,0 +1,141 @@
+//! Each role's home: what needs doing first.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::view::Page;
+use crate::domain::findings::{self, FindingFilter};
+use crate::domain::outreach::{self, AttentionFilter};
+use crate::domain::tasks::{self, TaskFilter};
+use crate::domain::{cases, types::Role};
+use crate::web::AppState;
+
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("home", include_str!("../../../templates/home.hbs")),
+    (
+        "home_care",
+        include_str!("../../../templates/home_care.hbs"),
+    ),
+    (
+        "home_volunteer",
+        include_str!("../../../templates/home_volunteer.hbs"),
+    ),
+];
+
+/// Items of each list on the home page; each list links to the whole of it.
+const ON_HOME: i64 = 20;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/", get(home))
+}
+
+async fn home(State(s): State<AppState>, page: Page) -> Response {
+    let Some(user) = &page.user else {
+        return page.render(&s, StatusCode::OK, "home", json!({"title": "home-title"}));
+    };
+    let result = match user.actor.role {
+        Role::Coordinator | Role::Supervisor => care_home(&s, &page).await,
+        Role::Volunteer => volunteer_home(&s, &page).await,
+        _ => Ok(page.render(&s, StatusCode::OK, "home", json!({"title": "home-title"}))),
+    };
+    result.unwrap_or_else(|e| page.error(&s, e))
+}
+
+/// Coordinator and supervisor: due today, overdue, messages held or dead, open findings, and
+/// the cases by programme.
+async fn care_home(s: &AppState, page: &Page) -> crate::error::Result<Response> {
+    let actor = &page.user.as_ref().expect("signed in").actor;
+    let now = s.now();
+    let digest = tasks::digest(&s.svc, actor, now).await?;
+    let attention = outreach::attention(
+        &s.svc,
+        actor,
+        AttentionFilter {
+            status: Some("held,dead,failed".into()),
+            limit: Some(ON_HOME),
+            cursor: None,
+        },
+        now,
+    )
+    .await?;
+    let findings = findings::list(
+        &s.svc,
+        actor,
+        FindingFilter {
+            status: Some("open".into()),
+            limit: Some(ON_HOME),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    let counts = cases::counts(&s.svc, actor).await?;
+    let mut programs: Vec<Value> = Vec::new();
+    for c in &counts {
+        let entry = match programs.iter_mut().find(|p| p["program"] == c.program) {
+            Some(e) => e,
+            None => {
+                programs.push(json!({"program": c.program, "open": 0, "closed": 0}));
+                programs.last_mut().expect("just pushed")
+            }
+        };
+        let field = if c.status == "open" { "open" } else { "closed" };
+        entry[field] = json!(entry[field].as_i64().unwrap_or(0) + c.count);
+    }
+    let held = attention
+        .items
+        .iter()
+        .filter(|m| m.status == "held")
+        .count();
+    let dead = attention
+        .items
+        .iter()
+        .filter(|m| m.status != "held")
+        .count();
+    Ok(page.render(
+        s,
+        StatusCode::OK,
+        "home_care",
+        json!({
+            "title": "home-title",
+            "overdue_count": digest.overdue.len(),
+            "today_count": digest.due_today.len(),
+            "overdue": digest.overdue,
+            "due_today": digest.due_today,
+            "attention": attention.items,
+            "held": held,
+            "dead": dead,
+            "more_attention": attention.next_cursor.is_some(),
+            "findings": findings.items,
+            "more_findings": findings.next_cursor.is_some(),
+            "programs": programs,
+        }),
+    ))
+}
+
+/// Volunteer: the visits assigned to them, soonest first.
+async fn volunteer_home(s: &AppState, page: &Page) -> crate::error::Result<Response> {
+    let actor = &page.user.as_ref().expect("signed in").actor;
+    let visits = tasks::list(
+        &s.svc,
+        actor,
+        TaskFilter {
+            status: Some("scheduled".into()),
+            limit: Some(50),
+            ..Default::default()
+        },
+        s.now(),
+    )
+    .await?;
+    Ok(page.render(
+        s,
+        StatusCode::OK,
+        "home_volunteer",
+        json!({"title": "nav-my-visits", "visits": visits.items,
+               "more": visits.next_cursor.is_some()}),
+    ))
+}
