@@ -11,6 +11,7 @@ pub mod documents;
 pub mod erasure;
 pub mod ethics;
 pub mod family;
+pub mod feeds;
 pub mod findings;
 pub mod outreach;
 pub mod schedule;

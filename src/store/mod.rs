@@ -474,6 +474,20 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
         id: &str,
     ) -> Result<Option<(CaseRow, Vec<AssignmentRow>)>>;
     async fn list_cases(&self, q: &CaseQuery) -> Result<Vec<CaseRow>>;
+    /// Give `user_id` a calendar feed token (its hash), replacing any earlier one.
+    async fn set_calendar_feed(
+        &self,
+        user_id: &str,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
+    /// Revoke `user_id`'s calendar feed; false when there was none.
+    async fn delete_calendar_feed(&self, user_id: &str, audit: &[AuditEntry]) -> Result<bool>;
+    /// The account a calendar feed token belongs to, and when the feed was made.
+    async fn calendar_feed(&self, token_hash: &[u8]) -> Result<Option<(String, DateTime<Utc>)>>;
+    /// When `user_id`'s feed was made, if it has one.
+    async fn calendar_feed_of(&self, user_id: &str) -> Result<Option<DateTime<Utc>>>;
     /// Cases of the scope by programme and status (from metadata; nothing decrypted).
     async fn count_cases(&self, scope: &CaseScope) -> Result<Vec<ProgramCount>>;
     async fn update_case(

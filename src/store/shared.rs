@@ -512,6 +512,53 @@ macro_rules! store_impl {
             Ok(b.build_query_as::<CaseRow>().fetch_all(&self.pool).await?)
         }
 
+        async fn set_calendar_feed(&self, user_id: &str, token_hash: &[u8], now: DateTime<Utc>, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into calendar_feeds (user_id, token_hash, created_at) values ($1, $2, $3) \
+                 on conflict (user_id) do update set token_hash = excluded.token_hash, \
+                 created_at = excluded.created_at",
+            )
+            .bind(user_id)
+            .bind(token_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn delete_calendar_feed(&self, user_id: &str, audit: &[AuditEntry]) -> Result<bool> {
+            let mut tx = self.begin_write().await?;
+            let gone = sqlx::query("delete from calendar_feeds where user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(gone > 0)
+        }
+
+        async fn calendar_feed(&self, token_hash: &[u8]) -> Result<Option<(String, DateTime<Utc>)>> {
+            Ok(sqlx::query_as::<$db, (String, DateTime<Utc>)>(
+                "select user_id, created_at from calendar_feeds where token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn calendar_feed_of(&self, user_id: &str) -> Result<Option<DateTime<Utc>>> {
+            Ok(sqlx::query_scalar::<$db, DateTime<Utc>>(
+                "select created_at from calendar_feeds where user_id = $1",
+            )
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
         async fn count_cases(&self, scope: &CaseScope) -> Result<Vec<ProgramCount>> {
             let mut b = sqlx::QueryBuilder::<$db>::new("select c.program, c.status, count(*) as count from ");
             match scope {

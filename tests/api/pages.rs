@@ -7,7 +7,7 @@ use tower::ServiceExt;
 use crate::helpers::{organ_case, tag, TestApp, PASSWORD};
 
 /// Send a request; returns status, headers and body text.
-async fn raw(app: &TestApp, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+pub async fn raw(app: &TestApp, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
     use http_body_util::BodyExt;
     let resp = app.router.clone().oneshot(req).await.unwrap();
     let status = resp.status();
@@ -16,20 +16,20 @@ async fn raw(app: &TestApp, req: Request<Body>) -> (StatusCode, axum::http::Head
     (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn cookies(h: &axum::http::HeaderMap) -> Vec<String> {
+pub fn cookies(h: &axum::http::HeaderMap) -> Vec<String> {
     h.get_all(header::SET_COOKIE)
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .collect()
 }
 
-fn cookie_value(set: &[String], name: &str) -> Option<String> {
+pub fn cookie_value(set: &[String], name: &str) -> Option<String> {
     set.iter()
         .find(|c| c.starts_with(&format!("{name}=")))
         .map(|c| c[name.len() + 1..].split(';').next().unwrap().to_string())
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub fn hidden(html: &str, name: &str) -> String {
     let needle = format!("name=\"{name}\" value=\"");
     let i = html
         .find(&needle)
@@ -38,7 +38,7 @@ fn hidden(html: &str, name: &str) -> String {
     html[i..].split('"').next().unwrap().to_string()
 }
 
-fn form(path: &str, cookie: &str, body: &str) -> Request<Body> {
+pub fn form(path: &str, cookie: &str, body: &str) -> Request<Body> {
     Request::builder()
         .method(Method::POST)
         .uri(path)
@@ -71,7 +71,7 @@ pub async fn page(app: &TestApp, path: &str, jar: &str) -> (StatusCode, String) 
     (status, html)
 }
 
-fn get(path: &str, cookie: &str) -> Request<Body> {
+pub fn get(path: &str, cookie: &str) -> Request<Body> {
     Request::builder()
         .uri(path)
         .header("cookie", cookie)

@@ -1,0 +1,12 @@
+calendar-title = Calendar feed
+calendar-lead = Put your visits and calls in your phone's calendar: add a subscribed calendar in its app with the address below.
+calendar-new-heading = Your new feed address
+calendar-address = Feed address
+calendar-shown-once = This address is shown only this once; copy it now. It works like a key, so do not pass it on; if you lose it, make a new one and the old one stops working.
+calendar-active-since = Your feed address was made { $date } and is in use.
+calendar-none = You have no calendar feed yet.
+calendar-privacy = The calendar holds only the kind of task, its time and a link to it: no names, national ID, address or health details.
+calendar-create = Make a feed address
+calendar-replace = Make a new one (the old one stops working)
+calendar-revoke = Turn the feed off
+calendar-feed-name = Red Cross donor care · my visits

@@ -1,0 +1,12 @@
+calendar-title = 日历订阅
+calendar-lead = 把您的探访和电话回访放进手机日历：在日历应用里“添加订阅日历”，填入下面的地址即可。
+calendar-new-heading = 新的订阅地址
+calendar-address = 订阅地址
+calendar-shown-once = 这个地址只显示这一次，请现在复制。它就像一把钥匙，请不要转发；如果遗失，重新生成即可，旧地址随即失效。
+calendar-active-since = 您的订阅地址生成于 { $date }，正在使用中。
+calendar-none = 您还没有日历订阅地址。
+calendar-privacy = 日历里只写任务类型和时间，以及打开任务的链接；不会出现姓名、身份证号、地址或健康信息。
+calendar-create = 生成订阅地址
+calendar-replace = 重新生成（旧地址失效）
+calendar-revoke = 停用订阅
+calendar-feed-name = 红十字捐献者关怀 · 我的探访
