@@ -96,11 +96,12 @@ class Driver:
     def run(self, script):
         return self.call("POST", "/execute/sync", {"script": script, "args": []})
 
-    def shot(self, path, width):
+    def shot(self, path, width, full=True):
         # Tall enough for the whole page: measure, resize, capture.
         self.size(width, 900)
-        height = self.run("return document.documentElement.scrollHeight") or 900
-        self.size(width, min(int(height) + 120, 6000))
+        if full:
+            height = self.run("return document.documentElement.scrollHeight") or 900
+            self.size(width, min(int(height) + 120, 6000))
         with open(path, "wb") as f:
             f.write(base64.b64decode(self.call("GET", "/screenshot")))
 
@@ -118,6 +119,7 @@ def main():
     ap.add_argument("--out", default="docs/screenshots")
     ap.add_argument("--lang", default="zh-CN")
     ap.add_argument("--width", type=int, default=1280)
+    ap.add_argument("--screen", action="store_true", help="only the first screen, not the whole page")
     ap.add_argument("pages", nargs="*")
     a = ap.parse_args()
     server = None
@@ -170,7 +172,7 @@ def main():
             d.go(base + path)
             time.sleep(0.3)
             file = os.path.join(a.out, f"{name}-{a.width}-{a.lang}.png")
-            d.shot(file, a.width)
+            d.shot(file, a.width, full=not a.screen)
             print(file)
     finally:
         d.quit()

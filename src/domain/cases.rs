@@ -897,6 +897,43 @@ pub struct CaseFilter {
     pub cursor: Option<String>,
 }
 
+/// The donors' names of cases the caller may read, for lists that name each case (the home
+/// page's tasks and messages): one audit entry per case named, in one commit, as a listing
+/// records. Cases outside the caller's scope, unknown or erased are left out.
+pub async fn names(
+    svc: &Services,
+    actor: &Actor,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashMap<String, String>> {
+    let mut names = std::collections::HashMap::new();
+    let mut entries = Vec::new();
+    let ring = svc.keys.ring();
+    for id in ids {
+        if names.contains_key(id) {
+            continue;
+        }
+        let (row, break_glass) = match load_authorized(svc, actor, id, Action::ReadCase, now).await
+        {
+            Ok(a) => (a.row, a.break_glass),
+            Err(Error::NotFound | Error::Forbidden) => continue,
+            Err(e) => return Err(e),
+        };
+        let Some(w) = wrapped(&row) else { continue };
+        let opened = open_row(&svc.keys.unwrap_with(&ring, &row.id, &w)?, &row)?;
+        names.insert(id.clone(), opened.donor.full_name);
+        entries.push(
+            view_entry(svc, actor, id, now)
+                .break_glass(break_glass)
+                .reason("list"),
+        );
+    }
+    if !entries.is_empty() {
+        svc.audit.record(entries).await?;
+    }
+    Ok(names)
+}
+
 /// How many cases of each programme and status the caller's scope holds: metadata only, so
 /// nothing is decrypted and nothing personal is shown.
 pub async fn counts(svc: &Services, actor: &Actor) -> Result<Vec<crate::store::ProgramCount>> {

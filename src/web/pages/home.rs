@@ -27,7 +27,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// Items of each list on the home page; each list links to the whole of it.
-const ON_HOME: i64 = 20;
+const ON_HOME: i64 = 12;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/", get(home))
@@ -74,6 +74,29 @@ async fn care_home(s: &AppState, page: &Page) -> crate::error::Result<Response> 
     )
     .await?;
     let counts = cases::counts(&s.svc, actor).await?;
+    // Each item is named by its donor, so a coordinator knows whom a call is for.
+    let ids: Vec<String> = digest
+        .overdue
+        .iter()
+        .chain(&digest.due_today)
+        .map(|t| t.case_id.clone())
+        .chain(attention.items.iter().map(|m| m.case_id.clone()))
+        .chain(findings.items.iter().map(|f| f.case_id.clone()))
+        .collect();
+    let names = cases::names(&s.svc, actor, &ids, now).await?;
+    let named = |v: Value| -> Value {
+        let mut v = v;
+        if let Value::Array(items) = &mut v {
+            for item in items {
+                let name = item["case_id"]
+                    .as_str()
+                    .and_then(|id| names.get(id))
+                    .cloned();
+                item["donor_name"] = json!(name);
+            }
+        }
+        v
+    };
     let mut programs: Vec<Value> = Vec::new();
     for c in &counts {
         let entry = match programs.iter_mut().find(|p| p["program"] == c.program) {
@@ -104,13 +127,13 @@ async fn care_home(s: &AppState, page: &Page) -> crate::error::Result<Response> 
             "title": "home-title",
             "overdue_count": digest.overdue.len(),
             "today_count": digest.due_today.len(),
-            "overdue": digest.overdue,
-            "due_today": digest.due_today,
-            "attention": attention.items,
+            "overdue": named(json!(digest.overdue)),
+            "due_today": named(json!(digest.due_today)),
+            "attention": named(json!(attention.items)),
             "held": held,
             "dead": dead,
             "more_attention": attention.next_cursor.is_some(),
-            "findings": findings.items,
+            "findings": named(json!(findings.items)),
             "more_findings": findings.next_cursor.is_some(),
             "programs": programs,
         }),
