@@ -300,6 +300,60 @@ pub fn format_date(lang: &str, d: NaiveDate) -> String {
     }
 }
 
+/// A Chinese calendar date as the page's language writes it: 农历闰二月初十, or
+/// "lunar month 2 (leap), day 10".
+pub fn format_lunar(lang: &str, l: crate::schedule::calendar::LunarDate) -> String {
+    const MONTHS: [&str; 12] = [
+        "正月", "二月", "三月", "四月", "五月", "六月", "七月", "八月", "九月", "十月", "冬月",
+        "腊月",
+    ];
+    const DIGITS: [&str; 10] = ["", "一", "二", "三", "四", "五", "六", "七", "八", "九"];
+    if lang == "en" {
+        let leap = if l.leap { " (leap)" } else { "" };
+        return format!("lunar month {}{leap}, day {}", l.month, l.day);
+    }
+    let month = MONTHS
+        .get(usize::from(l.month).saturating_sub(1))
+        .copied()
+        .unwrap_or("");
+    let d = usize::from(l.day);
+    let day = match d {
+        1..=10 => format!("初{}", if d == 10 { "十" } else { DIGITS[d] }),
+        11..=19 => format!("十{}", DIGITS[d - 10]),
+        20 => "二十".to_string(),
+        21..=29 => format!("廿{}", DIGITS[d - 20]),
+        30 => "三十".to_string(),
+        _ => d.to_string(),
+    };
+    format!("农历{}{month}{day}", if l.leap { "闰" } else { "" })
+}
+
+/// `{{lunar d}}`: the Chinese calendar date of a date (`YYYY-MM-DD`) or of a time's day in the
+/// viewer's zone, for anniversaries kept by the lunar calendar.
+struct Lunar;
+
+impl HelperDef for Lunar {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let lang = root_str(ctx, "lang", i18n::DEFAULT);
+        let raw = h.param(0).and_then(|p| p.value().as_str()).unwrap_or("");
+        let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok().or_else(|| {
+            DateTime::parse_from_rfc3339(raw)
+                .ok()
+                .map(|t| t.with_timezone(&tz_of(ctx)).date_naive())
+        });
+        let text = day
+            .map(|d| format_lunar(lang, crate::schedule::calendar::lunar_of(d)))
+            .unwrap_or_default();
+        Ok(ScopedJson::Derived(json!(text)))
+    }
+}
+
 /// `{{when t}}`: an RFC 3339 time in the viewer's time zone; `{{when t date=true}}` its day.
 struct When;
 
@@ -428,5 +482,24 @@ pub fn register(hb: &mut Handlebars<'static>) {
     hb.register_helper("when", Box::new(When));
     hb.register_helper("eq", Box::new(Eq));
     hb.register_helper("reason", Box::new(Reason));
+    hb.register_helper("lunar", Box::new(Lunar));
     super::form::register(hb);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_lunar;
+    use crate::schedule::calendar::lunar_of;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn lunar_dates_read_as_a_chinese_calendar_does() {
+        // 2025-03-10 is the eleventh day of the second month; 2026-02-17 is Spring Festival.
+        let d = |s: &str| lunar_of(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap());
+        assert_eq!(format_lunar("zh-CN", d("2025-03-10")), "农历二月十一");
+        assert_eq!(format_lunar("zh-CN", d("2026-02-17")), "农历正月初一");
+        assert_eq!(format_lunar("en", d("2026-02-17")), "lunar month 1, day 1");
+        // 2025 has a leap sixth month: 2025-07-25 is its first day.
+        assert_eq!(format_lunar("zh-CN", d("2025-07-25")), "农历闰六月初一");
+    }
 }
