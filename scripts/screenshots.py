@@ -125,8 +125,9 @@ def main():
     server = None
     base = a.base
     if not base:
-        binary = next((os.path.abspath(b) for b in ["target/release/donorcare", "target/debug/donorcare"]
-                       if os.path.exists(b)), None)
+        built = [b for b in ["target/release/donorcare", "target/debug/donorcare"] if os.path.exists(b)]
+        # The newer of the two builds, so a stale release build is never pictured.
+        binary = os.path.abspath(max(built, key=os.path.getmtime)) if built else None
         if not binary:
             sys.exit("build first: cargo build --release")
         port = free_port()
