@@ -162,6 +162,18 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
                 };
                 crate::domain::family::accept(svc, token, joined, now).await?;
             }
+            if i % 3 == 1 && i < 12 {
+                // The volunteer's home visits to a few families, in the coming days.
+                let due = (today + Duration::days(1 + i64::from(i / 3)))
+                    .and_hms_opt(2, 0, 0)
+                    .map(|t| t.and_utc().to_rfc3339());
+                let visit: crate::domain::tasks::TaskInput =
+                    crate::domain::from_json(serde_json::json!({
+                        "kind": "visit", "due_at": due, "assignee_id": ids[4],
+                        "contact_id": contact.id,
+                    }))?;
+                crate::domain::tasks::create(svc, &coordinator, &case.id, visit, now).await?;
+            }
             if i < 6 {
                 // A recent loss: the family asked for the traditional mourning days.
                 let prefs = crate::domain::schedule::PreferencesInput {
