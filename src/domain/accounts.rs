@@ -400,11 +400,12 @@ pub struct PasswordChange {
     pub new_password: SecretString,
 }
 
-/// Change one's own password; every other token and session of the account is revoked.
+/// Change one's own password; every other token and session of the account is revoked, all
+/// but the one whose hash is `keep` (the API token or page session the change came through).
 pub async fn change_password(
     svc: &Services,
     actor: &Actor,
-    token: &str,
+    keep: &[u8],
     input: PasswordChange,
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -431,7 +432,36 @@ pub async fn change_password(
         .map_err(|e| anyhow::anyhow!("hashing password: {e}"))??;
     let audit = AuditEntry::new(Some(actor), "auth.password_changed", "user", now).target(&user.id);
     svc.store
-        .change_password(&user.id, &new_hash, &token_hash(token), now, &[audit])
+        .change_password(&user.id, &new_hash, keep, now, &[audit])
+        .await
+}
+
+/// The staff languages a page may be read in.
+pub const LANGUAGES: &[&str] = &["zh-CN", "en"];
+
+/// The caller's page language, if they chose one.
+pub async fn language(svc: &Services, actor: &Actor) -> Result<Option<String>> {
+    svc.store.account_language(&actor.user_id).await
+}
+
+/// Choose the language one's pages are read in.
+pub async fn set_language(
+    svc: &Services,
+    actor: &Actor,
+    language: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if !LANGUAGES.contains(&language) {
+        return Err(Error::field(
+            "language",
+            format!("must be one of {}", LANGUAGES.join(", ")),
+        ));
+    }
+    let audit = AuditEntry::new(Some(actor), "user.language", "user", now)
+        .target(&actor.user_id)
+        .reason(language);
+    svc.store
+        .set_account_language(&actor.user_id, language, &[audit])
         .await
 }
 

@@ -474,6 +474,14 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
         id: &str,
     ) -> Result<Option<(CaseRow, Vec<AssignmentRow>)>>;
     async fn list_cases(&self, q: &CaseQuery) -> Result<Vec<CaseRow>>;
+    /// The page language `user_id` chose, if any.
+    async fn account_language(&self, user_id: &str) -> Result<Option<String>>;
+    async fn set_account_language(
+        &self,
+        user_id: &str,
+        language: &str,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
     /// Give `user_id` a calendar feed token (its hash), replacing any earlier one.
     async fn set_calendar_feed(
         &self,

@@ -512,6 +512,28 @@ macro_rules! store_impl {
             Ok(b.build_query_as::<CaseRow>().fetch_all(&self.pool).await?)
         }
 
+        async fn account_language(&self, user_id: &str) -> Result<Option<String>> {
+            Ok(sqlx::query_scalar::<$db, String>("select language from account_settings where user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?)
+        }
+
+        async fn set_account_language(&self, user_id: &str, language: &str, audit: &[AuditEntry]) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into account_settings (user_id, language) values ($1, $2) \
+                 on conflict (user_id) do update set language = excluded.language",
+            )
+            .bind(user_id)
+            .bind(language)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
         async fn set_calendar_feed(&self, user_id: &str, token_hash: &[u8], now: DateTime<Utc>, audit: &[AuditEntry]) -> Result<()> {
             let mut tx = self.begin_write().await?;
             sqlx::query(

@@ -84,6 +84,11 @@ pub struct PageUser {
 }
 
 impl PageUser {
+    /// The hash the session is stored under.
+    pub fn session_hash(&self) -> &[u8] {
+        &self.id_hash
+    }
+
     /// Reject a form post whose CSRF token does not match the session's.
     pub fn check_csrf(&self, submitted: Option<&str>) -> Result<()> {
         match submitted {

@@ -359,4 +359,35 @@ on_both_backends! {
         assert_eq!(status, StatusCode::SEE_OTHER);
         assert_eq!(h[header::LOCATION], "/login");
     }
+
+    async fn staff_choose_their_language_and_change_their_password_on_the_account_page(app) {
+        let c = app.user("coordinator", Some("yinzhou")).await;
+        let jar = page_session(&app, &c.username).await;
+        let other = page_session(&app, &c.username).await;
+        let token = csrf(&app, &jar, "/account").await;
+        let (status, _, html) = raw(&app, form("/account/language", &jar, &format!("csrf={token}&language=fr"))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(field(&html, "language").contains("aria-invalid=\"true\""), "{html}");
+        let (status, _, _) = raw(&app, form("/account/language", &jar, &format!("csrf={token}&language=en"))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        // The account's choice holds without the switch's cookie, over Accept-Language.
+        let req = axum::http::Request::builder().uri("/cases").header("cookie", &jar)
+            .header("accept-language", "zh-CN").body(axum::body::Body::empty()).unwrap();
+        let (_, _, html) = raw(&app, req).await;
+        assert!(html.contains("<html lang=\"en\">"), "{html}");
+
+        // A wrong current password is named; a good change keeps this session and ends the other.
+        let bad = body(&[("csrf", &token), ("current_password", "nope"), ("new_password", "a new long password 2026"),
+                         ("new_password_confirm", "a new long password 2026")]);
+        let (status, _, html) = raw(&app, form("/account/password", &jar, &bad)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(field(&html, "current_password").contains("aria-invalid=\"true\""));
+        let good = body(&[("csrf", &token), ("current_password", crate::helpers::PASSWORD),
+                          ("new_password", "a new long password 2026"), ("new_password_confirm", "a new long password 2026")]);
+        let (status, _, _) = raw(&app, form("/account/password", &jar, &good)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(page(&app, "/cases", &jar).await.0, StatusCode::OK, "this session stays");
+        assert_eq!(raw(&app, get("/cases", &other)).await.0, StatusCode::SEE_OTHER, "the other session ended");
+        app.login(&c.username, "a new long password 2026").await;
+    }
 }

@@ -60,7 +60,14 @@ pub async fn change_password(
     Token(token): Token,
     ApiJson(input): ApiJson<PasswordChange>,
 ) -> Result<StatusCode> {
-    accounts::change_password(&s.svc, &actor, &token, input, s.now()).await?;
+    accounts::change_password(
+        &s.svc,
+        &actor,
+        &crate::crypto::token_hash(&token),
+        input,
+        s.now(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

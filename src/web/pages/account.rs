@@ -15,6 +15,7 @@ use crate::domain::family::{self, AcceptInput};
 use crate::domain::types::MIN_PASSWORD;
 use crate::error::{Error, FieldErrors};
 use crate::web::extract::ClientAddr;
+use crate::web::i18n;
 use crate::web::session::{self, LOGIN_CSRF_COOKIE};
 use crate::web::AppState;
 
@@ -26,6 +27,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "setup_done",
         include_str!("../../../templates/setup_done.hbs"),
     ),
+    ("account", include_str!("../../../templates/account.hbs")),
 ];
 
 pub fn routes() -> Router<AppState> {
@@ -34,6 +36,124 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_form).post(login_submit))
         .route("/logout", post(logout))
         .route("/invite/{token}", get(invite_form).post(invite_submit))
+        .route("/account", get(account_page))
+        .route("/account/language", post(account_language))
+        .route("/account/password", post(account_password))
+}
+
+#[derive(serde::Deserialize)]
+struct AccountQuery {
+    saved: Option<String>,
+}
+
+fn account_view(
+    s: &AppState,
+    page: &Page,
+    status: StatusCode,
+    language: Option<String>,
+    saved: Option<&str>,
+    errors: serde_json::Value,
+) -> Response {
+    let role = page.user.as_ref().map(|u| u.actor.role);
+    page.render(
+        s,
+        status,
+        "account",
+        json!({
+            "title": "account-title",
+            "role": role,
+            "values": {"language": language.unwrap_or_else(|| page.lang.to_string())},
+            "errors": errors,
+            "saved": saved.filter(|k| ["language", "password"].contains(k)),
+            "hint_args": {"min": MIN_PASSWORD},
+            "options": {"language": super::cases::options("language", accounts::LANGUAGES)},
+        }),
+    )
+}
+
+/// One's own account: the language of the pages and the password.
+async fn account_page(
+    State(s): State<AppState>,
+    page: Page,
+    axum::extract::Query(q): axum::extract::Query<AccountQuery>,
+) -> Response {
+    let user = match page.user() {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match accounts::language(&s.svc, &user.actor).await {
+        Ok(l) => account_view(&s, &page, StatusCode::OK, l, q.saved.as_deref(), json!({})),
+        Err(e) => page.error(&s, e),
+    }
+}
+
+async fn account_language(State(s): State<AppState>, page: Page, f: FormData) -> Response {
+    let user = match page.check_csrf(&s, f.csrf()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let chosen = f.text("language").unwrap_or_default();
+    match accounts::set_language(&s.svc, &user.actor, &chosen, s.now()).await {
+        Ok(()) => {
+            // The switch's cookie would otherwise outrank the new choice.
+            let mut resp = page.see_other(&s, "/account?saved=language");
+            resp.headers_mut().append(
+                header::SET_COOKIE,
+                session::set_cookie(
+                    i18n::LANG_COOKIE,
+                    &chosen,
+                    "/",
+                    365 * 86400,
+                    s.secure_cookies,
+                ),
+            );
+            resp
+        }
+        Err(Error::Validation(e)) => account_view(
+            &s,
+            &page,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(chosen),
+            None,
+            form::errors(page.lang, &e),
+        ),
+        Err(e) => page.error(&s, e),
+    }
+}
+
+/// A new password; every other session and token of the account ends, this one stays.
+async fn account_password(State(s): State<AppState>, page: Page, f: FormData) -> Response {
+    let user = match page.check_csrf(&s, f.csrf()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let again = |errors: &FieldErrors| {
+        let language = Some(page.lang.to_string());
+        account_view(
+            &s,
+            &page,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            language,
+            None,
+            form::errors(page.lang, errors),
+        )
+    };
+    if f.get("new_password") != f.get("new_password_confirm") {
+        return again(&conflict_errors(
+            Some("new_password_confirm".into()),
+            "does not match the password".into(),
+        ));
+    }
+    let input = accounts::PasswordChange {
+        current_password: SecretString::new(f.get("current_password").unwrap_or_default().into()),
+        new_password: SecretString::new(f.get("new_password").unwrap_or_default().into()),
+    };
+    match accounts::change_password(&s.svc, &user.actor, user.session_hash(), input, s.now()).await
+    {
+        Ok(()) => page.see_other(&s, "/account?saved=password"),
+        Err(Error::Validation(e)) => again(&e),
+        Err(e) => page.error(&s, e),
+    }
 }
 
 fn login_page(

@@ -75,11 +75,24 @@ impl FromRequestParts<AppState> for Page {
     }
 }
 
-/// A family account reads in the language its contact record gives.
+/// Staff read in the language they chose on their account page; a family account in the
+/// language its contact record gives.
 async fn account_language(s: &AppState, u: &PageUser) -> Option<&'static str> {
-    let contact = u.actor.contact_id.as_deref()?;
-    let row = s.svc.store.contact_by_id(contact).await.ok()??;
-    i18n::supported(&row.language)
+    match u.actor.contact_id.as_deref() {
+        Some(contact) => {
+            let row = s.svc.store.contact_by_id(contact).await.ok()??;
+            i18n::supported(&row.language)
+        }
+        None => {
+            let chosen = s
+                .svc
+                .store
+                .account_language(&u.actor.user_id)
+                .await
+                .ok()??;
+            i18n::supported(&chosen)
+        }
+    }
 }
 
 /// Where each role's work is; the first is its home.
