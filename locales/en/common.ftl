@@ -26,6 +26,7 @@ pager-next = Next page
 page-of = Page { $page }
 form-required-mark = (required)
 form-choose = Choose…
+filter-all = All
 form-errors-title = A few things need changing; they are marked below.
 print-hint = Use your browser's print command to print this page.
 

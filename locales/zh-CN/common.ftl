@@ -26,6 +26,7 @@ pager-next = 下一页
 page-of = 第 { $page } 页
 form-required-mark = （必填）
 form-choose = 请选择
+filter-all = 全部
 form-errors-title = 有几项需要修改，请看标出的地方。
 print-hint = 用浏览器的打印功能即可打印本页。
 
