@@ -48,6 +48,7 @@ mod encryption;
 mod helpers;
 mod keys;
 mod pages;
+mod pages_tasks;
 mod process;
 mod schedule;
 mod security;
