@@ -40,6 +40,7 @@ PAGES = [
     ("calendar", "demo-coordinator", "/calendar"),
     ("supervisor-home", "demo-supervisor", "/"),
     ("volunteer-home", "demo-volunteer", "/"),
+    ("volunteer-visit", "demo-volunteer", "first-task"),
 ]
 
 
@@ -170,6 +171,11 @@ def main():
                     m = re.search(r'href="/cases/([0-9a-f-]{36})"', d.call("GET", "/source"))
                     first_case = m.group(1) if m else "none"
                 path = "/cases/" + first_case + path[len("first-case"):]
+            if path == "first-task":
+                # The first visit linked from the signed-in user's home page.
+                d.go(base + "/")
+                m = re.search(r'href="/tasks/([^"/]+)"', d.call("GET", "/source"))
+                path = "/tasks/" + (m.group(1) if m else "none")
             d.go(base + path)
             time.sleep(0.3)
             file = os.path.join(a.out, f"{name}-{a.width}-{a.lang}.png")
