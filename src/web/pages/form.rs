@@ -364,8 +364,19 @@ impl HelperDef for Field {
                 } else {
                     "checkbox"
                 };
+                // aria-required is allowed on a radio group, not on a plain group of checkboxes.
+                let role = if kind == "radios" {
+                    r#" role="radiogroup""#
+                } else {
+                    ""
+                };
+                let aria = if kind == "radios" {
+                    aria.clone()
+                } else {
+                    aria.replace(r#" aria-required="true""#, "")
+                };
                 html.push_str(&format!(
-                    r#"<fieldset id="{id}"{aria}><legend>{}{req_mark}</legend>"#,
+                    r#"<fieldset id="{id}"{role}{aria}><legend>{}{req_mark}</legend>"#,
                     t(label_key)
                 ));
                 for (i, (value, label)) in options.iter().enumerate() {
@@ -450,8 +461,11 @@ impl HelperDef for Field {
     }
 }
 
+handlebars::handlebars_helper!(FieldId: |name: str| field_id(name));
+
 pub fn register(hb: &mut Handlebars<'static>) {
     hb.register_helper("field", Box::new(Field));
+    hb.register_helper("field_id", Box::new(FieldId));
 }
 
 #[cfg(test)]
