@@ -436,6 +436,32 @@ pub async fn change_password(
         .await
 }
 
+/// Who a coordinator or supervisor may give a visit or call to: the active volunteers and
+/// coordinators of their region, by display name (for the planning form's choice).
+pub async fn assignees(svc: &Services, actor: &Actor) -> Result<Vec<(String, String)>> {
+    if !matches!(actor.role, Role::Coordinator | Role::Supervisor) {
+        return Err(Error::Forbidden);
+    }
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let rows = svc.store.list_users(after.as_deref(), 500).await?;
+        let last = rows.last().map(|r| r.id.clone());
+        for r in &rows {
+            let role_fits = r.role == "volunteer" || r.role == "coordinator";
+            if role_fits && !r.disabled && r.region == actor.region {
+                out.push((r.id.clone(), r.display_name.clone()));
+            }
+        }
+        if rows.len() < 500 || out.len() > 2000 {
+            break;
+        }
+        after = last;
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}
+
 /// The staff languages a page may be read in.
 pub const LANGUAGES: &[&str] = &["zh-CN", "en"];
 

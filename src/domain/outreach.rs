@@ -1086,6 +1086,74 @@ pub async fn preview(
     Ok(r)
 }
 
+/// A message not yet planned, as it would read and when it would go: the template rendered
+/// for `recipient` (`donor` or a contact of the case) in their language, and a date alone
+/// taken as the start of their waking hours in their zone. Nothing is saved; the view of the
+/// case is audited like a preview.
+pub async fn draft(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    recipient_id: &str,
+    template: &str,
+    due: &str,
+    now: DateTime<Utc>,
+) -> Result<(Rendered, DateTime<Utc>)> {
+    let auth = super::schedule::authorize_outreach(svc, actor, case_id, now).await?;
+    let mut v = crate::error::Validator::new();
+    if !crate::schedule::plan::TEMPLATES.contains(&template) {
+        v.add(
+            "template",
+            format!(
+                "must be one of {}",
+                crate::schedule::plan::TEMPLATES.join(", ")
+            ),
+        );
+    }
+    let day = super::types::parse_date(due.trim()).ok();
+    let at = match (day, DateTime::parse_from_rfc3339(due.trim())) {
+        (Some(_), _) => None,
+        (None, Ok(t)) => Some(t.with_timezone(&Utc)),
+        (None, Err(_)) => {
+            v.add("due_at", "must be an RFC 3339 time or a date (YYYY-MM-DD)");
+            None
+        }
+    };
+    let key = cases::case_key(svc, &auth.row)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let opened = open_row(&key, &auth.row)?;
+    let to = recipient(svc, &key, &opened, case_id, recipient_id).await?;
+    if to.is_none() {
+        v.add("contact_id", "is not a contact of this case");
+    }
+    v.finish()?;
+    let to = to.ok_or(Error::NotFound)?;
+    let due = match (day, at) {
+        (Some(d), _) => {
+            crate::schedule::calendar::local_instant(to.tz, d, svc.schedule.waking_start())
+        }
+        (None, Some(t)) => t,
+        (None, None) => now,
+    };
+    let r = render(
+        templates()?,
+        template,
+        &to,
+        &opened.donor,
+        &opened.donation,
+        None,
+        due,
+    )?;
+    svc.audit
+        .record(vec![svc
+            .entry(actor, crate::policy::Action::ReadOutreach, "outreach", now)
+            .case(case_id)
+            .reason("draft")])
+        .await?;
+    Ok((r, due))
+}
+
 /// Put a held or dead message back in the queue (e.g. after a consent was given or a channel
 /// configured); the gate decides again when it is taken.
 pub async fn release(

@@ -390,4 +390,68 @@ on_both_backends! {
         assert_eq!(raw(&app, get("/cases", &other)).await.0, StatusCode::SEE_OTHER, "the other session ended");
         app.login(&c.username, "a new long password 2026").await;
     }
+
+    async fn tasks_are_planned_previewed_moved_and_cancelled_in_the_browser(app) {
+        let c = app.user("coordinator", Some("yinzhou")).await;
+        let t = tag();
+        let case = app.create_case(&c.token, organ_case(&t)).await;
+        let id = case["id"].as_str().unwrap();
+        let (_, contact) = app.post(&format!("/api/v1/cases/{id}/contacts"), &c.token, json!({
+            "full_name": format!("李明{t}"), "relationship": "spouse", "preferred_channel": "letter",
+            "address": "宁波市海曙区一号", "language": "zh-CN"})).await;
+        let cid = contact["id"].as_str().unwrap().to_string();
+        let jar = page_session(&app, &c.username).await;
+        let new = format!("/cases/{id}/tasks/new");
+        let token = csrf(&app, &jar, &new).await;
+        async fn count(app: &TestApp, token: String, case: &str) -> usize {
+            let path = format!("/api/v1/tasks?case_id={case}&limit=200");
+            app.get(&path, &token).await.1["items"].as_array().unwrap().len()
+        }
+        let before = count(&app, c.token.clone(), id).await;
+
+        // A preview of an outreach: the letter as the contact will read it, and nothing saved.
+        let day = (chrono::Utc::now() + chrono::Duration::days(5)).date_naive().to_string();
+        let f = [("csrf", token.as_str()), ("kind", "outreach"), ("due_at", &day), ("contact_id", &cid),
+                 ("template", "anniversary_letter"), ("preview", "1")];
+        let (status, _, html) = raw(&app, form(&new, &jar, &body(&f))).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let preview = &html[html.find("class=\"panel preview\"").expect("the preview")..];
+        assert!(preview.contains(&format!("李明{t}")) || preview.contains(&format!("Name{t}")), "{preview}");
+        assert!(preview.contains("农历"), "the lunar date beside the day: {preview}");
+        assert_eq!(count(&app, c.token.clone(), id).await, before, "a preview saves nothing");
+
+        // A bad day: 422 with the value kept.
+        let f = [("csrf", token.as_str()), ("kind", "visit"), ("due_at", "2026-13-01"), ("contact_id", &cid)];
+        let (status, _, html) = raw(&app, form(&new, &jar, &body(&f))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(field(&html, "due_at").contains("aria-invalid=\"true\"") && field(&html, "due_at").contains("2026-13-01"), "{html}");
+        assert_eq!(count(&app, c.token.clone(), id).await, before);
+
+        let f = [("csrf", token.as_str()), ("kind", "visit"), ("due_at", &day), ("due_time", "14:30"), ("contact_id", &cid)];
+        let (status, h, _) = raw(&app, form(&new, &jar, &body(&f))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let task = h[header::LOCATION].to_str().unwrap().to_string();
+        let tid = task.strip_prefix("/tasks/").unwrap().to_string();
+        let (_, got) = app.get(&format!("/api/v1/tasks/{tid}"), &c.token).await;
+        assert!(got["due_at"].as_str().unwrap().contains("T06:30:00"), "14:30 in Shanghai: {got}");
+        let (_, list) = page(&app, "/tasks", &jar).await;
+        assert!(list.contains(&format!("/tasks/{tid}\"")), "{list}");
+
+        // Reschedule without a reason: 422; with one: moved. Then cancelled.
+        let later = (chrono::Utc::now() + chrono::Duration::days(9)).date_naive().to_string();
+        let path = format!("/tasks/{tid}/reschedule");
+        let token = csrf(&app, &jar, &path).await;
+        let (status, _, html) = raw(&app, form(&path, &jar, &body(&[("csrf", &token), ("due_at", &later)]))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(field(&html, "reason").contains("aria-invalid=\"true\""));
+        let (status, _, _) = raw(&app, form(&path, &jar, &body(&[("csrf", &token), ("due_at", &later), ("reason", "家属外出")]))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, got) = app.get(&format!("/api/v1/tasks/{tid}"), &c.token).await;
+        assert!(got["due_at"].as_str().unwrap().starts_with(&later), "{got}");
+        let path = format!("/tasks/{tid}/cancel");
+        let (status, _, _) = raw(&app, form(&path, &jar, &body(&[("csrf", &token), ("reason", "家属婉拒探访")]))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, got) = app.get(&format!("/api/v1/tasks/{tid}"), &c.token).await;
+        assert_eq!(got["status"], "cancelled");
+    }
 }

@@ -267,10 +267,11 @@ fn case_form(
     values: Value,
     errors: Value,
 ) -> Response {
+    // Supervisors choose the region; so does a coordinator whose account has none.
     let is_supervisor = page
         .user
         .as_ref()
-        .is_some_and(|u| u.actor.role == Role::Supervisor);
+        .is_some_and(|u| u.actor.role == Role::Supervisor || u.actor.region.is_none());
     page.render(
         s,
         status,
