@@ -48,3 +48,7 @@ task-reason = Reason
 task-reason-hint = Say briefly why; it is kept in the task's history.
 task-reschedule-submit = Reschedule
 task-cancel-submit = Cancel the task
+letters-title = Today's letters
+letters-date = Day
+letters-count = { $count } letters on { $date }.
+letters-print-hint = Print from the browser: one letter a page, the address at the top.

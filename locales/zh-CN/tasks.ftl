@@ -48,3 +48,7 @@ task-reason = 原因
 task-reason-hint = 简单说明原因，会记在任务的变更记录里。
 task-reschedule-submit = 确认改期
 task-cancel-submit = 确认取消
+letters-title = 今天的信件
+letters-date = 日期
+letters-count = { $date } 共有 { $count } 封信。
+letters-print-hint = 用浏览器打印即可，每封信单独一页，地址在信纸上方。

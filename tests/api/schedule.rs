@@ -748,6 +748,14 @@ on_both_backends! {
         let html = page.as_str().unwrap_or_default().to_string();
         assert!(html.contains("陈先生") && html.contains("1 Harbour Road"), "{page}");
         assert_eq!(html.matches("class=\"letter\"").count(), 1, "only the sent letter: {html}");
+        // The same batch on the page, one letter a page for printing.
+        let jar = crate::pages::page_session(&app, &coord.username).await;
+        let (s, html) = crate::pages::page(&app, &format!("/letters?date={today}"), &jar).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(html.matches("<article class=\"letter\"").count(), 1, "{html}");
+        assert!(html.contains("陈先生") && html.contains("1 Harbour Road"), "{html}");
+        let (s, _) = crate::pages::page(&app, "/letters?date=2026-02-30", &jar).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
         // Another coordinator's batch is empty.
         let other = app.user("coordinator", Some("yinzhou")).await;
         let (_, page) = app.call(Method::GET, &format!("/api/v1/letters?date={today}"), Some(&other.token), None).await;

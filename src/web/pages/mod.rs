@@ -11,6 +11,7 @@ pub mod cases;
 pub mod consents;
 pub mod form;
 pub mod home;
+pub mod letters;
 pub mod outreach;
 pub mod tasks;
 pub mod view;
@@ -42,6 +43,7 @@ pub fn templates() -> impl Iterator<Item = &'static (&'static str, &'static str)
         .chain(tasks::TEMPLATES)
         .chain(outreach::TEMPLATES)
         .chain(calendar::TEMPLATES)
+        .chain(letters::TEMPLATES)
         .chain(consents::TEMPLATES)
 }
 
@@ -54,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .merge(tasks::routes())
         .merge(outreach::routes())
         .merge(calendar::routes())
+        .merge(letters::routes())
         .merge(consents::routes())
 }
 
