@@ -28,6 +28,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 
 /// Items of each list on the home page; each list links to the whole of it.
 const ON_HOME: i64 = 12;
+/// Messages read once for the tiles' counts; more reads "100+".
+const TALLY: i64 = 100;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/", get(home))
@@ -56,12 +58,36 @@ async fn care_home(s: &AppState, page: &Page) -> crate::error::Result<Response> 
         actor,
         AttentionFilter {
             status: Some("held,dead,failed".into()),
-            limit: Some(ON_HOME),
+            limit: Some(TALLY),
             cursor: None,
         },
         now,
     )
     .await?;
+    // One read serves the tiles (up to a hundred) and the list (the first few).
+    let more = if attention.next_cursor.is_some() {
+        "+"
+    } else {
+        ""
+    };
+    let held = attention
+        .items
+        .iter()
+        .filter(|m| m.status == "held")
+        .count();
+    let held = format!("{held}{more}");
+    let dead = format!(
+        "{}{more}",
+        attention.items.len()
+            - attention
+                .items
+                .iter()
+                .filter(|m| m.status == "held")
+                .count()
+    );
+    let more_attention = attention.items.len() as i64 > ON_HOME || attention.next_cursor.is_some();
+    let mut attention = attention;
+    attention.items.truncate(ON_HOME as usize);
     let findings = findings::list(
         &s.svc,
         actor,
@@ -109,16 +135,7 @@ async fn care_home(s: &AppState, page: &Page) -> crate::error::Result<Response> 
         let field = if c.status == "open" { "open" } else { "closed" };
         entry[field] = json!(entry[field].as_i64().unwrap_or(0) + c.count);
     }
-    let held = attention
-        .items
-        .iter()
-        .filter(|m| m.status == "held")
-        .count();
-    let dead = attention
-        .items
-        .iter()
-        .filter(|m| m.status != "held")
-        .count();
+
     Ok(page.render(
         s,
         StatusCode::OK,
@@ -132,7 +149,7 @@ async fn care_home(s: &AppState, page: &Page) -> crate::error::Result<Response> 
             "attention": named(json!(attention.items)),
             "held": held,
             "dead": dead,
-            "more_attention": attention.next_cursor.is_some(),
+            "more_attention": more_attention,
             "findings": named(json!(findings.items)),
             "more_findings": findings.next_cursor.is_some(),
             "programs": programs,
