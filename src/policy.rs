@@ -75,6 +75,8 @@ pub enum Action {
     ChangeTask,
     /// Put a held or dead message back in the queue.
     ReleaseOutreach,
+    /// Cancel a held or dead message for good.
+    CancelOutreach,
     /// Print the day's letters.
     PrintLetters,
     /// List the held, dead and failed messages of one's cases.
@@ -118,6 +120,7 @@ impl Action {
             Action::ManageSchedule => "schedule.update",
             Action::ChangeTask => "task.change",
             Action::ReleaseOutreach => "outreach.release",
+            Action::CancelOutreach => "outreach.cancel",
             Action::PrintLetters => "letters.print",
             Action::ListOutreachAttention => "outreach.attention",
         }
@@ -160,7 +163,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
             Supervisor,
             ReadCase | UpdateCase | ManageContacts | AssignCase | InviteContact | RequestErasure
             | CreateTask | RecordConsent | ReadConsent | ReadOutreach | ManageSchedule
-            | ReleaseOutreach,
+            | ReleaseOutreach | CancelOutreach,
             Resource::Case { region, .. },
         ) => {
             if in_region(region) {
@@ -172,7 +175,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (
             Coordinator,
             ReadCase | UpdateCase | ManageContacts | InviteContact | CreateTask | RecordConsent
-            | ReadConsent | ReadOutreach | ManageSchedule | ReleaseOutreach,
+            | ReadConsent | ReadOutreach | ManageSchedule | ReleaseOutreach | CancelOutreach,
             Resource::Case {
                 assigned,
                 break_glass,

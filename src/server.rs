@@ -67,6 +67,15 @@ pub fn checkpoints(keys: &KeyService, cfg: &Config) -> Checkpoints {
 }
 
 pub fn app_state(svc: Services, cfg: &Config) -> anyhow::Result<AppState> {
+    app_state_with_clock(svc, cfg, web::system_clock())
+}
+
+/// The state with another clock (tests read the pages at a chosen moment).
+pub fn app_state_with_clock(
+    svc: Services,
+    cfg: &Config,
+    clock: web::Clock,
+) -> anyhow::Result<AppState> {
     let checkpoints = checkpoints(&svc.keys, cfg);
     let public_url = cfg
         .public_url
@@ -76,7 +85,7 @@ pub fn app_state(svc: Services, cfg: &Config) -> anyhow::Result<AppState> {
         secure_cookies: public_url.starts_with("https://"),
         svc,
         templates: Arc::new(web::templates::load(cfg.templates_dir.as_deref())?),
-        clock: web::system_clock(),
+        clock,
         default_timezone: cfg.default_timezone.as_str().into(),
         metrics: Arc::new(Metrics::default()),
         checkpoints: Some(Arc::new(checkpoints)),

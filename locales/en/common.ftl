@@ -149,6 +149,7 @@ reason-contact-missing = The contact no longer exists
 reason-recipient-cannot-be-contacted = The recipient cannot be contacted (a minor or deceased)
 reason-waiting = Waiting for the recipient's waking hours
 reason-released = Released by staff
+reason-cancelled = Cancelled by staff; it will not be sent
 reason-other = Sending ran into a problem; see the details
 rule-verbal-without-witness = Verbal consent without a witness
 rule-signed-after-donation = Consent signed after the donation

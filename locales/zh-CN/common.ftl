@@ -149,6 +149,7 @@ reason-contact-missing = 联系人已不存在
 reason-recipient-cannot-be-contacted = 收件人无法联系（未成年或已逝世）
 reason-waiting = 等待收件人的合适时段
 reason-released = 已由工作人员放行
+reason-cancelled = 已由工作人员取消，不再发送
 reason-other = 发送时遇到问题，请查看详情
 rule-verbal-without-witness = 口头同意缺少见证人
 rule-signed-after-donation = 同意书签署晚于捐献

@@ -258,6 +258,47 @@ pub async fn record(
     input: ConsentInput,
     now: DateTime<Utc>,
 ) -> Result<ConsentView> {
+    record_checked(svc, actor, case_id, input, None, now).await
+}
+
+/// Record a consent with its signed form (the page's one form): the file is checked with the
+/// fields (PDF, JPEG or PNG by its content, at most [`super::attachments::MAX_BYTES`]), so a bad
+/// file refuses the whole form and nothing is saved; then the record, then the sealed file.
+pub async fn record_with_form(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    input: ConsentInput,
+    form: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> Result<ConsentView> {
+    let consent = record_checked(svc, actor, case_id, input, form, now).await?;
+    if let Some(bytes) = form {
+        super::attachments::upload(svc, actor, &consent.id, bytes, now).await?;
+    }
+    Ok(consent)
+}
+
+/// The problem with a signed form, if any, as a field message.
+pub fn form_problem(bytes: &[u8]) -> Option<String> {
+    use super::attachments::{sniff, MAX_BYTES};
+    if bytes.len() > MAX_BYTES {
+        Some(format!("must be at most {} MB", MAX_BYTES / (1024 * 1024)))
+    } else if sniff(bytes).is_none() {
+        Some("must be a PDF, JPEG or PNG file".into())
+    } else {
+        None
+    }
+}
+
+async fn record_checked(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    input: ConsentInput,
+    form: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> Result<ConsentView> {
     let Authorized {
         row: case,
         break_glass,
@@ -405,6 +446,9 @@ pub async fn record(
                 _ => v.add("scope", "organs go with donation kinds, channels with contact; nothing else takes a scope"),
             },
         }
+    }
+    if let Some(problem) = form.and_then(form_problem) {
+        v.add("attachment", problem);
     }
     v.finish()?;
     let (Some(kind), Some(subject), Some(given_by), Some(method), Some(document), Some(signed_at)) =

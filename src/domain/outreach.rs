@@ -1067,6 +1067,13 @@ pub async fn preview(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Rendered> {
+    Ok(show(svc, actor, id, now).await?.message)
+}
+
+/// One message for the person dealing with it: where it stands, the text as it would go out
+/// now (or went out) for its recipient, the recipient's name and the donor's. Audited as a
+/// preview.
+pub async fn show(svc: &Services, actor: &Actor, id: &str, now: DateTime<Utc>) -> Result<Shown> {
     let row = svc.store.outreach_by_id(id).await?.ok_or(Error::NotFound)?;
     let auth = super::schedule::authorize_outreach(svc, actor, &row.case_id, now).await?;
     let key = cases::case_key(svc, &auth.row)
@@ -1076,14 +1083,28 @@ pub async fn preview(
     let to = recipient(svc, &key, &opened, &row.case_id, &row.recipient)
         .await?
         .ok_or(Error::NotFound)?;
-    let r = render_row(svc, &row, &to, &opened).await?;
+    let message = render_row(svc, &row, &to, &opened).await?;
     svc.audit
         .record(vec![svc
             .entry(actor, crate::policy::Action::ReadOutreach, "outreach", now)
             .target(id)
             .case(&row.case_id)])
         .await?;
-    Ok(r)
+    Ok(Shown {
+        recipient_name: to.name,
+        donor_name: opened.donor.full_name.clone(),
+        message,
+        outreach: view(row),
+    })
+}
+
+/// A message with its text, for the queue's page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shown {
+    pub outreach: OutreachView,
+    pub message: Rendered,
+    pub recipient_name: String,
+    pub donor_name: String,
 }
 
 /// A message not yet planned, as it would read and when it would go: the template rendered
@@ -1162,29 +1183,54 @@ pub async fn release(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<OutreachView> {
+    settle_waiting(svc, actor, id, Waiting::Release, now).await
+}
+
+/// Cancel a held or dead message for good (the family should not get it at all); a message
+/// being sent or still scheduled is left to its task.
+pub async fn cancel(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<OutreachView> {
+    settle_waiting(svc, actor, id, Waiting::Cancel, now).await
+}
+
+/// What a person does with a message that waits for them.
+#[derive(Clone, Copy)]
+enum Waiting {
+    Release,
+    Cancel,
+}
+
+async fn settle_waiting(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    what: Waiting,
+    now: DateTime<Utc>,
+) -> Result<OutreachView> {
+    use crate::policy::Action;
+    let (action, verb) = match what {
+        Waiting::Release => (Action::ReleaseOutreach, "released"),
+        Waiting::Cancel => (Action::CancelOutreach, "cancelled"),
+    };
     let row = svc.store.outreach_by_id(id).await?.ok_or(Error::NotFound)?;
-    cases::load_authorized(
-        svc,
-        actor,
-        &row.case_id,
-        crate::policy::Action::ReleaseOutreach,
-        now,
-    )
-    .await?;
-    let audit = svc
-        .entry(
-            actor,
-            crate::policy::Action::ReleaseOutreach,
-            "outreach",
-            now,
-        )
+    cases::load_authorized(svc, actor, &row.case_id, action, now).await?;
+    let audit = [svc
+        .entry(actor, action, "outreach", now)
         .target(id)
-        .case(&row.case_id);
-    if !svc.store.release_outreach(id, now, &[audit]).await? {
+        .case(&row.case_id)];
+    let done = match what {
+        Waiting::Release => svc.store.release_outreach(id, now, &audit).await?,
+        Waiting::Cancel => svc.store.cancel_message(id, now, &audit).await?,
+    };
+    if !done {
         return Err(Error::Conflict {
             field: Some("status".into()),
             message: format!(
-                "the message is {}; only held or dead messages can be released",
+                "the message is {}; only held or dead messages can be {verb}",
                 row.status
             ),
         });

@@ -40,6 +40,22 @@ impl PgStore {
 shared_store_helpers!(Postgres);
 schedule_impl!(PgStore, Postgres, POSTGRES_CLAIM);
 
+/// Finish a guarded change: with exactly one row changed, append `audit` and commit (true);
+/// otherwise roll back (false), so a lost race writes nothing.
+async fn commit_if_one(
+    mut tx: sqlx::Transaction<'_, Postgres>,
+    rows: u64,
+    audit: &[AuditEntry],
+) -> Result<bool> {
+    if rows != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    append_entries(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Append `entries` to the hash chain inside `tx`. The update of the head row takes its lock
 /// first, so concurrent writers (several instances) queue here and the chain stays linear.
 async fn append_entries(

@@ -321,6 +321,14 @@ pub trait ScheduleStore: Send + Sync {
         now: DateTime<Utc>,
         audit: &[AuditEntry],
     ) -> Result<bool>;
+    /// Cancel one held or dead message for good; false if it is not held or dead (or a worker
+    /// holds it).
+    async fn cancel_message(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<bool>;
     /// Letters sent in `[from, to)` in a coordinator's cases (`assigned_to`) or a region.
     async fn letters_sent(
         &self,
@@ -393,13 +401,7 @@ macro_rules! schedule_impl {
                 .bind(expected_version)
                 .execute(&mut *tx)
                 .await?;
-                if done.rows_affected() != 1 {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-                append_entries(&mut tx, audit).await?;
-                tx.commit().await?;
-                Ok(true)
+                commit_if_one(tx, done.rows_affected(), audit).await
             }
 
             async fn case_schedule(&self, case_id: &str) -> Result<Option<CaseScheduleRow>> {
@@ -1007,6 +1009,20 @@ macro_rules! schedule_impl {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn cancel_message(&self, id: &str, now: DateTime<Utc>, audit: &[AuditEntry]) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "update outreach set status = 'cancelled', reason = 'cancelled by staff', \
+                     next_attempt_at = null, updated_at = $1 \
+                     where id = $2 and status in ('held', 'dead') and lease_owner is null",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                commit_if_one(tx, done.rows_affected(), audit).await
             }
 
             async fn release_outreach(&self, id: &str, now: DateTime<Utc>, audit: &[AuditEntry]) -> Result<bool> {

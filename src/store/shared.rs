@@ -158,13 +158,7 @@ macro_rules! store_impl {
             .bind(version)
             .execute(&mut *tx)
             .await?;
-            if done.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            append_entries(&mut tx, audit).await?;
-            tx.commit().await?;
-            Ok(true)
+            commit_if_one(tx, done.rows_affected(), audit).await
         }
 
         async fn case_key_counts(&self) -> Result<Vec<VersionCount>> {
@@ -1483,13 +1477,7 @@ macro_rules! store_impl {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            if done.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            append_entries(&mut tx, audit).await?;
-            tx.commit().await?;
-            Ok(true)
+            commit_if_one(tx, done.rows_affected(), audit).await
         }
 
         async fn insert_review(&self, r: &ReviewRow, audit: &[AuditEntry]) -> Result<()> {

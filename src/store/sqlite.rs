@@ -103,6 +103,22 @@ impl SqliteStore {
 
 shared_store_helpers!(Sqlite);
 
+/// Finish a guarded change: with exactly one row changed, append `audit` and commit (true);
+/// otherwise roll back (false), so a lost race writes nothing.
+async fn commit_if_one(
+    mut tx: sqlx::Transaction<'_, Sqlite>,
+    rows: u64,
+    audit: &[AuditEntry],
+) -> Result<bool> {
+    if rows != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    append_entries(&mut tx, audit).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Append `entries` to the hash chain inside `tx` (which holds the write lock: `begin
 /// immediate`). The triggers of migration 0013 check each entry against the head and move it.
 async fn append_entries(

@@ -131,6 +131,10 @@ impl HelperDef for Translate {
 /// The domain's field messages (English, as the API answers) and their catalogue keys; `{}`
 /// stands for a value, passed to the message as `$a`, `$b`.
 const FIELD_MESSAGES: &[(&str, &str)] = &[
+    (
+        "is required: donor or a contact id of this case",
+        "msg-party",
+    ),
     ("is required", "msg-required"),
     ("is required{}", "msg-required"),
     ("must not be empty", "msg-required"),
@@ -181,6 +185,26 @@ const FIELD_MESSAGES: &[(&str, &str)] = &[
         "msg-timezone",
     ),
     ("must be a PDF, JPEG or PNG file", "msg-file-type"),
+    ("must be at most {} MB", "msg-file-too-large"),
+    ("is neither donor nor a contact of this case", "msg-party"),
+    ("is a document of another kind", "msg-document-kind"),
+    ("is not a consent document version", "msg-document-unknown"),
+    (
+        "the donor cannot sign after their date of death",
+        "msg-donor-after-death",
+    ),
+    (
+        "the donor cannot sign after their death date",
+        "msg-donor-after-death",
+    ),
+    ("is a donor's own refusal of a donation kind", "msg-refusal"),
+    ("organs go with donation kinds{}", "msg-scope"),
+    ("{} is not a donation kind of the {} programme", "msg-scope"),
+    ("channel {}", "msg-scope"),
+    (
+        "must be {\"organs\": […]} or {\"channels\": […]}",
+        "msg-scope",
+    ),
     ("must be 1–40 characters of a-z, 0-9 and _", "msg-username"),
     ("is taken", "msg-taken"),
     ("does not match the password", "msg-password-mismatch"),

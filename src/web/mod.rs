@@ -79,6 +79,18 @@ impl Shared {
     pub fn now(&self) -> DateTime<Utc> {
         (self.clock)()
     }
+
+    /// The office's time zone: pages show times in it and read a form's bare date in it.
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.default_timezone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+
+    /// Today's date in the office's zone.
+    pub fn today(&self) -> chrono::NaiveDate {
+        crate::schedule::calendar::local_date(self.zone(), self.now())
+    }
 }
 
 /// The JSON API with its OpenAPI document, both built from the same handler annotations.

@@ -250,6 +250,12 @@ fn table() -> Vec<Row> {
             case_rw,
         ),
         row(
+            Method::POST,
+            "/api/v1/outreach/{outreach}/cancel",
+            Some(json!({})),
+            case_rw,
+        ),
+        row(
             Method::GET,
             "/api/v1/me/preferences",
             None,

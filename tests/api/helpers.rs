@@ -142,16 +142,30 @@ impl TestApp {
         self.sibling_with(|_| {}).await
     }
 
+    /// A sibling whose clock stands still at `now` (pages that read "today").
+    pub async fn sibling_at(&self, now: chrono::DateTime<Utc>) -> TestApp {
+        let clock: donorcare::web::Clock = std::sync::Arc::new(move || now);
+        self.sibling_built(|_| {}, clock).await
+    }
+
     /// A sibling whose services are adjusted first (e.g. a shorter break-glass).
     pub async fn sibling_with(
         &self,
         adjust: impl FnOnce(&mut donorcare::domain::Services),
     ) -> TestApp {
+        self.sibling_built(adjust, web::system_clock()).await
+    }
+
+    async fn sibling_built(
+        &self,
+        adjust: impl FnOnce(&mut donorcare::domain::Services),
+        clock: donorcare::web::Clock,
+    ) -> TestApp {
         let (mut svc, _) = server::open_services(&self.cfg)
             .await
             .expect("open services");
         adjust(&mut svc);
-        let state = server::app_state(svc, &self.cfg).expect("app state");
+        let state = server::app_state_with_clock(svc, &self.cfg, clock).expect("app state");
         TestApp {
             router: web::app(state.clone()),
             state,

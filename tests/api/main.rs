@@ -49,6 +49,7 @@ mod helpers;
 mod keys;
 mod pages;
 mod pages_care;
+mod pages_consents;
 mod pages_tasks;
 mod process;
 mod schedule;

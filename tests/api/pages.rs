@@ -65,6 +65,17 @@ pub async fn page_session(app: &TestApp, username: &str) -> String {
     )
 }
 
+/// The `<div class="field…">` holding the input with id `f-<name>`.
+pub fn field<'a>(html: &'a str, name: &str) -> &'a str {
+    let id = format!("id=\"f-{}\"", name.replace(['.', '_'], "-"));
+    let at = html
+        .find(&id)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"));
+    let start = html[..at].rfind("<div class=\"field").unwrap();
+    let end = html[at..].find("</div>").unwrap() + at;
+    &html[start..end]
+}
+
 /// A page's status and text, with a session.
 pub async fn page(app: &TestApp, path: &str, jar: &str) -> (StatusCode, String) {
     let (status, _, html) = raw(app, get(path, jar)).await;

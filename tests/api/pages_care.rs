@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{organ_case, tag, TestApp};
-use crate::pages::{form, get, hidden, page, page_session, raw};
+use crate::pages::{field, form, get, hidden, page, page_session, raw};
 
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -25,17 +25,6 @@ async fn csrf(app: &TestApp, jar: &str, path: &str) -> String {
     let (status, html) = page(app, path, jar).await;
     assert_eq!(status, StatusCode::OK, "{path}: {html}");
     hidden(&html, "csrf")
-}
-
-/// The `<div class="field…">` of field `name` in a page.
-fn field<'a>(html: &'a str, name: &str) -> &'a str {
-    let id = format!("id=\"f-{}\"", name.replace(['.', '_'], "-"));
-    let at = html
-        .find(&id)
-        .unwrap_or_else(|| panic!("no field {name} in {html}"));
-    let start = html[..at].rfind("<div class=\"field").unwrap();
-    let end = html[at..].find("</div>").unwrap() + at;
-    &html[start..end]
 }
 
 /// The words a person reads: the text between tags, without scripts and attributes.

@@ -469,6 +469,75 @@ on_both_backends! {
         assert!(b["error"]["fields"]["status"].is_string(), "{b}");
     }
 
+    async fn a_held_message_is_previewed_released_or_cancelled_from_its_page(app) {
+        use crate::pages::{form as post_form, hidden, page, page_session, raw};
+        set_plan(&app, "organ", json!([welcome(Some("file"))])).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let other = app.user("coordinator", Some("yinzhou")).await;
+        let (a, _) = family_case(&app, &coord.token, "email", false).await;
+        let (b, _) = family_case(&app, &coord.token, "email", false).await;
+        deliver(&services(&app, |_| {}), Utc::now()).await;
+        let msg_a = outreach(&app, &coord.token, &a).await[0]["id"].as_str().unwrap().to_string();
+        let msg_b = outreach(&app, &coord.token, &b).await[0]["id"].as_str().unwrap().to_string();
+
+        // The page: who it is for, why it waits, the text as it would go, and what to do.
+        let jar = page_session(&app, &coord.username).await;
+        let (s, html) = page(&app, &format!("/outreach/{msg_a}"), &jar).await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        assert!(html.contains("陈先生") && html.contains("没有覆盖这个渠道的联系同意书"), "{html}");
+        assert!(html.contains("class=\"letter-preview\""), "{html}");
+        assert!(html.contains(&format!("action=\"/outreach/{msg_a}/release\""))
+            && html.contains(&format!("action=\"/outreach/{msg_a}/cancel\"")), "{html}");
+        let csrf = hidden(&html, "csrf");
+        // Another coordinator's case does not exist for them, on the page or in the API.
+        let other_jar = page_session(&app, &other.username).await;
+        let (s, _) = page(&app, &format!("/outreach/{msg_a}"), &other_jar).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = app.post(&format!("/api/v1/outreach/{msg_a}/cancel"), &other.token, json!({})).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(outreach(&app, &coord.token, &a).await[0]["status"], "held");
+
+        // Without the form's token nothing happens.
+        let (s, _, _) = raw(&app, post_form(&format!("/outreach/{msg_a}/cancel"), &jar, "csrf=forged")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert_eq!(outreach(&app, &coord.token, &a).await[0]["status"], "held");
+
+        // Cancel: for good, recorded, the page says so and offers nothing more.
+        let (s, h, _) = raw(&app, post_form(&format!("/outreach/{msg_a}/cancel"), &jar, &format!("csrf={csrf}"))).await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(h["location"], format!("/outreach/{msg_a}").as_str());
+        let m = &outreach(&app, &coord.token, &a).await[0];
+        assert_eq!((m["status"].as_str(), m["reason"].as_str()), (Some("cancelled"), Some("cancelled by staff")), "{m}");
+        let (_, html) = page(&app, &format!("/outreach/{msg_a}"), &jar).await;
+        assert!(html.contains("已由工作人员取消") && !html.contains("/release\""), "{html}");
+        // A cancelled message is neither released nor cancelled again; the page says why.
+        let (s, _, html) = raw(&app, post_form(&format!("/outreach/{msg_a}/release"), &jar, &format!("csrf={csrf}"))).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{html}");
+        assert!(html.contains("不在等待处理"), "{html}");
+        let (s, body) = app.post(&format!("/api/v1/outreach/{msg_a}/cancel"), &coord.token, json!({})).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{body}");
+        // The delivery run leaves it alone.
+        deliver(&services(&app, |_| {}), Utc::now()).await;
+        assert_eq!(outreach(&app, &coord.token, &a).await[0]["status"], "cancelled");
+
+        // From the queue: released, back to the queue, and due again.
+        let (s, html) = page(&app, "/outreach", &jar).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains(&format!("action=\"/outreach/{msg_b}/release\"")) && !html.contains(&format!("/outreach/{msg_a}/release")), "{html}");
+        let (s, h, _) = raw(&app, post_form(&format!("/outreach/{msg_b}/release"), &jar, &format!("csrf={csrf}&return=queue"))).await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(h["location"], "/outreach");
+        assert_eq!(outreach(&app, &coord.token, &b).await[0]["status"], "scheduled");
+
+        // Each act is in the audit log under its own name.
+        let admin = app.user("admin", None).await;
+        for action in ["outreach.cancel", "outreach.release", "outreach.view"] {
+            let (_, log) = app.get(&format!("/api/v1/audit?action={action}"), &admin.token).await;
+            let n = log["items"].as_array().map_or(0, |v| v.len());
+            assert!(n >= 1, "{action}: {log}");
+        }
+    }
+
     async fn the_gate_holds_without_consent_and_sends_with_it(app) {
         set_plan(&app, "organ", json!([welcome(Some("file"))])).await;
         let coord = app.user("coordinator", Some("yinzhou")).await;

@@ -54,6 +54,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(schedule::case_outreach))
         .routes(routes!(schedule::preview))
         .routes(routes!(schedule::release))
+        .routes(routes!(schedule::cancel))
         .routes(routes!(schedule::letters))
         .routes(routes!(schedule::attention))
         .routes(routes!(schedule::family_outreach))

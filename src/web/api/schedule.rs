@@ -248,6 +248,20 @@ pub async fn release(
     Ok(Json(outreach::release(&s.svc, &actor, &id, s.now()).await?))
 }
 
+/// Cancel a held or dead message for good.
+#[utoipa::path(post, path = "/api/v1/outreach/{id}/cancel", tag = "schedule",
+    params(("id" = String, Path)),
+    responses((status = 200, body = OutreachView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<OutreachView>> {
+    Ok(Json(outreach::cancel(&s.svc, &actor, &id, s.now()).await?))
+}
+
 fn date_param() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     schema::date(true)
 }

@@ -150,6 +150,83 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for FormData {
     }
 }
 
+/// A file sent with a form: its field's name and its bytes, read up to `limit + 1` so that a
+/// file too large is known as such without holding more of it.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A `multipart/form-data` form: its text fields as a [`FormData`], and its files (a file field
+/// left empty is no file). A form sent urlencoded is read too, with no files.
+#[derive(Debug, Default)]
+pub struct MultipartForm {
+    pub form: FormData,
+    pub files: Vec<Upload>,
+}
+
+/// The largest file a form takes, beyond which its bytes stop being read.
+pub const UPLOAD_LIMIT: usize = crate::domain::attachments::MAX_BYTES;
+
+impl MultipartForm {
+    pub fn file(&self, name: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.bytes.as_slice())
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for MultipartForm {
+    type Rejection = crate::error::Error;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        use crate::error::Error;
+        let multipart = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/form-data"));
+        if !multipart {
+            let form = FormData::from_request(req, state).await?;
+            return Ok(MultipartForm {
+                form,
+                files: Vec::new(),
+            });
+        }
+        let mut mp = axum::extract::Multipart::from_request(req, state)
+            .await
+            .map_err(|_| Error::BadRequest("unreadable form".into()))?;
+        let mut out = MultipartForm::default();
+        let unreadable = |e: axum::extract::multipart::MultipartError| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::BadRequest("unreadable form".into())
+            }
+        };
+        while let Some(mut field) = mp.next_field().await.map_err(unreadable)? {
+            let name = field.name().unwrap_or_default().to_string();
+            if field.file_name().is_some() {
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(unreadable)? {
+                    let room = (UPLOAD_LIMIT + 1).saturating_sub(bytes.len());
+                    bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                // A file input left empty sends a part with no name's file and no bytes.
+                if !bytes.is_empty() {
+                    out.files.push(Upload { name, bytes });
+                }
+            } else {
+                let text = field.text().await.map_err(unreadable)?;
+                out.form.0.push((name, text));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Put `v` at a dotted path (`donor.full_name`) of `root`.
 fn insert_path(root: &mut Map<String, Value>, path: &str, v: Value) {
     match path.split_once('.') {
@@ -304,7 +381,7 @@ impl HelperDef for Field {
         if !described.is_empty() {
             aria.push_str(&format!(r#" aria-describedby="{}""#, described.join(" ")));
         }
-        let extra = ["autocomplete", "inputmode", "min", "max", "step"]
+        let extra = ["autocomplete", "inputmode", "min", "max", "step", "accept"]
             .iter()
             .filter_map(|k| {
                 opt(k).map(|v| {
@@ -422,10 +499,10 @@ impl HelperDef for Field {
             other => {
                 let input = match other {
                     "date" | "email" | "tel" | "password" | "number" | "datetime-local"
-                    | "search" | "time" => other,
+                    | "search" | "time" | "file" => other,
                     _ => "text",
                 };
-                let value = if input == "password" {
+                let value = if input == "password" || input == "file" {
                     String::new()
                 } else {
                     esc(&text)

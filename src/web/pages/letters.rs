@@ -36,11 +36,7 @@ async fn batch(State(s): State<AppState>, page: Page, Query(q): Query<LettersQue
         Err(r) => return r,
     };
     let now = s.now();
-    let tz: chrono_tz::Tz = s
-        .default_timezone
-        .parse()
-        .unwrap_or(chrono_tz::Asia::Shanghai);
-    let today = crate::schedule::calendar::local_date(tz, now).to_string();
+    let today = s.today().to_string();
     let date = q.date.filter(|d| !d.trim().is_empty()).unwrap_or(today);
     let (status, letters, errors) = match outreach::letters(&s.svc, &user.actor, &date, now).await {
         Ok(l) => (StatusCode::OK, l, Value::Null),

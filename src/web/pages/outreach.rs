@@ -1,31 +1,43 @@
 //! The outreach queue: the messages that need a person (held, dead, failed) in the caller's
-//! cases, through the domain's `attention`, which decides scope and validates the filter.
+//! cases, through the domain's `attention`, which decides scope and validates the filter; and
+//! one message's page: its text as it would go out now, why it waits, and the two things a
+//! person can do about it (send it after all, or cancel it for good).
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::form;
+use super::form::{self, FormData};
 use super::view::Page;
 use crate::domain::outreach::{self, AttentionFilter};
 use crate::domain::types::Role;
 use crate::error::Error;
 use crate::web::AppState;
 
-pub const TEMPLATES: &[(&str, &str)] = &[(
-    "outreach_queue",
-    include_str!("../../../templates/outreach_queue.hbs"),
-)];
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "outreach_queue",
+        include_str!("../../../templates/outreach_queue.hbs"),
+    ),
+    (
+        "outreach_show",
+        include_str!("../../../templates/outreach_show.hbs"),
+    ),
+];
 
 const CARE: &[Role] = &[Role::Coordinator, Role::Supervisor];
 const PER_PAGE: i64 = 50;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/outreach", get(queue))
+    Router::new()
+        .route("/outreach", get(queue))
+        .route("/outreach/{id}", get(show))
+        .route("/outreach/{id}/release", post(release))
+        .route("/outreach/{id}/cancel", post(cancel))
 }
 
 #[derive(Deserialize, Default)]
@@ -83,4 +95,97 @@ async fn queue(State(s): State<AppState>, page: Page, Query(q): Query<QueueQuery
             "errors": errors,
         }),
     )
+}
+
+async fn show(State(s): State<AppState>, page: Page, Path(id): Path<String>) -> Response {
+    message_page(&s, &page, &id, StatusCode::OK, None).await
+}
+
+/// One message; `notice` is a catalogue key saying why the last action was refused.
+async fn message_page(
+    s: &AppState,
+    page: &Page,
+    id: &str,
+    status: StatusCode,
+    notice: Option<&str>,
+) -> Response {
+    let user = match page.staff(s, CARE) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let shown = match outreach::show(&s.svc, &user.actor, id, s.now()).await {
+        Ok(m) => m,
+        Err(e) => return page.error(s, e),
+    };
+    let st = shown.outreach.status.as_str();
+    page.render(
+        s,
+        status,
+        "outreach_show",
+        json!({
+            "title": "outreach-show-title",
+            "m": shown,
+            "can_release": matches!(st, "held" | "dead"),
+            "dead": st == "dead",
+            "notice": notice,
+        }),
+    )
+}
+
+/// Where an action goes back to: the queue it was taken from, or the message's page.
+fn back(f: &FormData, id: &str) -> String {
+    match f.get("return") {
+        Some("queue") => "/outreach".to_string(),
+        _ => format!("/outreach/{id}"),
+    }
+}
+
+async fn release(
+    State(s): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    f: FormData,
+) -> Response {
+    act(&s, &page, &id, &f, Act::Release).await
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    f: FormData,
+) -> Response {
+    act(&s, &page, &id, &f, Act::Cancel).await
+}
+
+enum Act {
+    Release,
+    Cancel,
+}
+
+/// Release or cancel a waiting message; a message no longer waiting (a colleague was quicker)
+/// shows its page as it now is, with why nothing was done.
+async fn act(s: &AppState, page: &Page, id: &str, f: &FormData, what: Act) -> Response {
+    let user = match page.check_csrf(s, f.csrf()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let done = match what {
+        Act::Release => outreach::release(&s.svc, &user.actor, id, s.now()).await,
+        Act::Cancel => outreach::cancel(&s.svc, &user.actor, id, s.now()).await,
+    };
+    match done {
+        Ok(_) => page.see_other(s, &back(f, id)),
+        Err(Error::Conflict { .. }) => {
+            message_page(
+                s,
+                page,
+                id,
+                StatusCode::CONFLICT,
+                Some("outreach-not-waiting"),
+            )
+            .await
+        }
+        Err(e) => page.error(s, e),
+    }
 }

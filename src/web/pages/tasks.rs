@@ -146,11 +146,7 @@ fn due_of(s: &AppState, f: &FormData) -> Option<String> {
         None if f.get("kind") == Some("outreach") => return Some(day),
         None => chrono::NaiveTime::from_hms_opt(DEFAULT_HOUR, 0, 0)?,
     };
-    let tz: chrono_tz::Tz = s
-        .default_timezone
-        .parse()
-        .unwrap_or(chrono_tz::Asia::Shanghai);
-    Some(crate::schedule::calendar::local_instant(tz, date, time).to_rfc3339())
+    Some(crate::schedule::calendar::local_instant(s.zone(), date, time).to_rfc3339())
 }
 
 async fn new_task_page(
@@ -269,12 +265,7 @@ async fn create(
         .await
         {
             Ok((r, at)) => {
-                let day = crate::schedule::calendar::local_date(
-                    s.default_timezone
-                        .parse()
-                        .unwrap_or(chrono_tz::Asia::Shanghai),
-                    at,
-                );
+                let day = crate::schedule::calendar::local_date(s.zone(), at);
                 let preview = json!({"subject": r.subject, "body": r.body, "language": r.language,
                                      "at": at, "day": day.to_string()});
                 new_task_page(
