@@ -33,9 +33,11 @@ PAGES = [
     ("case-new", "demo-coordinator", "/cases/new"),
     ("case-summary", "demo-coordinator", "first-case/summary"),
     ("contact-new", "demo-coordinator", "first-case/contacts/new"),
+    ("consent-new", "demo-coordinator", "first-case/consents/new"),
     ("task-new", "demo-coordinator", "first-case/tasks/new"),
     ("tasks", "demo-coordinator", "/tasks"),
     ("outreach", "demo-coordinator", "/outreach"),
+    ("outreach-message", "demo-coordinator", "first-message"),
     ("letters", "demo-coordinator", "/letters"),
     ("calendar", "demo-coordinator", "/calendar"),
     ("supervisor-home", "demo-supervisor", "/"),
@@ -171,11 +173,14 @@ def main():
                     m = re.search(r'href="/cases/([0-9a-f-]{36})"', d.call("GET", "/source"))
                     first_case = m.group(1) if m else "none"
                 path = "/cases/" + first_case + path[len("first-case"):]
-            if path == "first-task":
-                # The first visit linked from the signed-in user's home page.
-                d.go(base + "/")
-                m = re.search(r'href="/tasks/([^"/]+)"', d.call("GET", "/source"))
-                path = "/tasks/" + (m.group(1) if m else "none")
+            # The first visit linked from the signed-in user's home page; the first message of
+            # the outreach queue.
+            for marker, listing, prefix in [("first-task", "/", "/tasks/"),
+                                            ("first-message", "/outreach", "/outreach/")]:
+                if path == marker:
+                    d.go(base + listing)
+                    m = re.search(r'href="' + prefix + r'([0-9a-zA-Z-]+)"', d.call("GET", "/source"))
+                    path = prefix + (m.group(1) if m else "none")
             d.go(base + path)
             time.sleep(0.3)
             file = os.path.join(a.out, f"{name}-{a.width}-{a.lang}.png")

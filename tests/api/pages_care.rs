@@ -80,6 +80,26 @@ fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
 }
 
 on_both_backends! {
+    async fn home_lists_the_first_twenty_overdue_and_links_to_all_of_them(app) {
+        let c = app.user("coordinator", Some("yinzhou")).await;
+        let t = tag();
+        let case = app.create_case(&c.token, organ_case(&t)).await;
+        let id = case["id"].as_str().unwrap();
+        for day in 1..=23 {
+            let (s, b) = app.post(&format!("/api/v1/cases/{id}/tasks"), &c.token,
+                                  json!({"kind": "call", "due_at": format!("2021-03-{day:02}")})).await;
+            assert_eq!(s, StatusCode::CREATED, "{b}");
+        }
+        let jar = page_session(&app, &c.username).await;
+        let (s, html) = page(&app, "/", &jar).await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        let list = &html[html.find("id=\"overdue\"").expect("the overdue list")..];
+        let list = &list[..list.find("</ul>").unwrap()];
+        assert_eq!(list.matches("<li>").count(), 20, "{list}");
+        assert!(list.contains(&format!(">Name{t}</a>")), "named by the donor: {list}");
+        assert!(html.contains("href=\"/tasks?status=overdue\">查看全部 23 项逾期任务"), "{html}");
+    }
+
     async fn a_case_made_in_the_form_is_the_case_the_api_makes(app) {
         let c = app.user("coordinator", Some("yinzhou")).await;
         let jar = page_session(&app, &c.username).await;
@@ -425,6 +445,7 @@ on_both_backends! {
         assert!(got["due_at"].as_str().unwrap().contains("T06:30:00"), "14:30 in Shanghai: {got}");
         let (_, list) = page(&app, "/tasks", &jar).await;
         assert!(list.contains(&format!("/tasks/{tid}\"")), "{list}");
+        assert!(list.contains(&format!(">Name{t}</a>")), "each task is named by its donor: {list}");
 
         // Reschedule without a reason: 422; with one: moved. Then cancelled.
         let later = (chrono::Utc::now() + chrono::Duration::days(9)).date_naive().to_string();

@@ -524,6 +524,9 @@ on_both_backends! {
         let (s, html) = page(&app, "/outreach", &jar).await;
         assert_eq!(s, StatusCode::OK);
         assert!(html.contains(&format!("action=\"/outreach/{msg_b}/release\"")) && !html.contains(&format!("/outreach/{msg_a}/release")), "{html}");
+        let (_, case_b) = app.get(&format!("/api/v1/cases/{b}"), &coord.token).await;
+        let donor = case_b["donor"]["full_name"].as_str().unwrap();
+        assert!(html.contains(&format!(">{donor}</a>")), "each message is named by its donor: {html}");
         let (s, h, _) = raw(&app, post_form(&format!("/outreach/{msg_b}/release"), &jar, &format!("csrf={csrf}&return=queue"))).await;
         assert_eq!(s, StatusCode::SEE_OTHER);
         assert_eq!(h["location"], "/outreach");

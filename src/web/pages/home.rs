@@ -28,6 +28,9 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 
 /// Items of each list on the home page; each list links to the whole of it.
 const ON_HOME: i64 = 12;
+/// Tasks listed in each of "overdue" and "due today"; the tiles count them all and the rest
+/// are a link away (a coordinator back from leave should see a page, not a wall).
+const TASKS_ON_HOME: usize = 20;
 /// Messages read once for the tiles' counts; more reads "100+".
 const TALLY: i64 = 100;
 
@@ -101,28 +104,23 @@ async fn care_home(s: &AppState, page: &Page) -> crate::error::Result<Response> 
     .await?;
     let counts = cases::counts(&s.svc, actor).await?;
     // Each item is named by its donor, so a coordinator knows whom a call is for.
-    let ids: Vec<String> = digest
-        .overdue
-        .iter()
-        .chain(&digest.due_today)
-        .map(|t| t.case_id.clone())
-        .chain(attention.items.iter().map(|m| m.case_id.clone()))
-        .chain(findings.items.iter().map(|f| f.case_id.clone()))
-        .collect();
-    let names = cases::names(&s.svc, actor, &ids, now).await?;
-    let named = |v: Value| -> Value {
-        let mut v = v;
-        if let Value::Array(items) = &mut v {
-            for item in items {
-                let name = item["case_id"]
-                    .as_str()
-                    .and_then(|id| names.get(id))
-                    .cloned();
-                item["donor_name"] = json!(name);
-            }
-        }
-        v
-    };
+    let more_overdue = digest.overdue.len() > TASKS_ON_HOME;
+    let more_today = digest.due_today.len() > TASKS_ON_HOME;
+    let mut overdue = json!(digest.overdue[..digest.overdue.len().min(TASKS_ON_HOME)]);
+    let mut due_today = json!(digest.due_today[..digest.due_today.len().min(TASKS_ON_HOME)]);
+    let mut attention_items = json!(attention.items);
+    let mut open_findings = json!(findings.items);
+    super::view::name_donors(
+        s,
+        actor,
+        &mut [
+            &mut overdue,
+            &mut due_today,
+            &mut attention_items,
+            &mut open_findings,
+        ],
+    )
+    .await?;
     let mut programs: Vec<Value> = Vec::new();
     for c in &counts {
         let entry = match programs.iter_mut().find(|p| p["program"] == c.program) {
@@ -144,13 +142,15 @@ async fn care_home(s: &AppState, page: &Page) -> crate::error::Result<Response> 
             "title": "home-title",
             "overdue_count": digest.overdue.len(),
             "today_count": digest.due_today.len(),
-            "overdue": named(json!(digest.overdue)),
-            "due_today": named(json!(digest.due_today)),
-            "attention": named(json!(attention.items)),
+            "overdue": overdue,
+            "more_overdue": more_overdue,
+            "more_today": more_today,
+            "due_today": due_today,
+            "attention": attention_items,
             "held": held,
             "dead": dead,
             "more_attention": more_attention,
-            "findings": named(json!(findings.items)),
+            "findings": open_findings,
             "more_findings": findings.next_cursor.is_some(),
             "programs": programs,
         }),

@@ -75,6 +75,11 @@ async fn queue(State(s): State<AppState>, page: Page, Query(q): Query<QueueQuery
             ),
             Err(e) => return page.error(&s, e),
         };
+    // Each message is named by its donor, so the queue says whom it is for.
+    let mut items = json!(items);
+    if let Err(e) = super::view::name_donors(&s, &user.actor, &mut [&mut items]).await {
+        return page.error(&s, e);
+    }
     let next_href = next.map(|c| {
         let mut ser = form_urlencoded::Serializer::new(String::from("/outreach?"));
         if let Some(st) = &status {

@@ -100,6 +100,10 @@ async fn list(
         ),
         Err(e) => return page.error(&s, e),
     };
+    let mut items = json!(items);
+    if let Err(e) = super::view::name_donors(&s, &user.actor, &mut [&mut items]).await {
+        return page.error(&s, e);
+    }
     let next = next.map(|c| {
         form_urlencoded::Serializer::new(String::from("/tasks?"))
             .append_pair("status", &status)

@@ -305,6 +305,36 @@ fn tz_of(ctx: &Context) -> chrono_tz::Tz {
 }
 
 /// A date as the page's language writes it.
+/// Name each item of `lists` (JSON arrays of things with a `case_id`) by its case's donor, as
+/// `donor_name`, so a list says whom a call or a message is for. The names are read by
+/// `cases::names`: audited as a listing, and left out for cases the caller may not read.
+pub async fn name_donors(
+    s: &AppState,
+    actor: &crate::policy::Actor,
+    lists: &mut [&mut Value],
+) -> Result<(), Error> {
+    let ids: Vec<String> = lists
+        .iter()
+        .filter_map(|l| l.as_array())
+        .flatten()
+        .filter_map(|i| i["case_id"].as_str().map(str::to_string))
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let names = crate::domain::cases::names(&s.svc, actor, &ids, s.now()).await?;
+    for list in lists.iter_mut() {
+        for item in list.as_array_mut().into_iter().flatten() {
+            let name = item["case_id"]
+                .as_str()
+                .and_then(|id| names.get(id))
+                .cloned();
+            item["donor_name"] = json!(name);
+        }
+    }
+    Ok(())
+}
+
 pub fn format_date(lang: &str, d: NaiveDate) -> String {
     if lang == "en" {
         d.format("%-d %b %Y").to_string()
