@@ -43,6 +43,11 @@ PAGES = [
     ("supervisor-home", "demo-supervisor", "/"),
     ("volunteer-home", "demo-volunteer", "/"),
     ("volunteer-visit", "demo-volunteer", "first-task"),
+    ("ethics-findings", "demo-reviewer", "/ethics/findings"),
+    ("ethics-finding", "demo-reviewer", "first-finding"),
+    ("ethics-consent", "demo-reviewer", "first-consent"),
+    ("ethics-break-glass", "demo-reviewer", "/ethics/break-glass"),
+    ("audit", "demo-reviewer", "/audit"),
 ]
 
 
@@ -176,7 +181,9 @@ def main():
             # The first visit linked from the signed-in user's home page; the first message of
             # the outreach queue.
             for marker, listing, prefix in [("first-task", "/", "/tasks/"),
-                                            ("first-message", "/outreach", "/outreach/")]:
+                                            ("first-message", "/outreach", "/outreach/"),
+                                            ("first-finding", "/ethics/findings", "/ethics/findings/"),
+                                            ("first-consent", "/ethics/findings", "/ethics/consents/")]:
                 if path == marker:
                     d.go(base + listing)
                     m = re.search(r'href="' + prefix + r'([0-9a-zA-Z-]+)"', d.call("GET", "/source"))

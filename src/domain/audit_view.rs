@@ -71,15 +71,6 @@ impl AuditView {
     }
 }
 
-fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    types::parse_date(s)
-        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-        .map_err(|_| "must be a date (YYYY-MM-DD) or an RFC 3339 time".into())
-}
-
 async fn allow(svc: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<()> {
     svc.authorize(
         actor,
@@ -105,8 +96,10 @@ pub async fn list(
     let from = f
         .from
         .as_deref()
-        .and_then(|s| v.check("from", parse_time(s)));
-    let to = f.to.as_deref().and_then(|s| v.check("to", parse_time(s)));
+        .and_then(|s| v.check("from", types::parse_instant_or_date(s)));
+    let to =
+        f.to.as_deref()
+            .and_then(|s| v.check("to", types::parse_instant_or_date(s)));
     let before = f.cursor.as_deref().and_then(|c| {
         v.check(
             "cursor",
@@ -164,4 +157,19 @@ pub async fn verify(
             Error::Internal(e) => Error::Internal(e.context("verifying the audit log")),
             other => other,
         })
+}
+
+/// The newest signed checkpoint of the log's head, for the audit page; `None` without a
+/// checkpoint file or before the first checkpoint.
+pub async fn latest_checkpoint(
+    svc: &Services,
+    actor: &Actor,
+    checkpoints: Option<&Checkpoints>,
+    now: DateTime<Utc>,
+) -> Result<Option<audit::Checkpoint>> {
+    allow(svc, actor, now).await?;
+    match checkpoints {
+        Some(c) => c.last(),
+        None => Ok(None),
+    }
 }

@@ -135,19 +135,23 @@ pub struct ConsentView {
     pub refusal: bool,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    /// The signed form, when one is attached (single records only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentInfo>,
+}
+
+/// What is known of a signed form without opening it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AttachmentInfo {
+    /// `application/pdf`, `image/jpeg` or `image/png`, as sniffed at upload.
+    pub media_type: String,
+    /// Bytes of the file as uploaded.
+    pub size: i64,
+    pub uploaded_at: DateTime<Utc>,
 }
 
 fn place(id: &str) -> Place<'_> {
     Place::new("consents", "sealed", id)
-}
-
-fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    types::parse_date(s)
-        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-        .map_err(|_| "must be an RFC 3339 time or a date (YYYY-MM-DD)".into())
 }
 
 pub fn status(r: &ConsentRow, now: DateTime<Utc>) -> &'static str {
@@ -247,6 +251,7 @@ pub fn view(r: &ConsentRow, key: Option<&SecretKey>, now: DateTime<Utc>) -> Resu
         refusal,
         created_by: r.created_by.clone(),
         created_at: r.created_at,
+        attachment: None,
     })
 }
 
@@ -373,7 +378,7 @@ async fn record_checked(
         }
         Some(s) => v.check(
             "signed_at",
-            parse_time(s).and_then(|t| {
+            types::parse_instant_or_date(s).and_then(|t| {
                 if t > now {
                     Err("is in the future".into())
                 } else {
@@ -385,7 +390,7 @@ async fn record_checked(
     let expires_at = input
         .expires_at
         .as_deref()
-        .and_then(|s| v.check("expires_at", parse_time(s)));
+        .and_then(|s| v.check("expires_at", types::parse_instant_or_date(s)));
     if let (Some(s), Some(e)) = (signed_at, expires_at) {
         if e <= s {
             v.add("expires_at", "is not after signed_at");
@@ -663,6 +668,11 @@ pub async fn get(
     let key = case_key(svc, &case).await?;
     let mut v = view(&row, key.as_ref(), now)?;
     v.document_text = documents::find(&row.document_id).map(|d| d.text.clone());
+    v.attachment = svc.store.attachment(id).await?.map(|a| AttachmentInfo {
+        media_type: a.media_type,
+        size: a.size,
+        uploaded_at: a.uploaded_at,
+    });
     svc.audit
         .record(vec![svc
             .entry(actor, Action::ReadConsent, "consent", now)

@@ -88,9 +88,7 @@ pub async fn review(
         .ok_or(Error::NotFound)?;
     let id = new_id();
     let sealed = match (&note, case_key(svc, &case).await?) {
-        (Some(n), Some(k)) => Some(
-            crypto::seal(&k, Place::new("consent_reviews", "note", &id), n.as_bytes()).into_bytes(),
-        ),
+        (Some(n), Some(k)) => Some(crypto::seal(&k, review_place(&id), n.as_bytes()).into_bytes()),
         _ => None,
     };
     let audit = svc
@@ -118,6 +116,105 @@ pub async fn review(
         note,
         reviewed_at: now,
     })
+}
+
+/// A review as its consent's page shows it: who (display name), when, what, and the note.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewEntry {
+    pub id: String,
+    pub reviewer: String,
+    pub finding: String,
+    pub note: Option<String>,
+    pub reviewed_at: DateTime<Utc>,
+}
+
+fn review_place(id: &str) -> Place<'_> {
+    Place::new("consent_reviews", "note", id)
+}
+
+/// The reviews of a consent record, oldest first, for anyone who may read the consent; the
+/// notes are opened under the case key and their reading is audited.
+pub async fn reviews(
+    svc: &Services,
+    actor: &Actor,
+    consent_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<ReviewEntry>> {
+    let consent = svc
+        .store
+        .consent_by_id(consent_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let Authorized {
+        row: case,
+        break_glass,
+        ..
+    } = cases::load_authorized(svc, actor, &consent.case_id, Action::ReadConsent, now).await?;
+    let rows = svc.store.reviews_of_consent(consent_id).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = case_key(svc, &case).await?;
+    let mut names = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        if !names.contains_key(&r.reviewer_id) {
+            let name = svc
+                .store
+                .user_by_id(&r.reviewer_id)
+                .await?
+                .map(|u| u.display_name)
+                .unwrap_or_default();
+            names.insert(r.reviewer_id.clone(), name);
+        }
+        let note = match (&r.note, &key) {
+            (Some(n), Some(k)) => Some(
+                String::from_utf8(
+                    crypto::open(
+                        k,
+                        review_place(&r.id),
+                        &crypto::Sealed::from_bytes(n.clone()),
+                    )?
+                    .to_vec(),
+                )
+                .map_err(|_| crypto::CryptoError::Malformed)?,
+            ),
+            _ => None,
+        };
+        out.push(ReviewEntry {
+            reviewer: names[&r.reviewer_id].clone(),
+            id: r.id,
+            finding: r.finding,
+            note,
+            reviewed_at: r.reviewed_at,
+        });
+    }
+    svc.audit
+        .record(vec![svc
+            .entry(actor, Action::ReadConsent, "consent_review", now)
+            .target(consent_id)
+            .case(&consent.case_id)
+            .break_glass(break_glass)])
+        .await?;
+    Ok(out)
+}
+
+/// The relationship of each of a case's contacts to the donor, by contact id: metadata, so a
+/// consent's page can say "given by the spouse" to a reviewer who may not see names.
+pub async fn relationships(
+    svc: &Services,
+    actor: &Actor,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashMap<String, String>> {
+    cases::load_authorized(svc, actor, case_id, Action::ReadConsent, now).await?;
+    Ok(svc
+        .store
+        .contacts_for_case(case_id)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.relationship))
+        .collect())
 }
 
 fn reason_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

@@ -13,9 +13,9 @@ use super::consents;
 use super::types::{Program, Role};
 use super::{page_limit, Page, Services};
 use crate::crypto::{self, Place};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Validator};
 use crate::policy::{Action, Actor, Resource};
-use crate::store::{ConsentQuery, ConsentScope, Found};
+use crate::store::{ConsentQuery, ConsentScope, FindingQuery, Found};
 
 /// What the rules need of a contact.
 #[derive(Debug, Clone)]
@@ -290,6 +290,85 @@ fn deceased_donation(f: &Facts) -> Option<Found> {
     ))
 }
 
+/// What a finding's message says, taken apart so a page can say it in the reader's language:
+/// the consent kind, whom it is about (`donor` or a contact id), the channel, the dates, whether
+/// a withdrawn consent is the cause, and the relatives whose consent is missing. The messages
+/// are written by [`rules`] above; a test takes apart every form it writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    pub kind: Option<String>,
+    pub who: Option<String>,
+    pub channel: Option<String>,
+    pub signed_on: Option<String>,
+    pub donated_on: Option<String>,
+    pub withdrawn: bool,
+    /// `(relationship, contact id)` of each relative whose written consent is missing.
+    pub missing: Vec<(String, String)>,
+}
+
+/// The subject of "to {who}" or "of {who}'s data": `donor` or the contact's id.
+fn who_of(text: &str) -> Option<String> {
+    let t = text.trim().trim_end_matches("'s data");
+    if t == "the donor" {
+        Some("donor".into())
+    } else {
+        t.strip_prefix("contact ").map(|c| c.trim().to_string())
+    }
+}
+
+/// Take a finding's message apart (see [`Detail`]); what it cannot read stays empty.
+pub fn detail(rule: &str, message: &str) -> Detail {
+    let words: Vec<&str> = message.split_whitespace().collect();
+    let mut d = Detail {
+        withdrawn: message.contains("has been withdrawn"),
+        ..Detail::default()
+    };
+    match rule {
+        "verbal_without_witness" | "written_without_form" => {
+            d.kind = words.get(1).map(|w| w.to_string());
+        }
+        "expired" => d.kind = words.first().map(|w| w.to_string()),
+        "signed_after_donation" => {
+            d.kind = words.first().map(|w| w.to_string());
+            let dates: Vec<&str> = words
+                .iter()
+                .map(|w| w.trim_end_matches(','))
+                .filter(|w| NaiveDate::parse_from_str(w, "%Y-%m-%d").is_ok())
+                .collect();
+            d.signed_on = dates.first().map(|s| s.to_string());
+            d.donated_on = dates.get(1).map(|s| s.to_string());
+        }
+        "use_without_consent" => {
+            d.kind = words.get(1).map(|w| w.to_string());
+            d.who = message
+                .split_once(" of ")
+                .and_then(|(_, rest)| rest.split_once("'s data"))
+                .and_then(|(who, _)| who_of(who));
+        }
+        "outreach_without_consent" => {
+            if let Some((who, rest)) = message
+                .strip_prefix("outreach to ")
+                .and_then(|m| m.split_once(" is scheduled by "))
+            {
+                d.who = who_of(who);
+                d.channel = rest.split_whitespace().next().map(str::to_string);
+            }
+        }
+        "deceased_donation_consent" => {
+            if let Some((_, list)) = message.split_once("missing from: ") {
+                for part in list.split(", ") {
+                    if let Some((rel, rest)) = part.split_once(" (contact ") {
+                        d.missing
+                            .push((rel.trim().into(), rest.trim_end_matches(')').into()));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    d
+}
+
 /// [`evaluate`] after a change that has already been committed: a failure is logged, and the
 /// next change (or a reviewer) brings the findings up to date.
 pub async fn refresh(svc: &Services, case_id: &str, now: DateTime<Utc>) {
@@ -419,8 +498,12 @@ pub struct FindingView {
     pub rule: String,
     pub message: String,
     pub consent_id: Option<String>,
+    /// The document version of that consent (e.g. `donation.zh-CN.v1`).
+    pub document: Option<String>,
     /// `open` or `closed`.
     pub status: String,
+    /// The case's programme.
+    pub program: String,
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     /// `resolved` (the gap was filled), `verified` or `concern` (a reviewer's decision).
@@ -432,8 +515,33 @@ pub struct FindingView {
 /// A finding is `open` until the gap is filled or a reviewer decides.
 pub const STATUSES: &[&str] = &["open", "closed"];
 
+/// Every rule [`rules`] applies, by the name its findings carry.
+pub const RULES: &[&str] = &[
+    "deceased_donation_consent",
+    "donor_refused",
+    "signed_after_donation",
+    "verbal_without_witness",
+    "written_without_form",
+    "expired",
+    "outreach_without_consent",
+    "use_without_consent",
+];
+
 fn status_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     super::schema::one_of(STATUSES, true)
+}
+
+fn rule_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(RULES, true)
+}
+
+fn program_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    let all: Vec<&str> = Program::ALL.iter().map(|p| p.as_str()).collect();
+    super::schema::one_of(&all, true)
+}
+
+fn before_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::instant_or_date(true)
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -444,6 +552,16 @@ pub struct FindingFilter {
     /// `open` or `closed`.
     #[param(schema_with = status_schema)]
     pub status: Option<String>,
+    /// The rule that found it, e.g. `deceased_donation_consent`.
+    #[param(schema_with = rule_schema)]
+    pub rule: Option<String>,
+    /// The case's programme.
+    #[param(schema_with = program_schema)]
+    pub program: Option<String>,
+    /// Opened before this date (YYYY-MM-DD, the start of that day in UTC) or time (RFC 3339):
+    /// the findings that have waited longest.
+    #[param(schema_with = before_schema)]
+    pub opened_before: Option<String>,
     #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -468,16 +586,25 @@ pub async fn list(
         svc.entry(actor, Action::ListConsents, "finding", now),
     )
     .await?;
-    if let Some(s) = &f.status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(Error::field(
-                "status",
-                format!("must be one of {}", STATUSES.join(", ")),
-            ));
+    let mut v = Validator::new();
+    let one_of = |field: &str, value: &Option<String>, allowed: &[&str], v: &mut Validator| {
+        if let Some(x) = value {
+            if !allowed.contains(&x.as_str()) {
+                v.add(field, format!("must be one of {}", allowed.join(", ")));
+            }
         }
-    }
+    };
+    one_of("status", &f.status, STATUSES, &mut v);
+    one_of("rule", &f.rule, RULES, &mut v);
+    let programs: Vec<&str> = Program::ALL.iter().map(|p| p.as_str()).collect();
+    one_of("program", &f.program, &programs, &mut v);
+    let opened_before = f
+        .opened_before
+        .as_deref()
+        .and_then(|t| v.check("opened_before", super::types::parse_instant_or_date(t)));
     let limit = page_limit(f.limit)?;
-    let (region, assigned) = match actor.role {
+    v.finish()?;
+    let (region, assigned_to) = match actor.role {
         // A supervisor without a region sees nothing, not everything.
         Role::Supervisor => (Some(actor.region.clone().unwrap_or_default()), None),
         Role::Coordinator => (None, Some(actor.user_id.clone())),
@@ -485,54 +612,22 @@ pub async fn list(
     };
     let rows = svc
         .store
-        .list_findings(
-            region.as_deref(),
-            assigned.as_deref(),
-            f.case_id.as_deref(),
-            f.status.as_deref(),
-            f.cursor.as_deref(),
-            limit + 1,
-        )
+        .list_findings(&FindingQuery {
+            region,
+            assigned_to,
+            case_id: f.case_id,
+            status: f.status,
+            rule: f.rule,
+            program: f.program,
+            opened_before,
+            after: f.cursor,
+            limit: limit + 1,
+        })
         .await?;
     let more = rows.len() as i64 > limit;
     let mut items = Vec::new();
     for r in rows.into_iter().take(limit as usize) {
-        let note = match &r.note {
-            None => None,
-            Some(n) => {
-                let key = match svc.store.case_by_id(&r.case_id).await? {
-                    Some(c) => case_key(svc, &c).await?,
-                    None => None,
-                };
-                match key {
-                    Some(k) => Some(
-                        String::from_utf8(
-                            crypto::open(
-                                &k,
-                                note_place(&r.id),
-                                &crypto::Sealed::from_bytes(n.clone()),
-                            )?
-                            .to_vec(),
-                        )
-                        .map_err(|_| crypto::CryptoError::Malformed)?,
-                    ),
-                    None => None,
-                }
-            }
-        };
-        items.push(FindingView {
-            consent_id: (!r.consent_key.is_empty()).then(|| r.consent_key.clone()),
-            id: r.id,
-            case_id: r.case_id,
-            rule: r.rule,
-            message: r.message,
-            status: r.status,
-            opened_at: r.opened_at,
-            closed_at: r.closed_at,
-            decision: r.decision,
-            closed_by: r.closed_by,
-            note,
-        });
+        items.push(view_of(svc, r).await?);
     }
     let next_cursor = if more {
         items.last().map(|i| i.id.clone())
@@ -540,6 +635,72 @@ pub async fn list(
         None
     };
     Ok(Page { items, next_cursor })
+}
+
+/// A finding as the API shows it: the reviewer's note opened under the case key, and the
+/// document version of the consent it is about.
+async fn view_of(svc: &Services, r: crate::store::FindingRow) -> Result<FindingView> {
+    let note = match &r.note {
+        None => None,
+        Some(n) => {
+            let key = match svc.store.case_by_id(&r.case_id).await? {
+                Some(c) => case_key(svc, &c).await?,
+                None => None,
+            };
+            match key {
+                Some(k) => Some(
+                    String::from_utf8(
+                        crypto::open(
+                            &k,
+                            note_place(&r.id),
+                            &crypto::Sealed::from_bytes(n.clone()),
+                        )?
+                        .to_vec(),
+                    )
+                    .map_err(|_| crypto::CryptoError::Malformed)?,
+                ),
+                None => None,
+            }
+        }
+    };
+    let document = match r.consent_key.as_str() {
+        "" => None,
+        id => svc.store.consent_by_id(id).await?.map(|c| c.document_id),
+    };
+    Ok(FindingView {
+        consent_id: (!r.consent_key.is_empty()).then(|| r.consent_key.clone()),
+        document,
+        id: r.id,
+        case_id: r.case_id,
+        rule: r.rule,
+        message: r.message,
+        status: r.status,
+        program: r.program,
+        opened_at: r.opened_at,
+        closed_at: r.closed_at,
+        decision: r.decision,
+        closed_by: r.closed_by,
+        note,
+    })
+}
+
+/// One finding, for whoever may read the consents of its case (out of scope: not found).
+pub async fn get(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<FindingView> {
+    let row = svc.store.finding_by_id(id).await?.ok_or(Error::NotFound)?;
+    let a = cases::load_authorized(svc, actor, &row.case_id, Action::ReadConsent, now).await?;
+    svc.audit
+        .record(vec![svc
+            .entry(actor, Action::ReadConsent, "finding", now)
+            .target(id)
+            .case(&row.case_id)
+            .break_glass(a.break_glass)])
+        .await?;
+    view_of(svc, row).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -611,6 +772,73 @@ pub async fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_message_the_rules_write_can_be_taken_apart() {
+        let mut f = facts(vec![rel("c1", "spouse"), rel("c2", "parent")], Vec::new());
+        let mut verbal = rec("k1", "c2");
+        verbal.method = "verbal".into();
+        verbal.witnessed = false;
+        verbal.signed_on = date("2025-03-20");
+        let mut unsigned = rec("k2", "c1");
+        unsigned.signed_form = false;
+        unsigned.kind = "publicity".into();
+        unsigned.status = "expired".into();
+        let mut contact = rec("k3", "c1");
+        contact.kind = "contact".into();
+        contact.subject = "c1".into();
+        contact.status = "withdrawn".into();
+        f.records = vec![verbal, unsigned, contact];
+        f.pending = vec![Pending {
+            id: "m1".into(),
+            recipient: "c1".into(),
+            channel: "sms".into(),
+        }];
+        f.uses = vec![Use {
+            id: "u1".into(),
+            kind: "research".into(),
+            subject: "donor".into(),
+        }];
+        let found = rules(&f);
+        let of = |rule: &str| {
+            let (r, _, m) = found
+                .iter()
+                .find(|(r, _, _)| r == rule)
+                .unwrap_or_else(|| panic!("no {rule} in {found:?}"));
+            detail(r, m)
+        };
+        assert_eq!(
+            of("verbal_without_witness").kind.as_deref(),
+            Some("donation")
+        );
+        let late = of("signed_after_donation");
+        assert_eq!(late.kind.as_deref(), Some("donation"));
+        assert_eq!(late.signed_on.as_deref(), Some("2025-03-20"));
+        assert_eq!(
+            late.donated_on.as_deref(),
+            Some(f.donation_date.to_string().as_str())
+        );
+        assert_eq!(
+            of("written_without_form").kind.as_deref(),
+            Some("publicity")
+        );
+        assert_eq!(of("expired").kind.as_deref(), Some("publicity"));
+        let outreach = of("outreach_without_consent");
+        assert_eq!(outreach.who.as_deref(), Some("c1"));
+        assert_eq!(outreach.channel.as_deref(), Some("sms"));
+        assert!(outreach.withdrawn);
+        let use_ = of("use_without_consent");
+        assert_eq!(use_.who.as_deref(), Some("donor"));
+        assert_eq!(use_.kind.as_deref(), Some("research"));
+        assert!(!use_.withdrawn);
+        assert_eq!(
+            of("deceased_donation_consent").missing,
+            vec![
+                ("spouse".to_string(), "c1".to_string()),
+                ("parent".into(), "c2".into())
+            ]
+        );
+    }
 
     fn date(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

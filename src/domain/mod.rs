@@ -160,6 +160,15 @@ pub fn from_json<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T>
             // The path already ends with the unknown field's name.
             let field = if path == "." { name.to_string() } else { path };
             (field, "is not a known field".to_string())
+        } else if let Some(rest) = inner.strip_prefix("missing field `") {
+            let name = rest.split('`').next().unwrap_or("");
+            // The path is the object the field is missing from.
+            let field = if path == "." {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
+            (field, "is required".to_string())
         } else {
             let field = if path == "." {
                 "body".to_string()

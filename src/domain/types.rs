@@ -156,6 +156,16 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| "not a real date (YYYY-MM-DD)".into())
 }
 
+/// An RFC 3339 time, or a date (`YYYY-MM-DD`) read as the start of that day in UTC.
+pub fn parse_instant_or_date(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    parse_date(s)
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| "must be a date (YYYY-MM-DD) or an RFC 3339 time".into())
+}
+
 /// Trimmed text of at most `max` characters; empty is refused when `required`.
 pub fn text(s: &str, max: usize) -> Result<String, String> {
     let t = s.trim();

@@ -190,6 +190,8 @@ pub struct FindingRow {
     pub consent_key: String,
     pub message: String,
     pub status: String,
+    /// The case's programme.
+    pub program: String,
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
@@ -201,8 +203,23 @@ pub struct FindingRow {
 /// What the rules find now for a case: (rule, consent key, message).
 pub type Found = (String, String, String);
 
+/// Which findings a listing returns: `region` limits to cases of a region, `assigned_to` to a
+/// coordinator's; `opened_before` to findings older than a time; `after` is the cursor (an id).
+#[derive(Debug, Clone, Default)]
+pub struct FindingQuery {
+    pub region: Option<String>,
+    pub assigned_to: Option<String>,
+    pub case_id: Option<String>,
+    pub status: Option<String>,
+    pub rule: Option<String>,
+    pub program: Option<String>,
+    pub opened_before: Option<DateTime<Utc>>,
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
 /// An ethics reviewer's review of a consent record; the note is sealed under the case key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReviewRow {
     pub id: String,
     pub consent_id: String,
@@ -693,16 +710,8 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(usize, usize)>;
     async fn finding_by_id(&self, id: &str) -> Result<Option<FindingRow>>;
-    /// Findings by id; `region` limits to cases of a region, `assigned_to` to a coordinator's.
-    async fn list_findings(
-        &self,
-        region: Option<&str>,
-        assigned_to: Option<&str>,
-        case_id: Option<&str>,
-        status: Option<&str>,
-        after: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<FindingRow>>;
+    /// Findings by id, filtered as the query says.
+    async fn list_findings(&self, q: &FindingQuery) -> Result<Vec<FindingRow>>;
     /// A reviewer's decision closes an open finding; false if it was not open.
     async fn close_finding(
         &self,
@@ -714,6 +723,8 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
         audit: &[AuditEntry],
     ) -> Result<bool>;
 
+    /// The reviews of a consent record, oldest first.
+    async fn reviews_of_consent(&self, consent_id: &str) -> Result<Vec<ReviewRow>>;
     /// A reviewer's review of a consent record.
     async fn insert_review(&self, review: &ReviewRow, audit: &[AuditEntry]) -> Result<()>;
     /// A revealed identity with its sealed reason.

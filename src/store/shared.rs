@@ -54,6 +54,10 @@ pub fn fold_assignments(
 pub const USER_COLUMNS: &str = "id, username, display_name, role, region, password_hash, \
      disabled, created_at, updated_at, totp_secret, totp_enabled_at, totp_last_step, contact_id, email";
 
+/// Columns of a finding row (`f`) with its case's (`c`) programme.
+pub const FINDING_COLUMNS: &str = "f.id, f.case_id, f.rule, f.consent_key, f.message, f.status, \
+     c.program, f.opened_at, f.updated_at, f.closed_at, f.closed_by, f.decision, f.note";
+
 /// Audit entries per multi-row insert (15 parameters each, well under both backends' limits).
 pub const AUDIT_ROWS_PER_INSERT: usize = 500;
 pub const AUDIT_COLUMNS: &str = "seq, id, at, actor_id, actor_role, action, target_type, \
@@ -1410,49 +1414,49 @@ macro_rules! store_impl {
         }
 
         async fn finding_by_id(&self, id: &str) -> Result<Option<FindingRow>> {
-            Ok(sqlx::query_as::<$db, FindingRow>(
-                "select id, case_id, rule, consent_key, message, status, opened_at, updated_at, \
-                 closed_at, closed_by, decision, note from findings where id = $1",
-            )
+            Ok(sqlx::query_as::<$db, FindingRow>(&format!(
+                "select {} from findings f join cases c on c.id = f.case_id \
+                 where f.id = $1",
+                shared::FINDING_COLUMNS
+            ))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?)
         }
 
-        async fn list_findings(
-            &self,
-            region: Option<&str>,
-            assigned_to: Option<&str>,
-            case_id: Option<&str>,
-            status: Option<&str>,
-            after: Option<&str>,
-            limit: i64,
-        ) -> Result<Vec<FindingRow>> {
-            let mut b = sqlx::QueryBuilder::<$db>::new(
-                "select f.id, f.case_id, f.rule, f.consent_key, f.message, f.status, f.opened_at, \
-                 f.updated_at, f.closed_at, f.closed_by, f.decision, f.note \
-                 from findings f join cases c on c.id = f.case_id where f.id > ",
-            );
-            b.push_bind(after.unwrap_or("").to_string());
-            if let Some(r) = region {
+        async fn list_findings(&self, q: &FindingQuery) -> Result<Vec<FindingRow>> {
+            let mut b = sqlx::QueryBuilder::<$db>::new(format!(
+                "select {} from findings f join cases c on c.id = f.case_id \
+                 where f.id > ",
+                shared::FINDING_COLUMNS
+            ));
+            b.push_bind(q.after.clone().unwrap_or_default());
+            if let Some(r) = &q.region {
                 b.push(" and c.region = ");
-                b.push_bind(r.to_string());
+                b.push_bind(r.clone());
             }
-            if let Some(u) = assigned_to {
+            if let Some(u) = &q.assigned_to {
                 b.push(" and f.case_id in (select case_id from case_assignments where user_id = ");
-                b.push_bind(u.to_string());
+                b.push_bind(u.clone());
                 b.push(")");
             }
-            if let Some(c) = case_id {
-                b.push(" and f.case_id = ");
-                b.push_bind(c.to_string());
+            for (column, value) in [
+                ("f.case_id", &q.case_id),
+                ("f.status", &q.status),
+                ("f.rule", &q.rule),
+                ("c.program", &q.program),
+            ] {
+                if let Some(v) = value {
+                    b.push(format!(" and {column} = "));
+                    b.push_bind(v.clone());
+                }
             }
-            if let Some(s) = status {
-                b.push(" and f.status = ");
-                b.push_bind(s.to_string());
+            if let Some(t) = q.opened_before {
+                b.push(" and f.opened_at < ");
+                b.push_bind(t);
             }
             b.push(" order by f.id limit ");
-            b.push_bind(limit);
+            b.push_bind(q.limit);
             Ok(b.build_query_as::<FindingRow>().fetch_all(&self.pool).await?)
         }
 
@@ -1478,6 +1482,16 @@ macro_rules! store_impl {
             .execute(&mut *tx)
             .await?;
             commit_if_one(tx, done.rows_affected(), audit).await
+        }
+
+        async fn reviews_of_consent(&self, consent_id: &str) -> Result<Vec<ReviewRow>> {
+            Ok(sqlx::query_as::<$db, ReviewRow>(
+                "select id, consent_id, reviewer_id, finding, note, reviewed_at \
+                 from consent_reviews where consent_id = $1 order by reviewed_at, id",
+            )
+            .bind(consent_id)
+            .fetch_all(&self.pool)
+            .await?)
         }
 
         async fn insert_review(&self, r: &ReviewRow, audit: &[AuditEntry]) -> Result<()> {

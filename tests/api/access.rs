@@ -659,7 +659,12 @@ async fn build(app: &TestApp) -> World {
             .state
             .svc
             .store
-            .list_findings(None, None, Some(&records[0].1.case), Some("open"), None, 1)
+            .list_findings(&donorcare::store::FindingQuery {
+                case_id: Some(records[0].1.case.clone()),
+                status: Some("open".into()),
+                limit: 1,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .first()

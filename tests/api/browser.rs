@@ -820,6 +820,7 @@ async fn a_supervisor_a_volunteer_and_break_glass_in_chromium() {
     let other = app.user("coordinator", None).await;
     let supervisor = app.user("supervisor", Some("yinzhou")).await;
     let volunteer = app.user("volunteer", None).await;
+    let reviewer = app.user("ethics_reviewer", None).await;
     let t = tag();
     let case = app.create_case(&owner.token, organ_case(&t)).await;
     let id = case["id"].as_str().unwrap().to_string();
@@ -878,6 +879,26 @@ async fn a_supervisor_a_volunteer_and_break_glass_in_chromium() {
         "the banner shows the minutes left: {text}"
     );
     b.check("break-glass-case").await;
+    b.sign_out().await;
+
+    // An ethics reviewer: the findings queue is home; a finding decided; the break-glass use
+    // just made, with its reason; the audit log.
+    b.sign_in(addr, &reviewer.username).await;
+    b.wait_for("id=\"findings\"").await;
+    b.check("ethics-findings").await;
+    b.click("#findings .title a").await;
+    b.wait_for("name=\"finding\"").await;
+    b.check("ethics-finding").await;
+    b.click("input[name=finding][value=verified]").await;
+    b.click("form[action$='/decision'] button[type=submit]")
+        .await;
+    b.wait_for("status-closed").await;
+    b.go(&format!("http://{addr}/ethics/break-glass")).await;
+    b.wait_for("assigned coordinator is on leave").await;
+    b.check("ethics-break-glass").await;
+    b.go(&format!("http://{addr}/audit?case_id={id}")).await;
+    b.wait_for("id=\"audit\"").await;
+    b.check("audit").await;
     b.sign_out().await;
 
     // A volunteer.

@@ -50,6 +50,7 @@ mod keys;
 mod pages;
 mod pages_care;
 mod pages_consents;
+mod pages_ethics;
 mod pages_tasks;
 mod process;
 mod schedule;

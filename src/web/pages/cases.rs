@@ -9,7 +9,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::form::{self, Blank, FormData, Kind};
+use super::form::{self, blank_none, Blank, FormData, Kind};
 use super::view::{word, Page};
 use crate::domain::cases::{self, CaseFilter, CaseView};
 use crate::domain::consents::{self, ConsentFilter};
@@ -110,13 +110,6 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-fn blank_none(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
 /// What a single search box holds: a phone number, a national ID or a name, each searched
 /// exactly (the store keeps blind indexes, never the values).
 fn classify(q: &str) -> (&'static str, String) {
@@ -184,23 +177,15 @@ async fn list(State(s): State<AppState>, page: Page, Query(q): Query<ListQuery>)
             }
             Err(e) => return page.error(&s, e),
         };
-    let next_href = next.map(|c| {
-        let mut ser = form_urlencoded::Serializer::new(String::from("/cases?"));
-        for (k, v) in [
-            ("q", &q.q),
-            ("program", &q.program),
-            ("status", &q.status),
-            ("phone", &q.phone),
-            ("national_id", &q.national_id),
-            ("name", &q.name),
-        ] {
-            if let Some(v) = blank_none(v) {
-                ser.append_pair(k, &v);
-            }
-        }
-        ser.append_pair("cursor", &c);
-        ser.finish()
-    });
+    let filters = [
+        ("q", &q.q),
+        ("program", &q.program),
+        ("status", &q.status),
+        ("phone", &q.phone),
+        ("national_id", &q.national_id),
+        ("name", &q.name),
+    ];
+    let next_href = next.map(|c| super::view::filtered_href("/cases", &filters, &[("cursor", &c)]));
     page.render(
         &s,
         status,

@@ -39,6 +39,14 @@ pub enum Blank {
     Null,
 }
 
+/// A query parameter's value, trimmed, `None` when blank.
+pub fn blank_none(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// A submitted form, its fields in order (a name may repeat).
 #[derive(Debug, Default, Clone)]
 pub struct FormData(pub Vec<(String, String)>);

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
@@ -45,6 +45,10 @@ async fn home(State(s): State<AppState>, page: Page) -> Response {
     let result = match user.actor.role {
         Role::Coordinator | Role::Supervisor => care_home(&s, &page).await,
         Role::Volunteer => volunteer_home(&s, &page).await,
+        // A family's home is their portal.
+        Role::Family => return Redirect::to("/me").into_response(),
+        // A reviewer's home is the findings queue.
+        Role::EthicsReviewer => return Redirect::to("/ethics/findings").into_response(),
         _ => Ok(page.render(&s, StatusCode::OK, "home", json!({"title": "home-title"}))),
     };
     result.unwrap_or_else(|e| page.error(&s, e))

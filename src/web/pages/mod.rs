@@ -6,9 +6,11 @@
 #![allow(clippy::result_large_err)]
 
 pub mod account;
+pub mod audit;
 pub mod calendar;
 pub mod cases;
 pub mod consents;
+pub mod ethics;
 pub mod form;
 pub mod home;
 pub mod letters;
@@ -45,6 +47,8 @@ pub fn templates() -> impl Iterator<Item = &'static (&'static str, &'static str)
         .chain(calendar::TEMPLATES)
         .chain(letters::TEMPLATES)
         .chain(consents::TEMPLATES)
+        .chain(ethics::TEMPLATES)
+        .chain(audit::TEMPLATES)
 }
 
 pub fn routes() -> Router<AppState> {
@@ -58,6 +62,8 @@ pub fn routes() -> Router<AppState> {
         .merge(calendar::routes())
         .merge(letters::routes())
         .merge(consents::routes())
+        .merge(ethics::routes())
+        .merge(audit::routes())
 }
 
 /// The stylesheet of every page (screen and print): the shared rules, then each area's.
@@ -65,6 +71,7 @@ pub const APP_CSS: &str = concat!(
     include_str!("../../../templates/static/app.css"),
     include_str!("../../../templates/static/tasks.css"),
     include_str!("../../../templates/static/outreach.css"),
+    include_str!("../../../templates/static/ethics.css"),
     include_str!("../../../templates/static/print.css"),
 );
 

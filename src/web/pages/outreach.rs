@@ -11,7 +11,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::form::{self, FormData};
+use super::form::{self, blank_none, FormData};
 use super::view::Page;
 use crate::domain::outreach::{self, AttentionFilter};
 use crate::domain::types::Role;
@@ -46,13 +46,6 @@ struct QueueQuery {
     cursor: Option<String>,
 }
 
-fn blank_none(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
 async fn queue(State(s): State<AppState>, page: Page, Query(q): Query<QueueQuery>) -> Response {
     let user = match page.staff(&s, CARE) {
         Ok(u) => u,
@@ -81,7 +74,7 @@ async fn queue(State(s): State<AppState>, page: Page, Query(q): Query<QueueQuery
         return page.error(&s, e);
     }
     let next_href = next.map(|c| {
-        let mut ser = form_urlencoded::Serializer::new(String::from("/outreach?"));
+        let mut ser = super::view::query_href("/outreach");
         if let Some(st) = &status {
             ser.append_pair("status", st);
         }

@@ -105,7 +105,7 @@ async fn list(
         return page.error(&s, e);
     }
     let next = next.map(|c| {
-        form_urlencoded::Serializer::new(String::from("/tasks?"))
+        super::view::query_href("/tasks")
             .append_pair("status", &status)
             .append_pair("cursor", &c)
             .finish()

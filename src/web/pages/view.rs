@@ -107,6 +107,12 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/calendar", "nav-calendar"),
         ],
         Role::Volunteer => &[("/", "nav-my-visits"), ("/calendar", "nav-calendar")],
+        Role::EthicsReviewer => &[
+            ("/ethics/findings", "nav-findings"),
+            ("/ethics/break-glass", "nav-break-glass"),
+            ("/audit", "nav-audit"),
+        ],
+        Role::Admin => &[("/", "nav-home"), ("/audit", "nav-audit")],
         _ => &[("/", "nav-home")],
     }
 }
@@ -333,6 +339,31 @@ pub async fn name_donors(
         }
     }
     Ok(())
+}
+
+/// A link to `path` with a query built pair by pair (`.append_pair(…)`, then `.finish()`).
+pub fn query_href(path: &str) -> form_urlencoded::Serializer<'static, String> {
+    let start = path.len() + 1;
+    form_urlencoded::Serializer::for_suffix(format!("{path}?"), start)
+}
+
+/// A link to `path` keeping a listing's filters (blank ones left out), then `extra` pairs
+/// (a cursor, say).
+pub fn filtered_href(
+    path: &str,
+    filters: &[(&str, &Option<String>)],
+    extra: &[(&str, &str)],
+) -> String {
+    let mut ser = query_href(path);
+    for (k, v) in filters {
+        if let Some(v) = super::form::blank_none(v) {
+            ser.append_pair(k, &v);
+        }
+    }
+    for (k, v) in extra {
+        ser.append_pair(k, v);
+    }
+    ser.finish()
 }
 
 pub fn format_date(lang: &str, d: NaiveDate) -> String {

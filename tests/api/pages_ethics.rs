@@ -1,0 +1,232 @@
+//! The ethics reviewers' pages: the findings queue in plain words with its filters, a finding's
+//! decision, a consent with its exact text, scan and history and the review form, the audit
+//! log with the chain's verification, and the break-glass uses.
+
+use axum::http::{header, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{organ_case, tag, TestApp, TestUser};
+use crate::pages::{field, form, get, hidden, page, page_session, raw};
+
+/// A coordinator's organ case with a spouse on file, and a verbal donation consent from the
+/// spouse with no witness: the rules find the missing witness and the missing joint written
+/// consent (a verbal one does not count).
+async fn case_with_findings(app: &TestApp) -> (TestUser, String, String) {
+    let c = app.user("coordinator", Some("yinzhou")).await;
+    let case = app.create_case(&c.token, organ_case(&tag())).await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let (s, contact) = app
+        .post(
+            &format!("/api/v1/cases/{id}/contacts"),
+            &c.token,
+            json!({"full_name": "周先生", "relationship": "spouse", "phone": "13611112222",
+                     "preferred_channel": "sms"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{contact}");
+    let contact = contact["id"].as_str().unwrap().to_string();
+    let (s, consent) = app
+        .post(
+            &format!("/api/v1/cases/{id}/consents"),
+            &c.token,
+            json!({"kind": "donation", "subject": "donor", "given_by": contact,
+                     "method": "verbal", "document": "donation-zh-CN-v1",
+                     "signed_at": "2025-03-10T10:00:00+08:00"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{consent}");
+    (c, id, consent["id"].as_str().unwrap().to_string())
+}
+
+async fn findings_of(app: &TestApp, token: &str, case: &str) -> Vec<Value> {
+    let (s, b) = app
+        .get(&format!("/api/v1/ethics/findings?case_id={case}"), token)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["items"].as_array().cloned().unwrap_or_default()
+}
+
+on_both_backends! {
+    async fn a_reviewer_reads_the_findings_queue_in_plain_words_and_decides_one(app) {
+        let (c, case, consent) = case_with_findings(&app).await;
+        let r = app.user("ethics_reviewer", None).await;
+        let jar = page_session(&app, &r.username).await;
+
+        // Home is the queue.
+        let (s, h, _) = raw(&app, get("/", &jar)).await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(h[header::LOCATION], "/ethics/findings");
+
+        let (s, html) = page(&app, "/ethics/findings", &jar).await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        // What is missing, in words: whose written consent, and that the verbal one lacks a witness.
+        assert!(html.contains("还缺：配偶"), "{html}");
+        assert!(html.contains("这份捐献同意是口头给出的，但没有记录见证人"), "{html}");
+        assert!(html.contains(&format!("href=\"/ethics/consents/{consent}\"")), "{html}");
+        assert!(html.contains("donation-zh-CN-v1"), "the document version: {html}");
+        for name in ["status", "rule", "program", "age"] {
+            assert!(field(&html, name).contains("<label"), "{name}");
+        }
+
+        // Filters: by rule, by programme, by age.
+        let (_, html) = page(&app, "/ethics/findings?rule=verbal_without_witness", &jar).await;
+        assert!(html.contains("口头") && !html.contains("还缺：配偶"), "{html}");
+        let (_, html) = page(&app, "/ethics/findings?program=marrow", &jar).await;
+        assert!(html.contains("没有符合条件的问题"), "{html}");
+        let (_, html) = page(&app, "/ethics/findings?age=30", &jar).await;
+        assert!(html.contains("没有符合条件的问题"), "found today, not a month ago: {html}");
+        let (s, html) = page(&app, "/ethics/findings?age=12&rule=nonsense", &jar).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(field(&html, "age").contains("aria-invalid=\"true\""), "{html}");
+        let (_, en) = page(&app, "/ethics/findings?lang=en", &jar).await;
+        assert!(en.contains("Still missing: Spouse."), "{en}");
+
+        // One finding: decided with a concern; a missing decision is named beside its field.
+        let witness = findings_of(&app, &r.token, &case).await.into_iter()
+            .find(|f| f["rule"] == "verbal_without_witness").expect("the witness finding");
+        let fid = witness["id"].as_str().unwrap();
+        let path = format!("/ethics/findings/{fid}");
+        let (s, html) = page(&app, &path, &jar).await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        let csrf = hidden(&html, "csrf");
+        let action = format!("{path}/decision");
+        let (s, _, html) = raw(&app, form(&action, &jar, &format!("csrf={csrf}&note=%E8%A7%81%E8%AF%81"))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(field(&html, "finding").contains("aria-invalid=\"true\""), "{html}");
+        assert!(field(&html, "note").contains("见证"), "the note is kept: {html}");
+        assert_eq!(findings_of(&app, &r.token, &case).await.iter()
+            .find(|f| f["id"] == fid).unwrap()["status"], "open", "nothing saved");
+        let (s, _, _) = raw(&app, form(&action, &jar, "finding=concern")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "no CSRF token, no decision");
+        let body = format!("csrf={csrf}&finding=concern&note=%E8%AF%B7%E8%A1%A5%E8%A7%81%E8%AF%81%E4%BA%BA");
+        let (s, h, _) = raw(&app, form(&action, &jar, &body)).await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(h[header::LOCATION], path.as_str());
+        let (_, html) = page(&app, &path, &jar).await;
+        assert!(html.contains("有疑虑") && html.contains("请补见证人"), "{html}");
+        assert!(!html.contains("name=\"finding\""), "a closed finding has no form");
+        let (s, _, html) = raw(&app, form(&action, &jar, &body)).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{html}");
+        assert!(html.contains("已经关闭"), "{html}");
+
+        // Scope: the case's coordinator reads it, another coordinator does not find it, and a
+        // volunteer has no findings queue.
+        let (s, html) = page(&app, &path, &page_session(&app, &c.username).await).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(!html.contains("name=\"finding\""), "only reviewers decide");
+        let other = app.user("coordinator", Some("yinzhou")).await;
+        let (s, _) = page(&app, &path, &page_session(&app, &other.username).await).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let v = app.user("volunteer", Some("yinzhou")).await;
+        let (s, _) = page(&app, "/ethics/findings", &page_session(&app, &v.username).await).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+
+    async fn a_consent_page_shows_the_exact_text_the_scan_and_the_history_and_takes_a_review(app) {
+        let (c, case, consent) = case_with_findings(&app).await;
+        let png: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+        let req = axum::http::Request::builder()
+            .method("POST")
+            .uri(format!("/api/v1/consents/{consent}/attachment"))
+            .header("authorization", format!("Bearer {}", c.token))
+            .header("content-type", "application/octet-stream")
+            .body(axum::body::Body::from(png.to_vec()))
+            .unwrap();
+        let (s, b) = app.send(req).await;
+        assert!(s.is_success(), "{s} {b}");
+        let r = app.user("ethics_reviewer", None).await;
+        let jar = page_session(&app, &r.username).await;
+        let path = format!("/ethics/consents/{consent}");
+
+        let (s, html) = page(&app, &path, &jar).await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        let (_, doc) = app.get("/api/v1/consent-documents/donation-zh-CN-v1", &r.token).await;
+        let sha = doc["sha256"].as_str().expect("the document's hash");
+        assert!(html.contains(sha), "the hash it was signed under: {html}");
+        assert!(html.contains("与签署时记录的校验值一致"), "{html}");
+        let text_start: String = doc["text"].as_str().unwrap_or("").chars().take(12).collect();
+        assert!(!text_start.is_empty() && html.contains(&text_start), "the text itself: {html}");
+        // Given by the spouse (a relationship, not a name: reviewers see no identities).
+        assert!(html.contains("配偶") && !html.contains("周先生"), "{html}");
+        assert!(html.contains(&format!("<img class=\"scan\" src=\"/consents/{consent}/attachment\"")), "{html}");
+
+        // The scan itself, as the page's image asks for it, and its viewing audited.
+        let (s, h, _) = raw(&app, get(&format!("/consents/{consent}/attachment"), &jar)).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(h[header::CONTENT_TYPE], "image/png");
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        let (_, log) = app.get(&format!("/api/v1/audit?case_id={case}&action=consent.view"), &r.token).await;
+        assert!(log["items"].as_array().unwrap().iter()
+            .any(|e| e["target_type"] == "consent_attachment" && e["actor_id"] == r.id.as_str()), "{log}");
+        // Someone else's coordinator gets nothing.
+        let other = app.user("coordinator", Some("yinzhou")).await;
+        let other_jar = page_session(&app, &other.username).await;
+        let (s, _, _) = raw(&app, get(&format!("/consents/{consent}/attachment"), &other_jar)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = page(&app, &path, &other_jar).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+
+        // The review: a bad one is named and saves nothing; a good one joins the history.
+        let csrf = hidden(&html, "csrf");
+        let action = format!("{path}/review");
+        let (s, _, html) = raw(&app, form(&action, &jar, &format!("csrf={csrf}&finding=maybe"))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(field(&html, "finding").contains("aria-invalid=\"true\""), "{html}");
+        assert!(html.contains("还没有审查记录"), "nothing saved: {html}");
+        let (s, h, _) = raw(&app, form(&action, &jar,
+            &format!("csrf={csrf}&finding=verified&note=%E5%B7%B2%E6%A0%B8%E5%AF%B9%E5%8E%9F%E4%BB%B6"))).await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(h[header::LOCATION], format!("{path}#reviews").as_str());
+        let (_, html) = page(&app, &path, &jar).await;
+        assert!(html.contains("已核对原件") && html.contains("核实无误"), "{html}");
+        // Coordinators read the consent page but do not review.
+        let (s, html) = page(&app, &path, &page_session(&app, &c.username).await).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("已核对原件") && !html.contains("name=\"finding\""), "{html}");
+
+        // Withdrawn: both records link to each other.
+        let (s, w) = app.post(&format!("/api/v1/consents/{consent}/withdraw"), &c.token,
+            json!({"reason": "家属改变了主意"})).await;
+        assert!(s.is_success(), "{w}");
+        let (_, html) = page(&app, &path, &jar).await;
+        let withdrawal = w["id"].as_str().unwrap();
+        assert!(html.contains(&format!("/ethics/consents/{withdrawal}")) && html.contains("后来被撤回"), "{html}");
+    }
+
+    async fn the_audit_page_filters_entries_and_verifies_the_chain(app) {
+        let (_c, case, _consent) = case_with_findings(&app).await;
+        let admin = app.user("admin", None).await;
+        let jar = page_session(&app, &admin.username).await;
+        let (s, html) = page(&app, &format!("/audit?case_id={case}"), &jar).await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        assert!(html.contains("case.create") && html.contains("consent.record"), "{html}");
+        assert!(!html.contains("<span class=\"mono\">auth.login</span>"), "only this case's entries: {html}");
+        assert!(field(&html, "case_id").contains(&case), "the filter is kept");
+        let (s, html) = page(&app, &format!("/audit?case_id={case}&verify=1"), &jar).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("校验通过"), "{html}");
+        let (s, html) = page(&app, "/audit?from=2026-13-01", &jar).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(field(&html, "from").contains("aria-invalid=\"true\""), "{html}");
+        let c = app.user("coordinator", Some("yinzhou")).await;
+        let (s, _) = page(&app, "/audit", &page_session(&app, &c.username).await).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+
+    async fn the_break_glass_page_says_who_when_why_and_links_what_was_opened(app) {
+        let owner = app.user("coordinator", Some("yinzhou")).await;
+        let case = app.create_case(&owner.token, organ_case(&tag())).await;
+        let id = case["id"].as_str().unwrap();
+        let c = app.user("coordinator", Some("yinzhou")).await;
+        let (s, b) = app.post(&format!("/api/v1/cases/{id}/break-glass"), &c.token,
+            json!({"reason": "家属深夜来电，负责的同事休假，需要查看联系方式"})).await;
+        assert!(s.is_success(), "{b}");
+        let r = app.user("ethics_reviewer", None).await;
+        let (s, html) = page(&app, "/ethics/break-glass", &page_session(&app, &r.username).await).await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        assert!(html.contains("负责的同事休假") && html.contains("仍在有效期内"), "{html}");
+        assert!(html.contains(&format!("/audit?case_id&#x3D;{id}&amp;actor_id&#x3D;{}", c.id)), "{html}");
+        let (s, _) = page(&app, "/ethics/break-glass", &page_session(&app, &c.username).await).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+}
