@@ -229,4 +229,50 @@ on_both_backends! {
         let (s, _) = page(&app, "/ethics/break-glass", &page_session(&app, &c.username).await).await;
         assert_eq!(s, StatusCode::FORBIDDEN);
     }
+
+    async fn every_role_gets_exactly_what_the_ethics_pages_allow(app) {
+        let (owner, case, consent) = case_with_findings(&app).await;
+        let r = app.user("ethics_reviewer", None).await;
+        let finding = findings_of(&app, &r.token, &case).await[0]["id"].as_str().unwrap().to_string();
+        let users = [
+            ("ethics_reviewer", None),
+            ("supervisor", Some("yinzhou")),
+            ("supervisor", Some("haishu")),
+            ("coordinator", Some("yinzhou")),
+            ("admin", None),
+            ("volunteer", Some("yinzhou")),
+        ];
+        // The case's own coordinator, then the others in the order above.
+        let mut jars = vec![("owner", page_session(&app, &owner.username).await)];
+        for (role, region) in users {
+            let u = app.user(role, region).await;
+            let name = match (role, region) {
+                ("supervisor", Some("haishu")) => "supervisor-elsewhere",
+                ("coordinator", _) => "coordinator-other",
+                _ => role,
+            };
+            jars.push((name, page_session(&app, &u.username).await));
+        }
+        let ok = StatusCode::OK;
+        let no = StatusCode::FORBIDDEN;
+        let none = StatusCode::NOT_FOUND;
+        // path, then the status for: owner, reviewer, supervisor (region), supervisor elsewhere,
+        // another coordinator, admin, volunteer.
+        let table: Vec<(String, [StatusCode; 7])> = vec![
+            ("/ethics/findings".into(), [ok, ok, ok, ok, ok, no, no]),
+            (format!("/ethics/findings/{finding}"), [ok, ok, ok, none, none, no, no]),
+            (format!("/ethics/consents/{consent}"), [ok, ok, ok, none, none, no, no]),
+            ("/ethics/break-glass".into(), [no, ok, ok, ok, no, no, no]),
+            ("/audit".into(), [no, ok, ok, ok, no, ok, no]),
+        ];
+        for (path, expected) in &table {
+            for ((who, jar), want) in jars.iter().zip(expected) {
+                let (s, _) = page(&app, path, jar).await;
+                assert_eq!(s, *want, "{who} on {path}");
+            }
+            let (s, h, _) = raw(&app, get(path, "")).await;
+            assert_eq!(s, StatusCode::SEE_OTHER, "signed out on {path}");
+            assert_eq!(h[header::LOCATION], "/login");
+        }
+    }
 }
