@@ -18,8 +18,8 @@
 //! HTTP stack itself. No tracing subscriber is installed: the per-request log line of a real
 //! deployment is not part of either figure.
 //!
-//! The load generator is a small keep-alive HTTP/1.1 client over `tokio::net::TcpStream`
-//! (no HTTP client crate is a dependency): each of C connections sends one request, reads the
+//! The load generator (`common/load.rs`, shared with `benches/pages.rs`) is a small keep-alive
+//! HTTP/1.1 client over `tokio::net::TcpStream` (no HTTP client crate is a dependency): each of C connections sends one request, reads the
 //! head and a `Content-Length` body, checks the status and that the body is exactly the one
 //! seen during setup, and sends the next. Both apps get the same requests (same headers,
 //! including the bearer token, which the bare handler ignores). A run is a warm-up followed by
@@ -40,19 +40,21 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use common::target_dir;
+use common::load::{
+    bench_args, bench_folder, connections_from, load, measure_window, print_setting, serve,
+    snippet, Conn, Exchange, Expect, Request,
+};
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use donorcare::config::Config;
@@ -66,56 +68,15 @@ const TARGET_RATIO: f64 = 0.25;
 const DEFAULT_CONNECTIONS: [usize; 3] = [16, 64, 256];
 /// Runs of each app per number of connections; the medians are compared.
 const ROUNDS: usize = 3;
-const MAX_CONNECTIONS: usize = 1024;
-const WARMUP: Duration = Duration::from_secs(1);
-const DEFAULT_MEASURE_SECS: u64 = 5;
-const MAX_MEASURE_SECS: u64 = 120;
-/// Any single request slower than this fails the benchmark.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Receive buffer of a connection; a larger response fails the benchmark.
-const CONN_BUFFER: usize = 64 * 1024;
-/// Latency samples kept over all connections of one run.
-const MAX_SAMPLES: usize = 2_000_000;
 const CASES: usize = 8;
 const USERNAME: &str = "bench-coordinator";
 const PASSWORD: &str = "bench-password-1";
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    // `cargo bench` passes `--bench`; any other word is a number of connections.
-    let mut connections = Vec::new();
-    for a in std::env::args().skip(1).filter(|a| !a.starts_with('-')) {
-        let n: usize = a
-            .parse()
-            .ok()
-            .filter(|n| (1..=MAX_CONNECTIONS).contains(n))
-            .with_context(|| {
-                format!("{a:?}: expected a number of connections, 1–{MAX_CONNECTIONS}")
-            })?;
-        connections.push(n);
-    }
-    if connections.is_empty() {
-        connections = DEFAULT_CONNECTIONS.to_vec();
-    }
-    let measure = match std::env::var("DONORCARE_BENCH_SECS") {
-        Ok(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| (1..=MAX_MEASURE_SECS).contains(s))
-            .map(Duration::from_secs)
-            .with_context(|| {
-                format!("DONORCARE_BENCH_SECS={v}: expected seconds, 1–{MAX_MEASURE_SECS}")
-            })?,
-        Err(_) => Duration::from_secs(DEFAULT_MEASURE_SECS),
-    };
-
-    let base = target_dir().join("bench-data");
-    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
-    let dir = tempfile::Builder::new()
-        .prefix("http-")
-        .tempdir_in(&base)
-        .context("creating the benchmark folder")?;
+    let connections = connections_from(&bench_args(), &DEFAULT_CONNECTIONS)?;
+    let measure = measure_window()?;
+    let dir = bench_folder("http-")?;
     let result = run(dir.path(), &connections, measure).await;
     drop(dir);
     result
@@ -129,57 +90,31 @@ async fn run(dir: &Path, connections: &[usize], measure: Duration) -> Result<()>
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("donorcare HTTP benchmark: authenticated case view with its audit entry vs a bare axum handler");
-    println!(
-        "machine: {cores} cores ({}), {} {}; servers and load generator share one Tokio runtime \
-         with {} workers",
-        cpu_model().unwrap_or_else(|| "unknown CPU".into()),
-        std::env::consts::OS,
-        std::env::consts::ARCH,
-        tokio::runtime::Handle::current().metrics().num_workers(),
-    );
-    println!(
-        "store: SQLite {} (WAL, synchronous=FULL) in {}",
-        sqlite_version(&cfg.database_url()).await?,
-        cfg.data_dir.display()
-    );
-    println!(
-        "each run: {} s warm-up, then {} s measured; keep-alive HTTP/1.1 over 127.0.0.1",
-        WARMUP.as_secs_f64(),
-        measure.as_secs_f64()
-    );
+    print_setting(&cfg, measure).await?;
 
-    let case_app = web::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let bare_app = Router::new()
-        .route("/", get(|| async { "ok" }))
-        .into_make_service_with_connect_info::<SocketAddr>();
     let mut servers = JoinSet::new();
-    let case_addr = {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        servers.spawn(async move { axum::serve(listener, case_app).await });
-        addr
-    };
-    let bare_addr = {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        servers.spawn(async move { axum::serve(listener, bare_app).await });
-        addr
-    };
+    let case_addr = serve(&mut servers, web::app(state.clone())).await?;
+    let bare_addr = serve(
+        &mut servers,
+        Router::new().route("/", get(|| async { "ok" })),
+    )
+    .await?;
 
     let outcome = async {
-        let (case_requests, token) = setup(&state, case_addr).await?;
-        let case_bytes = case_requests.first().map_or(0, |r| r.expected.len());
+        let (case_requests, token, case_bytes) = setup(&state, case_addr).await?;
         // The same headers, bearer token included, go to the bare handler.
-        let bare_request = Request::new(bare_addr, "GET", "/", Some(&token), None);
+        let auth = format!("Bearer {token}");
+        let bare_request = Request::new(bare_addr, "GET", "/", &[("authorization", &auth)], None);
         let mut probe = Conn::connect(bare_addr).await?;
-        let (status, body) = probe.roundtrip(&bare_request).await?;
+        let reply = probe.roundtrip(&bare_request).await?;
         ensure!(
-            status == 200 && body == b"ok",
-            "bare handler answered {status}"
+            reply.status == 200 && reply.body == b"ok",
+            "bare handler answered {}",
+            reply.status
         );
         let bare_requests = Arc::new(vec![Exchange {
             request: bare_request,
-            expected: body.to_vec(),
+            expected: Expect::Body(reply.body.to_vec()),
         }]);
         let case_requests = Arc::new(case_requests);
         println!(
@@ -247,8 +182,9 @@ async fn run(dir: &Path, connections: &[usize], measure: Duration) -> Result<()>
 }
 
 /// Create the coordinator, log in, create the cases and their contacts through the API, and
-/// read each case once: the view requests with the bodies they must return, and the token.
-async fn setup(state: &AppState, addr: SocketAddr) -> Result<(Vec<Exchange>, String)> {
+/// read each case once: the view requests with the bodies they must return, the token, and the
+/// size of a view.
+async fn setup(state: &AppState, addr: SocketAddr) -> Result<(Vec<Exchange>, String, usize)> {
     let row = accounts::new_user(
         &NewUserInput {
             email: None,
@@ -265,14 +201,17 @@ async fn setup(state: &AppState, addr: SocketAddr) -> Result<(Vec<Exchange>, Str
     let mut conn = Conn::connect(addr).await?;
     let login = json!({"username": USERNAME, "password": PASSWORD});
     let reply = conn
-        .call_json(addr, "POST", "/api/v1/auth/login", None, Some(&login), 200)
+        .call_json(addr, "POST", "/api/v1/auth/login", &[], Some(&login), 200)
         .await?;
     let token = reply["token"]
         .as_str()
         .context("login reply without a token")?
         .to_string();
+    let auth = format!("Bearer {token}");
+    let headers = [("authorization", auth.as_str())];
 
     let mut exchanges = Vec::with_capacity(CASES);
+    let mut bytes = 0;
     for i in 0..CASES {
         let name = format!("Bench Donor {i}");
         let case = json!({
@@ -288,14 +227,7 @@ async fn setup(state: &AppState, addr: SocketAddr) -> Result<(Vec<Exchange>, Str
             "notes": format!("bench case {i}: the family asked for calls after 6 pm")
         });
         let created = conn
-            .call_json(
-                addr,
-                "POST",
-                "/api/v1/cases",
-                Some(&token),
-                Some(&case),
-                201,
-            )
+            .call_json(addr, "POST", "/api/v1/cases", &headers, Some(&case), 201)
             .await?;
         let id = created["id"]
             .as_str()
@@ -311,26 +243,21 @@ async fn setup(state: &AppState, addr: SocketAddr) -> Result<(Vec<Exchange>, Str
             addr,
             "POST",
             &format!("/api/v1/cases/{id}/contacts"),
-            Some(&token),
+            &headers,
             Some(&contact),
             201,
         )
         .await?;
 
-        let request = Request::new(
-            addr,
-            "GET",
-            &format!("/api/v1/cases/{id}"),
-            Some(&token),
-            None,
-        );
-        let (status, body) = conn.roundtrip(&request).await?;
+        let request = Request::new(addr, "GET", &format!("/api/v1/cases/{id}"), &headers, None);
+        let reply = conn.roundtrip(&request).await?;
         ensure!(
-            status == 200,
-            "case view answered {status}: {}",
-            snippet(body)
+            reply.status == 200,
+            "case view answered {}: {}",
+            reply.status,
+            snippet(reply.body)
         );
-        let expected = body.to_vec();
+        let expected = reply.body.to_vec();
         let view: Value = serde_json::from_slice(&expected).context("case view JSON")?;
         ensure!(
             view["donor"]["full_name"] == name.as_str()
@@ -340,335 +267,19 @@ async fn setup(state: &AppState, addr: SocketAddr) -> Result<(Vec<Exchange>, Str
                     .is_some_and(|n| n.starts_with("bench case")),
             "case view did not return the decrypted case: {view}"
         );
-        exchanges.push(Exchange { request, expected });
-    }
-    Ok((exchanges, token))
-}
-
-/// A request's bytes and the exact body every answer to it must carry.
-struct Exchange {
-    request: Request,
-    expected: Vec<u8>,
-}
-
-/// One load run.
-struct Run {
-    /// 200 responses completed inside the measured window.
-    measured: u64,
-    /// Every 200 response of the run, warm-up and tail included.
-    answered: u64,
-    window: Duration,
-    /// Latencies of the measured responses, in microseconds, sorted.
-    latencies: Vec<u32>,
-}
-
-impl Run {
-    fn rps(&self) -> f64 {
-        self.measured as f64 / self.window.as_secs_f64()
-    }
-
-    fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
+        if exchanges.is_empty() {
+            bytes = expected.len();
         }
-        let i = ((self.latencies.len() - 1) as f64 * p).round() as usize;
-        f64::from(self.latencies[i]) / 1000.0
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{:>9.0} req/s  ({} in {:.0} s; latency p50 {:.2} ms, p99 {:.2} ms)",
-            self.rps(),
-            self.measured,
-            self.window.as_secs_f64(),
-            self.percentile_ms(0.50),
-            self.percentile_ms(0.99)
-        )
-    }
-}
-
-/// Drive `connections` keep-alive connections against `addr` for the warm-up and `measure`,
-/// each sending the exchanges in turn and checking every answer.
-async fn load(
-    addr: SocketAddr,
-    exchanges: Arc<Vec<Exchange>>,
-    connections: usize,
-    measure: Duration,
-) -> Result<Run> {
-    ensure!(!exchanges.is_empty(), "nothing to send");
-    let mut conns = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        conns.push(Conn::connect(addr).await?);
-    }
-    let measure_start = Instant::now() + WARMUP;
-    let end = measure_start + measure;
-    let max_samples = MAX_SAMPLES / connections;
-    let mut tasks = JoinSet::new();
-    for (i, mut conn) in conns.into_iter().enumerate() {
-        let exchanges = exchanges.clone();
-        tasks.spawn(async move {
-            let mut measured = 0u64;
-            let mut answered = 0u64;
-            let mut latencies = Vec::with_capacity(max_samples.min(1 << 16));
-            let mut k = i;
-            loop {
-                let sent = Instant::now();
-                if sent >= end {
-                    break;
-                }
-                let ex = &exchanges[k % exchanges.len()];
-                k += 1;
-                let (status, body) =
-                    tokio::time::timeout(REQUEST_TIMEOUT, conn.roundtrip(&ex.request))
-                        .await
-                        .with_context(|| {
-                            format!("connection {i}: no answer within {REQUEST_TIMEOUT:?}")
-                        })?
-                        .with_context(|| format!("connection {i}"))?;
-                ensure!(
-                    status == 200,
-                    "connection {i}: status {status}: {}",
-                    snippet(body)
-                );
-                ensure!(
-                    body == ex.expected.as_slice(),
-                    "connection {i}: the body changed: {}",
-                    snippet(body)
-                );
-                answered += 1;
-                let done = Instant::now();
-                if done >= measure_start && done < end {
-                    measured += 1;
-                    if latencies.len() < max_samples {
-                        let us = done.duration_since(sent).as_micros();
-                        latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
-                    }
-                }
-            }
-            anyhow::Ok((measured, answered, latencies))
+        exchanges.push(Exchange {
+            request,
+            expected: Expect::Body(expected),
         });
     }
-    let mut run = Run {
-        measured: 0,
-        answered: 0,
-        window: measure,
-        latencies: Vec::new(),
-    };
-    while let Some(joined) = tasks.join_next().await {
-        // Returning early drops the set, which aborts the other connections.
-        let (measured, answered, latencies) = joined.context("a load task panicked")??;
-        run.measured += measured;
-        run.answered += answered;
-        run.latencies.extend(latencies);
-    }
-    run.latencies.sort_unstable();
-    Ok(run)
-}
-
-/// The bytes of one HTTP/1.1 request.
-struct Request(Vec<u8>);
-
-impl Request {
-    fn new(
-        addr: SocketAddr,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> Self {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\n");
-        if let Some(t) = token {
-            head.push_str(&format!("authorization: Bearer {t}\r\n"));
-        }
-        let body = body.map(Value::to_string);
-        if let Some(b) = &body {
-            head.push_str(&format!(
-                "content-type: application/json\r\ncontent-length: {}\r\n",
-                b.len()
-            ));
-        }
-        head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        if let Some(b) = body {
-            bytes.extend_from_slice(b.as_bytes());
-        }
-        Request(bytes)
-    }
-}
-
-/// A keep-alive HTTP/1.1 client connection: one request at a time, `Content-Length` bodies.
-/// It uses only readiness and `try_read`/`try_write` of `TcpStream`, so it needs nothing
-/// beyond Tokio's `net` feature.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    /// Bytes of `buf` received so far.
-    filled: usize,
-    /// Bytes of `buf` that belong to the previous response.
-    consumed: usize,
-}
-
-impl Conn {
-    async fn connect(addr: SocketAddr) -> Result<Conn> {
-        ensure!(
-            addr.ip().is_loopback(),
-            "refusing to load {addr}: loopback only"
-        );
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            buf: vec![0; CONN_BUFFER],
-            filled: 0,
-            consumed: 0,
-        })
-    }
-
-    /// Send `request` and read its response: the status and the body.
-    async fn roundtrip(&mut self, request: &Request) -> Result<(u16, &[u8])> {
-        if self.consumed > 0 {
-            self.buf.copy_within(self.consumed..self.filled, 0);
-            self.filled -= self.consumed;
-            self.consumed = 0;
-        }
-        self.write_all(&request.0).await?;
-        let mut searched = 0;
-        let head_end = loop {
-            if let Some(i) = self.buf[searched..self.filled]
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-            {
-                break searched + i + 4;
-            }
-            searched = self.filled.saturating_sub(3);
-            self.fill().await?;
-        };
-        let (status, length) = parse_head(&self.buf[..head_end])?;
-        ensure!(
-            head_end + length <= self.buf.len(),
-            "a response of {} bytes does not fit the {CONN_BUFFER}-byte buffer",
-            head_end + length
-        );
-        while self.filled < head_end + length {
-            self.fill().await?;
-        }
-        self.consumed = head_end + length;
-        Ok((status, &self.buf[head_end..self.consumed]))
-    }
-
-    /// Send a JSON request and expect `status`; returns the reply as JSON.
-    async fn call_json(
-        &mut self,
-        addr: SocketAddr,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-        status: u16,
-    ) -> Result<Value> {
-        let request = Request::new(addr, method, path, token, body);
-        let (got, reply) = self.roundtrip(&request).await?;
-        ensure!(
-            got == status,
-            "{method} {path}: expected {status}, got {got}: {}",
-            snippet(reply)
-        );
-        serde_json::from_slice(reply).with_context(|| format!("{method} {path}: reply is not JSON"))
-    }
-
-    async fn write_all(&self, mut bytes: &[u8]) -> Result<()> {
-        while !bytes.is_empty() {
-            self.stream.writable().await?;
-            match self.stream.try_write(bytes) {
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e).context("sending a request"),
-            }
-        }
-        Ok(())
-    }
-
-    /// Read more of the response into the buffer.
-    async fn fill(&mut self) -> Result<()> {
-        ensure!(
-            self.filled < self.buf.len(),
-            "a response head does not fit the {CONN_BUFFER}-byte buffer"
-        );
-        loop {
-            self.stream.readable().await?;
-            match self.stream.try_read(&mut self.buf[self.filled..]) {
-                Ok(0) => bail!("the server closed the connection"),
-                Ok(n) => {
-                    self.filled += n;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e).context("reading a response"),
-            }
-        }
-    }
-}
-
-/// The status and `Content-Length` of a response head; anything this client cannot follow
-/// (chunked bodies, a closing connection) is an error.
-fn parse_head(head: &[u8]) -> Result<(u16, usize)> {
-    let text = std::str::from_utf8(head).context("response head is not UTF-8")?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let status = match (parts.next(), parts.next()) {
-        (Some("HTTP/1.1"), Some(code)) => code.parse::<u16>().ok(),
-        _ => None,
-    }
-    .with_context(|| format!("unexpected status line {status_line:?}"))?;
-    let mut length = None;
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line
-            .split_once(':')
-            .with_context(|| format!("malformed header {line:?}"))?;
-        let (name, value) = (name.trim(), value.trim());
-        if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.parse::<usize>().context("Content-Length")?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            bail!("unsupported Transfer-Encoding: {value}");
-        } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close") {
-            bail!("the server closes the connection (status {status})");
-        }
-    }
-    let length = match (length, status) {
-        (Some(n), _) => n,
-        (None, 204 | 304) => 0,
-        (None, _) => bail!("response {status} without Content-Length"),
-    };
-    Ok((status, length))
+    Ok((exchanges, token, bytes))
 }
 
 /// The median of a few rates.
 fn median(rates: &mut [f64]) -> f64 {
     rates.sort_by(f64::total_cmp);
     rates[rates.len() / 2]
-}
-
-/// The start of a body, for error messages.
-fn snippet(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned()
-}
-
-async fn sqlite_version(url: &str) -> Result<String> {
-    let pool = sqlx::SqlitePool::connect(url).await?;
-    let (v,): (String,) = sqlx::query_as("select sqlite_version()")
-        .fetch_one(&pool)
-        .await?;
-    pool.close().await;
-    Ok(v)
-}
-
-fn cpu_model() -> Option<String> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    info.lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, m)| m.trim().to_string())
 }

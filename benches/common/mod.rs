@@ -1,7 +1,10 @@
 //! What the benchmarks share: the bulk loader of sealed cases, service set-up, the synthetic
-//! data's dice, and the figures' formatting. Included by each bench with `#[path]`; a bench
-//! that does not use a part leaves it unused, hence the `allow`.
+//! data's dice, the figures' formatting, and (`load`) the HTTP benches' load generator.
+//! Included by each bench with `#[path]`; a bench that does not use a part leaves it unused,
+//! hence the `allow`.
 #![allow(dead_code)]
+
+pub mod load;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
