@@ -51,6 +51,22 @@ PAGES = [
 ]
 
 
+def first_consent_id(base, username):
+    """The id of the first consent `username` may read, through the JSON API."""
+    def call(method, path, body=None, token=None):
+        req = urllib.request.Request(base + path, method=method,
+                                     data=json.dumps(body).encode() if body else None,
+                                     headers={"content-type": "application/json"})
+        if token:
+            req.add_header("authorization", "Bearer " + token)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)
+    token = call("POST", "/api/v1/auth/login",
+                 {"username": username, "password": PASSWORD})["token"]
+    items = call("GET", "/api/v1/consents?limit=1", token=token)["items"]
+    return items[0]["id"] if items else "none"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -182,12 +198,14 @@ def main():
             # the outreach queue.
             for marker, listing, prefix in [("first-task", "/", "/tasks/"),
                                             ("first-message", "/outreach", "/outreach/"),
-                                            ("first-finding", "/ethics/findings", "/ethics/findings/"),
-                                            ("first-consent", "/ethics/findings", "/ethics/consents/")]:
+                                            ("first-finding", "/ethics/findings", "/ethics/findings/")]:
                 if path == marker:
                     d.go(base + listing)
                     m = re.search(r'href="' + prefix + r'([0-9a-zA-Z-]+)"', d.call("GET", "/source"))
                     path = prefix + (m.group(1) if m else "none")
+            if path == "first-consent":
+                # Not every finding is about a recorded consent: ask the API for the newest.
+                path = "/ethics/consents/" + first_consent_id(base, who)
             d.go(base + path)
             time.sleep(0.3)
             file = os.path.join(a.out, f"{name}-{a.width}-{a.lang}.png")
