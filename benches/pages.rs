@@ -1088,7 +1088,7 @@ async fn time_phases(
     let grants = || async {
         Ok(svc
             .store
-            .list_break_glass(None, Some(case), None, 20)
+            .list_break_glass(None, Some(case), false, None, 20)
             .await?)
     };
     phase("  the case's break-glass grants", &timed(grants).await?);

@@ -34,6 +34,8 @@ pub enum Action {
     BreakGlass,
     /// List break-glass grants.
     ReviewBreakGlass,
+    /// Acknowledge a break-glass use, or raise a concern about it.
+    AcknowledgeBreakGlass,
     /// Read the audit log and verify it.
     ReadAudit,
     Login,
@@ -96,6 +98,7 @@ impl Action {
             Action::AssignCase => "case.assign",
             Action::BreakGlass => "case.break_glass",
             Action::ReviewBreakGlass => "break_glass.list",
+            Action::AcknowledgeBreakGlass => "break_glass.review",
             Action::ReadAudit => "audit.read",
             Action::Login => "auth.login",
             Action::Logout => "auth.logout",
@@ -191,6 +194,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         // Break-glass is for cases a coordinator is not assigned to; any existing case qualifies.
         (Coordinator, BreakGlass, Resource::Case { .. }) => Ok(()),
         (Supervisor | EthicsReviewer, ReviewBreakGlass, Resource::System) => Ok(()),
+        (EthicsReviewer, AcknowledgeBreakGlass, Resource::System) => Ok(()),
         (Admin | Supervisor | EthicsReviewer, ReadAudit, Resource::System) => Ok(()),
         // Admins may ask for an erasure without reading the case; the family asks through its portal.
         (Admin, RequestErasure, Resource::Case { .. }) => Ok(()),
@@ -292,6 +296,24 @@ mod tests {
                 _ => vec![Some(403); 4],
             };
             assert_eq!(got, want, "{role}");
+        }
+    }
+
+    #[test]
+    fn supervisors_and_reviewers_list_break_glass_uses_and_only_reviewers_judge_them() {
+        for role in Role::ALL.iter().copied() {
+            let a = actor(role);
+            let list = authorize(&a, Action::ReviewBreakGlass, Resource::System).is_ok();
+            let judge = authorize(&a, Action::AcknowledgeBreakGlass, Resource::System);
+            assert_eq!(
+                list,
+                matches!(role, Role::Supervisor | Role::EthicsReviewer),
+                "{role}"
+            );
+            match judge {
+                Ok(()) => assert_eq!(role, Role::EthicsReviewer),
+                Err(e) => assert!(matches!(e, Error::Forbidden), "{role}: {e}"),
+            }
         }
     }
 

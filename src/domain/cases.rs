@@ -1221,6 +1221,8 @@ pub struct BreakGlassView {
     pub granted_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub active: bool,
+    /// What ethics reviewers said of this use, oldest first (the newest counts).
+    pub reviews: Vec<super::break_glass::BreakGlassReviewView>,
 }
 
 fn break_glass_place(id: &str) -> Place<'_> {
@@ -1292,14 +1294,17 @@ pub async fn break_glass(
         granted_at: grant.granted_at,
         expires_at: grant.expires_at,
         active: true,
+        reviews: Vec::new(),
     })
 }
 
-/// Break-glass grants, newest first: all for ethics reviewers, their region for supervisors.
+/// Break-glass grants, newest first: all for ethics reviewers, their region for supervisors;
+/// `unreviewed` keeps those no reviewer has acknowledged or raised a concern about.
 pub async fn list_break_glass(
     svc: &Services,
     actor: &Actor,
     case_id: Option<&str>,
+    unreviewed: bool,
     cursor: Option<&str>,
     limit: Option<i64>,
     now: DateTime<Utc>,
@@ -1312,18 +1317,74 @@ pub async fn list_break_glass(
     )
     .await?;
     let limit = page_limit(limit)?;
-    let region = match actor.role {
-        Role::Supervisor => Some(actor.region.clone().unwrap_or_default()),
-        _ => None,
-    };
     let rows = svc
         .store
-        .list_break_glass(region.as_deref(), case_id, cursor, limit + 1)
+        .list_break_glass(
+            grant_region(actor).as_deref(),
+            case_id,
+            unreviewed,
+            cursor,
+            limit + 1,
+        )
         .await?;
-    let mut keys = std::collections::HashMap::new();
-    let mut items = Vec::new();
     let more = rows.len() as i64 > limit;
-    for r in rows.into_iter().take(limit as usize) {
+    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
+    let items = open_grants(svc, rows, now).await?;
+    let next_cursor = if more {
+        items.last().map(|i: &BreakGlassView| i.id.clone())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// One grant, with its reviews, for those who may list grants (a supervisor's region only).
+pub async fn get_break_glass(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<BreakGlassView> {
+    svc.authorize(
+        actor,
+        Action::ReviewBreakGlass,
+        Resource::System,
+        svc.entry(actor, Action::ReviewBreakGlass, "break_glass", now),
+    )
+    .await?;
+    let row = svc
+        .store
+        .break_glass_by_id(id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    if let Some(region) = grant_region(actor) {
+        let case = svc.store.case_by_id(&row.case_id).await?;
+        if case.is_none_or(|c| c.region != region) {
+            return Err(Error::NotFound);
+        }
+    }
+    open_grants(svc, vec![row], now)
+        .await?
+        .pop()
+        .ok_or(Error::NotFound)
+}
+
+/// The region a supervisor's view of grants is limited to; none for others.
+fn grant_region(actor: &Actor) -> Option<String> {
+    match actor.role {
+        Role::Supervisor => Some(actor.region.clone().unwrap_or_default()),
+        _ => None,
+    }
+}
+
+/// Grants as views: reasons and review notes opened with each case's key, reviews attached.
+async fn open_grants(
+    svc: &Services,
+    rows: Vec<BreakGlassRow>,
+    now: DateTime<Utc>,
+) -> Result<Vec<BreakGlassView>> {
+    let mut keys = std::collections::HashMap::new();
+    for r in &rows {
         if !keys.contains_key(&r.case_id) {
             let key = match svc.store.case_by_id(&r.case_id).await? {
                 Some(c) => case_key(svc, &c).await?,
@@ -1331,6 +1392,10 @@ pub async fn list_break_glass(
             };
             keys.insert(r.case_id.clone(), key);
         }
+    }
+    let mut reviews = super::break_glass::reviews_of(svc, &rows, &keys).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
         let reason = match keys.get(&r.case_id).and_then(Option::as_ref) {
             Some(k) => Some(
                 String::from_utf8(
@@ -1347,6 +1412,7 @@ pub async fn list_break_glass(
         };
         items.push(BreakGlassView {
             active: r.expires_at > now,
+            reviews: reviews.remove(&r.id).unwrap_or_default(),
             id: r.id,
             case_id: r.case_id,
             user_id: r.user_id,
@@ -1355,12 +1421,7 @@ pub async fn list_break_glass(
             expires_at: r.expires_at,
         });
     }
-    let next_cursor = if more {
-        items.last().map(|i: &BreakGlassView| i.id.clone())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    Ok(items)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod attachments;
 pub mod audit_view;
+pub mod break_glass;
 pub mod cases;
 pub mod consents;
 pub mod contacts;
@@ -14,6 +15,7 @@ pub mod family;
 pub mod feeds;
 pub mod findings;
 pub mod outreach;
+pub mod register;
 pub mod schedule;
 pub mod schema;
 pub mod tasks;

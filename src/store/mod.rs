@@ -381,6 +381,27 @@ pub struct BreakGlassRow {
     pub expires_at: DateTime<Utc>,
 }
 
+/// An ethics reviewer's word on a break-glass grant; `note` is sealed with the case's key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BreakGlassReviewRow {
+    pub id: String,
+    pub grant_id: String,
+    pub reviewer_id: String,
+    /// `acknowledged` or `concern`.
+    pub decision: String,
+    pub note: Option<Vec<u8>>,
+    pub reviewed_at: DateTime<Utc>,
+}
+
+/// An open case and one kind of consent it holds in force (`Store::consent_coverage`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CoverageRow {
+    pub case_id: String,
+    pub program: String,
+    pub region: String,
+    pub kind: Option<String>,
+}
+
 /// How many cases of a programme and status a scope holds.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct ProgramCount {
@@ -515,6 +536,17 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
     async fn calendar_feed_of(&self, user_id: &str) -> Result<Option<DateTime<Utc>>>;
     /// Cases of the scope by programme and status (from metadata; nothing decrypted).
     async fn count_cases(&self, scope: &CaseScope) -> Result<Vec<ProgramCount>>;
+    /// The open cases of the scope with the kinds of consent each holds in force at `now`
+    /// (not withdrawn, not a withdrawal, not expired): one row per case and kind, `kind` absent
+    /// for a case with none; ordered by case id, only cases after `after`, at most `limit`
+    /// cases. From metadata; nothing decrypted.
+    async fn consent_coverage(
+        &self,
+        scope: &CaseScope,
+        now: DateTime<Utc>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CoverageRow>>;
     async fn update_case(
         &self,
         row: &CaseRow,
@@ -585,14 +617,24 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
         user_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool>;
-    /// Grants newest first; `region` limits to cases of a region.
+    /// Grants newest first; `region` limits to cases of a region, `unreviewed` to grants no
+    /// ethics reviewer has yet acknowledged or raised a concern about.
     async fn list_break_glass(
         &self,
         region: Option<&str>,
         case_id: Option<&str>,
+        unreviewed: bool,
         before: Option<&str>,
         limit: i64,
     ) -> Result<Vec<BreakGlassRow>>;
+    async fn break_glass_by_id(&self, id: &str) -> Result<Option<BreakGlassRow>>;
+    async fn insert_break_glass_review(
+        &self,
+        row: &BreakGlassReviewRow,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
+    /// The reviews of these grants, oldest first.
+    async fn break_glass_reviews(&self, grant_ids: &[String]) -> Result<Vec<BreakGlassReviewRow>>;
 
     /// Store a (pending or confirmed) TOTP secret, or remove it with `None`.
     async fn set_totp(

@@ -598,6 +598,49 @@ macro_rules! store_impl {
             Ok(b.build_query_as::<ProgramCount>().fetch_all(&self.pool).await?)
         }
 
+        async fn consent_coverage(
+            &self,
+            scope: &CaseScope,
+            now: DateTime<Utc>,
+            after: Option<&str>,
+            limit: i64,
+        ) -> Result<Vec<CoverageRow>> {
+            // The page of cases first, then their kinds in force, so `limit` counts cases.
+            let mut b = sqlx::QueryBuilder::<$db>::new(
+                "with page as (select c.id, c.program, c.region from ",
+            );
+            match scope {
+                CaseScope::AssignedTo(user) => {
+                    b.push("case_assignments a join cases c on c.id = a.case_id where a.user_id = ");
+                    b.push_bind(user.clone());
+                }
+                CaseScope::Region(region) => {
+                    b.push("cases c where c.region = ");
+                    b.push_bind(region.clone());
+                }
+                CaseScope::All => {
+                    b.push("cases c where 1 = 1");
+                }
+            }
+            b.push(" and c.status = 'open'");
+            if let Some(a) = after {
+                b.push(" and c.id > ");
+                b.push_bind(a.to_string());
+            }
+            b.push(" order by c.id limit ");
+            b.push_bind(limit);
+            b.push(
+                ") select distinct p.id as case_id, p.program, p.region, k.kind from page p \
+                 left join consents k on k.case_id = p.id \
+                 and k.withdraws is null \
+                 and not exists (select 1 from consents w where w.withdraws = k.id) \
+                 and (k.expires_at is null or k.expires_at > ",
+            );
+            b.push_bind(now);
+            b.push(") order by p.id, k.kind");
+            Ok(b.build_query_as::<CoverageRow>().fetch_all(&self.pool).await?)
+        }
+
         async fn update_case(&self, r: &CaseRow, terms: Option<&SearchTerms>, audit: &[AuditEntry]) -> Result<()> {
             let mut tx = self.begin_write().await?;
             sqlx::query(
@@ -843,6 +886,7 @@ macro_rules! store_impl {
             &self,
             region: Option<&str>,
             case_id: Option<&str>,
+            unreviewed: bool,
             before: Option<&str>,
             limit: i64,
         ) -> Result<Vec<BreakGlassRow>> {
@@ -858,6 +902,11 @@ macro_rules! store_impl {
                 b.push(" and g.case_id = ");
                 b.push_bind(c.to_string());
             }
+            if unreviewed {
+                b.push(
+                    " and not exists (select 1 from break_glass_reviews r where r.grant_id = g.id)",
+                );
+            }
             if let Some(x) = before {
                 b.push(" and g.id < ");
                 b.push_bind(x.to_string());
@@ -865,6 +914,56 @@ macro_rules! store_impl {
             b.push(" order by g.id desc limit ");
             b.push_bind(limit);
             Ok(b.build_query_as::<BreakGlassRow>().fetch_all(&self.pool).await?)
+        }
+
+        async fn break_glass_by_id(&self, id: &str) -> Result<Option<BreakGlassRow>> {
+            Ok(sqlx::query_as::<$db, BreakGlassRow>(
+                "select id, case_id, user_id, reason, granted_at, expires_at \
+                 from break_glass where id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn insert_break_glass_review(
+            &self,
+            r: &BreakGlassReviewRow,
+            audit: &[AuditEntry],
+        ) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "insert into break_glass_reviews \
+                 (id, grant_id, reviewer_id, decision, note, reviewed_at) \
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&r.id)
+            .bind(&r.grant_id)
+            .bind(&r.reviewer_id)
+            .bind(&r.decision)
+            .bind(&r.note)
+            .bind(r.reviewed_at)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn break_glass_reviews(&self, grant_ids: &[String]) -> Result<Vec<BreakGlassReviewRow>> {
+            if grant_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut b = sqlx::QueryBuilder::<$db>::new(
+                "select id, grant_id, reviewer_id, decision, note, reviewed_at \
+                 from break_glass_reviews where grant_id in (",
+            );
+            let mut ids = b.separated(", ");
+            for id in grant_ids {
+                ids.push_bind(id.clone());
+            }
+            b.push(") order by reviewed_at, id");
+            Ok(b.build_query_as::<BreakGlassReviewRow>().fetch_all(&self.pool).await?)
         }
 
         async fn set_totp(

@@ -114,6 +114,16 @@ fn break_glass(role: &str, _own: Ownership) -> Expect {
     }
 }
 
+/// A break-glass use: every one for ethics reviewers, their region's for supervisors.
+fn grant_read(role: &str, own: Ownership) -> Expect {
+    match (role, own) {
+        ("ethics_reviewer", _) => Allowed,
+        ("supervisor", Ownership::Other) => Hidden,
+        ("supervisor", _) => Allowed,
+        _ => Forbidden,
+    }
+}
+
 fn only(roles: &'static [&'static str]) -> impl Fn(&str, Ownership) -> Expect {
     move |role, _| {
         if roles.contains(&role) {
@@ -412,6 +422,25 @@ fn table() -> Vec<Row> {
         ),
         row(
             Method::GET,
+            "/api/v1/ethics/consent-register",
+            None,
+            only(&["supervisor", "coordinator", "ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/ethics/consent-register.csv",
+            None,
+            only(&["supervisor", "coordinator", "ethics_reviewer"]),
+        ),
+        row(Method::GET, "/api/v1/break-glass/{grant}", None, grant_read),
+        row(
+            Method::POST,
+            "/api/v1/break-glass/{grant}/reviews",
+            Some(json!({"decision": "acknowledged"})),
+            only(&["ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
             "/api/v1/erasure-requests",
             None,
             only(&["admin", "supervisor", "ethics_reviewer"]),
@@ -496,6 +525,8 @@ struct Fixture {
     consent: String,
     /// One of the case's plan-made outreach messages.
     outreach: String,
+    /// A break-glass use of the case by a coordinator who is not one of the callers.
+    grant: String,
     distinctive: String,
 }
 
@@ -515,6 +546,7 @@ async fn build(app: &TestApp) -> World {
     let far_sup = app.user("supervisor", Some("haishu")).await;
     let far_coord = app.user("coordinator", Some("haishu")).await;
     let far_vol = app.user("volunteer", Some("haishu")).await;
+    let glass = app.user("coordinator", Some("yinzhou")).await;
     let mut records = Vec::new();
     let mut family = None;
     for own in [Ownership::Own, Ownership::Other, Ownership::Unassigned] {
@@ -618,9 +650,18 @@ async fn build(app: &TestApp) -> World {
             .as_str()
             .unwrap_or_else(|| panic!("no outreach for {own:?}: {msgs}"))
             .to_string();
+        let (s, grant) = app
+            .post(
+                &format!("/api/v1/cases/{case_id}/break-glass"),
+                &glass.token,
+                json!({"reason": "a family called at night; the case's coordinator is away"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{grant}");
         records.push((
             own,
             Fixture {
+                grant: grant["id"].as_str().unwrap().to_string(),
                 outreach,
                 consent: consent["id"].as_str().unwrap().to_string(),
                 case: case_id,
@@ -702,6 +743,7 @@ on_both_backends! {
                             .replace("{consent}", &rec.consent)
                             .replace("{document}", "contact-en-v1")
                             .replace("{finding}", &world.finding)
+                            .replace("{grant}", &rec.grant)
                     };
                     let path = fill(r.path);
                     let body = r.body.as_ref().map(|b| serde_json::from_str(&fill(&b.to_string())).unwrap());
@@ -737,6 +779,7 @@ on_both_backends! {
                 .replace("{coordinator}", "{id}").replace("{erasure}", "{id}")
                 .replace("{consent}", "{id}").replace("{document}", "{id}")
                 .replace("{finding}", "{id}").replace("{outreach}", "{id}")
+                .replace("{grant}", "{id}")
         };
         let mut missing = Vec::new();
         for (path, item) in doc["paths"].as_object().unwrap() {

@@ -38,6 +38,11 @@ pub fn hidden(html: &str, name: &str) -> String {
     html[i..].split('"').next().unwrap().to_string()
 }
 
+/// `s` encoded for a form body.
+pub fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 pub fn form(path: &str, cookie: &str, body: &str) -> Request<Body> {
     Request::builder()
         .method(Method::POST)

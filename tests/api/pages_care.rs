@@ -6,11 +6,7 @@ use axum::http::{header, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{organ_case, tag, TestApp};
-use crate::pages::{field, form, get, hidden, page, page_session, raw};
-
-fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
+use crate::pages::{enc, field, form, get, hidden, page, page_session, raw};
 
 fn body(pairs: &[(&str, &str)]) -> String {
     pairs

@@ -5,8 +5,8 @@
 use axum::http::{header, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{organ_case, tag, TestApp, TestUser};
-use crate::pages::{field, form, get, hidden, page, page_session, raw};
+use crate::helpers::{marrow_case, organ_case, tag, TestApp, TestUser};
+use crate::pages::{enc, field, form, get, hidden, page, page_session, raw};
 
 /// A coordinator's organ case with a spouse on file, and a verbal donation consent from the
 /// spouse with no witness: the rules find the missing witness and the missing joint written
@@ -230,10 +230,188 @@ on_both_backends! {
         assert_eq!(s, StatusCode::FORBIDDEN);
     }
 
+    async fn a_reviewer_acknowledges_a_break_glass_use_or_raises_a_concern(app) {
+        let owner = app.user("coordinator", Some("yinzhou")).await;
+        let case = app.create_case(&owner.token, organ_case(&tag())).await;
+        let id = case["id"].as_str().unwrap();
+        let c = app.user("coordinator", Some("yinzhou")).await;
+        let (s, b) = app.post(&format!("/api/v1/cases/{id}/break-glass"), &c.token,
+            json!({"reason": "家属深夜来电，负责的同事休假，需要查看联系方式"})).await;
+        assert!(s.is_success(), "{b}");
+        let r = app.user("ethics_reviewer", None).await;
+        let jar = page_session(&app, &r.username).await;
+        let grants = |token: String, q: &'static str| {
+            let app = &app;
+            async move {
+                let (s, b) = app.get(&format!("/api/v1/break-glass?{q}"), &token).await;
+                assert_eq!(s, StatusCode::OK, "{b}");
+                b["items"].as_array().unwrap().clone()
+            }
+        };
+        let waiting = grants(r.token.clone(), "unreviewed=true").await;
+        let grant = waiting.iter().find(|g| g["case_id"] == id).expect("waiting for review");
+        let gid = grant["id"].as_str().unwrap().to_string();
+
+        // The list says it waits, and the filter keeps it.
+        let (_, html) = page(&app, "/ethics/break-glass?unreviewed=1", &jar).await;
+        assert!(html.contains("待审查") && html.contains(&format!("/ethics/break-glass/{gid}")), "{html}");
+
+        // A concern without saying what it is: refused beside the note, nothing saved.
+        let path = format!("/ethics/break-glass/{gid}");
+        let (s, html) = page(&app, &path, &jar).await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        assert!(html.contains("负责的同事休假") && html.contains("还没有人审查"), "{html}");
+        for name in ["decision", "note"] {
+            assert!(field(&html, name).contains("<label"), "{name}: {html}");
+        }
+        let csrf = hidden(&html, "csrf");
+        let action = format!("{path}/review");
+        let (s, _, html) = raw(&app, form(&action, &jar, &format!("csrf={csrf}&decision=concern&note=%E5%A5%87%E6%80%AA"))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        let note = field(&html, "note");
+        assert!(note.contains("aria-invalid=\"true\"") && note.contains("奇怪"), "kept and marked: {note}");
+        assert!(html.contains("value=\"concern\" checked"), "the choice is kept: {html}");
+        let (s, _, _) = raw(&app, form(&action, &jar, "decision=acknowledged")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "no CSRF token, no review");
+        assert_eq!(grants(r.token.clone(), "unreviewed=true").await.iter()
+            .filter(|g| g["id"] == gid.as_str()).count(), 1, "nothing saved");
+
+        // A concern with its reason, then an acknowledgement once it was looked into.
+        let concern = "当天通话记录里没有这通电话，请核实";
+        let body = format!("csrf={csrf}&decision=concern&note={}", enc(concern));
+        let (s, h, _) = raw(&app, form(&action, &jar, &body)).await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(h[header::LOCATION], path.as_str());
+        let (_, html) = page(&app, &path, &jar).await;
+        assert!(html.contains("有疑虑") && html.contains(concern), "{html}");
+        assert!(grants(r.token.clone(), "unreviewed=true").await.iter().all(|g| g["id"] != gid.as_str()));
+        let (s, b) = app.post(&format!("/api/v1/break-glass/{gid}/reviews"), &r.token,
+            json!({"decision": "acknowledged", "note": "已核实：电话记在家属联系人下"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!(b["decision"], "acknowledged");
+        let (s, one) = app.get(&format!("/api/v1/break-glass/{gid}"), &r.token).await;
+        assert_eq!(s, StatusCode::OK, "{one}");
+        let decisions: Vec<&str> = one["reviews"].as_array().unwrap().iter()
+            .map(|v| v["decision"].as_str().unwrap()).collect();
+        assert_eq!(decisions, ["concern", "acknowledged"], "{one}");
+        assert_eq!(one["reviews"][0]["note"], concern);
+        let (_, html) = page(&app, "/ethics/break-glass", &jar).await;
+        assert!(html.contains("已确认"), "the newest review counts: {html}");
+        let (_, en) = page(&app, &format!("{path}?lang=en"), &jar).await;
+        assert!(en.contains("concern raised") && en.contains("acknowledged"), "{en}");
+
+        // Audited; and only reviewers judge (a supervisor reads, does not review).
+        let (_, entries) = app.get(&format!("/api/v1/audit?action=break_glass.review&case_id={id}"), &r.token).await;
+        assert_eq!(entries["items"].as_array().unwrap().len(), 2, "{entries}");
+        let sup = app.user("supervisor", Some("yinzhou")).await;
+        let (s, html) = page(&app, &path, &page_session(&app, &sup.username).await).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(!html.contains("name=\"decision\""), "only reviewers review: {html}");
+        let (s, _) = app.post(&format!("/api/v1/break-glass/{gid}/reviews"), &sup.token,
+            json!({"decision": "acknowledged"})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, b) = app.post(&format!("/api/v1/break-glass/{gid}/reviews"), &r.token,
+            json!({"decision": "maybe"})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(b["error"]["fields"]["decision"].is_string(), "{b}");
+        let (s, _) = app.post("/api/v1/break-glass/nope/reviews", &r.token,
+            json!({"decision": "acknowledged"})).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+
+    async fn the_consent_register_shows_coverage_the_cases_lacking_and_a_csv(app) {
+        // An organ case with a verbal donation consent (it lacks the contact consent), and a
+        // marrow case with both of its consents, one of which is then withdrawn.
+        let (c, organ, _) = case_with_findings(&app).await;
+        let marrow = app.create_case(&c.token, marrow_case("林小满", "13900001111")).await;
+        let marrow = marrow["id"].as_str().unwrap().to_string();
+        let mut consents = Vec::new();
+        for kind in ["registry", "contact"] {
+            let (s, b) = app.post(&format!("/api/v1/cases/{marrow}/consents"), &c.token,
+                json!({"kind": kind, "subject": "donor", "given_by": "donor", "method": "written",
+                       "document": format!("{kind}-zh-CN-v1"), "signed_at": "2025-03-10"})).await;
+            assert_eq!(s, StatusCode::CREATED, "{b}");
+            consents.push(b["id"].as_str().unwrap().to_string());
+        }
+        let r = app.user("ethics_reviewer", None).await;
+        let jar = page_session(&app, &r.username).await;
+        let (s, html) = page(&app, "/ethics/register", &jar).await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        assert!(html.contains("缺少同意书的个案（1 个）"), "{html}");
+        assert!(html.contains(&format!("<span class=\"mono\">{organ}</span>")), "a number, not a link: {html}");
+        assert!(!html.contains(&format!("/cases/{organ}")), "reviewers do not open cases");
+        assert!(!html.contains(&format!(">{marrow}<")), "the marrow case is complete: {html}");
+        assert!(!html.contains("林小满") && !html.contains("13900001111"), "no identities");
+        for name in ["program", "missing"] {
+            assert!(field(&html, name).contains("<label"), "{name}");
+        }
+
+        // The API says the same in numbers.
+        let (s, reg) = app.get("/api/v1/ethics/consent-register", &r.token).await;
+        assert_eq!(s, StatusCode::OK, "{reg}");
+        let program = |p: &str| reg["coverage"].as_array().unwrap().iter()
+            .find(|c| c["program"] == p).unwrap().clone();
+        let o = program("organ");
+        assert_eq!((o["cases"].as_i64(), o["complete"].as_i64()), (Some(1), Some(0)), "{o}");
+        assert_eq!(o["kinds"], json!([
+            {"kind": "donation", "covered": 1, "missing": 0, "percent": 100},
+            {"kind": "contact", "covered": 0, "missing": 1, "percent": 0}]));
+        assert_eq!(program("marrow")["percent_complete"], 100);
+        assert_eq!(reg["gaps"]["items"], json!([{"case_id": organ, "program": "organ",
+            "region": "yinzhou", "missing": ["contact"]}]));
+
+        // A withdrawal counts: the marrow case now lacks its contact consent.
+        let (s, b) = app.post(&format!("/api/v1/consents/{}/withdraw", consents[1]), &c.token,
+            json!({"reason": "家属希望暂时不要联系"})).await;
+        assert!(s.is_success(), "{b}");
+        let (_, html) = page(&app, "/ethics/register?missing=contact", &jar).await;
+        assert!(html.contains("缺少同意书的个案（2 个）"), "{html}");
+        let (_, html) = page(&app, "/ethics/register?program=marrow", &jar).await;
+        assert!(html.contains("（1 个）") && html.contains(&marrow) && !html.contains(&format!(">{organ}<")), "{html}");
+        let (_, html) = page(&app, "/ethics/register?missing=registry", &jar).await;
+        assert!(html.contains("没有缺少同意书的个案"), "{html}");
+
+        // The CSV: every matching case, the filter kept, the download audited.
+        let (s, h, csv) = raw(&app, get("/ethics/register.csv?missing=contact", &jar)).await;
+        assert_eq!(s, StatusCode::OK, "{csv}");
+        assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
+        assert!(h[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"));
+        let mut lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.remove(0), "case_id,program,region,missing");
+        lines.sort();
+        let mut want = vec![format!("{organ},organ,yinzhou,contact"), format!("{marrow},marrow,yinzhou,contact")];
+        want.sort();
+        assert_eq!(lines, want);
+        let (_, entries) = app.get("/api/v1/audit?action=consent.list", &r.token).await;
+        assert!(entries["items"].as_array().unwrap().iter()
+            .any(|e| e["target_type"] == "consent_register" && e["reason"] == "csv:2"), "{entries}");
+
+        // Bad filters are named beside their fields; a supervisor elsewhere sees no case; the
+        // case's coordinator gets links to the cases.
+        let (s, html) = page(&app, "/ethics/register?program=kidney&missing=research", &jar).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(field(&html, "program").contains("aria-invalid=\"true\""), "{html}");
+        assert!(field(&html, "missing").contains("aria-invalid=\"true\""), "{html}");
+        let far = app.user("supervisor", Some("haishu")).await;
+        let (s, reg) = app.get("/api/v1/ethics/consent-register", &far.token).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(reg["total_gaps"], 0, "{reg}");
+        let (_, html) = page(&app, "/ethics/register", &page_session(&app, &c.username).await).await;
+        assert!(html.contains(&format!("href=\"/cases/{organ}\"")), "{html}");
+        let v = app.user("volunteer", Some("yinzhou")).await;
+        let (s, _) = app.get("/api/v1/ethics/consent-register", &v.token).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+
     async fn every_role_gets_exactly_what_the_ethics_pages_allow(app) {
         let (owner, case, consent) = case_with_findings(&app).await;
         let r = app.user("ethics_reviewer", None).await;
         let finding = findings_of(&app, &r.token, &case).await[0]["id"].as_str().unwrap().to_string();
+        let glass = app.user("coordinator", Some("yinzhou")).await;
+        let (s, b) = app.post(&format!("/api/v1/cases/{case}/break-glass"), &glass.token,
+            json!({"reason": "家属来电询问，负责同事不在，需要查看联系方式"})).await;
+        assert!(s.is_success(), "{b}");
+        let grant = b["id"].as_str().unwrap().to_string();
         let users = [
             ("ethics_reviewer", None),
             ("supervisor", Some("yinzhou")),
@@ -263,7 +441,10 @@ on_both_backends! {
             (format!("/ethics/findings/{finding}"), [ok, ok, ok, none, none, no, no]),
             (format!("/ethics/consents/{consent}"), [ok, ok, ok, none, none, no, no]),
             ("/ethics/break-glass".into(), [no, ok, ok, ok, no, no, no]),
+            (format!("/ethics/break-glass/{grant}"), [no, ok, ok, none, no, no, no]),
             ("/audit".into(), [no, ok, ok, ok, no, ok, no]),
+            ("/ethics/register".into(), [ok, ok, ok, ok, ok, no, no]),
+            ("/ethics/register.csv".into(), [ok, ok, ok, ok, ok, no, no]),
         ];
         for (path, expected) in &table {
             for ((who, jar), want) in jars.iter().zip(expected) {

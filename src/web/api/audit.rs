@@ -1,15 +1,48 @@
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
 use crate::audit::Verification;
 use crate::domain::audit_view::{self, AuditFilter, AuditView};
+use crate::domain::break_glass::{self, BreakGlassReviewInput, BreakGlassReviewView};
 use crate::domain::cases::{self, BreakGlassView};
 use crate::domain::Page;
 use crate::error::Result;
 use crate::web::error::ErrorBody;
 use crate::web::extract::{ApiJson, ApiQuery, Auth};
 use crate::web::AppState;
+
+/// One break-glass use with its reviews (ethics reviewers; supervisors for their region).
+#[utoipa::path(get, path = "/api/v1/break-glass/{id}", tag = "audit", params(("id" = String, Path)),
+    responses((status = 200, body = BreakGlassView), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_break_glass(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<BreakGlassView>> {
+    Ok(Json(
+        cases::get_break_glass(&s.svc, &actor, &id, s.now()).await?,
+    ))
+}
+
+/// An ethics reviewer acknowledges a break-glass use, or raises a concern (with a note).
+#[utoipa::path(post, path = "/api/v1/break-glass/{id}/reviews", tag = "audit",
+    request_body = BreakGlassReviewInput, params(("id" = String, Path)),
+    responses((status = 201, body = BreakGlassReviewView), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn review_break_glass(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<BreakGlassReviewInput>,
+) -> Result<(StatusCode, Json<BreakGlassReviewView>)> {
+    let r = break_glass::review(&s.svc, &actor, &id, input, s.now()).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
 
 /// Audit entries, newest first (admin, ethics reviewer; supervisors see their region's cases).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditFilter),
@@ -91,6 +124,8 @@ pub async fn break_glass(
 #[serde(deny_unknown_fields)]
 pub struct BreakGlassFilter {
     pub case_id: Option<String>,
+    /// `true`: only the uses no ethics reviewer has acknowledged or raised a concern about.
+    pub unreviewed: Option<bool>,
     #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -110,6 +145,7 @@ pub async fn list_break_glass(
             &s.svc,
             &actor,
             f.case_id.as_deref(),
+            f.unreviewed.unwrap_or(false),
             f.cursor.as_deref(),
             f.limit,
             s.now(),

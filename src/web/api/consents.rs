@@ -170,6 +170,58 @@ pub async fn findings(
     ))
 }
 
+/// The consent register: coverage by programme and the open cases lacking a required consent
+/// (ethics reviewers; supervisors for their region, coordinators for their cases). From
+/// metadata; no identity is shown.
+#[utoipa::path(get, path = "/api/v1/ethics/consent-register", tag = "ethics",
+    params(crate::domain::register::RegisterFilter),
+    responses((status = 200, body = crate::domain::register::Register),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn consent_register(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(f): ApiQuery<crate::domain::register::RegisterFilter>,
+) -> Result<Json<crate::domain::register::Register>> {
+    Ok(Json(
+        crate::domain::register::register(&s.svc, &actor, f, s.now()).await?,
+    ))
+}
+
+/// The register's gaps as CSV: `case_id,program,region,missing` (kinds separated by `;`),
+/// every matching case; `limit` and `cursor` are ignored. The download is audited.
+#[utoipa::path(get, path = "/api/v1/ethics/consent-register.csv", tag = "ethics",
+    params(crate::domain::register::RegisterFilter),
+    responses((status = 200, body = String, content_type = "text/csv"),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn consent_register_csv(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(f): ApiQuery<crate::domain::register::RegisterFilter>,
+) -> Result<axum::response::Response> {
+    let body = crate::domain::register::csv(&s.svc, &actor, f, s.now()).await?;
+    Ok(register_csv_response(body))
+}
+
+/// A CSV download of the register, never cached.
+pub fn register_csv_response(body: String) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"consent-register.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// An ethics reviewer closes a finding: `verified` or `concern`, with a note.
 #[utoipa::path(post, path = "/api/v1/ethics/findings/{id}/decision", tag = "ethics",
     request_body = crate::domain::findings::Decision, params(("id" = String, Path)),

@@ -5,18 +5,20 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::form::{self, blank_none};
+use super::form::{self, blank_none, Blank, FormData, Kind};
 use super::view::Page;
 use crate::domain::audit_view::{self, AuditFilter};
-use crate::domain::cases;
+use crate::domain::break_glass::{self, BreakGlassReviewInput};
+use crate::domain::cases::{self, BreakGlassView};
+use crate::domain::from_json;
 use crate::domain::types::Role;
 use crate::error::Error;
 use crate::web::AppState;
@@ -26,6 +28,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "break_glass_review",
         include_str!("../../../templates/break_glass_review.hbs"),
+    ),
+    (
+        "break_glass_grant",
+        include_str!("../../../templates/break_glass_grant.hbs"),
     ),
 ];
 
@@ -37,6 +43,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/audit", get(list))
         .route("/ethics/break-glass", get(break_glass))
+        .route("/ethics/break-glass/{id}", get(grant_page))
+        .route("/ethics/break-glass/{id}/review", post(review_grant))
 }
 
 #[derive(Deserialize, Default)]
@@ -156,10 +164,28 @@ async fn list(State(s): State<AppState>, page: Page, Query(q): Query<AuditQuery>
 #[derive(Deserialize, Default)]
 struct GrantQuery {
     cursor: Option<String>,
+    /// `1`: only the uses still waiting for a reviewer's word.
+    unreviewed: Option<String>,
 }
 
-/// Every break-glass grant, newest first: who, when, why, and a link to what they opened
-/// while it lasted.
+/// A grant as the pages show it: the person's name, what they opened while it lasted (a link
+/// to the audit entries), and the newest review in words.
+fn grant_item(g: &BreakGlassView, names: &HashMap<String, String>) -> Value {
+    let opened = super::view::query_href("/audit")
+        .append_pair("case_id", &g.case_id)
+        .append_pair("actor_id", &g.user_id)
+        .append_pair("from", &g.granted_at.to_rfc3339())
+        .append_pair("to", &g.expires_at.to_rfc3339())
+        .finish();
+    let mut v = json!(g);
+    v["user_name"] = json!(names.get(&g.user_id));
+    v["opened_href"] = json!(opened);
+    v["latest"] = json!(g.reviews.last());
+    v
+}
+
+/// Every break-glass grant, newest first: who, when, why, what they opened while it lasted,
+/// and what reviewers said; `unreviewed=1` keeps those waiting for a reviewer.
 async fn break_glass(
     State(s): State<AppState>,
     page: Page,
@@ -170,10 +196,12 @@ async fn break_glass(
         Err(r) => return r,
     };
     let now = s.now();
+    let unreviewed = q.unreviewed.as_deref() == Some("1");
     let grants = match cases::list_break_glass(
         &s.svc,
         &user.actor,
         None,
+        unreviewed,
         blank_none(&q.cursor).as_deref(),
         Some(PER_PAGE),
         now,
@@ -187,25 +215,17 @@ async fn break_glass(
         Ok(n) => n,
         Err(e) => return page.error(&s, e),
     };
-    let items: Vec<Value> = grants
-        .items
-        .iter()
-        .map(|g| {
-            let opened = super::view::query_href("/audit")
-                .append_pair("case_id", &g.case_id)
-                .append_pair("actor_id", &g.user_id)
-                .append_pair("from", &g.granted_at.to_rfc3339())
-                .append_pair("to", &g.expires_at.to_rfc3339())
-                .finish();
-            let mut v = json!(g);
-            v["user_name"] = json!(names.get(&g.user_id));
-            v["opened_href"] = json!(opened);
-            v
-        })
-        .collect();
-    let next = grants
-        .next_cursor
-        .map(|c| format!("/ethics/break-glass?cursor={c}"));
+    let items: Vec<Value> = grants.items.iter().map(|g| grant_item(g, &names)).collect();
+    let here = |cursor: Option<&str>| {
+        let mut href = super::view::query_href("/ethics/break-glass");
+        if unreviewed {
+            href.append_pair("unreviewed", "1");
+        }
+        if let Some(c) = cursor {
+            href.append_pair("cursor", c);
+        }
+        href.finish()
+    };
     page.render(
         &s,
         StatusCode::OK,
@@ -213,8 +233,78 @@ async fn break_glass(
         json!({
             "title": "break-glass-review-title",
             "items": items,
-            "next": next,
-            "first_page": q.cursor.is_some(),
+            "unreviewed": unreviewed,
+            "next": grants.next_cursor.as_deref().map(|c| here(Some(c))),
+            "first": q.cursor.is_some().then(|| here(None)),
         }),
     )
+}
+
+/// The review form's fields, by their API names.
+const GRANT_REVIEW_FIELDS: &[(&str, Kind)] = &[("decision", Kind::Text), ("note", Kind::Text)];
+
+async fn grant_page(State(s): State<AppState>, page: Page, Path(id): Path<String>) -> Response {
+    show_grant(&s, &page, &id, StatusCode::OK, Value::Null, Value::Null).await
+}
+
+/// One break-glass use: who, when, why, what was opened, every review, and (for ethics
+/// reviewers) the form to acknowledge it or raise a concern.
+async fn show_grant(
+    s: &AppState,
+    page: &Page,
+    id: &str,
+    status: StatusCode,
+    values: Value,
+    errors: Value,
+) -> Response {
+    let user = match page.staff(s, REVIEWERS) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let g = match cases::get_break_glass(&s.svc, &user.actor, id, s.now()).await {
+        Ok(g) => g,
+        Err(e) => return page.error(s, e),
+    };
+    let names = match display_names(s, std::iter::once(g.user_id.as_str())).await {
+        Ok(n) => n,
+        Err(e) => return page.error(s, e),
+    };
+    page.render(
+        s,
+        status,
+        "break_glass_grant",
+        json!({
+            "title": "break-glass-grant-title",
+            "g": grant_item(&g, &names),
+            "can_review": user.actor.role == Role::EthicsReviewer,
+            "options": {"decision": super::cases::options("break-glass-decision", break_glass::DECISIONS)},
+            "values": values,
+            "errors": errors,
+        }),
+    )
+}
+
+async fn review_grant(
+    State(s): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    f: FormData,
+) -> Response {
+    let user = match page.check_csrf(&s, f.csrf()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let done = match from_json::<BreakGlassReviewInput>(f.json(GRANT_REVIEW_FIELDS, Blank::Omit)) {
+        Ok(input) => break_glass::review(&s.svc, &user.actor, &id, input, s.now()).await,
+        Err(e) => Err(e),
+    };
+    match done {
+        Ok(_) => page.see_other(&s, &format!("/ethics/break-glass/{id}")),
+        Err(Error::Validation(e)) => {
+            let errors = form::errors(page.lang, &e);
+            let code = StatusCode::UNPROCESSABLE_ENTITY;
+            show_grant(&s, &page, &id, code, f.values(), errors).await
+        }
+        Err(e) => page.error(&s, e),
+    }
 }

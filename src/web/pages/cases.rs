@@ -598,7 +598,7 @@ async fn break_glass_left(s: &AppState, page: &Page, id: &str) -> Option<i64> {
     let grants = s
         .svc
         .store
-        .list_break_glass(None, Some(id), None, 20)
+        .list_break_glass(None, Some(id), false, None, 20)
         .await
         .ok()?;
     grants

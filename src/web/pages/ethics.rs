@@ -19,6 +19,7 @@ use super::cases::options;
 use super::form::{self, blank_none, Blank, FormData, Kind};
 use super::view::{format_date, word, Page};
 use crate::domain::findings::{self, Decision, FindingFilter, FindingView};
+use crate::domain::register::{self, RegisterFilter};
 use crate::domain::types::{Program, Role};
 use crate::domain::{attachments, consents, documents, ethics, from_json};
 use crate::error::Error;
@@ -38,6 +39,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "ethics_consent",
         include_str!("../../../templates/ethics_consent.hbs"),
     ),
+    (
+        "ethics_register",
+        include_str!("../../../templates/ethics_register.hbs"),
+    ),
 ];
 
 /// Who reads consents and their findings.
@@ -56,6 +61,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ethics/consents/{id}", get(consent_page))
         .route("/ethics/consents/{id}/review", post(review))
         .route("/consents/{id}/attachment", get(attachment))
+        .route("/ethics/register", get(register_page))
+        .route("/ethics/register.csv", get(register_csv))
 }
 
 #[derive(Deserialize, Default)]
@@ -79,6 +86,99 @@ fn queue_options() -> Value {
         "program": options("program", &programs),
         "age": ages,
     })
+}
+
+#[derive(Deserialize, Default)]
+struct RegisterQuery {
+    program: Option<String>,
+    missing: Option<String>,
+    cursor: Option<String>,
+}
+
+impl RegisterQuery {
+    fn filter(&self, limit: Option<i64>) -> RegisterFilter {
+        RegisterFilter {
+            program: blank_none(&self.program),
+            missing: blank_none(&self.missing),
+            limit,
+            cursor: blank_none(&self.cursor),
+        }
+    }
+}
+
+/// The consent register: coverage by programme (every required kind, with a meter) and the
+/// open cases lacking a required consent, filtered by programme and by the kind they lack;
+/// a CSV of the same. Reviewers see case numbers only; the case's staff get a link.
+async fn register_page(
+    State(s): State<AppState>,
+    page: Page,
+    Query(q): Query<RegisterQuery>,
+) -> Response {
+    let user = match page.staff(&s, READERS) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let listed = register::register(&s.svc, &user.actor, q.filter(Some(PER_PAGE)), s.now()).await;
+    let (code, reg, errors) = match listed {
+        Ok(r) => (StatusCode::OK, Some(r), Value::Null),
+        Err(Error::Validation(e)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            form::errors(page.lang, &e),
+        ),
+        Err(e) => return page.error(&s, e),
+    };
+    let filters = [("program", &q.program), ("missing", &q.missing)];
+    let programs: Vec<&str> = Program::ALL.iter().map(|p| p.as_str()).collect();
+    let (coverage, gaps, total, next) = match &reg {
+        Some(r) => (
+            json!(r.coverage),
+            json!(r.gaps.items),
+            r.total_gaps,
+            r.gaps.next_cursor.as_ref().map(|c| {
+                super::view::filtered_href("/ethics/register", &filters, &[("cursor", c)])
+            }),
+        ),
+        None => (json!([]), json!([]), 0, None),
+    };
+    page.render(
+        &s,
+        code,
+        "ethics_register",
+        json!({
+            "title": "register-title",
+            "coverage": coverage,
+            "gaps": gaps,
+            "total": total,
+            "next": next,
+            "first": q.cursor.is_some().then(|| super::view::filtered_href("/ethics/register", &filters, &[])),
+            "csv": super::view::filtered_href("/ethics/register.csv", &filters, &[]),
+            "links_cases": user.actor.role != Role::EthicsReviewer,
+            "values": {"program": q.program, "missing": q.missing},
+            "errors": errors,
+            "options": {
+                "program": options("program", &programs),
+                "missing": options("consent-kind", register::REQUIRED_KINDS),
+            },
+        }),
+    )
+}
+
+/// The register's gaps as a CSV download (the same filter; every matching case).
+async fn register_csv(
+    State(s): State<AppState>,
+    page: Page,
+    Query(q): Query<RegisterQuery>,
+) -> Response {
+    let user = match page.staff(&s, READERS) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match register::csv(&s.svc, &user.actor, q.filter(None), s.now()).await {
+        Ok(body) => crate::web::api::consents::register_csv_response(body),
+        Err(Error::Validation(_)) => register_page(State(s), page, Query(q)).await,
+        Err(e) => page.error(&s, e),
+    }
 }
 
 /// The findings queue: open ones first by default, filtered by rule, programme and age.

@@ -109,6 +109,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
         Role::Volunteer => &[("/", "nav-my-visits"), ("/calendar", "nav-calendar")],
         Role::EthicsReviewer => &[
             ("/ethics/findings", "nav-findings"),
+            ("/ethics/register", "nav-register"),
             ("/ethics/break-glass", "nav-break-glass"),
             ("/audit", "nav-audit"),
         ],
