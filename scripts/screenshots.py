@@ -46,7 +46,9 @@ PAGES = [
     ("ethics-findings", "demo-reviewer", "/ethics/findings"),
     ("ethics-finding", "demo-reviewer", "first-finding"),
     ("ethics-consent", "demo-reviewer", "first-consent"),
+    ("ethics-register", "demo-reviewer", "/ethics/register"),
     ("ethics-break-glass", "demo-reviewer", "/ethics/break-glass"),
+    ("ethics-break-glass-use", "demo-reviewer", "first-grant"),
     ("audit", "demo-reviewer", "/audit"),
 ]
 
@@ -198,7 +200,8 @@ def main():
             # the outreach queue.
             for marker, listing, prefix in [("first-task", "/", "/tasks/"),
                                             ("first-message", "/outreach", "/outreach/"),
-                                            ("first-finding", "/ethics/findings", "/ethics/findings/")]:
+                                            ("first-finding", "/ethics/findings", "/ethics/findings/"),
+                                            ("first-grant", "/ethics/break-glass", "/ethics/break-glass/")]:
                 if path == marker:
                     d.go(base + listing)
                     m = re.search(r'href="' + prefix + r'([0-9a-zA-Z-]+)"', d.call("GET", "/source"))

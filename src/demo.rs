@@ -77,6 +77,7 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
         must_enrol: false,
     };
     let today = now.date_naive();
+    let mut first_case: Option<String> = None;
     for i in 0..24u32 {
         let program = ["marrow", "organ", "body"][(i % 3) as usize];
         let birth = today - Duration::days(365 * (25 + i64::from(i) * 2) + i64::from(i) * 11);
@@ -183,9 +184,42 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
                 crate::domain::schedule::update_schedule(svc, &coordinator, &case.id, prefs, now)
                     .await?;
             }
-        } else if i % 4 != 3 {
-            consents::record(svc, &coordinator, &case.id, consent_of("donor"), now).await?;
+        } else {
+            if i % 4 != 3 {
+                consents::record(svc, &coordinator, &case.id, consent_of("donor"), now).await?;
+            }
+            if i % 2 == 0 {
+                // Half of the marrow donors' registry consents are on file.
+                let registry = ConsentInput {
+                    kind: Some("registry".into()),
+                    document: Some("registry-zh-CN-v1".into()),
+                    method: Some("written".into()),
+                    ..consent_of("donor")
+                };
+                consents::record(svc, &coordinator, &case.id, registry, now).await?;
+            }
         }
+        first_case.get_or_insert(case.id);
+    }
+    // A colleague from another district opened the first case one night, stating why, so the
+    // ethics reviewer has a break-glass use to look at.
+    if let Some(case) = &first_case {
+        let input = NewUserInput {
+            email: None,
+            username: Some("demo-coordinator-haishu".into()),
+            display_name: Some("Demo Coordinator (Haishu)".into()),
+            role: Some("coordinator".into()),
+            region: Some("haishu".into()),
+            password: Some(SecretString::new(DEMO_PASSWORD.into())),
+        };
+        let row = accounts::new_user(&input, now)?;
+        let audit = crate::audit::AuditEntry::new(None, "user.create", "user", now)
+            .target(&row.id)
+            .reason("demo");
+        svc.store.insert_user(&row, &[audit]).await?;
+        let colleague = accounts::actor_of(&row)?;
+        let reason = "家属晚上来电询问探视安排，负责的同事休假，需要查看联系方式";
+        cases::break_glass(svc, &colleague, case, reason, None, now).await?;
     }
     svc.store.meta_set("demo_loaded", &now.to_rfc3339()).await?;
     println!("donorcare: demo data loaded: 24 synthetic cases in region yinzhou");
