@@ -906,21 +906,47 @@ pub async fn names(
     ids: &[String],
     now: DateTime<Utc>,
 ) -> Result<std::collections::HashMap<String, String>> {
+    let mut unique: Vec<String> = ids.to_vec();
+    unique.sort();
+    unique.dedup();
+    // One read for all the cases; each is then authorized as `load_authorized` would, and
+    // every view and every refusal goes into one audit batch.
+    let rows: std::collections::HashMap<String, (CaseRow, Vec<AssignmentRow>)> = svc
+        .store
+        .cases_with_assignments(&unique)
+        .await?
+        .into_iter()
+        .map(|(row, a)| (row.id.clone(), (row, a)))
+        .collect();
     let mut names = std::collections::HashMap::new();
     let mut entries = Vec::new();
     let ring = svc.keys.ring();
-    for id in ids {
-        if names.contains_key(id) {
+    for id in &unique {
+        let entry = svc.entry(actor, Action::ReadCase, "case", now);
+        let Some((row, assignments)) = rows.get(id) else {
+            let entry = if is_id(id) { entry.target(id) } else { entry };
+            entries.push(entry.denied("not_found"));
+            continue;
+        };
+        let assigned = is_assigned(actor, assignments);
+        let break_glass = actor.role == Role::Coordinator
+            && !assigned
+            && svc.store.has_break_glass(id, &actor.user_id, now).await?;
+        let resource = Resource::Case {
+            region: &row.region,
+            assigned,
+            break_glass,
+        };
+        if let Err(e) = policy::authorize(actor, Action::ReadCase, resource) {
+            let why = match e {
+                Error::NotFound => "not_in_scope",
+                _ => "role",
+            };
+            entries.push(entry.target(id).case(id).denied(why));
             continue;
         }
-        let (row, break_glass) = match load_authorized(svc, actor, id, Action::ReadCase, now).await
-        {
-            Ok(a) => (a.row, a.break_glass),
-            Err(Error::NotFound | Error::Forbidden) => continue,
-            Err(e) => return Err(e),
-        };
-        let Some(w) = wrapped(&row) else { continue };
-        let opened = open_row(&svc.keys.unwrap_with(&ring, &row.id, &w)?, &row)?;
+        let Some(w) = wrapped(row) else { continue };
+        let opened = open_row(&svc.keys.unwrap_with(&ring, &row.id, &w)?, row)?;
         names.insert(id.clone(), opened.donor.full_name);
         entries.push(
             view_entry(svc, actor, id, now)

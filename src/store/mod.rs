@@ -511,6 +511,11 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
         &self,
         id: &str,
     ) -> Result<Option<(CaseRow, Vec<AssignmentRow>)>>;
+    /// Cases with their assignments, in one statement: those of `ids` that exist, in id order.
+    async fn cases_with_assignments(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(CaseRow, Vec<AssignmentRow>)>>;
     async fn list_cases(&self, q: &CaseQuery) -> Result<Vec<CaseRow>>;
     /// The page language `user_id` chose, if any.
     async fn account_language(&self, user_id: &str) -> Result<Option<String>>;

@@ -471,6 +471,38 @@ macro_rules! store_impl {
             Ok(shared::fold_assignments(rows))
         }
 
+        async fn cases_with_assignments(
+            &self,
+            ids: &[String],
+        ) -> Result<Vec<(CaseRow, Vec<AssignmentRow>)>> {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut b = sqlx::QueryBuilder::<$db>::new(format!(
+                "select {}, a.user_id as a_user_id, a.kind as a_kind from cases c \
+                 left join case_keys k on k.case_id = c.id \
+                 left join case_assignments a on a.case_id = c.id where c.id in (",
+                shared::CASE_COLUMNS
+            ));
+            let mut list = b.separated(", ");
+            for id in ids {
+                list.push_bind(id.clone());
+            }
+            b.push(") order by c.id, a.kind, a.user_id");
+            let rows = b.build_query_as::<CaseAssignmentRow>().fetch_all(&self.pool).await?;
+            // Rows come grouped by case: fold each run.
+            let mut out = Vec::new();
+            let mut run: Vec<CaseAssignmentRow> = Vec::new();
+            for r in rows {
+                if run.last().is_some_and(|l| l.case.id != r.case.id) {
+                    out.extend(shared::fold_assignments(std::mem::take(&mut run)));
+                }
+                run.push(r);
+            }
+            out.extend(shared::fold_assignments(run));
+            Ok(out)
+        }
+
         async fn list_cases(&self, q: &CaseQuery) -> Result<Vec<CaseRow>> {
             let mut b = sqlx::QueryBuilder::<$db>::new(format!("select {} from ", shared::CASE_COLUMNS));
             // Drive the scan from the narrowest index: the assignment list, or the region.

@@ -132,6 +132,14 @@ impl HelperDef for Translate {
 /// stands for a value, passed to the message as `$a`, `$b`.
 const FIELD_MESSAGES: &[(&str, &str)] = &[
     (
+        "is required for a concern: say what the concern is",
+        "msg-concern-note",
+    ),
+    (
+        "must say what the concern is, in at least {} characters",
+        "msg-concern-short",
+    ),
+    (
         "is required: donor or a contact id of this case",
         "msg-party",
     ),

@@ -432,6 +432,15 @@ on_both_backends! {
         assert!(field(&html, "due_at").contains("aria-invalid=\"true\"") && field(&html, "due_at").contains("2026-13-01"), "{html}");
         assert_eq!(count(&app, c.token.clone(), id).await, before);
 
+        // A bad time is named beside the time, not the day.
+        let f = [("csrf", token.as_str()), ("kind", "visit"), ("due_at", &day), ("due_time", "25:99"), ("contact_id", &cid)];
+        let (status, _, html) = raw(&app, form(&new, &jar, &body(&f))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        let time = field(&html, "due_time");
+        assert!(time.contains("aria-invalid=\"true\"") && time.contains("25:99") && time.contains("09:30"), "{time}");
+        assert!(!field(&html, "due_at").contains("aria-invalid"), "the day was fine: {html}");
+        assert_eq!(count(&app, c.token.clone(), id).await, before);
+
         let f = [("csrf", token.as_str()), ("kind", "visit"), ("due_at", &day), ("due_time", "14:30"), ("contact_id", &cid)];
         let (status, h, _) = raw(&app, form(&new, &jar, &body(&f))).await;
         assert_eq!(status, StatusCode::SEE_OTHER);

@@ -270,6 +270,7 @@ on_both_backends! {
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
         let note = field(&html, "note");
         assert!(note.contains("aria-invalid=\"true\"") && note.contains("奇怪"), "kept and marked: {note}");
+        assert!(html.contains("请写清楚疑虑是什么，至少 10 个字"), "said why: {html}");
         assert!(html.contains("value=\"concern\" checked"), "the choice is kept: {html}");
         let (s, _, _) = raw(&app, form(&action, &jar, "decision=acknowledged")).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "no CSRF token, no review");

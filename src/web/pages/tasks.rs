@@ -153,6 +153,24 @@ fn due_of(s: &AppState, f: &FormData) -> Option<String> {
     Some(crate::schedule::calendar::local_instant(s.zone(), date, time).to_rfc3339())
 }
 
+/// A time the form could not read is the `due_time` field's fault, not the day's: the domain
+/// saw a day and a time it could not join and named `due_at`.
+fn blame_time(f: &FormData, mut e: crate::error::FieldErrors) -> crate::error::FieldErrors {
+    let bad_time = f
+        .text("due_time")
+        .is_some_and(|t| chrono::NaiveTime::parse_from_str(&t, "%H:%M").is_err());
+    if bad_time {
+        let day_ok = f
+            .text("due_at")
+            .is_some_and(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").is_ok());
+        if day_ok {
+            e.remove("due_at");
+        }
+        e.insert("due_time".into(), "must be HH:MM".into());
+    }
+    e
+}
+
 async fn new_task_page(
     s: &AppState,
     page: &Page,
@@ -250,7 +268,7 @@ async fn create(
         ));
     }
     let refused = |e: crate::error::FieldErrors| {
-        let errors = form::errors(page.lang, &e);
+        let errors = form::errors(page.lang, &blame_time(&f, e));
         (f.values(), errors)
     };
     if f.get("preview").is_some() {
@@ -411,7 +429,7 @@ async fn reschedule(
                 "reschedule",
                 StatusCode::UNPROCESSABLE_ENTITY,
                 f.values(),
-                form::errors(page.lang, &e),
+                form::errors(page.lang, &blame_time(&f, e)),
             )
             .await
         }
