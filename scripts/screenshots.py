@@ -50,6 +50,15 @@ PAGES = [
     ("ethics-break-glass", "demo-reviewer", "/ethics/break-glass"),
     ("ethics-break-glass-use", "demo-reviewer", "first-grant"),
     ("audit", "demo-reviewer", "/audit"),
+    ("account-totp", "demo-coordinator", "/account/totp"),
+    ("admin-home", "demo-admin", "/"),
+    ("admin-users", "demo-admin", "/admin/users"),
+    ("admin-user-new", "demo-admin", "/admin/users/new"),
+    ("admin-user", "demo-admin", "first-user"),
+    ("admin-plans", "demo-admin", "/admin/plans"),
+    ("admin-plan", "demo-admin", "/admin/plans/organ"),
+    ("admin-templates", "demo-admin", "/admin/templates"),
+    ("admin-keys", "demo-admin", "/admin/keys"),
 ]
 
 
@@ -201,7 +210,8 @@ def main():
             for marker, listing, prefix in [("first-task", "/", "/tasks/"),
                                             ("first-message", "/outreach", "/outreach/"),
                                             ("first-finding", "/ethics/findings", "/ethics/findings/"),
-                                            ("first-grant", "/ethics/break-glass", "/ethics/break-glass/")]:
+                                            ("first-grant", "/ethics/break-glass", "/ethics/break-glass/"),
+                                            ("first-user", "/admin/users", "/admin/users/")]:
                 if path == marker:
                     d.go(base + listing)
                     m = re.search(r'href="' + prefix + r'([0-9a-zA-Z-]+)"', d.call("GET", "/source"))

@@ -41,6 +41,8 @@ pub enum Action {
     Login,
     Logout,
     ManageKeys,
+    /// Read the outreach templates and preview them on sample values.
+    ManageTemplates,
     /// Invite a contact to the family portal.
     InviteContact,
     /// A family's own portal: outreach, preferences, consents, access log.
@@ -103,6 +105,7 @@ impl Action {
             Action::Login => "auth.login",
             Action::Logout => "auth.logout",
             Action::ManageKeys => "keys.manage",
+            Action::ManageTemplates => "template.manage",
             Action::InviteContact => "contact.invite",
             Action::FamilyPortal => "family.portal",
             Action::RequestErasure => "case.erasure_request",
@@ -158,6 +161,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
     match (actor.role, action, resource) {
         (Admin, ManageAccounts, Resource::System) => Ok(()),
         (Admin, ManageCarePlans, Resource::System) => Ok(()),
+        (Admin, ManageKeys | ManageTemplates, Resource::System) => Ok(()),
         (Admin | Supervisor | Coordinator, ReadCarePlans, Resource::System) => Ok(()),
 
         (Coordinator | Supervisor, CreateCase | ListCases, Resource::System) => Ok(()),
@@ -322,6 +326,26 @@ mod tests {
         for role in Role::ALL.iter().copied() {
             let r = authorize(&actor(role), Action::ManageAccounts, Resource::System);
             assert_eq!(r.is_ok(), role == Role::Admin, "{role}");
+        }
+    }
+
+    #[test]
+    fn only_admins_manage_keys_templates_and_care_plans() {
+        for action in [
+            Action::ManageKeys,
+            Action::ManageTemplates,
+            Action::ManageCarePlans,
+        ] {
+            for role in Role::ALL.iter().copied() {
+                let r = authorize(&actor(role), action, Resource::System);
+                match r {
+                    Ok(()) => assert_eq!(role, Role::Admin, "{action:?}"),
+                    Err(e) => {
+                        assert_ne!(role, Role::Admin, "{action:?}");
+                        assert!(matches!(e, Error::Forbidden), "{role} {action:?}: {e}");
+                    }
+                }
+            }
         }
     }
 }

@@ -465,6 +465,15 @@ impl KeyService {
 
     /// Add a new data-key version sealed to the current recipients; returns it.
     pub async fn rotate(&self, now: DateTime<Utc>) -> anyhow::Result<i64> {
+        self.rotate_by(None, now).await
+    }
+
+    /// [`KeyService::rotate`], recorded as `actor`'s (an admin's, from the keys page).
+    pub async fn rotate_by(
+        &self,
+        actor: Option<&crate::policy::Actor>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<i64> {
         self.reload().await?;
         let recipients = self.current_recipients()?;
         let next = self.ring().current + 1;
@@ -480,7 +489,7 @@ impl KeyService {
         self.store
             .insert_keyring_rows(
                 &[row],
-                &[AuditEntry::new(None, "keys.rotate", "keyring", now).target(&next.to_string())],
+                &[AuditEntry::new(actor, "keys.rotate", "keyring", now).target(&next.to_string())],
             )
             .await
             .context("adding the new keyring version (is another rotation running?)")?;

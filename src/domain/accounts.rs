@@ -67,6 +67,8 @@ pub struct UserView {
     /// Where the daily digest goes (staff).
     pub email: Option<String>,
     pub disabled: bool,
+    /// Whether the account has confirmed a TOTP enrolment (codes are asked at sign-in).
+    pub totp_enrolled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -82,6 +84,7 @@ impl TryFrom<&UserRow> for UserView {
             region: u.region.clone(),
             email: u.email.clone(),
             disabled: u.disabled,
+            totp_enrolled: u.totp_enabled_at.is_some(),
             created_at: u.created_at,
             updated_at: u.updated_at,
         })
@@ -239,6 +242,17 @@ async fn login_failed(
         }
         _ => Ok(()),
     }
+}
+
+/// Accounts are the admin's: refuse (and record) anyone else.
+async fn authorize_admin(svc: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<()> {
+    svc.authorize(
+        actor,
+        Action::ManageAccounts,
+        Resource::System,
+        svc.entry(actor, Action::ManageAccounts, "user", now),
+    )
+    .await
 }
 
 /// The actor behind a user row.
@@ -612,13 +626,7 @@ pub async fn create_user(
     input: NewUserInput,
     now: DateTime<Utc>,
 ) -> Result<UserView> {
-    svc.authorize(
-        actor,
-        Action::ManageAccounts,
-        Resource::System,
-        svc.entry(actor, Action::ManageAccounts, "user", now),
-    )
-    .await?;
+    authorize_admin(svc, actor, now).await?;
     let row = tokio::task::spawn_blocking(move || new_user(&input, now))
         .await
         .map_err(|e| anyhow::anyhow!("creating account: {e}"))??;
@@ -635,13 +643,7 @@ pub async fn list_users(
     limit: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Page<UserView>> {
-    svc.authorize(
-        actor,
-        Action::ManageAccounts,
-        Resource::System,
-        svc.entry(actor, Action::ManageAccounts, "user", now),
-    )
-    .await?;
+    authorize_admin(svc, actor, now).await?;
     let limit = page_limit(limit)?;
     let rows = svc.store.list_users(cursor.as_deref(), limit + 1).await?;
     paginate(rows, limit, |r| r.id.clone(), |r| UserView::try_from(&r))
@@ -688,13 +690,7 @@ pub async fn update_user(
     patch: UserPatch,
     now: DateTime<Utc>,
 ) -> Result<UserView> {
-    svc.authorize(
-        actor,
-        Action::ManageAccounts,
-        Resource::System,
-        svc.entry(actor, Action::ManageAccounts, "user", now),
-    )
-    .await?;
+    authorize_admin(svc, actor, now).await?;
     let mut u = svc.store.user_by_id(id).await?.ok_or(Error::NotFound)?;
     let mut v = Validator::new();
     if let Some(d) = &patch.display_name {
@@ -807,4 +803,243 @@ pub async fn complete_setup(
     }
     tracing::info!(user_id = %row.id, "first admin created through the setup link");
     UserView::try_from(&row)
+}
+
+/// How long a setup link an admin issues for an account stays valid.
+pub const USER_SETUP_LINK_HOURS: i64 = 72;
+
+/// Issue a one-time link through which the account's person sets their own password (a new
+/// account, or a forgotten password); any earlier link of theirs stops working. Returns the
+/// token, shown once to the admin and never stored.
+pub async fn issue_user_setup_link(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<SecretString> {
+    authorize_admin(svc, actor, now).await?;
+    let user = svc.store.user_by_id(id).await?.ok_or(Error::NotFound)?;
+    if user.disabled {
+        return Err(Error::Conflict {
+            field: Some("disabled".into()),
+            message: "the account is disabled; enable it first".into(),
+        });
+    }
+    let token = random_token();
+    let audit = AuditEntry::new(Some(actor), "user.setup_link", "user", now).target(&user.id);
+    svc.store
+        .replace_user_setup_token(
+            &user.id,
+            &token_hash(token.expose()),
+            now,
+            now + Duration::hours(USER_SETUP_LINK_HOURS),
+            &[audit],
+        )
+        .await?;
+    tracing::info!(user_id = %user.id, actor = %actor.user_id, "setup link issued");
+    Ok(token)
+}
+
+/// The account a setup link belongs to, while the link is unused and unexpired.
+pub async fn user_setup_link(
+    store: &dyn Store,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<UserView>> {
+    store
+        .user_setup_token(&token_hash(token), now)
+        .await?
+        .as_ref()
+        .map(UserView::try_from)
+        .transpose()
+}
+
+/// Set an account's password through its setup link; every session and token of the account
+/// ends. The link works once.
+pub async fn complete_user_setup(
+    store: &dyn Store,
+    token: &str,
+    password: Option<SecretString>,
+    now: DateTime<Utc>,
+) -> Result<UserView> {
+    let Some(user) = store.user_setup_token(&token_hash(token), now).await? else {
+        return Err(Error::NotFound);
+    };
+    let Some(password) = password else {
+        return Err(Error::field("password", "is required"));
+    };
+    types::password(password.expose()).map_err(|e| Error::field("password", e))?;
+    let hash = tokio::task::spawn_blocking(move || hash_password(password.expose()))
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))??;
+    let audit = AuditEntry::new(None, "auth.password_set", "user", now)
+        .target(&user.id)
+        .reason("setup_link");
+    if store
+        .consume_user_setup_token(&token_hash(token), now, &hash, &[audit])
+        .await?
+        .is_none()
+    {
+        return Err(Error::NotFound);
+    }
+    tracing::info!(user_id = %user.id, "password set through a setup link");
+    UserView::try_from(&user)
+}
+
+/// Remove an account's TOTP enrolment (a lost phone): sign-in asks for no code until the person
+/// enrols again. Audited; an account without TOTP is left as it is.
+pub async fn reset_totp(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<UserView> {
+    authorize_admin(svc, actor, now).await?;
+    let mut user = svc.store.user_by_id(id).await?.ok_or(Error::NotFound)?;
+    let audit = AuditEntry::new(Some(actor), "user.totp_reset", "user", now).target(&user.id);
+    svc.store.set_totp(&user.id, None, None, &[audit]).await?;
+    tracing::info!(user_id = %user.id, actor = %actor.user_id, "TOTP reset");
+    user.totp_secret = None;
+    user.totp_enabled_at = None;
+    UserView::try_from(&user)
+}
+
+/// What the admin's account list asks for: a search in usernames and display names, a role.
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    pub q: Option<String>,
+    pub role: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Accounts matching `filter` (admin), in id order. The search is a case-insensitive part of
+/// the username or the display name (accounts are not encrypted: staff names are no case data).
+pub async fn search_users(
+    svc: &Services,
+    actor: &Actor,
+    filter: UserFilter,
+    now: DateTime<Utc>,
+) -> Result<Page<UserView>> {
+    authorize_admin(svc, actor, now).await?;
+    let limit = page_limit(filter.limit)?;
+    let role = match filter.role.as_deref() {
+        None => None,
+        Some(r) => Some(Role::parse(r).map_err(|e| Error::field("role", e))?),
+    };
+    let q = filter.q.as_deref().map(|q| q.trim().to_lowercase());
+    let fits = |r: &UserRow| {
+        role.is_none_or(|role| r.role == role.as_str())
+            && q.as_deref().is_none_or(|q| {
+                r.username.to_lowercase().contains(q) || r.display_name.to_lowercase().contains(q)
+            })
+    };
+    const BATCH: i64 = 500;
+    let mut found = Vec::new();
+    let mut after = filter.cursor.clone();
+    loop {
+        let rows = svc.store.list_users(after.as_deref(), BATCH).await?;
+        let full = rows.len() as i64 == BATCH;
+        after = rows.last().map(|r| r.id.clone());
+        found.extend(rows.into_iter().filter(|r| fits(r)));
+        if !full || found.len() as i64 > limit {
+            break;
+        }
+    }
+    paginate(found, limit, |r| r.id.clone(), |r| UserView::try_from(&r))
+}
+
+/// One account (admin).
+pub async fn get_user(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<UserView> {
+    authorize_admin(svc, actor, now).await?;
+    let user = svc.store.user_by_id(id).await?.ok_or(Error::NotFound)?;
+    UserView::try_from(&user)
+}
+
+/// How many accounts there are by role, and how many are disabled or have TOTP (the admin's
+/// home). Reads at most `cap` accounts.
+#[derive(Debug, Default, Serialize)]
+pub struct AccountCounts {
+    pub total: i64,
+    pub disabled: i64,
+    pub totp: i64,
+    pub by_role: Vec<(String, i64)>,
+}
+
+pub async fn account_counts(
+    svc: &Services,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<AccountCounts> {
+    authorize_admin(svc, actor, now).await?;
+    let mut out = AccountCounts::default();
+    let mut by_role: std::collections::BTreeMap<String, i64> = Role::ALL
+        .iter()
+        .map(|r| (r.as_str().to_string(), 0))
+        .collect();
+    let mut after: Option<String> = None;
+    loop {
+        let rows = svc.store.list_users(after.as_deref(), 500).await?;
+        after = rows.last().map(|r| r.id.clone());
+        for r in &rows {
+            out.total += 1;
+            out.disabled += i64::from(r.disabled);
+            out.totp += i64::from(r.totp_enabled_at.is_some());
+            *by_role.entry(r.role.clone()).or_default() += 1;
+        }
+        if rows.len() < 500 {
+            break;
+        }
+    }
+    out.by_role = by_role.into_iter().collect();
+    Ok(out)
+}
+
+/// Where the caller's TOTP stands: enrolled (since when), pending (the secret begun and not
+/// yet confirmed, shown again so the enrolment page survives a reload or a mistyped code), or
+/// not begun.
+pub enum TotpState {
+    Enrolled(DateTime<Utc>),
+    Pending(TotpEnrolment),
+    None,
+}
+
+pub async fn totp_state(svc: &Services, actor: &Actor) -> Result<TotpState> {
+    let user = svc
+        .store
+        .user_by_id(&actor.user_id)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    if let Some(at) = user.totp_enabled_at {
+        return Ok(TotpState::Enrolled(at));
+    }
+    let Some(sealed) = &user.totp_secret else {
+        return Ok(TotpState::None);
+    };
+    let secret = crypto::open(
+        &svc.secrets_key(),
+        totp_place(&user.id),
+        &Sealed::from_bytes(sealed.clone()),
+    )?;
+    let totp = totp_for(&secret, &user.username);
+    Ok(TotpState::Pending(TotpEnrolment {
+        secret: totp.get_secret_base32(),
+        otpauth_url: totp.get_url(),
+    }))
+}
+
+/// Sign out on every device: end every browser session and API token of the caller's own
+/// account, this one included; how many ended. Audited like the other account changes.
+pub async fn end_all_sessions(svc: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<u64> {
+    let audit = AuditEntry::new(Some(actor), "auth.sessions_ended", "user", now)
+        .target(&actor.user_id)
+        .reason("every device");
+    let ended = svc.store.end_sessions(&actor.user_id, &[audit]).await?;
+    tracing::info!(user_id = %actor.user_id, ended, "signed out on every device");
+    Ok(ended)
 }

@@ -249,6 +249,31 @@ fn render(
     due: DateTime<Utc>,
 ) -> Result<Rendered> {
     let lang = if to.language == "en" { "en" } else { "zh-CN" };
+    fill(
+        hb,
+        template,
+        lang,
+        &to.name,
+        &donor.full_name,
+        donation,
+        occurrence,
+        due.with_timezone(&to.tz).date_naive(),
+    )
+}
+
+/// Fill `template` in `lang` (`zh-CN` or `en`) with the names, the donation, the occurrence
+/// (which anniversary, which mourning day) and the day it goes.
+#[allow(clippy::too_many_arguments)]
+fn fill(
+    hb: &Handlebars<'static>,
+    template: &str,
+    lang: &str,
+    recipient_name: &str,
+    donor_name: &str,
+    donation: &cases::Donation,
+    occurrence: Option<&str>,
+    date: NaiveDate,
+) -> Result<Rendered> {
     let years = occurrence
         .and_then(|k| k.strip_prefix('y'))
         .and_then(|n| n.parse::<u32>().ok());
@@ -258,9 +283,9 @@ fn render(
         .checked_add_months(chrono::Months::new(blood_months))
         .unwrap_or(donation.date);
     let ctx = serde_json::json!({
-        "recipient_name": to.name,
-        "donor_name": donor.full_name,
-        "date": due.with_timezone(&to.tz).date_naive().to_string(),
+        "recipient_name": recipient_name,
+        "donor_name": donor_name,
+        "date": date.to_string(),
         "years": years,
         "mourning_day": occurrence.map(|k| mourning_name(k, lang)).unwrap_or(""),
         "donation_date": donation.date.to_string(),
@@ -1320,4 +1345,134 @@ pub async fn letters(
     }
     svc.audit.record(audit).await?;
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates on sample values (the admin's templates page)
+
+/// The occurrence keys of the mourning days, in their order (`d7` … `y3`).
+pub fn mourning_keys() -> impl Iterator<Item = &'static str> {
+    MOURNING_NAMES.iter().map(|(k, _, _)| *k)
+}
+
+/// Made-up values to fill a template with: nobody's data. Every field is text as a form sends
+/// it; blanks take the sample defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleInput {
+    pub recipient_name: Option<String>,
+    pub donor_name: Option<String>,
+    /// The day the message goes, `YYYY-MM-DD`.
+    pub date: Option<String>,
+    pub donation_date: Option<String>,
+    /// A donation kind (`pbsc`, `marrow`, `kidney`, …): the blood-donation pause depends on it.
+    pub donation_kind: Option<String>,
+    /// Which anniversary (1, 2, …), for anniversary letters.
+    pub years: Option<String>,
+    /// Which mourning day (`d7` … `y3`), for mourning-day messages.
+    pub mourning_day: Option<String>,
+}
+
+/// `template` rendered in zh-CN and in en on sample values (admin); nothing is read or saved.
+pub async fn sample_preview(
+    svc: &Services,
+    actor: &Actor,
+    template: &str,
+    input: &SampleInput,
+    now: DateTime<Utc>,
+) -> Result<Vec<Rendered>> {
+    use crate::policy::{Action, Resource};
+    svc.authorize(
+        actor,
+        Action::ManageTemplates,
+        Resource::System,
+        svc.entry(actor, Action::ManageTemplates, "template", now),
+    )
+    .await?;
+    if !plan::TEMPLATES.contains(&template) {
+        return Err(Error::NotFound);
+    }
+    let mut v = Validator::new();
+    let text = |v: &mut Validator, name: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .and_then(|s| v.check(name, super::types::required_text(s, 100)))
+    };
+    let date = |v: &mut Validator, name: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .and_then(|s| v.check(name, super::types::parse_date(s.trim())))
+    };
+    let recipient_name = text(&mut v, "recipient_name", &input.recipient_name);
+    let donor_name = text(&mut v, "donor_name", &input.donor_name);
+    let day = date(&mut v, "date", &input.date);
+    let donation_date = date(&mut v, "donation_date", &input.donation_date);
+    let kinds: Vec<&str> = super::types::Program::ALL
+        .iter()
+        .flat_map(|p| p.donation_kinds().iter().copied())
+        .collect();
+    let kind = match input.donation_kind.as_deref() {
+        Some(k) if !kinds.contains(&k) => {
+            v.add(
+                "donation_kind",
+                format!("must be one of {}", kinds.join(", ")),
+            );
+            None
+        }
+        k => k.map(str::to_string),
+    };
+    let years = match input.years.as_deref().map(str::trim) {
+        None => None,
+        Some(y) => match y.parse::<u32>() {
+            Ok(n) if (1..=100).contains(&n) => Some(n),
+            Ok(_) => {
+                v.add("years", "must be between 1 and 100");
+                None
+            }
+            Err(_) => {
+                v.add("years", "must be a whole number");
+                None
+            }
+        },
+    };
+    let mourning = match input.mourning_day.as_deref() {
+        Some(k) if !mourning_keys().any(|m| m == k) => {
+            let all: Vec<&str> = mourning_keys().collect();
+            v.add("mourning_day", format!("must be one of {}", all.join(", ")));
+            None
+        }
+        k => k.map(str::to_string),
+    };
+    v.finish()?;
+    let today = calendar::local_date(svc.schedule.default_tz, now);
+    let donation = cases::Donation {
+        date: donation_date.unwrap_or(today - Duration::days(365)),
+        kind: kind.unwrap_or_else(|| "pbsc".into()),
+        hospital: None,
+    };
+    let occurrence = if template == "mourning_day" {
+        Some(mourning.unwrap_or_else(|| "d7".into()))
+    } else {
+        years.map(|n| format!("y{n}"))
+    };
+    ["zh-CN", "en"]
+        .into_iter()
+        .map(|lang| {
+            let sample = |given: &Option<String>, zh: &str, en: &str| {
+                given
+                    .clone()
+                    .unwrap_or_else(|| if lang == "en" { en } else { zh }.to_string())
+            };
+            fill(
+                templates()?,
+                template,
+                lang,
+                &sample(&recipient_name, "李女士", "Ms Li"),
+                &sample(&donor_name, "王先生", "Mr Wang"),
+                &donation,
+                occurrence.as_deref(),
+                day.unwrap_or(today),
+            )
+        })
+        .collect()
 }

@@ -865,3 +865,85 @@ pub async fn authorize_outreach(
 ) -> Result<Authorized> {
     cases::load_authorized(svc, actor, case_id, Action::ReadOutreach, now).await
 }
+
+// ---------------------------------------------------------------------------------------------
+// A care plan's preview
+
+/// A made-up case to preview a plan on: its anchors, whether the family keeps the mourning
+/// days, and the days to show.
+#[derive(Debug, Clone)]
+pub struct PlanSample {
+    pub anchors: Anchors,
+    pub mourning_days: bool,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+/// One date a plan makes for the sample case.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewDate {
+    pub rule_id: String,
+    /// The occurrence within its rule (`once`, `y3`, `2027`, `d49`, …).
+    pub key: String,
+    pub date: NaiveDate,
+    /// Local time of day, `HH:MM`.
+    pub time: String,
+    pub action: String,
+    pub template: Option<String>,
+    pub channel: Option<String>,
+}
+
+/// The most dates a preview lists.
+pub const PREVIEW_LIMIT: usize = 500;
+
+/// The dates `rules` would make for `sample` (admin), computed by the same code that
+/// materialises plans; nothing is saved. The rules are validated as a save would validate them.
+pub async fn preview_plan(
+    svc: &Services,
+    actor: &Actor,
+    program: &str,
+    rules: &[Rule],
+    sample: &PlanSample,
+    now: DateTime<Utc>,
+) -> Result<Vec<PreviewDate>> {
+    svc.authorize(
+        actor,
+        Action::ManageCarePlans,
+        Resource::System,
+        svc.entry(actor, Action::ManageCarePlans, "care_plan", now),
+    )
+    .await?;
+    if !plans(svc).await?.contains_key(program) {
+        return Err(Error::NotFound);
+    }
+    let mut v = Validator::new();
+    plan::validate(rules, &mut v);
+    v.finish()?;
+    let prefs = CasePreferences {
+        mourning_days: sample.mourning_days,
+        skip_festivals: Vec::new(),
+    };
+    let mut found = plan::occurrences(
+        rules,
+        &sample.anchors,
+        &prefs,
+        sample.from,
+        sample.to,
+        svc.schedule.waking_start(),
+        svc.schedule.default_tz,
+    );
+    found.sort_by(|a, b| a.local.cmp(&b.local).then(a.rule_id.cmp(&b.rule_id)));
+    found.truncate(PREVIEW_LIMIT);
+    Ok(found
+        .into_iter()
+        .map(|o| PreviewDate {
+            rule_id: o.rule_id,
+            key: o.key,
+            date: o.local.date(),
+            time: o.local.format("%H:%M").to_string(),
+            action: o.action,
+            template: o.template,
+            channel: o.channel,
+        })
+        .collect())
+}

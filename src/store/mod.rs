@@ -503,6 +503,27 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
         admin: &UserRow,
         audit: &[AuditEntry],
     ) -> Result<bool>;
+    /// Make `hash` the only valid setup link of the existing account `user_id` (a person sets
+    /// their own password through it); an earlier unused link of theirs stops working.
+    async fn replace_user_setup_token(
+        &self,
+        user_id: &str,
+        hash: &[u8],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
+    /// The active account whose unused, unexpired setup link `hash` is.
+    async fn user_setup_token(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<UserRow>>;
+    /// Use an account's setup link: set its password hash and end its sessions and tokens, in
+    /// one transaction; the account's id, or `None` if the link is spent, expired or unknown.
+    async fn consume_user_setup_token(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+        password_hash: &str,
+        audit: &[AuditEntry],
+    ) -> Result<Option<String>>;
 
     async fn insert_case(&self, case: &NewCase, audit: &[AuditEntry]) -> Result<()>;
     async fn case_by_id(&self, id: &str) -> Result<Option<CaseRow>>;
@@ -793,6 +814,10 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
+
+    /// End every browser session and API token of an account (signing out on every device),
+    /// in one transaction with its audit entry; how many ended.
+    async fn end_sessions(&self, user_id: &str, audit: &[AuditEntry]) -> Result<u64>;
 }
 
 /// What `Store::append_reads` did with a batch.

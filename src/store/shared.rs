@@ -346,7 +346,7 @@ macro_rules! store_impl {
             expires_at: DateTime<Utc>,
         ) -> Result<()> {
             let mut tx = self.begin_write().await?;
-            sqlx::query("delete from setup_tokens")
+            sqlx::query("delete from setup_tokens where user_id is null")
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
@@ -364,7 +364,7 @@ macro_rules! store_impl {
         async fn setup_token_valid(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool> {
             let row: Option<(String,)> = sqlx::query_as(
                 "select 'y' from setup_tokens where token_hash = $1 and used_at is null \
-                 and expires_at > $2 and not exists (select 1 from users)",
+                 and user_id is null and expires_at > $2 and not exists (select 1 from users)",
             )
             .bind(hash)
             .bind(now)
@@ -383,7 +383,7 @@ macro_rules! store_impl {
             let mut tx = self.begin_write().await?;
             let used = sqlx::query(
                 "update setup_tokens set used_at = $1 \
-                 where token_hash = $2 and used_at is null and expires_at > $1",
+                 where token_hash = $2 and used_at is null and user_id is null and expires_at > $1",
             )
             .bind(now)
             .bind(hash)
@@ -400,6 +400,94 @@ macro_rules! store_impl {
             append_entries(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(true)
+        }
+
+        async fn replace_user_setup_token(
+            &self,
+            user_id: &str,
+            hash: &[u8],
+            now: DateTime<Utc>,
+            expires_at: DateTime<Utc>,
+            audit: &[AuditEntry],
+        ) -> Result<()> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("delete from setup_tokens where user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "insert into setup_tokens (token_hash, created_at, expires_at, user_id) \
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(hash)
+            .bind(now)
+            .bind(expires_at)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn user_setup_token(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<UserRow>> {
+            let columns = shared::USER_COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok(sqlx::query_as::<$db, UserRow>(&format!(
+                "select {columns} from setup_tokens s join users u on u.id = s.user_id \
+                 where s.token_hash = $1 and s.used_at is null and s.expires_at > $2 \
+                 and u.disabled = $3"
+            ))
+            .bind(hash)
+            .bind(now)
+            .bind(false)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn consume_user_setup_token(
+            &self,
+            hash: &[u8],
+            now: DateTime<Utc>,
+            password_hash: &str,
+            audit: &[AuditEntry],
+        ) -> Result<Option<String>> {
+            let mut tx = self.begin_write().await?;
+            let user: Option<(String,)> = sqlx::query_as(
+                "update setup_tokens set used_at = $1 \
+                 where token_hash = $2 and used_at is null and expires_at > $1 \
+                 and user_id in (select id from users where disabled = $3) \
+                 returning user_id",
+            )
+            .bind(now)
+            .bind(hash)
+            .bind(false)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((user_id,)) = user else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            sqlx::query("update users set password_hash = $1, updated_at = $2 where id = $3")
+                .bind(password_hash)
+                .bind(now)
+                .bind(&user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("delete from api_tokens where user_id = $1")
+                .bind(&user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("delete from sessions where user_id = $1")
+                .bind(&user_id)
+                .execute(&mut *tx)
+                .await?;
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(Some(user_id))
         }
 
         async fn insert_case(&self, case: &NewCase, audit: &[AuditEntry]) -> Result<()> {
@@ -1727,6 +1815,23 @@ macro_rules! store_impl {
             .execute(&self.pool)
             .await?;
             Ok(())
+        }
+
+        async fn end_sessions(&self, user_id: &str, audit: &[AuditEntry]) -> Result<u64> {
+            let mut tx = self.begin_write().await?;
+            let sessions = sqlx::query("delete from sessions where user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let tokens = sqlx::query("delete from api_tokens where user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(sessions + tokens)
         }
         }
     };

@@ -403,6 +403,12 @@ fn table() -> Vec<Row> {
             only(&["admin"]),
         ),
         row(
+            Method::POST,
+            "/api/v1/users/{coordinator}/totp-reset",
+            None,
+            only(&["admin"]),
+        ),
+        row(
             Method::GET,
             "/api/v1/audit",
             None,

@@ -908,3 +908,203 @@ async fn a_supervisor_a_volunteer_and_break_glass_in_chromium() {
     b.sign_out().await;
     b.finish().await;
 }
+
+/// The admin's pages in Chromium: home, an account created through its form (refused once),
+/// its page with a setup link, the care plans with a preview of the dates, the templates and
+/// the keys page with a rotation; each checked with axe-core at both widths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_manages_accounts_plans_templates_and_keys_in_chromium() {
+    let Some(driver) = chromedriver() else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let admin = app.user("admin", None).await;
+    let owner = app.user("coordinator", None).await;
+    app.create_case(&owner.token, organ_case(&tag())).await;
+    let addr = serve(&app).await;
+    let b = Browser::start(driver, "admin", true).await;
+    b.go(&format!("http://{addr}/?lang=zh-CN")).await;
+    b.sign_in(addr, &admin.username).await;
+    b.wait_for("id=\"home-keys\"").await;
+    b.check("admin-home").await;
+
+    b.go(&format!("http://{addr}/admin/users/new")).await;
+    b.wait_for("action=\"/admin/users/new\"").await;
+    b.check("admin-user-new").await;
+    b.type_into("input[name=username]", "Bad Name").await;
+    b.click("select[name=role] option[value=supervisor]").await;
+    b.click("form[action='/admin/users/new'] button[type=submit]")
+        .await;
+    b.wait_for("id=\"f-username-error\"").await;
+    b.check("admin-user-new-invalid").await;
+    b.replace("input[name=username]", "zhou_sup").await;
+    b.type_into("input[name=display_name]", "周主管").await;
+    b.type_into("input[name=region]", "yinzhou").await;
+    b.click("form[action='/admin/users/new'] button[type=submit]")
+        .await;
+    b.wait_for("id=\"issue-setup-link\"").await;
+    b.check("admin-user").await;
+    b.click("#issue-setup-link").await;
+    b.wait_for("id=\"setup-url\"").await;
+    b.check("admin-user-setup-link").await;
+
+    b.go(&format!("http://{addr}/admin/users")).await;
+    b.wait_for("zhou_sup").await;
+    b.check("admin-users").await;
+
+    b.go(&format!("http://{addr}/admin/plans")).await;
+    b.wait_for("id=\"plan-organ\"").await;
+    b.check("admin-plans").await;
+    b.go(&format!("http://{addr}/admin/plans/organ")).await;
+    b.wait_for("name=\"sample.from\"").await;
+    b.check("admin-plan").await;
+    b.click("button[name=preview]").await;
+    b.wait_for("id=\"preview\"").await;
+    b.check("admin-plan-preview").await;
+
+    b.go(&format!(
+        "http://{addr}/admin/templates?template=mourning_day&mourning_day=d49"
+    ))
+    .await;
+    b.wait_for("id=\"preview-en\"").await;
+    b.check("admin-templates").await;
+
+    b.go(&format!("http://{addr}/admin/keys")).await;
+    b.wait_for("id=\"key-versions\"").await;
+    b.check("admin-keys").await;
+    b.click("#f-rotate").await;
+    b.wait_for("id=\"rewrap-status\"").await;
+    b.check("admin-keys-rotated").await;
+
+    b.go(&format!("http://{addr}/account/totp")).await;
+    b.click("form[action='/account/totp/begin'] button").await;
+    b.wait_for("id=\"totp-qr\"").await;
+    b.check("account-totp").await;
+    b.sign_out().await;
+    b.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_family_accepts_its_invitation_and_uses_its_portal_in_chromium() {
+    let Some(driver) = chromedriver() else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let c = app.user("coordinator", Some("yinzhou")).await;
+    let case = app.create_case(&c.token, organ_case(&tag())).await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let (_, contact) = app
+        .post(
+            &format!("/api/v1/cases/{id}/contacts"),
+            &c.token,
+            json!({"full_name": "陈先生", "relationship": "spouse", "phone": "13800001111",
+                   "preferred_channel": "portal"}),
+        )
+        .await;
+    let contact = contact["id"].as_str().unwrap().to_string();
+    let (_, consent) = app
+        .post(
+            &format!("/api/v1/cases/{id}/consents"),
+            &c.token,
+            json!({"kind": "contact", "subject": contact, "given_by": contact,
+                   "method": "electronic", "document": "contact-zh-CN-v1",
+                   "signed_at": "2025-04-01", "scope": {"channels": ["sms", "portal"]}}),
+        )
+        .await;
+    let consent = consent["id"].as_str().unwrap().to_string();
+    // Something coming, and a staff member who opened the file.
+    let due = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    app.post(
+        &format!("/api/v1/cases/{id}/tasks"),
+        &c.token,
+        json!({"kind": "outreach", "due_at": due, "contact_id": contact,
+               "template": "memorial_invitation", "channel": "sms"}),
+    )
+    .await;
+    app.get(&format!("/api/v1/cases/{id}"), &c.token).await;
+    // A portal message delivered already, to be read on the messages page.
+    app.post(
+        &format!("/api/v1/cases/{id}/tasks"),
+        &c.token,
+        json!({"kind": "outreach", "due_at": chrono::Utc::now().to_rfc3339(),
+               "contact_id": contact, "template": "memorial_invitation", "channel": "portal"}),
+    )
+    .await;
+    let mut svc = app.state.svc.clone();
+    let mut settings = (*svc.schedule).clone();
+    settings.waking = (0, 24);
+    svc.schedule = std::sync::Arc::new(settings);
+    let channels = donorcare::domain::outreach::Channels::new(svc.schedule.clone()).unwrap();
+    donorcare::domain::outreach::run_due(&svc, &channels, "browser", chrono::Utc::now, || false)
+        .await
+        .unwrap();
+    let (_, inv) = app
+        .post(
+            &format!("/api/v1/contacts/{contact}/invite"),
+            &c.token,
+            json!({}),
+        )
+        .await;
+    let token = inv["invite_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let username = format!("fam_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let addr = serve(&app).await;
+    let b = Browser::start(driver, "family", true).await;
+
+    // The invitation, signed out.
+    b.go(&format!("http://{addr}/invite/{token}?lang=zh-CN"))
+        .await;
+    b.wait_for("name=\"password_confirm\"").await;
+    b.check("invite").await;
+    b.type_into("input[name=username]", &username).await;
+    b.type_into("input[name=password]", PASSWORD).await;
+    b.type_into("input[name=password_confirm]", PASSWORD).await;
+    b.click(&format!(
+        "form[action='/invite/{token}'] button[type=submit]"
+    ))
+    .await;
+    b.wait_for("action=\"/login\"").await;
+
+    // Signed in, the portal is home.
+    b.sign_in(addr, &username).await;
+    b.wait_for("id=\"coming\"").await;
+    b.check("home").await;
+    for (path, mark, name) in [
+        ("/me/messages", "class=\"family-letter\"", "messages"),
+        ("/me/messages?show=coming", "id=\"messages\"", "coming"),
+        ("/me/consents", "id=\"consents\"", "consents"),
+        (
+            &format!("/me/consents/{consent}/withdraw"),
+            "name=\"reason\"",
+            "withdraw",
+        ),
+        ("/me/access-log", "id=\"access\"", "access-log"),
+        ("/account", "name=\"new_password\"", "account"),
+    ] {
+        b.go(&format!("http://{addr}{path}")).await;
+        b.wait_for(mark).await;
+        b.check(name).await;
+    }
+
+    // A preference changed through the form.
+    b.go(&format!("http://{addr}/me/preferences")).await;
+    b.wait_for("name=\"preferred_channel\"").await;
+    b.check("preferences").await;
+    b.click("input[name=skip_festivals][value=qingming]").await;
+    b.click("input[name=mourning_days]").await;
+    b.click("form[action='/me/preferences'] button[type=submit]")
+        .await;
+    b.wait_for("notice-ok").await;
+    b.check("preferences-saved").await;
+    let fam = app.login(&username, PASSWORD).await;
+    let (_, prefs) = app.get("/api/v1/me/preferences", &fam).await;
+    assert_eq!(prefs["skip_festivals"], json!(["qingming"]), "{prefs}");
+    assert_eq!(prefs["mourning_days"], true, "{prefs}");
+    b.sign_out().await;
+    b.finish().await;
+}

@@ -24,6 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::totp_confirm))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::update_user))
+        .routes(routes!(users::reset_totp))
         .routes(routes!(cases::create_case, cases::list_cases))
         .routes(routes!(cases::get_case, cases::update_case))
         .routes(routes!(cases::assign_case))

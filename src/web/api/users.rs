@@ -66,3 +66,20 @@ pub async fn update_user(
         accounts::update_user(&s.svc, &actor, &id, patch, s.now()).await?,
     ))
 }
+
+/// Remove an account's TOTP enrolment, e.g. after a lost phone (admin): sign-in asks for no
+/// code until the person enrols again. Audited as `user.totp_reset`.
+#[utoipa::path(post, path = "/api/v1/users/{id}/totp-reset", tag = "users",
+    params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reset_totp(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<UserView>> {
+    Ok(Json(
+        accounts::reset_totp(&s.svc, &actor, &id, s.now()).await?,
+    ))
+}

@@ -28,6 +28,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/setup_done.hbs"),
     ),
     ("account", include_str!("../../../templates/account.hbs")),
+    (
+        "account_totp",
+        include_str!("../../../templates/account_totp.hbs"),
+    ),
+    (
+        "setup_password",
+        include_str!("../../../templates/setup_password.hbs"),
+    ),
 ];
 
 pub fn routes() -> Router<AppState> {
@@ -39,6 +47,9 @@ pub fn routes() -> Router<AppState> {
         .route("/account", get(account_page))
         .route("/account/language", post(account_language))
         .route("/account/password", post(account_password))
+        .route("/account/totp", get(totp_page))
+        .route("/account/totp/begin", post(totp_begin))
+        .route("/account/totp/confirm", post(totp_confirm))
 }
 
 #[derive(serde::Deserialize)]
@@ -62,6 +73,7 @@ fn account_view(
         json!({
             "title": "account-title",
             "role": role,
+            "staff": role.is_some_and(|r| TOTP_ROLES.contains(&r)),
             "values": {"language": language.unwrap_or_else(|| page.lang.to_string())},
             "errors": errors,
             "saved": saved.filter(|k| ["language", "password"].contains(k)),
@@ -343,13 +355,14 @@ fn link_gone(s: &AppState, page: &Page) -> Response {
 
 async fn setup_form(State(s): State<AppState>, page: Page, Path(token): Path<String>) -> Response {
     match accounts::setup_link_valid(s.svc.store.as_ref(), &token, s.now()).await {
+        // Not the first admin's link: perhaps an account's, to set its password.
+        Ok(false) => user_setup_form(&s, &page, &token).await,
         Ok(true) => page.render(
             &s,
             StatusCode::OK,
             "setup",
             json!({"title": "setup-title", "token": token, "hint_args": {"min": MIN_PASSWORD}}),
         ),
-        Ok(false) => link_gone(&s, &page),
         Err(e) => page.error(&s, e),
     }
 }
@@ -369,6 +382,11 @@ async fn setup_submit(
                    "errors": form::errors(page.lang, errors), "values": f.values()}),
         )
     };
+    match accounts::setup_link_valid(s.svc.store.as_ref(), &token, s.now()).await {
+        Ok(true) => {}
+        Ok(false) => return user_setup_submit(&s, &page, &token, &f).await,
+        Err(e) => return page.error(&s, e),
+    }
     if f.get("password") != f.get("password_confirm") {
         return again(&conflict_errors(
             Some("password_confirm".into()),
@@ -393,6 +411,160 @@ async fn setup_submit(
         Err(Error::Validation(e)) => again(&e),
         Err(Error::Conflict { field, message }) => again(&conflict_errors(field, message)),
         Err(Error::NotFound) => link_gone(&s, &page),
+        Err(e) => page.error(&s, e),
+    }
+}
+
+/// An account's setup link (issued by an admin): the person sets their own password.
+async fn user_setup_form(s: &AppState, page: &Page, token: &str) -> Response {
+    match accounts::user_setup_link(s.svc.store.as_ref(), token, s.now()).await {
+        Ok(Some(user)) => page.render(
+            s,
+            StatusCode::OK,
+            "setup_password",
+            json!({"title": "setup-password-title", "token": token, "username": user.username,
+                   "hint_args": {"min": MIN_PASSWORD}}),
+        ),
+        Ok(None) => link_gone(s, page),
+        Err(e) => page.error(s, e),
+    }
+}
+
+async fn user_setup_submit(s: &AppState, page: &Page, token: &str, f: &FormData) -> Response {
+    let user = match accounts::user_setup_link(s.svc.store.as_ref(), token, s.now()).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return link_gone(s, page),
+        Err(e) => return page.error(s, e),
+    };
+    let again = |errors: &FieldErrors| {
+        page.render(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "setup_password",
+            json!({"title": "setup-password-title", "token": token, "username": user.username,
+                   "hint_args": {"min": MIN_PASSWORD}, "errors": form::errors(page.lang, errors)}),
+        )
+    };
+    if f.get("password") != f.get("password_confirm") {
+        return again(&conflict_errors(
+            Some("password_confirm".into()),
+            "does not match the password".into(),
+        ));
+    }
+    let password = f.get("password").map(|p| SecretString::new(p.to_string()));
+    match accounts::complete_user_setup(s.svc.store.as_ref(), token, password, s.now()).await {
+        Ok(user) => page.render(
+            s,
+            StatusCode::OK,
+            "setup_password",
+            json!({"title": "setup-password-done-title", "done": true, "username": user.username}),
+        ),
+        Err(Error::Validation(e)) => again(&e),
+        Err(Error::NotFound) => link_gone(s, page),
+        Err(e) => page.error(s, e),
+    }
+}
+
+/// Who enrols TOTP from the account page: staff (families sign in with a password only).
+const TOTP_ROLES: &[crate::domain::types::Role] = &[
+    crate::domain::types::Role::Admin,
+    crate::domain::types::Role::Supervisor,
+    crate::domain::types::Role::Coordinator,
+    crate::domain::types::Role::EthicsReviewer,
+    crate::domain::types::Role::Volunteer,
+];
+
+/// The enrolment's QR code as inline SVG (no script, no image request: the CSP allows it).
+fn qr_svg(text: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    // Inline in HTML, without the XML declaration.
+    let start = svg.find("<svg")?;
+    Some(svg[start..].to_string())
+}
+
+#[derive(serde::Deserialize)]
+struct TotpQuery {
+    done: Option<String>,
+}
+
+/// One's own TOTP: enrolled since when; or the QR code and secret of an enrolment begun, with
+/// the form that confirms it by a first code; or the button that begins one. Staff only.
+async fn totp_view(
+    s: &AppState,
+    page: &Page,
+    status: StatusCode,
+    errors: serde_json::Value,
+    done: bool,
+) -> Response {
+    let user = match page.staff(s, TOTP_ROLES) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let state = match accounts::totp_state(&s.svc, &user.actor).await {
+        Ok(st) => st,
+        Err(e) => return page.error(s, e),
+    };
+    let mut data = json!({"title": "totp-title", "errors": errors, "done": done});
+    match state {
+        accounts::TotpState::Enrolled(at) => data["enrolled_at"] = json!(at),
+        accounts::TotpState::Pending(e) => {
+            data["pending"] = json!({
+                "secret": e.secret,
+                "url": e.otpauth_url,
+                "qr": qr_svg(&e.otpauth_url),
+            });
+        }
+        accounts::TotpState::None => {}
+    }
+    page.render(s, status, "account_totp", data)
+}
+
+async fn totp_page(
+    State(s): State<AppState>,
+    page: Page,
+    axum::extract::Query(q): axum::extract::Query<TotpQuery>,
+) -> Response {
+    totp_view(&s, &page, StatusCode::OK, json!({}), q.done.is_some()).await
+}
+
+/// Begin (or begin again) an enrolment: a new secret, pending until confirmed.
+async fn totp_begin(State(s): State<AppState>, page: Page, f: FormData) -> Response {
+    let user = match page.check_csrf(&s, f.csrf()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    if let Err(r) = page.staff(&s, TOTP_ROLES) {
+        return r;
+    }
+    match accounts::totp_begin(&s.svc, &user.actor, s.now()).await {
+        Ok(_) => page.see_other(&s, "/account/totp"),
+        Err(Error::Conflict { .. }) => page.see_other(&s, "/account/totp"),
+        Err(e) => page.error(&s, e),
+    }
+}
+
+async fn totp_confirm(State(s): State<AppState>, page: Page, f: FormData) -> Response {
+    let user = match page.check_csrf(&s, f.csrf()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    if let Err(r) = page.staff(&s, TOTP_ROLES) {
+        return r;
+    }
+    let code = f.text("code").unwrap_or_default();
+    match accounts::totp_confirm(&s.svc, &user.actor, &code, s.now()).await {
+        Ok(()) => page.see_other(&s, "/account/totp?done=1"),
+        Err(Error::Validation(e)) => {
+            let errors = form::errors(page.lang, &e);
+            totp_view(&s, &page, StatusCode::UNPROCESSABLE_ENTITY, errors, false).await
+        }
+        // Already enrolled, or nothing begun: the page says where things stand.
+        Err(Error::Conflict { .. }) => page.see_other(&s, "/account/totp"),
         Err(e) => page.error(&s, e),
     }
 }

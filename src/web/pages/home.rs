@@ -24,6 +24,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "home_volunteer",
         include_str!("../../../templates/home_volunteer.hbs"),
     ),
+    (
+        "home_admin",
+        include_str!("../../../templates/home_admin.hbs"),
+    ),
 ];
 
 /// Items of each list on the home page; each list links to the whole of it.
@@ -45,11 +49,11 @@ async fn home(State(s): State<AppState>, page: Page) -> Response {
     let result = match user.actor.role {
         Role::Coordinator | Role::Supervisor => care_home(&s, &page).await,
         Role::Volunteer => volunteer_home(&s, &page).await,
+        Role::Admin => admin_home(&s, &page).await,
         // A family's home is their portal.
         Role::Family => return Redirect::to("/me").into_response(),
         // A reviewer's home is the findings queue.
         Role::EthicsReviewer => return Redirect::to("/ethics/findings").into_response(),
-        _ => Ok(page.render(&s, StatusCode::OK, "home", json!({"title": "home-title"}))),
     };
     result.unwrap_or_else(|e| page.error(&s, e))
 }
@@ -181,5 +185,24 @@ async fn volunteer_home(s: &AppState, page: &Page) -> crate::error::Result<Respo
         "home_volunteer",
         json!({"title": "nav-my-visits", "visits": visits.items,
                "more": visits.next_cursor.is_some()}),
+    ))
+}
+
+/// Admin: the accounts by role (disabled, with TOTP) and the keyring's state.
+async fn admin_home(s: &AppState, page: &Page) -> crate::error::Result<Response> {
+    let actor = &page.user.as_ref().expect("signed in").actor;
+    let now = s.now();
+    let counts = crate::domain::accounts::account_counts(&s.svc, actor, now).await?;
+    let keys = crate::domain::keys::status(&s.svc, actor, now).await?;
+    let roles: Vec<Value> = counts
+        .by_role
+        .iter()
+        .map(|(role, n)| json!({"role": role, "count": n}))
+        .collect();
+    Ok(page.render(
+        s,
+        StatusCode::OK,
+        "home_admin",
+        json!({"title": "home-title", "accounts": counts, "roles": roles, "keys": keys}),
     ))
 }

@@ -6,11 +6,13 @@
 #![allow(clippy::result_large_err)]
 
 pub mod account;
+pub mod admin;
 pub mod audit;
 pub mod calendar;
 pub mod cases;
 pub mod consents;
 pub mod ethics;
+pub mod family;
 pub mod form;
 pub mod home;
 pub mod letters;
@@ -48,7 +50,9 @@ pub fn templates() -> impl Iterator<Item = &'static (&'static str, &'static str)
         .chain(letters::TEMPLATES)
         .chain(consents::TEMPLATES)
         .chain(ethics::TEMPLATES)
+        .chain(family::TEMPLATES)
         .chain(audit::TEMPLATES)
+        .chain(admin::TEMPLATES)
 }
 
 pub fn routes() -> Router<AppState> {
@@ -63,7 +67,9 @@ pub fn routes() -> Router<AppState> {
         .merge(letters::routes())
         .merge(consents::routes())
         .merge(ethics::routes())
+        .merge(family::routes())
         .merge(audit::routes())
+        .merge(admin::routes())
 }
 
 /// The stylesheet of every page (screen and print): the shared rules, then each area's.
@@ -72,6 +78,8 @@ pub const APP_CSS: &str = concat!(
     include_str!("../../../templates/static/tasks.css"),
     include_str!("../../../templates/static/outreach.css"),
     include_str!("../../../templates/static/ethics.css"),
+    include_str!("../../../templates/static/family.css"),
+    include_str!("../../../templates/static/admin.css"),
     include_str!("../../../templates/static/print.css"),
 );
 

@@ -113,8 +113,21 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/ethics/break-glass", "nav-break-glass"),
             ("/audit", "nav-audit"),
         ],
-        Role::Admin => &[("/", "nav-home"), ("/audit", "nav-audit")],
-        _ => &[("/", "nav-home")],
+        Role::Admin => &[
+            ("/", "nav-home"),
+            ("/admin/users", "nav-admin-users"),
+            ("/admin/plans", "nav-admin-plans"),
+            ("/admin/templates", "nav-admin-templates"),
+            ("/admin/keys", "nav-admin-keys"),
+            ("/audit", "nav-audit"),
+        ],
+        Role::Family => &[
+            ("/me", "nav-me"),
+            ("/me/messages", "nav-me-messages"),
+            ("/me/preferences", "nav-me-preferences"),
+            ("/me/consents", "nav-me-consents"),
+            ("/me/access-log", "nav-me-access-log"),
+        ],
     }
 }
 
@@ -158,7 +171,9 @@ impl Page {
             _ => Default::default(),
         };
         data.insert("lang".into(), json!(self.lang));
-        data.insert("tz".into(), json!(s.default_timezone.as_ref()));
+        // A page may show its dates in the viewer's own zone (a family's contact's).
+        data.entry("tz")
+            .or_insert_with(|| json!(s.default_timezone.as_ref()));
         let other = if self.lang == "en" { "zh-CN" } else { "en" };
         let sep = if self.here.contains('?') { '&' } else { '?' };
         data.insert(
@@ -170,8 +185,9 @@ impl Page {
             let items: Vec<Value> = nav(u.actor.role)
                 .iter()
                 .map(|(href, key)| {
-                    let current = if *href == "/" {
-                        path == "/"
+                    // A home (`/`, a family's `/me`) is current on itself only.
+                    let current = if *href == "/" || *href == "/me" {
+                        path == *href
                     } else {
                         path.starts_with(href)
                     };
