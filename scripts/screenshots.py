@@ -59,6 +59,12 @@ PAGES = [
     ("admin-plan", "demo-admin", "/admin/plans/organ"),
     ("admin-templates", "demo-admin", "/admin/templates"),
     ("admin-keys", "demo-admin", "/admin/keys"),
+    ("family-home", "demo-family", "/me"),
+    ("family-messages", "demo-family", "/me/messages"),
+    ("family-preferences", "demo-family", "/me/preferences"),
+    ("family-consents", "demo-family", "/me/consents"),
+    ("family-withdraw", "demo-family", "first-withdrawal"),
+    ("family-access-log", "demo-family", "/me/access-log"),
 ]
 
 
@@ -211,11 +217,14 @@ def main():
                                             ("first-message", "/outreach", "/outreach/"),
                                             ("first-finding", "/ethics/findings", "/ethics/findings/"),
                                             ("first-grant", "/ethics/break-glass", "/ethics/break-glass/"),
-                                            ("first-user", "/admin/users", "/admin/users/")]:
+                                            ("first-user", "/admin/users", "/admin/users/"),
+                                            ("first-withdrawal", "/me/consents", "/me/consents/")]:
                 if path == marker:
                     d.go(base + listing)
-                    m = re.search(r'href="' + prefix + r'([0-9a-zA-Z-]+)"', d.call("GET", "/source"))
+                    m = re.search(r'href="' + prefix + r'([0-9a-zA-Z-]+)[/"]', d.call("GET", "/source"))
                     path = prefix + (m.group(1) if m else "none")
+                    if marker == "first-withdrawal":
+                        path += "/withdraw"
             if path == "first-consent":
                 # Not every finding is about a recorded consent: ask the API for the newest.
                 path = "/ethics/consents/" + first_consent_id(base, who)
