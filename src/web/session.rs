@@ -122,7 +122,9 @@ impl FromRequestParts<AppState> for MaybeUser {
         if user.disabled {
             return Ok(MaybeUser(None));
         }
-        let actor = accounts::actor_of(&user)?;
+        // `actor_with`: a role that must enrol TOTP and has not is marked, so the pages can
+        // hold it to enrolment as the API does.
+        let actor = accounts::actor_with(&state.svc, &user)?;
         if now >= s.expires_at || now - s.last_seen_at > idle_limit(actor.role) {
             state.svc.store.delete_session(&id_hash, &[]).await?;
             return Ok(MaybeUser(None));

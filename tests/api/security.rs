@@ -3,7 +3,10 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use axum::http::header;
+
 use crate::helpers::{organ_case, tag, TestApp, PASSWORD};
+use crate::pages::{get, page, page_session, raw};
 
 fn totp_code(secret_b32: &str, at: i64) -> String {
     let secret = totp_rs::Secret::Encoded(secret_b32.to_string())
@@ -140,6 +143,30 @@ on_both_backends! {
         // Other roles are not held back.
         let c = strict.user("coordinator", None).await;
         assert_eq!(strict.get("/api/v1/cases", &c.token).await.0, StatusCode::OK);
+    }
+
+    async fn in_the_browser_too_roles_that_must_enrol_are_sent_to_enrolment(app) {
+        let strict = app.sibling_with(|s| {
+            s.require_totp = std::sync::Arc::new(vec![donorcare::domain::types::Role::Coordinator]);
+        }).await;
+        let c = strict.user("coordinator", Some("yinzhou")).await;
+        let jar = page_session(&strict, &c.username).await;
+        for path in ["/", "/cases", "/tasks", "/calendar"] {
+            let (s, h, _) = raw(&strict, get(path, &jar)).await;
+            assert_eq!(s, StatusCode::SEE_OTHER, "{path}");
+            assert_eq!(h[header::LOCATION], "/account/totp", "{path}");
+        }
+        let (s, html) = page(&strict, "/account/totp", &jar).await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        assert_eq!(page(&strict, "/account", &jar).await.0, StatusCode::OK);
+        // Enrolled, the pages open; a role not required to enrol was never held back.
+        let (_, enrol) = strict.post("/api/v1/me/totp", &c.token, json!({})).await;
+        let code = totp_code(enrol["secret"].as_str().unwrap(), chrono::Utc::now().timestamp());
+        assert_eq!(strict.post("/api/v1/me/totp/confirm", &c.token, json!({"code": code})).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(page(&strict, "/cases", &jar).await.0, StatusCode::OK);
+        let r = strict.user("ethics_reviewer", None).await;
+        let jar = page_session(&strict, &r.username).await;
+        assert_eq!(page(&strict, "/ethics/findings", &jar).await.0, StatusCode::OK);
     }
 
     async fn a_password_change_revokes_the_other_tokens(app) {

@@ -27,11 +27,29 @@ pub struct Page {
     remember: Option<&'static str>,
 }
 
-impl FromRequestParts<AppState> for Page {
-    type Rejection = Error;
+/// The pages a signed-in person who must enrol TOTP (`DONORCARE_REQUIRE_TOTP`) and has not may
+/// open: enrolment itself, their account (the password), and signing out. Every other page sends
+/// them to enrolment, as the API answers `totp_enrolment_required`.
+const ENROL_PAGES: &[&str] = &[
+    "/account/totp",
+    "/account/totp/begin",
+    "/account/totp/confirm",
+    "/account",
+    "/logout",
+];
 
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Error> {
-        let MaybeUser(user) = MaybeUser::from_request_parts(parts, s).await?;
+impl FromRequestParts<AppState> for Page {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        let MaybeUser(user) = MaybeUser::from_request_parts(parts, s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if user.as_ref().is_some_and(|u| u.actor.must_enrol)
+            && !ENROL_PAGES.contains(&parts.uri.path())
+        {
+            return Err(Redirect::to("/account/totp").into_response());
+        }
         let query = parts.uri.query().unwrap_or("");
         let mut chosen = None;
         let mut rest = Vec::new();
