@@ -1356,6 +1356,7 @@ pub async fn list_break_glass(
     let more = rows.len() as i64 > limit;
     let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
     let items = open_grants(svc, rows, now).await?;
+    record_grant_views(svc, actor, &items, now).await?;
     let next_cursor = if more {
         items.last().map(|i: &BreakGlassView| i.id.clone())
     } else {
@@ -1389,10 +1390,31 @@ pub async fn get_break_glass(
             return Err(Error::NotFound);
         }
     }
-    open_grants(svc, vec![row], now)
-        .await?
-        .pop()
-        .ok_or(Error::NotFound)
+    let items = open_grants(svc, vec![row], now).await?;
+    record_grant_views(svc, actor, &items, now).await?;
+    items.into_iter().next().ok_or(Error::NotFound)
+}
+
+/// A grant's stated reason and its reviews' notes were opened: one entry per grant shown.
+async fn record_grant_views(
+    svc: &Services,
+    actor: &Actor,
+    items: &[BreakGlassView],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let entries: Vec<_> = items
+        .iter()
+        .map(|g| {
+            svc.entry(actor, Action::ReviewBreakGlass, "break_glass", now)
+                .target(&g.id)
+                .case(&g.case_id)
+                .reason("view")
+        })
+        .collect();
+    if !entries.is_empty() {
+        svc.audit.record(entries).await?;
+    }
+    Ok(())
 }
 
 /// The region a supervisor's view of grants is limited to; none for others.

@@ -3,7 +3,7 @@
 //! [`shared_store_methods!`]; what differs (connection set-up, migrations, locking) lives in
 //! `sqlite.rs` and `postgres.rs`.
 
-use super::{AssignmentRow, CaseAssignmentRow, CaseRow};
+use super::{AssignmentRow, CaseAssignmentRow, CaseRow, CaseScope};
 
 /// Columns of a case row joined with its wrapped key.
 pub const CASE_COLUMNS: &str = "c.id, c.program, c.region, c.status, c.created_by, c.created_at, \
@@ -31,6 +31,19 @@ pub const CASE_WITH_ASSIGNMENTS: &str = ", a.user_id as a_user_id, a.kind as a_k
      left join case_keys k on k.case_id = c.id \
      left join case_assignments a on a.case_id = c.id where c.id = $1 \
      order by a.kind, a.user_id";
+
+/// The cases of a scope as the start of a query: `from … where …`, ending in a comparison whose
+/// value (if any) is to be bound next, and aliasing the cases `c`.
+pub fn cases_of_scope(scope: &CaseScope) -> (&'static str, Option<String>) {
+    match scope {
+        CaseScope::AssignedTo(user) => (
+            "case_assignments a join cases c on c.id = a.case_id where a.user_id = ",
+            Some(user.clone()),
+        ),
+        CaseScope::Region(region) => ("cases c where c.region = ", Some(region.clone())),
+        CaseScope::All => ("cases c where 1 = 1", None),
+    }
+}
 
 /// The case of `CASE_WITH_ASSIGNMENTS` rows and its assignments; `None` without rows.
 pub fn fold_assignments(
@@ -701,18 +714,10 @@ macro_rules! store_impl {
 
         async fn count_cases(&self, scope: &CaseScope) -> Result<Vec<ProgramCount>> {
             let mut b = sqlx::QueryBuilder::<$db>::new("select c.program, c.status, count(*) as count from ");
-            match scope {
-                CaseScope::AssignedTo(user) => {
-                    b.push("case_assignments a join cases c on c.id = a.case_id where a.user_id = ");
-                    b.push_bind(user.clone());
-                }
-                CaseScope::Region(region) => {
-                    b.push("cases c where c.region = ");
-                    b.push_bind(region.clone());
-                }
-                CaseScope::All => {
-                    b.push("cases c");
-                }
+            let (from, value) = shared::cases_of_scope(scope);
+            b.push(from);
+            if let Some(v) = value {
+                b.push_bind(v);
             }
             b.push(" group by c.program, c.status order by c.program, c.status");
             Ok(b.build_query_as::<ProgramCount>().fetch_all(&self.pool).await?)
@@ -729,18 +734,10 @@ macro_rules! store_impl {
             let mut b = sqlx::QueryBuilder::<$db>::new(
                 "with page as (select c.id, c.program, c.region from ",
             );
-            match scope {
-                CaseScope::AssignedTo(user) => {
-                    b.push("case_assignments a join cases c on c.id = a.case_id where a.user_id = ");
-                    b.push_bind(user.clone());
-                }
-                CaseScope::Region(region) => {
-                    b.push("cases c where c.region = ");
-                    b.push_bind(region.clone());
-                }
-                CaseScope::All => {
-                    b.push("cases c where 1 = 1");
-                }
+            let (from, value) = shared::cases_of_scope(scope);
+            b.push(from);
+            if let Some(v) = value {
+                b.push_bind(v);
             }
             b.push(" and c.status = 'open'");
             if let Some(a) = after {

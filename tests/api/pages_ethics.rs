@@ -304,6 +304,9 @@ on_both_backends! {
         // Audited; and only reviewers judge (a supervisor reads, does not review).
         let (_, entries) = app.get(&format!("/api/v1/audit?action=break_glass.review&case_id={id}"), &r.token).await;
         assert_eq!(entries["items"].as_array().unwrap().len(), 2, "{entries}");
+        let (_, views) = app.get(&format!("/api/v1/audit?action=break_glass.list&case_id={id}"), &r.token).await;
+        assert!(views["items"].as_array().unwrap().iter()
+            .any(|e| e["target_id"] == gid.as_str() && e["reason"] == "view"), "reading a reason is audited: {views}");
         let sup = app.user("supervisor", Some("yinzhou")).await;
         let (s, html) = page(&app, &path, &page_session(&app, &sup.username).await).await;
         assert_eq!(s, StatusCode::OK);
