@@ -221,7 +221,7 @@ def main():
                                             ("first-withdrawal", "/me/consents", "/me/consents/")]:
                 if path == marker:
                     d.go(base + listing)
-                    m = re.search(r'href="' + prefix + r'([0-9a-zA-Z-]+)[/"]', d.call("GET", "/source"))
+                    m = re.search(r'href="' + prefix + r'([0-9a-f]{8}-[0-9a-f-]{27})[/"]', d.call("GET", "/source"))
                     path = prefix + (m.group(1) if m else "none")
                     if marker == "first-withdrawal":
                         path += "/withdraw"
