@@ -51,6 +51,19 @@ pub struct RegisterFilter {
     pub cursor: Option<String>,
 }
 
+/// What the CSV download is filtered by: the whole list, so no page size or cursor.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterCsvFilter {
+    /// Only cases of this programme.
+    #[param(schema_with = program_param)]
+    pub program: Option<String>,
+    /// Only cases that lack this kind.
+    #[param(schema_with = kind_param)]
+    pub missing: Option<String>,
+}
+
 fn program_param() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     super::schema::one_of(&super::schema::names(Program::ALL, Program::as_str), true)
 }
@@ -325,14 +338,15 @@ pub async fn register(
 pub async fn csv(
     svc: &Services,
     actor: &Actor,
-    f: RegisterFilter,
+    f: RegisterCsvFilter,
     now: DateTime<Utc>,
 ) -> Result<String> {
     authorized(svc, actor, now).await?;
     let (checked, _) = check(&RegisterFilter {
+        program: f.program,
+        missing: f.missing,
         limit: None,
         cursor: None,
-        ..f
     })?;
     let mut out = String::from("case_id,program,region,missing\r\n");
     let mut rows = 0;

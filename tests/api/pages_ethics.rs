@@ -389,6 +389,17 @@ on_both_backends! {
         let (_, entries) = app.get("/api/v1/audit?action=consent.list", &r.token).await;
         assert!(entries["items"].as_array().unwrap().iter()
             .any(|e| e["target_type"] == "consent_register" && e["reason"] == "csv:2"), "{entries}");
+        // The API's CSV is the same list, filtered the same way; it has no pages, so a page size
+        // is refused by name rather than silently ignored.
+        let (s, api_csv) = app.get("/api/v1/ethics/consent-register.csv?missing=contact", &r.token).await;
+        assert_eq!(s, StatusCode::OK, "{api_csv}");
+        assert_eq!(api_csv.as_str(), Some(csv.as_str()));
+        let (s, b) = app.get("/api/v1/ethics/consent-register.csv?limit=-5", &r.token).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert!(b["error"]["fields"]["limit"].is_string(), "{b}");
+        let (s, b) = app.get("/api/v1/ethics/consent-register.csv?program=kidney", &r.token).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert!(b["error"]["fields"]["program"].is_string(), "{b}");
 
         // Bad filters are named beside their fields; a supervisor elsewhere sees no case; the
         // case's coordinator gets links to the cases.

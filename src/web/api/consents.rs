@@ -189,16 +189,16 @@ pub async fn consent_register(
 }
 
 /// The register's gaps as CSV: `case_id,program,region,missing` (kinds separated by `;`),
-/// every matching case; `limit` and `cursor` are ignored. The download is audited.
+/// every matching case (no paging). The download is audited.
 #[utoipa::path(get, path = "/api/v1/ethics/consent-register.csv", tag = "ethics",
-    params(crate::domain::register::RegisterFilter),
+    params(crate::domain::register::RegisterCsvFilter),
     responses((status = 200, body = String, content_type = "text/csv"),
               (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn consent_register_csv(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    ApiQuery(f): ApiQuery<crate::domain::register::RegisterFilter>,
+    ApiQuery(f): ApiQuery<crate::domain::register::RegisterCsvFilter>,
 ) -> Result<axum::response::Response> {
     let body = crate::domain::register::csv(&s.svc, &actor, f, s.now()).await?;
     Ok(register_csv_response(body))

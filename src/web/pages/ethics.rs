@@ -174,7 +174,15 @@ async fn register_csv(
         Ok(u) => u,
         Err(r) => return r,
     };
-    match register::csv(&s.svc, &user.actor, q.filter(None), s.now()).await {
+    match register::csv(
+        &s.svc,
+        &user.actor,
+        register::RegisterCsvFilter {
+            program: blank_none(&q.program),
+            missing: blank_none(&q.missing),
+        },
+        s.now(),
+    ).await {
         Ok(body) => crate::web::api::consents::register_csv_response(body),
         Err(Error::Validation(_)) => register_page(State(s), page, Query(q)).await,
         Err(e) => page.error(&s, e),
