@@ -276,3 +276,368 @@ pub async fn audit_verify(cfg: &Config) -> anyhow::Result<bool> {
         Ok(false)
     }
 }
+
+/// `backup --out FILE [--recipient age1…]`: sealed to the keyring's recipients unless
+/// recipients are given.
+pub async fn backup(
+    cfg: &Config,
+    out: &std::path::Path,
+    recipients: Vec<String>,
+) -> anyhow::Result<()> {
+    let (svc, _) = open_services(cfg).await?;
+    let given = !recipients.is_empty();
+    let to = if given {
+        for r in &recipients {
+            parse_recipient(r).with_context(|| format!("--recipient {r}"))?;
+        }
+        recipients
+    } else {
+        crate::backup::keyring_recipients(&svc.store.keyring_rows().await?)
+    };
+    if !given && to.len() < 2 {
+        eprintln!(
+            "donorcare: warning: the keyring has no recovery recipient, so only this server's \
+             identity opens this backup (README: Keys)"
+        );
+    }
+    let src = crate::backup::BackupSource {
+        store: svc.store.clone(),
+        attachments: svc.attachments_dir.clone(),
+        ledger: svc.keys.paths().erasures(),
+        server_recipient: svc.keys.recipient(),
+    };
+    let s =
+        crate::backup::backup(&src, &to, out, crate::backup::progress_to_stderr("backup")).await?;
+    let audit = crate::audit::AuditEntry::new(None, "backup.create", "backup", Utc::now())
+        .reason(&format!("{} rows, {} signed forms", s.rows, s.files));
+    svc.store.append_audit(&[audit]).await?;
+    sign_and_close(svc.store.as_ref(), &svc.keys, cfg).await;
+    println!(
+        "wrote {} ({} bytes, {} rows, {} signed forms), sealed to {} recipients",
+        out.display(),
+        s.bytes,
+        s.rows,
+        s.files,
+        to.len()
+    );
+    Ok(())
+}
+
+pub struct Restore {
+    pub input: std::path::PathBuf,
+    /// The identity that opens the backup (and its keyring): the offline recovery key.
+    pub recovery: std::path::PathBuf,
+    /// Other erasure ledgers to apply besides the keys dir's.
+    pub erasures: Vec<std::path::PathBuf>,
+}
+
+fn dir_is_empty(dir: &std::path::Path) -> anyhow::Result<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e).with_context(|| format!("reading {}", dir.display())),
+    }
+}
+
+fn remove_sqlite_files(db: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+    }
+}
+
+/// `restore --in FILE --identity RECOVERY`: onto an empty data dir (SQLite) or an empty
+/// database (PostgreSQL). The whole file is checked before anything is written; the rows go
+/// in one transaction (SQLite: into a file beside the target, renamed at the end), and the
+/// signed forms into a folder renamed at the end. Then the erasures recorded after the backup
+/// are made again, the keyring is sealed to this server's identity (created if absent) and the
+/// recipients the backup had, less the identity of the server that made it, and a new audit
+/// checkpoint is signed.
+pub async fn restore(cfg: &Config, args: Restore) -> anyhow::Result<()> {
+    use crate::backup;
+    use crate::crypto::keyring::{KeyPaths, ServerIdentity};
+    use std::sync::Arc;
+
+    let recovery = Arc::new(ServerIdentity::load(&args.recovery)?);
+    let url = cfg.database_url();
+    let sqlite_file = if url.starts_with("sqlite:") {
+        use std::str::FromStr;
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+            .with_context(|| format!("parsing {url}"))?;
+        Some(opts.get_filename().to_path_buf())
+    } else {
+        None
+    };
+    let attachments = cfg.data_dir.join("attachments");
+    // The target must hold nothing.
+    match &sqlite_file {
+        Some(file) => {
+            if !dir_is_empty(&cfg.data_dir)? {
+                bail!(
+                    "{} is not empty: restore onto an empty data dir (--data-dir NEW)",
+                    cfg.data_dir.display()
+                );
+            }
+            if file.exists() {
+                bail!(
+                    "{} already exists: restore onto an empty data dir",
+                    file.display()
+                );
+            }
+        }
+        None => {
+            if !dir_is_empty(&attachments)? {
+                bail!(
+                    "{} is not empty: restore onto an empty data dir (--data-dir NEW)",
+                    attachments.display()
+                );
+            }
+            let target = store::open(&url).await?;
+            let empty = target.is_empty().await;
+            target.close().await;
+            if !empty? {
+                bail!(
+                    "the database at {} is not empty: restore onto an empty database",
+                    store::redact_url(&url)
+                );
+            }
+        }
+    }
+
+    // Check the whole file before writing anything.
+    let (header, contents, progress) = backup::check(
+        &args.input,
+        recovery.clone(),
+        backup::progress_to_stderr("restore"),
+    )
+    .await?;
+    let paths = cfg.key_paths();
+    let existing_server = if paths.identity.exists() {
+        Some(ServerIdentity::load(&paths.identity)?)
+    } else {
+        None
+    };
+    let opener = if recovery.opens(&contents.keyring) {
+        None
+    } else if existing_server
+        .as_ref()
+        .is_some_and(|s| s.opens(&contents.keyring))
+    {
+        Some(())
+    } else {
+        bail!(
+            "this identity opens the backup but not the keyring inside it (the backup was sealed \
+             with --recipient): restore with the recovery identity the keyring is sealed to"
+        );
+    };
+    let mut local = backup::read_ledger(&paths.erasures())?;
+    for extra in &args.erasures {
+        if !extra.exists() {
+            bail!("--erasures {}: no such file", extra.display());
+        }
+        local.extend(backup::read_ledger(extra)?);
+    }
+    let again = backup::erasures_to_reapply(&contents, &local);
+
+    // Write: rows in one transaction, forms into a folder of their own.
+    let created_data_dir = !cfg.data_dir.exists();
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let staged_forms = cfg.data_dir.join("attachments.restoring");
+    let _ = std::fs::remove_dir_all(&staged_forms);
+    std::fs::create_dir_all(&staged_forms)?;
+    let (load_url, staged_db) = match &sqlite_file {
+        Some(file) => {
+            let mut name = file.as_os_str().to_owned();
+            name.push(".restoring");
+            let staged = std::path::PathBuf::from(name);
+            remove_sqlite_files(&staged);
+            (format!("sqlite://{}", staged.display()), Some(staged))
+        }
+        None => (url.clone(), None),
+    };
+    let cleanup = |staged_db: &Option<std::path::PathBuf>| {
+        let _ = std::fs::remove_dir_all(&staged_forms);
+        if let Some(s) = staged_db {
+            remove_sqlite_files(s);
+        }
+        if created_data_dir && dir_is_empty(&cfg.data_dir).unwrap_or(false) {
+            let _ = std::fs::remove_dir(&cfg.data_dir);
+        }
+    };
+    let target = match store::open(&load_url).await {
+        Ok(t) => t,
+        Err(e) => {
+            cleanup(&staged_db);
+            return Err(e);
+        }
+    };
+    let written = async {
+        target.migrate().await?;
+        let (loaded, progress) = backup::load(
+            &args.input,
+            recovery.clone(),
+            target.clone(),
+            &staged_forms,
+            progress,
+        )
+        .await?;
+        if loaded.audit_seq != contents.audit_seq
+            || hex::encode(&loaded.audit_head) != contents.audit_head
+        {
+            bail!("the restored audit log does not end where the backup says it does");
+        }
+        anyhow::Ok((loaded, progress))
+    }
+    .await;
+    let (loaded, mut progress) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            target.close().await;
+            cleanup(&staged_db);
+            return Err(e);
+        }
+    };
+
+    // Erasures recorded after the backup are made again; the local ledger learns every
+    // erasure the backup and the other ledgers knew.
+    let now = Utc::now();
+    let mut made_again = 0;
+    for e in &again {
+        let audit = crate::audit::AuditEntry::new(None, "case.erase", "case", now)
+            .target(&e.case_id)
+            .case(&e.case_id)
+            .reason("restore: erased after the backup was made");
+        if target
+            .erase_again(&e.case_id, e.request_id.as_deref(), now, &[audit])
+            .await?
+        {
+            target
+                .cancel_case_schedule(&e.case_id, "case_erased", now)
+                .await?;
+            let _ = std::fs::remove_dir_all(staged_forms.join(&e.case_id));
+            made_again += 1;
+        }
+    }
+    let known: std::collections::BTreeSet<String> = backup::read_ledger(&paths.erasures())?
+        .into_iter()
+        .map(|e| e.case_id)
+        .collect();
+    let mut learnt = std::collections::BTreeSet::new();
+    for e in contents.erasures.iter().chain(&local) {
+        if !known.contains(&e.case_id) && learnt.insert(e.case_id.clone()) {
+            backup::record_erasure(&paths.erasures(), e)?;
+        }
+    }
+
+    // This server's identity, and the keyring sealed to it.
+    let (server, identity_created) = match existing_server {
+        Some(s) => (s, false),
+        None => (ServerIdentity::create(&paths.identity, now)?, true),
+    };
+    let server_recipient = server.recipient();
+    let mut recipients = vec![server_recipient.clone()];
+    let mut dropped = None;
+    for r in backup::keyring_recipients(&contents.keyring) {
+        if r == header.server_recipient && r != server_recipient && r != recovery.recipient() {
+            dropped = Some(r);
+            continue;
+        }
+        if !recipients.contains(&r) {
+            recipients.push(r);
+        }
+    }
+    if let Ok(old) = std::fs::read_to_string(&paths.recipients) {
+        let aside = paths.recipients.with_extension("txt.before-restore");
+        std::fs::write(&aside, old).with_context(|| format!("writing {}", aside.display()))?;
+    }
+    let key_paths = KeyPaths {
+        identity: paths.identity.clone(),
+        recipients: paths.recipients.clone(),
+    };
+    let sealer = match opener {
+        None => {
+            let id = ServerIdentity::load(&args.recovery)?;
+            if !recipients.contains(&id.recipient()) {
+                recipients.push(id.recipient());
+            }
+            crate::crypto::keyring::KeyService::open(target.clone(), key_paths.clone(), id).await?
+        }
+        Some(()) => {
+            let id = ServerIdentity::load(&paths.identity)?;
+            crate::crypto::keyring::KeyService::open(target.clone(), key_paths.clone(), id).await?
+        }
+    };
+    sealer.set_recipients(recipients.clone()).await?;
+    let audit =
+        crate::audit::AuditEntry::new(None, "backup.restore", "backup", now).reason(&format!(
+            "backup of {}; {made_again} erasures made again",
+            header.created_at.to_rfc3339()
+        ));
+    target.append_audit(&[audit]).await?;
+    target.checkpoint().await?;
+    target.close().await;
+
+    // Into place.
+    if let (Some(file), Some(staged)) = (&sqlite_file, &staged_db) {
+        std::fs::rename(staged, file)
+            .with_context(|| format!("moving the restored database to {}", file.display()))?;
+        remove_sqlite_files(staged);
+    }
+    std::fs::rename(&staged_forms, &attachments)
+        .with_context(|| format!("moving the signed forms to {}", attachments.display()))?;
+
+    // The server opens it, signs a new checkpoint, and the chain verifies.
+    let store = store::open(&url).await?;
+    let keys = crate::crypto::keyring::KeyService::open(store.clone(), key_paths, server).await?;
+    let cp_path = cfg.checkpoint_path();
+    if cp_path.exists() {
+        let mut aside = cp_path.as_os_str().to_owned();
+        aside.push(format!(".before-restore-{}", now.format("%Y%m%dT%H%M%SZ")));
+        std::fs::rename(&cp_path, std::path::PathBuf::from(&aside))
+            .with_context(|| format!("moving {} aside", cp_path.display()))?;
+    }
+    let checkpoints = crate::server::checkpoints(&keys, cfg);
+    checkpoints.write(store.as_ref(), Utc::now()).await?;
+    let v = crate::audit::verify(store.as_ref(), Some(&checkpoints)).await?;
+    store.close().await;
+    progress("done");
+    println!(
+        "restored {} rows and {} signed forms from the backup of {} ({}) into {}",
+        loaded.rows,
+        contents.files,
+        header.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        header.backend,
+        store::redact_url(&url)
+    );
+    println!("made again {made_again} erasures recorded after the backup");
+    if !contents.missing_files.is_empty() {
+        println!(
+            "{} signed forms were not in the backup (their case was erased while it ran)",
+            contents.missing_files.len()
+        );
+    }
+    println!(
+        "server identity {} ({}); keyring sealed to {} recipients{}",
+        paths.identity.display(),
+        if identity_created {
+            "created: back it up on separate media"
+        } else {
+            "kept"
+        },
+        recipients.len(),
+        dropped
+            .map(|d| format!(", without the old server's key {d}"))
+            .unwrap_or_default()
+    );
+    println!("sign-in sessions and API tokens are not in a backup: everyone signs in again");
+    if !v.ok {
+        bail!(
+            "the restored audit chain does not verify: {}",
+            v.problem.unwrap_or_default()
+        );
+    }
+    println!("audit verify: ok {} {}", v.entries, v.head);
+    Ok(())
+}

@@ -194,6 +194,27 @@ enum Command {
     /// Exports for ethics reviewers.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// An age-encrypted backup of the whole database, the signed forms and the erasure
+    /// ledger, taken while the server runs.
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+        /// Seal to these recipients instead of the keyring's (repeatable).
+        #[arg(long = "recipient")]
+        recipients: Vec<String>,
+    },
+    /// Restore a backup onto an empty data dir or database; `--identity` is the recovery
+    /// identity that opens it.
+    Restore {
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// The restored server's identity (default `<keys-dir>/identity.txt`, created if absent).
+        #[arg(long)]
+        server_identity: Option<PathBuf>,
+        /// More erasure ledgers to apply (other instances'); the keys dir's own is always read.
+        #[arg(long = "erasures")]
+        erasures: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -367,6 +388,35 @@ fn main() -> ExitCode {
                         ExitCode::FAILURE
                     }
                 })
+            }
+            Some(Command::Backup { out, recipients }) => {
+                done(commands::backup(&cfg, &out, recipients).await)
+            }
+            Some(Command::Restore {
+                input,
+                server_identity,
+                erasures,
+            }) => {
+                let Some(recovery) = cfg.identity.clone() else {
+                    return Err(anyhow::anyhow!(
+                        "restore needs --identity RECOVERY: the identity that opens the backup"
+                    ));
+                };
+                let cfg = Config {
+                    identity: server_identity,
+                    ..cfg
+                };
+                done(
+                    commands::restore(
+                        &cfg,
+                        commands::Restore {
+                            input,
+                            recovery,
+                            erasures,
+                        },
+                    )
+                    .await,
+                )
             }
             Some(Command::Keys(k)) => done(match k {
                 KeysCommand::Init => commands::keys_init(&cfg).await,

@@ -29,6 +29,14 @@ pub struct KeyPaths {
     pub recipients: PathBuf,
 }
 
+impl KeyPaths {
+    /// The erasure ledger, beside the recipients list: every approved erasure, so that a
+    /// restore of an older backup erases again what was erased after it (`backup.rs`).
+    pub fn erasures(&self) -> PathBuf {
+        self.recipients.with_file_name("erasures.jsonl")
+    }
+}
+
 /// The server's age identity. Never printed.
 pub struct ServerIdentity(age::x25519::Identity);
 
@@ -41,6 +49,16 @@ impl std::fmt::Debug for ServerIdentity {
 impl ServerIdentity {
     pub fn recipient(&self) -> String {
         self.0.to_public().to_string()
+    }
+
+    /// The age identity, to open files sealed to it (backups).
+    pub fn age(&self) -> &age::x25519::Identity {
+        &self.0
+    }
+
+    /// Whether this identity opens every live entry of these keyring rows.
+    pub fn opens(&self, rows: &[KeyringRow]) -> bool {
+        Keyring::open_rows(self, rows).is_ok()
     }
 
     /// Read the identity file. A file that is itself age-encrypted (`age -p`) is opened with the

@@ -194,6 +194,24 @@ pub async fn decide(
         });
     }
     if approve {
+        // The ledger beside the keyring outlives the database: a restore of an older backup
+        // reads it and erases the case again. The erasure itself is done; a ledger that cannot
+        // be written is an operator's alarm, not the requester's error.
+        let entry = crate::backup::Erasure {
+            case_id: req.case_id.clone(),
+            request_id: Some(id.to_string()),
+            erased_at: now,
+        };
+        let ledger = svc.keys.paths().erasures();
+        if let Err(e) =
+            tokio::task::spawn_blocking(move || crate::backup::record_erasure(&ledger, &entry))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r)
+        {
+            tracing::error!(case_id = %req.case_id, error = %format!("{e:#}"),
+                "the erasure ledger was not written: a restore of an older backup would bring this case back; add it by hand");
+        }
         super::attachments::remove_case_files(svc, &req.case_id).await;
         svc.store
             .cancel_case_schedule(&req.case_id, "case_erased", now)

@@ -4,6 +4,7 @@
 //! bytes; it never holds a key or a plaintext personal value. Each method is one transaction.
 
 mod cached;
+pub mod dump;
 mod postgres;
 mod schedule;
 mod shared;
@@ -447,6 +448,16 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
     }
     async fn ping(&self) -> Result<()>;
 
+    /// Send every table of the backup catalogue ([`dump::TABLES`]), row by row, read in one
+    /// consistent snapshot while others keep writing; ends with [`dump::Item::Done`].
+    async fn dump(&self, out: tokio::sync::mpsc::Sender<dump::Item>) -> Result<()>;
+    /// Load a dump into this empty, migrated database in one transaction: everything up to
+    /// [`dump::Item::Done`], or nothing.
+    async fn load(&self, items: tokio::sync::mpsc::Receiver<dump::Item>) -> Result<dump::Loaded>;
+    /// Whether the database holds no records (no keyring, account, case or audit entry); a
+    /// database never migrated is empty.
+    async fn is_empty(&self) -> Result<bool>;
+
     /// Whether a keyring exists; false also before the first migration.
     async fn keyring_exists(&self) -> Result<bool>;
     async fn keyring_rows(&self) -> Result<Vec<KeyringRow>>;
@@ -701,6 +712,16 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
 
     async fn insert_erasure_request(&self, row: &ErasureRow, audit: &[AuditEntry]) -> Result<()>;
     async fn erasure_request(&self, id: &str) -> Result<Option<ErasureRow>>;
+    /// Erase a case again after a restore (the erasure ledger names it): its key and search
+    /// terms go, it is marked erased, and its request, if restored as pending, approved. False
+    /// if there is no such case or it is already erased.
+    async fn erase_again(
+        &self,
+        case_id: &str,
+        request_id: Option<&str>,
+        now: DateTime<Utc>,
+        audit: &[AuditEntry],
+    ) -> Result<bool>;
     async fn list_erasure_requests(
         &self,
         status: Option<&str>,

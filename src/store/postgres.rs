@@ -81,7 +81,43 @@ async fn append_entries(
     Ok(())
 }
 
+super::dump::dump_impl!(
+    PgStore,
+    Postgres,
+    "begin isolation level repeatable read read only",
+    "begin"
+);
+
 store_impl!(PgStore, Postgres, {
+    async fn dump(&self, out: tokio::sync::mpsc::Sender<super::dump::Item>) -> Result<()> {
+        self.dump_snapshot(&out).await
+    }
+
+    async fn load(
+        &self,
+        mut items: tokio::sync::mpsc::Receiver<super::dump::Item>,
+    ) -> Result<super::dump::Loaded> {
+        self.load_items(&mut items).await
+    }
+
+    async fn is_empty(&self) -> Result<bool> {
+        let (tables,): (i64,) = sqlx::query_as(
+            "select ((to_regclass('keyring') is not null)::int + (to_regclass('users') is not null)::int + (to_regclass('cases') is not null)::int + (to_regclass('audit_log') is not null)::int)::bigint",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if tables < 4 {
+            return Ok(true);
+        }
+        let (rows,): (i64,) = sqlx::query_as(
+            "select (select count(*) from keyring) + (select count(*) from users) \
+             + (select count(*) from cases) + (select count(*) from audit_log)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(rows == 0)
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

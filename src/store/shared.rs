@@ -1292,6 +1292,47 @@ macro_rules! store_impl {
             Ok(true)
         }
 
+        async fn erase_again(
+            &self,
+            case_id: &str,
+            request_id: Option<&str>,
+            now: DateTime<Utc>,
+            audit: &[AuditEntry],
+        ) -> Result<bool> {
+            let mut tx = self.begin_write().await?;
+            let erased = sqlx::query(
+                "update cases set status = 'erased', updated_at = $1 where id = $2 and status <> 'erased'",
+            )
+            .bind(now)
+            .bind(case_id)
+            .execute(&mut *tx)
+            .await?;
+            if erased.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            for sql in [
+                "delete from case_keys where case_id = $1",
+                "delete from case_search where case_id = $1",
+            ] {
+                sqlx::query(sql).bind(case_id).execute(&mut *tx).await?;
+            }
+            if let Some(id) = request_id {
+                sqlx::query(
+                    "update erasure_requests set status = 'approved', decided_at = $1 \
+                     where id = $2 and case_id = $3 and status = 'pending'",
+                )
+                .bind(now)
+                .bind(id)
+                .bind(case_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            append_entries(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
         async fn case_access_log(&self, case_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AccessRow>> {
             Ok(sqlx::query_as::<$db, AccessRow>(
                 "select a.seq, a.at, a.actor_id, a.actor_role, u.display_name, a.action, a.break_glass \

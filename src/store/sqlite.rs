@@ -147,7 +147,38 @@ fn is_stale_head(e: &sqlx::Error) -> bool {
 }
 schedule_impl!(SqliteStore, Sqlite, SQLITE_CLAIM);
 
+super::dump::dump_impl!(SqliteStore, Sqlite, "begin", "begin immediate");
+
 store_impl!(SqliteStore, Sqlite, {
+    async fn dump(&self, out: tokio::sync::mpsc::Sender<super::dump::Item>) -> Result<()> {
+        self.dump_snapshot(&out).await
+    }
+
+    async fn load(
+        &self,
+        mut items: tokio::sync::mpsc::Receiver<super::dump::Item>,
+    ) -> Result<super::dump::Loaded> {
+        self.load_items(&mut items).await
+    }
+
+    async fn is_empty(&self) -> Result<bool> {
+        let (tables,): (i64,) = sqlx::query_as(
+            "select count(*) from sqlite_master where type = 'table' and name in ('keyring', 'users', 'cases', 'audit_log')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if tables < 4 {
+            return Ok(true);
+        }
+        let (rows,): (i64,) = sqlx::query_as(
+            "select (select count(*) from keyring) + (select count(*) from users) \
+             + (select count(*) from cases) + (select count(*) from audit_log)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(rows == 0)
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }
