@@ -1,6 +1,7 @@
 //! Delivery over real channels: a real SMTP server (aiosmtpd, a Maildir per test) and a real
 //! HTTP SMS gateway (an axum server in the test), the send-time gate, retries and dead letters,
-//! two instances sharing the outbox, and the real binary killed with SIGKILL while it delivers.
+//! two instances sharing the outbox, and the real binary killed with SIGKILL while it delivers:
+//! alone on SQLite, and as one of two `serve` instances on one PostgreSQL database.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -20,7 +21,10 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{organ_case, smtp_server, tag, Backend, TestApp};
+use crate::helpers::{
+    organ_case, postgres_admin_url, smtp_server, tag, Backend, PgDatabase, ReceivedMail,
+    SmtpServer, TestApp,
+};
 
 const MAIL_DOMAIN: &str = "test.invalid";
 
@@ -701,8 +705,13 @@ async fn two_instances_share_the_outbox_without_sending_anything_twice() {
 
 const PASSWORD: &str = "delivery-test-password";
 
-fn binary(dir: &Path) -> Command {
+/// The built binary, run in `dir` (its `data/` and `keys/`) on SQLite there, or on
+/// `database_url`.
+fn binary(dir: &Path, database_url: Option<&str>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_donorcare"));
+    if let Some(url) = database_url {
+        cmd.args(["--database-url", url]);
+    }
     cmd.current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("DONORCARE_IDENTITY")
@@ -715,8 +724,14 @@ fn binary(dir: &Path) -> Command {
     cmd
 }
 
-fn add_user(dir: &Path, username: &str, role: &str, region: Option<&str>) {
-    let mut cmd = binary(dir);
+fn add_user(
+    dir: &Path,
+    database_url: Option<&str>,
+    username: &str,
+    role: &str,
+    region: Option<&str>,
+) {
+    let mut cmd = binary(dir, database_url);
     cmd.args([
         "user",
         "add",
@@ -760,13 +775,13 @@ impl Server {
     /// wait for the line that prints its address.
     // The child is waited for by `kill`, `terminate` or `Drop`.
     #[allow(clippy::zombie_processes)]
-    fn start(dir: &Path, env: &[(&str, String)], log: &Path) -> Server {
+    fn start(dir: &Path, database_url: Option<&str>, env: &[(&str, String)], log: &Path) -> Server {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("server log");
-        let mut cmd = binary(dir);
+        let mut cmd = binary(dir, database_url);
         cmd.args(["serve", "--addr", "127.0.0.1:0"]);
         for (k, v) in env {
             cmd.env(k, v);
@@ -905,7 +920,7 @@ async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool, what: imp
 }
 
 /// Message-ID → how many times the SMTP server got it.
-fn delivered(smtp: &crate::helpers::SmtpServer) -> HashMap<String, usize> {
+fn delivered(smtp: &SmtpServer) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
     for id in smtp.message_ids() {
         *seen.entry(id).or_default() += 1;
@@ -913,34 +928,120 @@ fn delivered(smtp: &crate::helpers::SmtpServer) -> HashMap<String, usize> {
     seen
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_while_delivering_loses_nothing_and_repeats_at_most_one_message_per_kill() {
-    const CASES: usize = 200;
-    const KILLS: usize = 10;
-    let Some(smtp) = smtp_server() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("server.log");
-    add_user(dir.path(), "ops.admin", "admin", None);
-    add_user(dir.path(), "coord", "coordinator", Some("yinzhou"));
-    let env = |tick_ms: u64| {
-        vec![
-            ("DONORCARE_SMTP_URL", smtp.url()),
-            ("DONORCARE_WAKING_HOURS", "00-24".to_string()),
-            ("DONORCARE_OUTREACH_LEASE_SECS", "2".to_string()),
-            ("DONORCARE_OUTREACH_TICK_MS", tick_ms.to_string()),
-            ("DONORCARE_MAIL_DOMAIN", MAIL_DOMAIN.to_string()),
-            ("DONORCARE_OUTREACH_CAP", "100".to_string()),
-        ]
-    };
+/// Whether every message of `expected` (Message-ID → address) has arrived.
+fn all_arrived(smtp: &SmtpServer, expected: &HashMap<String, String>) -> bool {
+    smtp.count() >= expected.len() && {
+        let seen = delivered(smtp);
+        expected.keys().all(|k| seen.contains_key(k))
+    }
+}
 
-    // Setup on a server whose worker looks only at start (before any case exists) and then
-    // not again for ten minutes.
-    let setup_started = Instant::now();
-    let server = Server::start(dir.path(), &env(600_000), &log);
-    let addr = server.addr.clone();
-    let admin = login(&addr, "ops.admin").await;
-    let coord = login(&addr, "coord").await;
-    let (s, plans) = http(&addr, "GET", "/api/v1/care-plans", Some(&admin), None).await;
+/// What the SMTP server received, against `expected` (Message-ID → address).
+struct Tally {
+    /// Message-ID of ours → how many times it arrived.
+    seen: HashMap<String, usize>,
+    /// Message-IDs that are not ours.
+    strangers: Vec<String>,
+}
+
+impl Tally {
+    /// Count `mails`, asserting that each of ours went to its address and nowhere else.
+    fn of(mails: &[ReceivedMail], expected: &HashMap<String, String>) -> Tally {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut strangers = Vec::new();
+        for m in mails {
+            let id = m.message_id.clone().unwrap_or_default();
+            match expected.get(&id) {
+                Some(email) => {
+                    assert_eq!(&m.rcpt_to, &vec![email.clone()], "{}", m.raw);
+                    *seen.entry(id).or_default() += 1;
+                }
+                None => strangers.push(id),
+            }
+        }
+        Tally { seen, strangers }
+    }
+
+    /// Deliveries beyond the first of each message.
+    fn duplicates(&self) -> usize {
+        self.seen.values().map(|n| n - 1).sum()
+    }
+
+    /// The messages that arrived more than once.
+    fn repeated(&self) -> HashSet<&String> {
+        self.seen
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// All `cases` messages arrived, no other, and none more than once but one per kill (the
+    /// message in flight); at least half the `planned` kills landed while messages were
+    /// outstanding.
+    fn assert_at_most_one_repeat_per_kill(
+        &self,
+        cases: usize,
+        kills: usize,
+        mid_delivery: usize,
+        planned: usize,
+    ) {
+        assert!(
+            self.strangers.is_empty(),
+            "Message-IDs that are not ours: {:?}",
+            self.strangers
+        );
+        assert_eq!(self.seen.len(), cases, "every message arrived");
+        let duplicates = self.duplicates();
+        assert!(
+            duplicates <= kills,
+            "{duplicates} duplicate deliveries after {kills} kills: {:?}",
+            self.repeated()
+        );
+        assert!(
+            mid_delivery >= planned / 2,
+            "the kills must land while messages are outstanding ({mid_delivery} did)"
+        );
+    }
+}
+
+/// Wait until every message of `expected` has arrived; `log` tells what the servers said.
+async fn wait_until_all_arrived(
+    smtp: &SmtpServer,
+    expected: &HashMap<String, String>,
+    log: impl Fn() -> String,
+) {
+    wait_until(
+        Duration::from_secs(90),
+        || all_arrived(smtp, expected),
+        || {
+            let seen = delivered(smtp);
+            let missing = expected.keys().filter(|k| !seen.contains_key(*k)).count();
+            format!(
+                "{missing} of {} messages never arrived; log:\n{}",
+                expected.len(),
+                log()
+            )
+        },
+    )
+    .await;
+}
+
+/// A `serve` that delivers email to `smtp` at any hour, looking for due messages every `tick_ms`.
+fn serve_env(smtp: &SmtpServer, tick_ms: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("DONORCARE_SMTP_URL", smtp.url()),
+        ("DONORCARE_WAKING_HOURS", "00-24".to_string()),
+        ("DONORCARE_OUTREACH_LEASE_SECS", "2".to_string()),
+        ("DONORCARE_OUTREACH_TICK_MS", tick_ms.to_string()),
+        ("DONORCARE_MAIL_DOMAIN", MAIL_DOMAIN.to_string()),
+        ("DONORCARE_OUTREACH_CAP", "100".to_string()),
+    ]
+}
+
+/// Replace the organ programme's plan with `rules` over HTTP, as `admin`; returns its new version.
+async fn put_organ_plan(addr: &str, admin: &str, rules: Vec<Value>) -> i64 {
+    let (s, plans) = http(addr, "GET", "/api/v1/care-plans", Some(admin), None).await;
     assert_eq!(s, 200, "{plans}");
     let version = plans["items"]
         .as_array()
@@ -950,146 +1051,78 @@ async fn sigkill_while_delivering_loses_nothing_and_repeats_at_most_one_message_
         .and_then(|p| p["version"].as_i64())
         .expect("organ plan");
     let (s, b) = http(
-        &addr,
+        addr,
         "PUT",
         "/api/v1/care-plans/organ",
-        Some(&admin),
-        Some(&json!({"version": version, "rules": [welcome_rule(Some("email"))]})),
+        Some(admin),
+        Some(&json!({"version": version, "rules": rules})),
     )
     .await;
     assert_eq!(s, 200, "{b}");
+    b["version"].as_i64().expect("the new version")
+}
 
-    // Message-ID → the contact's address.
-    let mut expected: HashMap<String, String> = HashMap::new();
-    let mut cases = Vec::new();
-    for i in 0..CASES {
-        let t = tag();
-        let (s, case) = http(
-            &addr,
-            "POST",
-            "/api/v1/cases",
-            Some(&coord),
-            Some(&organ_case(&t)),
-        )
-        .await;
-        assert_eq!(s, 201, "{case}");
-        let case_id = str_of(&case, "id").to_string();
-        let email = format!("kin{i}-{t}@example.org");
-        let (s, contact) = http(
-            &addr,
-            "POST",
-            &format!("/api/v1/cases/{case_id}/contacts"),
-            Some(&coord),
-            Some(
-                &json!({"full_name": format!("Kin{t}"), "relationship": "spouse",
-                         "email": email, "language": "en", "preferred_channel": "email"}),
-            ),
-        )
-        .await;
-        assert_eq!(s, 201, "{contact}");
-        let contact_id = str_of(&contact, "id");
-        let (s, consent) = http(
-            &addr,
-            "POST",
-            &format!("/api/v1/cases/{case_id}/consents"),
-            Some(&coord),
-            Some(&contact_consent(contact_id, Some(&["email"]))),
-        )
-        .await;
-        assert_eq!(s, 201, "{consent}");
-        let (s, page) = http(
-            &addr,
-            "GET",
-            &format!("/api/v1/cases/{case_id}/outreach"),
-            Some(&coord),
-            None,
-        )
-        .await;
-        assert_eq!(s, 200, "{page}");
-        let msgs = page["items"].as_array().unwrap();
-        assert_eq!(msgs.len(), 1, "{msgs:?}");
-        assert_eq!(msgs[0]["status"], "scheduled", "{msgs:?}");
-        assert_eq!(msgs[0]["recipient"], contact_id, "{msgs:?}");
-        expected.insert(message_id(str_of(&msgs[0], "id")), email);
-        cases.push(case_id);
-    }
-    server.terminate();
-    assert_eq!(expected.len(), CASES);
-    assert_eq!(smtp.count(), 0, "nothing was sent during the setup");
-    let setup_time = setup_started.elapsed();
-
-    // Start with a fast tick, let it deliver a random few messages, then SIGKILL it at a random
-    // moment of its delivery cycle (send, then settle); again and again. Counting deliveries
-    // rather than sleeping keeps every kill inside delivery whatever the machine's speed.
-    let delivering_started = Instant::now();
-    let mut rng = rand::thread_rng();
-    let mut kills = 0;
-    let mut kills_mid_delivery = 0;
-    let mut per_life = Vec::new();
-    let all_arrived = || {
-        smtp.count() >= CASES && {
-            let seen = delivered(&smtp);
-            expected.keys().all(|k| seen.contains_key(k))
-        }
-    };
-    for _ in 0..KILLS {
-        let before = smtp.count();
-        let wanted = before + rng.gen_range(1..=8usize);
-        let server = Server::start(dir.path(), &env(50), &log);
-        wait_until(
-            Duration::from_secs(60),
-            || smtp.count() >= wanted || all_arrived(),
-            || {
-                format!(
-                    "no delivery after a restart; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            },
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..=100))).await;
-        let outstanding = !all_arrived();
-        server.kill();
-        kills += 1;
-        if outstanding {
-            kills_mid_delivery += 1;
-        }
-        per_life.push(smtp.count() - before);
-        if !outstanding {
-            break;
-        }
-    }
-
-    // One more life, left to finish: every message arrives and is recorded as sent.
-    let last_before = smtp.count();
-    let last_started = Instant::now();
-    let server = Server::start(dir.path(), &env(50), &log);
-    wait_until(Duration::from_secs(90), all_arrived, || {
-        let seen = delivered(&smtp);
-        let missing = expected.keys().filter(|k| !seen.contains_key(*k)).count();
-        format!(
-            "{missing} of {CASES} messages never arrived; log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    })
+/// Case number `i` over HTTP as `coord`: an organ case with one contact who has consented to
+/// email. Returns the case id, the contact id and the contact's address.
+async fn create_email_case(addr: &str, coord: &str, i: usize) -> (String, String, String) {
+    let t = tag();
+    let (s, case) = http(
+        addr,
+        "POST",
+        "/api/v1/cases",
+        Some(coord),
+        Some(&organ_case(&t)),
+    )
     .await;
-    let last_life = (smtp.count() - last_before, last_started.elapsed());
+    assert_eq!(s, 201, "{case}");
+    let case_id = str_of(&case, "id").to_string();
+    let email = format!("kin{i}-{t}@example.org");
+    let (s, contact) = http(
+        addr,
+        "POST",
+        &format!("/api/v1/cases/{case_id}/contacts"),
+        Some(coord),
+        Some(
+            &json!({"full_name": format!("Kin{t}"), "relationship": "spouse",
+                     "email": email, "language": "en", "preferred_channel": "email"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{contact}");
+    let contact_id = str_of(&contact, "id").to_string();
+    let (s, consent) = http(
+        addr,
+        "POST",
+        &format!("/api/v1/cases/{case_id}/consents"),
+        Some(coord),
+        Some(&contact_consent(&contact_id, Some(&["email"]))),
+    )
+    .await;
+    assert_eq!(s, 201, "{consent}");
+    (case_id, contact_id, email)
+}
+
+/// Wait until the one message of each of `cases` is recorded as sent (it may arrive a moment
+/// before it is settled); returns the attempts recorded in all.
+async fn wait_until_recorded_sent(addr: &str, coord: &str, cases: &[String]) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut attempts_total = 0;
-    let mut pending = cases.clone();
+    let mut pending = cases.to_vec();
     while !pending.is_empty() {
         let mut still = Vec::new();
         for case_id in &pending {
             let (s, page) = http(
-                &server.addr,
+                addr,
                 "GET",
                 &format!("/api/v1/cases/{case_id}/outreach"),
-                Some(&coord),
+                Some(coord),
                 None,
             )
             .await;
             assert_eq!(s, 200, "{page}");
-            let m = &page["items"][0];
+            let msgs = page["items"].as_array().expect("items");
+            assert_eq!(msgs.len(), 1, "one message for the case: {msgs:?}");
+            let m = &msgs[0];
             match str_of(m, "status") {
                 "sent" => attempts_total += m["attempts"].as_i64().unwrap_or(0),
                 "scheduled" => still.push(case_id.clone()),
@@ -1106,50 +1139,429 @@ async fn sigkill_while_delivering_loses_nothing_and_repeats_at_most_one_message_
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    attempts_total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_delivering_loses_nothing_and_repeats_at_most_one_message_per_kill() {
+    const CASES: usize = 200;
+    const KILLS: usize = 10;
+    let Some(smtp) = smtp_server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    add_user(dir.path(), None, "ops.admin", "admin", None);
+    add_user(dir.path(), None, "coord", "coordinator", Some("yinzhou"));
+
+    // Setup on a server whose worker looks only at start (before any case exists) and then
+    // not again for ten minutes.
+    let setup_started = Instant::now();
+    let server = Server::start(dir.path(), None, &serve_env(&smtp, 600_000), &log);
+    let addr = server.addr.clone();
+    let admin = login(&addr, "ops.admin").await;
+    let coord = login(&addr, "coord").await;
+    put_organ_plan(&addr, &admin, vec![welcome_rule(Some("email"))]).await;
+
+    // Message-ID → the contact's address.
+    let mut expected: HashMap<String, String> = HashMap::new();
+    let mut cases = Vec::new();
+    for i in 0..CASES {
+        let (case_id, contact_id, email) = create_email_case(&addr, &coord, i).await;
+        let (s, page) = http(
+            &addr,
+            "GET",
+            &format!("/api/v1/cases/{case_id}/outreach"),
+            Some(&coord),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{page}");
+        let msgs = page["items"].as_array().unwrap();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert_eq!(msgs[0]["status"], "scheduled", "{msgs:?}");
+        assert_eq!(msgs[0]["recipient"], contact_id.as_str(), "{msgs:?}");
+        expected.insert(message_id(str_of(&msgs[0], "id")), email);
+        cases.push(case_id);
+    }
+    server.terminate();
+    assert_eq!(expected.len(), CASES);
+    assert_eq!(smtp.count(), 0, "nothing was sent during the setup");
+    let setup_time = setup_started.elapsed();
+
+    // Start with a fast tick, let it deliver a random few messages, then SIGKILL it at a random
+    // moment of its delivery cycle (send, then settle); again and again. Counting deliveries
+    // rather than sleeping keeps every kill inside delivery whatever the machine's speed.
+    let delivering_started = Instant::now();
+    let mut rng = rand::thread_rng();
+    let mut kills = 0;
+    let mut kills_mid_delivery = 0;
+    let mut per_life = Vec::new();
+    for _ in 0..KILLS {
+        let before = smtp.count();
+        let wanted = before + rng.gen_range(1..=8usize);
+        let server = Server::start(dir.path(), None, &serve_env(&smtp, 50), &log);
+        wait_until(
+            Duration::from_secs(60),
+            || smtp.count() >= wanted || all_arrived(&smtp, &expected),
+            || {
+                format!(
+                    "no delivery after a restart; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..=100))).await;
+        let outstanding = !all_arrived(&smtp, &expected);
+        server.kill();
+        kills += 1;
+        if outstanding {
+            kills_mid_delivery += 1;
+        }
+        per_life.push(smtp.count() - before);
+        if !outstanding {
+            break;
+        }
+    }
+
+    // One more life, left to finish: every message arrives and is recorded as sent.
+    let last_before = smtp.count();
+    let last_started = Instant::now();
+    let server = Server::start(dir.path(), None, &serve_env(&smtp, 50), &log);
+    wait_until_all_arrived(&smtp, &expected, || {
+        std::fs::read_to_string(&log).unwrap_or_default()
+    })
+    .await;
+    let last_life = (smtp.count() - last_before, last_started.elapsed());
+    let attempts_total = wait_until_recorded_sent(&server.addr, &coord, &cases).await;
     server.terminate();
     let delivering_time = delivering_started.elapsed();
 
     let mails = smtp.messages();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut strangers = Vec::new();
-    for m in &mails {
-        let id = m.message_id.clone().unwrap_or_default();
-        match expected.get(&id) {
-            Some(email) => {
-                assert_eq!(&m.rcpt_to, &vec![email.clone()], "{}", m.raw);
-                *seen.entry(id).or_default() += 1;
-            }
-            None => strangers.push(id),
-        }
-    }
-    let duplicates: usize = seen.values().map(|n| n - 1).sum();
-    let repeated: HashSet<&String> = seen
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(k, _)| k)
-        .collect();
+    let tally = Tally::of(&mails, &expected);
+    let duplicates = tally.duplicates();
     eprintln!(
         "sigkill: {CASES} messages, {kills} kills ({kills_mid_delivery} mid-delivery), \
          delivered by each killed life {per_life:?}, {} emails received, {duplicates} \
-         duplicates {repeated:?}, {attempts_total} attempts recorded; the last life delivered \
+         duplicates {:?}, {attempts_total} attempts recorded; the last life delivered \
          {} in {:.1}s; setup {:.1}s, delivery {:.1}s",
         mails.len(),
+        tally.repeated(),
         last_life.0,
         last_life.1.as_secs_f64(),
         setup_time.as_secs_f64(),
         delivering_time.as_secs_f64()
     );
-    assert!(
-        strangers.is_empty(),
-        "Message-IDs that are not ours: {strangers:?}"
+    tally.assert_at_most_one_repeat_per_kill(CASES, kills, kills_mid_delivery, KILLS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two real `serve` instances on one PostgreSQL database, one or the other killed while both
+// deliver.
+
+/// The events of a log written with `DONORCARE_LOG_FORMAT=json` (other lines are skipped).
+fn log_events(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The scheduler passes a log records: one event per pass that took any case.
+fn passes(log: &Path) -> Vec<Value> {
+    log_events(log)
+        .into_iter()
+        .filter(|e| e["message"] == "care plans materialised")
+        .collect()
+}
+
+/// How many of the emails received were sent as `from` (the `DONORCARE_SMTP_FROM` of one
+/// instance).
+fn sent_by(smtp: &SmtpServer, from: &str) -> usize {
+    smtp.messages()
+        .iter()
+        .filter(|m| m.from.as_deref() == Some(from))
+        .count()
+}
+
+async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_instances_on_one_postgres_share_the_scheduler_and_the_outbox_through_sigkills() {
+    const CASES: usize = 240;
+    const KILLS: usize = 4;
+    let Some(admin_url) = postgres_admin_url() else {
+        return;
+    };
+    let Some(smtp) = smtp_server() else { return };
+    let db = PgDatabase::create(&admin_url).await;
+    let url = Some(db.url.as_str());
+    let pool = sqlx::PgPool::connect(&db.url)
+        .await
+        .expect("the test database");
+    // One folder for both instances: they must share the identity the keyring is sealed to.
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), url, "ops.admin", "admin", None);
+    add_user(dir.path(), url, "coord", "coordinator", Some("yinzhou"));
+
+    // Setup on a server whose worker looks only at start: cases made under an empty plan have
+    // nothing to send, until the welcome rule comes and every case's schedule is out of date.
+    let setup_started = Instant::now();
+    let setup_log = dir.path().join("setup.log");
+    let server = Server::start(dir.path(), url, &serve_env(&smtp, 600_000), &setup_log);
+    let admin = login(&server.addr, "ops.admin").await;
+    let coord = login(&server.addr, "coord").await;
+    put_organ_plan(&server.addr, &admin, vec![]).await;
+    let mut email_of: HashMap<String, String> = HashMap::new();
+    let mut cases = Vec::new();
+    for i in 0..CASES {
+        let (case_id, _, email) = create_email_case(&server.addr, &coord, i).await;
+        email_of.insert(case_id.clone(), email);
+        cases.push(case_id);
+    }
+    let welcome = vec![welcome_rule(Some("email"))];
+    let mut version = put_organ_plan(&server.addr, &admin, welcome.clone()).await;
+    server.terminate();
+    assert_eq!(count(&pool, "select count(*) from tasks").await, 0);
+    assert_eq!(count(&pool, "select count(*) from outreach").await, 0);
+    let setup_time = setup_started.elapsed();
+
+    // Both instances start together, and their first scheduler passes are made to meet: a lock
+    // that lets reads through but not writes holds each at its first insert into tasks, so both
+    // compute every case's welcome task and message from the same empty schedule.
+    let names = ["instance-a", "instance-b"];
+    let from = names.map(|n| format!("{n}@{MAIL_DOMAIN}"));
+    let logs = names.map(|n| dir.path().join(format!("{n}.log")));
+    let env_of = |i: usize| {
+        let mut env = serve_env(&smtp, 50);
+        env.extend([
+            ("DONORCARE_SMTP_FROM", from[i].clone()),
+            (
+                "DONORCARE_LOG",
+                "warn,donorcare::domain::schedule=info".into(),
+            ),
+            ("DONORCARE_LOG_FORMAT", "json".into()),
+        ]);
+        env
+    };
+    let start = |i: usize| Server::start(dir.path(), url, &env_of(i), &logs[i]);
+    let logs_text = || {
+        logs.iter()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let delivering_started = Instant::now();
+    let mut gate = pool.begin().await.unwrap();
+    sqlx::query("lock table tasks in exclusive mode")
+        .execute(&mut *gate)
+        .await
+        .unwrap();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| start(0));
+        let b = s.spawn(|| start(1));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where datname = $1 \
+             and wait_event_type = 'Lock' and query like 'insert into tasks%'",
+        )
+        .bind(&db.name)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the two first passes did not both reach their insert ({waiting} did); logs:\n{}",
+            logs_text()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gate.commit().await.unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        || logs.iter().all(|l| !passes(l).is_empty()),
+        || format!("a first pass did not finish; logs:\n{}", logs_text()),
+    )
+    .await;
+    for (name, log) in names.iter().zip(&logs) {
+        let p = &passes(log)[0];
+        assert_eq!(
+            (&p["cases"], &p["created"], &p["messages"]),
+            (&json!(CASES), &json!(CASES), &json!(CASES)),
+            "{name}'s first pass made every welcome task and message: {p}"
+        );
+    }
+    // Yet each occurrence has one task and one message: the pass that came second kept the
+    // first one's.
+    let made: Vec<(String, String)> = sqlx::query_as("select id, case_id from outreach")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(made.len(), CASES, "one message per case");
+    let expected: HashMap<String, String> = made
+        .iter()
+        .map(|(id, case_id)| (message_id(id), email_of[case_id].clone()))
+        .collect();
+    assert_eq!(
+        made.iter().map(|(_, c)| c).collect::<HashSet<_>>().len(),
+        CASES
     );
-    assert_eq!(seen.len(), CASES, "every message arrived");
-    assert!(
-        duplicates <= kills,
-        "{duplicates} duplicate deliveries after {kills} kills: {repeated:?}"
+    assert_eq!(
+        count(&pool, "select count(*) from tasks").await,
+        CASES as i64
     );
-    assert!(
-        kills_mid_delivery >= KILLS / 2,
-        "the kills must land while messages are outstanding ({kills_mid_delivery} did)"
+
+    // While both deliver (each has sent in its current life), SIGKILL one at a random moment,
+    // A and B in turn; before restarting it, change the plan's version through the other, so the
+    // restarted instance's first pass takes every case again while the other delivers.
+    let mut rng = rand::thread_rng();
+    let mut servers = [Some(a), Some(b)];
+    let mut lives = [1usize, 1];
+    let mut life_started_at = [0usize, 0];
+    let mut kills = 0;
+    let mut kills_mid_delivery = 0;
+    let mut per_life = Vec::new();
+    for k in 0..KILLS {
+        let v = k % 2;
+        let wanted = smtp.count() + rng.gen_range(2..=8usize);
+        wait_until(
+            Duration::from_secs(60),
+            || {
+                all_arrived(&smtp, &expected)
+                    || (smtp.count() >= wanted
+                        && passes(&logs[v]).len() >= lives[v]
+                        && (0..2).all(|i| sent_by(&smtp, &from[i]) > life_started_at[i]))
+            },
+            || {
+                format!(
+                    "not both sending ({} in its life {}); logs:\n{}",
+                    names[v],
+                    lives[v],
+                    logs_text()
+                )
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..=50))).await;
+        let outstanding = !all_arrived(&smtp, &expected);
+        servers[v].take().expect("running").kill();
+        kills += 1;
+        per_life.push((names[v], sent_by(&smtp, &from[v]) - life_started_at[v]));
+        if !outstanding {
+            break;
+        }
+        kills_mid_delivery += 1;
+        let other = servers[1 - v].as_ref().expect("running");
+        version = put_organ_plan(&other.addr, &admin, welcome.clone()).await;
+        life_started_at[v] = sent_by(&smtp, &from[v]);
+        servers[v] = Some(start(v));
+        lives[v] += 1;
+    }
+
+    // Left to finish: every message arrives, is recorded as sent, and every life's pass is done.
+    wait_until_all_arrived(&smtp, &expected, logs_text).await;
+    wait_until(
+        Duration::from_secs(30),
+        || (0..2).all(|i| passes(&logs[i]).len() >= lives[i]),
+        || {
+            format!(
+                "a restarted instance's pass did not finish; logs:\n{}",
+                logs_text()
+            )
+        },
+    )
+    .await;
+    let running = servers.iter().flatten().next().expect("one is running");
+    let attempts_total = wait_until_recorded_sent(&running.addr, &coord, &cases).await;
+    for s in servers.into_iter().flatten() {
+        s.terminate();
+    }
+    let delivering_time = delivering_started.elapsed();
+
+    let mails = smtp.messages();
+    let tally = Tally::of(&mails, &expected);
+    let duplicates = tally.duplicates();
+    let by = from.each_ref().map(|f| sent_by(&smtp, f));
+    let all_passes: Vec<Vec<Value>> = logs.iter().map(|l| passes(l)).collect();
+    let later: Vec<(&Value, &Value)> = all_passes
+        .iter()
+        .flat_map(|p| p.iter().skip(1))
+        .map(|p| (&p["created"], &p["messages"]))
+        .collect();
+    eprintln!(
+        "two instances: {CASES} messages, {kills} kills ({kills_mid_delivery} mid-delivery), \
+         sent by each killed life {per_life:?}, by instance {by:?}, {} emails received, \
+         {duplicates} duplicates {:?}, {attempts_total} attempts recorded; the restarted \
+         passes made (tasks, messages) {later:?}; setup {:.1}s, delivery {:.1}s",
+        mails.len(),
+        tally.repeated(),
+        setup_time.as_secs_f64(),
+        delivering_time.as_secs_f64()
     );
+
+    // Nothing lost, nothing sent twice but a killed instance's message in flight.
+    tally.assert_at_most_one_repeat_per_kill(CASES, kills, kills_mid_delivery, KILLS);
+    // Both delivered, and nobody else.
+    assert!(by.iter().all(|n| *n > 0), "both instances sent: {by:?}");
+    assert_eq!(
+        by.iter().sum::<usize>(),
+        mails.len(),
+        "every email came from one of the two"
+    );
+
+    // The scheduler is shared: every life's first pass took every case, and still each case has
+    // one welcome task, done, and one message, sent, under the latest plan.
+    let total: usize = all_passes.iter().map(Vec::len).sum();
+    assert_eq!(
+        total,
+        lives.iter().sum::<usize>(),
+        "one pass per life: {all_passes:?}"
+    );
+    for p in all_passes.iter().flatten() {
+        assert_eq!(p["cases"], CASES, "{p}");
+    }
+    let n = CASES as i64;
+    assert_eq!(count(&pool, "select count(*) from tasks").await, n);
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from tasks where rule_id = 'welcome' and status = 'done'"
+        )
+        .await,
+        n
+    );
+    assert_eq!(count(&pool, "select count(*) from outreach").await, n);
+    assert_eq!(
+        count(&pool, "select count(*) from outreach where status = 'sent'").await,
+        n
+    );
+    let current: i64 =
+        sqlx::query_scalar("select count(*) from case_schedules where plan_version = $1")
+            .bind(version)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        current, n,
+        "every case materialised under plan version {version}"
+    );
+    // No instance warned: no failed pass, no lease lost by a live instance.
+    let warnings: Vec<Value> = logs
+        .iter()
+        .flat_map(|l| log_events(l))
+        .filter(|e| e["level"] == "WARN" || e["level"] == "ERROR")
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    pool.close().await;
 }

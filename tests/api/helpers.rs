@@ -423,6 +423,7 @@ pub struct ReceivedMail {
     pub message_id: Option<String>,
     /// The envelope recipients (`RCPT TO`, recorded by aiosmtpd as `X-RcptTo`).
     pub rcpt_to: Vec<String>,
+    pub from: Option<String>,
     pub to: Option<String>,
     pub subject: Option<String>,
     pub raw: String,
@@ -455,6 +456,7 @@ impl ReceivedMail {
             rcpt_to: header("x-rcptto")
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
                 .unwrap_or_default(),
+            from: header("from"),
             to: header("to"),
             subject: header("subject"),
             raw,
