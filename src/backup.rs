@@ -943,6 +943,43 @@ mod tests {
     }
 
     #[test]
+    fn only_the_newest_scheduled_backups_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = DateTime::parse_from_rfc3339("2026-12-01T02:00:00.250Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for day in 0..5 {
+            let at = base + chrono::Duration::days(day);
+            assert_eq!(scheduled_time(&scheduled_name(at)), Some(at));
+            std::fs::write(dir.path().join(scheduled_name(at)), b"x").unwrap();
+        }
+        std::fs::write(
+            dir.path()
+                .join("donorcare-20261210T020000.000Z.age.partial"),
+            b"x",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        assert_eq!(prune(dir.path(), 2), 3);
+        let left: Vec<DateTime<Utc>> = scheduled_backups(dir.path())
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(
+            left,
+            [
+                base + chrono::Duration::days(3),
+                base + chrono::Duration::days(4)
+            ]
+        );
+        assert!(dir.path().join("notes.txt").exists());
+        assert!(dir
+            .path()
+            .join("donorcare-20261210T020000.000Z.age.partial")
+            .exists());
+    }
+
+    #[test]
     fn only_erasures_of_cases_the_backup_holds_unerased_are_made_again() {
         let mut c = Contents::default();
         c.case_status.insert("open".into(), "open".into());
@@ -959,5 +996,251 @@ mod tests {
             .map(|e| e.case_id)
             .collect();
         assert_eq!(again, ["open"]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduled backups in `serve`.
+
+/// `DONORCARE_BACKUP_SCHEDULE`, `DONORCARE_BACKUP_DIR`, `DONORCARE_BACKUP_KEEP`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// A cron expression, seconds first (the `cron` crate); none: no scheduled backups.
+    pub schedule: Option<String>,
+    /// Where scheduled backups go (`<data-dir>/backups` by default).
+    pub dir: PathBuf,
+    /// How many scheduled backups to keep; older ones are removed after a good one.
+    pub keep: usize,
+}
+
+/// The name of a scheduled backup made at `at`: sorts by time.
+pub fn scheduled_name(at: DateTime<Utc>) -> String {
+    format!("donorcare-{}.age", at.format("%Y%m%dT%H%M%S%.3fZ"))
+}
+
+fn scheduled_time(name: &str) -> Option<DateTime<Utc>> {
+    let stamp = name.strip_prefix("donorcare-")?.strip_suffix(".age")?;
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3fZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// The scheduled backups in `dir`, oldest first (complete files only: a `.partial` is not one).
+pub fn scheduled_backups(dir: &Path) -> Vec<(DateTime<Utc>, PathBuf)> {
+    let mut out: Vec<(DateTime<Utc>, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    scheduled_time(&name).map(|t| (t, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Remove all but the newest `keep` scheduled backups; how many went.
+pub fn prune(dir: &Path, keep: usize) -> usize {
+    let all = scheduled_backups(dir);
+    let extra = all.len().saturating_sub(keep.max(1));
+    let mut removed = 0;
+    for (_, path) in all.into_iter().take(extra) {
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "removing an old backup"),
+        }
+    }
+    removed
+}
+
+#[derive(Debug, Clone, Default)]
+struct Last {
+    ok_at: Option<DateTime<Utc>>,
+    ok_file: Option<String>,
+    ok_bytes: Option<u64>,
+    error_at: Option<DateTime<Utc>>,
+    error: Option<String>,
+    next_at: Option<DateTime<Utc>>,
+    failures: u64,
+    running: bool,
+}
+
+/// What the admin's key page and `/metrics` say about backups.
+pub struct Status {
+    pub settings: Settings,
+    schedule: Option<cron::Schedule>,
+    last: std::sync::Mutex<Last>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    pub scheduled: bool,
+    pub schedule: Option<String>,
+    pub dir: String,
+    pub keep: usize,
+    pub last_ok_at: Option<DateTime<Utc>>,
+    pub last_ok_file: Option<String>,
+    pub last_ok_bytes: Option<u64>,
+    /// Whole hours since the last good backup.
+    pub age_hours: Option<i64>,
+    /// Scheduled, and the last good backup is older than the schedule allows (or there is
+    /// none a full interval after start).
+    pub overdue: bool,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub next_at: Option<DateTime<Utc>>,
+    pub failures: u64,
+    pub running: bool,
+}
+
+impl Status {
+    /// The status at start: the newest scheduled backup already in the folder counts as the
+    /// last good one.
+    pub fn new(settings: Settings) -> anyhow::Result<Status> {
+        let schedule = match &settings.schedule {
+            Some(s) => Some(
+                crate::schedule::plan::parse_cron(s)
+                    .map_err(|why| anyhow!("DONORCARE_BACKUP_SCHEDULE {s:?} {why}"))?,
+            ),
+            None => None,
+        };
+        let mut last = Last::default();
+        if let Some((at, path)) = scheduled_backups(&settings.dir).pop() {
+            last.ok_at = Some(at);
+            last.ok_bytes = std::fs::metadata(&path).ok().map(|m| m.len());
+            last.ok_file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        }
+        last.next_at = schedule.as_ref().and_then(|s| s.upcoming(Utc).next());
+        Ok(Status {
+            settings,
+            schedule,
+            last: std::sync::Mutex::new(last),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Last) -> T) -> T {
+        match self.last.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    /// Seconds since the last good backup, if there is one.
+    pub fn age_seconds(&self, now: DateTime<Utc>) -> Option<i64> {
+        self.with(|l| l.ok_at.map(|t| (now - t).num_seconds().max(0)))
+    }
+
+    pub fn last_ok(&self) -> Option<DateTime<Utc>> {
+        self.with(|l| l.ok_at)
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.with(|l| l.failures)
+    }
+
+    pub fn view(&self, now: DateTime<Utc>) -> StatusView {
+        let l = self.with(|l| l.clone());
+        // The gap between two runs, and an hour's grace for the backup itself.
+        let interval = self.schedule.as_ref().and_then(|s| {
+            let mut it = s.after(&now);
+            let (a, b) = (it.next()?, it.next()?);
+            Some(b - a)
+        });
+        let overdue = match (interval, l.ok_at) {
+            (Some(i), Some(at)) => now - at > i + chrono::Duration::hours(1),
+            (Some(_), None) => l.failures > 0,
+            (None, _) => false,
+        };
+        StatusView {
+            scheduled: self.schedule.is_some(),
+            schedule: self.settings.schedule.clone(),
+            dir: self.settings.dir.display().to_string(),
+            keep: self.settings.keep,
+            age_hours: l.ok_at.map(|t| (now - t).num_hours().max(0)),
+            last_ok_at: l.ok_at,
+            last_ok_file: l.ok_file,
+            last_ok_bytes: l.ok_bytes,
+            overdue,
+            last_error_at: l.error_at,
+            last_error: l.error,
+            next_at: l.next_at,
+            failures: l.failures,
+            running: l.running,
+        }
+    }
+
+    /// Make one scheduled backup now: into the folder, sealed to the keyring's recipients,
+    /// then the oldest beyond the count kept are removed. Audited.
+    pub async fn run_once(&self, svc: &crate::domain::Services) -> anyhow::Result<PathBuf> {
+        let started = Utc::now();
+        self.with(|l| l.running = true);
+        let result = async {
+            std::fs::create_dir_all(&self.settings.dir)
+                .with_context(|| format!("creating {}", self.settings.dir.display()))?;
+            let out = self.settings.dir.join(scheduled_name(started));
+            let recipients = keyring_recipients(&svc.store.keyring_rows().await?);
+            let src = BackupSource {
+                store: svc.store.clone(),
+                attachments: svc.attachments_dir.clone(),
+                ledger: svc.keys.paths().erasures(),
+                server_recipient: svc.keys.recipient(),
+            };
+            let progress: Progress = Box::new(|line| tracing::info!(progress = %line, "backup"));
+            let s = backup(&src, &recipients, &out, progress).await?;
+            let audit = crate::audit::AuditEntry::new(None, "backup.create", "backup", Utc::now())
+                .reason(&format!("scheduled: {} rows, {} signed forms", s.rows, s.files));
+            svc.store.append_audit(&[audit]).await?;
+            let removed = prune(&self.settings.dir, self.settings.keep);
+            tracing::info!(file = %out.display(), bytes = s.bytes, rows = s.rows, removed, "backup made");
+            anyhow::Ok((out, s.bytes))
+        }
+        .await;
+        let next = self.schedule.as_ref().and_then(|s| s.upcoming(Utc).next());
+        self.with(|l| {
+            l.running = false;
+            l.next_at = next;
+            match &result {
+                Ok((out, bytes)) => {
+                    l.ok_at = Some(started);
+                    l.ok_bytes = Some(*bytes);
+                    l.ok_file = out.file_name().map(|n| n.to_string_lossy().into_owned());
+                }
+                Err(e) => {
+                    l.failures += 1;
+                    l.error_at = Some(Utc::now());
+                    l.error = Some(format!("{e:#}"));
+                }
+            }
+        });
+        result.map(|(out, _)| out)
+    }
+
+    /// The next time the schedule fires after now.
+    pub fn next_run(&self) -> Option<DateTime<Utc>> {
+        self.schedule.as_ref().and_then(|s| s.upcoming(Utc).next())
+    }
+}
+
+/// `serve`'s backup loop: at each time the schedule names, one backup; stops with the server.
+pub async fn scheduled_loop(
+    svc: crate::domain::Services,
+    status: Arc<Status>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let Some(next) = status.next_run() else {
+            return;
+        };
+        status.with(|l| l.next_at = Some(next));
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = status.run_once(&svc).await {
+            tracing::error!(error = %format!("{e:#}"), "scheduled backup failed");
+        }
     }
 }

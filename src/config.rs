@@ -31,12 +31,13 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Scheduling and outreach delivery.
     pub schedule: crate::domain::schedule::ScheduleSettings,
+    /// Scheduled backups in `serve`.
+    pub backups: crate::backup::Settings,
 }
 
 impl Config {
     pub fn new(data_dir: PathBuf) -> Self {
         Config {
-            data_dir,
             database_url: None,
             identity: None,
             keys_dir: PathBuf::from("keys"),
@@ -48,6 +49,12 @@ impl Config {
             require_totp: Vec::new(),
             public_url: None,
             schedule: Default::default(),
+            backups: crate::backup::Settings {
+                schedule: None,
+                dir: data_dir.join("backups"),
+                keep: 7,
+            },
+            data_dir,
         }
     }
 

@@ -157,6 +157,20 @@ struct Global {
     )]
     outreach_tick_ms: u64,
     /// Domain of outreach email Message-IDs (`<outreach-<id>@domain>`).
+    /// When `serve` makes a backup: a cron expression, seconds first ("0 0 2 * * *": 02:00 daily).
+    #[arg(long, env = "DONORCARE_BACKUP_SCHEDULE", global = true)]
+    backup_schedule: Option<String>,
+    /// Where scheduled backups go (default `<data-dir>/backups`).
+    #[arg(long, env = "DONORCARE_BACKUP_DIR", global = true)]
+    backup_dir: Option<PathBuf>,
+    /// How many scheduled backups to keep.
+    #[arg(
+        long,
+        env = "DONORCARE_BACKUP_KEEP",
+        default_value_t = 7,
+        global = true
+    )]
+    backup_keep: usize,
     #[arg(
         long,
         env = "DONORCARE_MAIL_DOMAIN",
@@ -334,9 +348,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let backups = donorcare::backup::Settings {
+        schedule: g.backup_schedule.filter(|s| !s.trim().is_empty()),
+        dir: g.backup_dir.unwrap_or_else(|| cfg.data_dir.join("backups")),
+        keep: g.backup_keep.max(1),
+    };
     let cfg = Config {
         require_totp,
         schedule,
+        backups,
         ..cfg
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -90,6 +90,7 @@ pub fn app_state_with_clock(
         metrics: Arc::new(Metrics::default()),
         checkpoints: Some(Arc::new(checkpoints)),
         public_url: public_url.into(),
+        backups: Arc::new(crate::backup::Status::new(cfg.backups.clone())?),
     }))
 }
 
@@ -148,6 +149,20 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
         channels.clone(),
         stop_rx.clone(),
     ));
+    let backups = state.backups.clone();
+    if let Some(next) = backups.next_run() {
+        println!(
+            "donorcare: scheduled backups to {} (keeping {}), next at {}",
+            backups.settings.dir.display(),
+            backups.settings.keep,
+            next.format("%Y-%m-%d %H:%M UTC")
+        );
+    }
+    let backup_loop = tokio::spawn(crate::backup::scheduled_loop(
+        svc.clone(),
+        backups,
+        stop_rx.clone(),
+    ));
     let digests = tokio::spawn(digest_loop(svc.clone(), channels, stop_rx));
     tracing::info!(addr = %local, backend = svc.store.backend(), "serving");
     axum::serve(
@@ -165,6 +180,7 @@ pub async fn serve(cfg: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     let _ = materialiser.await;
     let _ = worker.await;
     let _ = digests.await;
+    let _ = backup_loop.await;
     if let Err(e) = svc.store.checkpoint().await {
         tracing::warn!(error = %e, "folding the write-ahead log at shutdown");
     }

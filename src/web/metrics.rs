@@ -50,5 +50,23 @@ pub async fn render(State(s): State<AppState>) -> impl IntoResponse {
          donorcare_keyring_version {}\n",
         s.svc.keys.ring().current
     ));
+    let b = &s.backups;
+    out.push_str(&format!(
+        "# HELP donorcare_backup_failures_total Scheduled backups that failed since start.\n\
+         # TYPE donorcare_backup_failures_total counter\n\
+         donorcare_backup_failures_total {}\n",
+        b.failures()
+    ));
+    if let (Some(at), Some(age)) = (b.last_ok(), b.age_seconds(s.now())) {
+        out.push_str(&format!(
+            "# HELP donorcare_backup_last_success_timestamp_seconds When the last good scheduled backup was made.\n\
+             # TYPE donorcare_backup_last_success_timestamp_seconds gauge\n\
+             donorcare_backup_last_success_timestamp_seconds {}\n\
+             # HELP donorcare_backup_age_seconds Age of the last good scheduled backup.\n\
+             # TYPE donorcare_backup_age_seconds gauge\n\
+             donorcare_backup_age_seconds {age}\n",
+            at.timestamp()
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

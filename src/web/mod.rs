@@ -73,6 +73,8 @@ pub struct Shared {
     pub public_url: Arc<str>,
     /// Mark cookies `Secure` (the service is reached over HTTPS).
     pub secure_cookies: bool,
+    /// Scheduled backups: the last good one, the next, failures.
+    pub backups: Arc<crate::backup::Status>,
 }
 
 impl Shared {

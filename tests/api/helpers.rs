@@ -136,6 +136,20 @@ impl TestApp {
         })
     }
 
+    /// An app on a database and keys made elsewhere (a restore), as `serve` would open them.
+    pub async fn open(cfg: Config, backend: Backend) -> TestApp {
+        let (svc, _notices) = server::open_services(&cfg).await.expect("open services");
+        let state = server::app_state(svc, &cfg).expect("app state");
+        TestApp {
+            router: web::app(state.clone()),
+            state,
+            cfg,
+            _dir: tempfile::tempdir().expect("tempdir"),
+            backend,
+            pg: None,
+        }
+    }
+
     /// A second, independent app (own key service and pool) on the same database and keys,
     /// as a second instance or an operator command would have.
     pub async fn sibling(&self) -> TestApp {

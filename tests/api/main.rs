@@ -40,6 +40,7 @@ macro_rules! on_both_backends {
 mod access;
 mod accounts;
 mod audit;
+mod backup;
 mod browser;
 mod cases;
 mod consents;
@@ -55,5 +56,6 @@ mod pages_ethics;
 mod pages_family;
 mod pages_tasks;
 mod process;
+mod running;
 mod schedule;
 mod security;

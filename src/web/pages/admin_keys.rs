@@ -63,6 +63,7 @@ async fn show(
             "title": "admin-keys-title",
             "k": view,
             "percent": percent,
+            "b": s.backups.view(now),
             "needs_totp": totp,
             "rotated": rotated.filter(|v| v.chars().all(|c| c.is_ascii_digit())),
             "values": {},
