@@ -1011,6 +1011,8 @@ pub struct Settings {
     pub dir: PathBuf,
     /// How many scheduled backups to keep; older ones are removed after a good one.
     pub keep: usize,
+    /// The zone the schedule's hours are in (the office's, `DONORCARE_TIMEZONE`).
+    pub tz: chrono_tz::Tz,
 }
 
 /// The name of a scheduled backup made at `at`: sorts by time.
@@ -1053,6 +1055,16 @@ pub fn prune(dir: &Path, keep: usize) -> usize {
         }
     }
     removed
+}
+
+fn newest_in_folder(dir: &Path, last: &mut Last) {
+    if let Some((at, path)) = scheduled_backups(dir).pop() {
+        if last.ok_at.is_none_or(|t| t < at) {
+            last.ok_at = Some(at);
+            last.ok_bytes = std::fs::metadata(&path).ok().map(|m| m.len());
+            last.ok_file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1107,17 +1119,23 @@ impl Status {
             None => None,
         };
         let mut last = Last::default();
-        if let Some((at, path)) = scheduled_backups(&settings.dir).pop() {
-            last.ok_at = Some(at);
-            last.ok_bytes = std::fs::metadata(&path).ok().map(|m| m.len());
-            last.ok_file = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        }
-        last.next_at = schedule.as_ref().and_then(|s| s.upcoming(Utc).next());
+        newest_in_folder(&settings.dir, &mut last);
+        last.next_at = schedule
+            .as_ref()
+            .and_then(|s| s.upcoming(settings.tz).next())
+            .map(|t| t.with_timezone(&Utc));
         Ok(Status {
             settings,
             schedule,
             last: std::sync::Mutex::new(last),
         })
+    }
+
+    /// The newest backup in the folder counts too (one `donorcare backup` or another instance
+    /// wrote there).
+    fn refresh(&self) {
+        let dir = self.settings.dir.clone();
+        self.with(|l| newest_in_folder(&dir, l));
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Last) -> T) -> T {
@@ -1129,6 +1147,7 @@ impl Status {
 
     /// Seconds since the last good backup, if there is one.
     pub fn age_seconds(&self, now: DateTime<Utc>) -> Option<i64> {
+        self.refresh();
         self.with(|l| l.ok_at.map(|t| (now - t).num_seconds().max(0)))
     }
 
@@ -1141,10 +1160,11 @@ impl Status {
     }
 
     pub fn view(&self, now: DateTime<Utc>) -> StatusView {
+        self.refresh();
         let l = self.with(|l| l.clone());
         // The gap between two runs, and an hour's grace for the backup itself.
         let interval = self.schedule.as_ref().and_then(|s| {
-            let mut it = s.after(&now);
+            let mut it = s.after(&now.with_timezone(&self.settings.tz));
             let (a, b) = (it.next()?, it.next()?);
             Some(b - a)
         });
@@ -1197,7 +1217,7 @@ impl Status {
             anyhow::Ok((out, s.bytes))
         }
         .await;
-        let next = self.schedule.as_ref().and_then(|s| s.upcoming(Utc).next());
+        let next = self.next_run();
         self.with(|l| {
             l.running = false;
             l.next_at = next;
@@ -1219,7 +1239,10 @@ impl Status {
 
     /// The next time the schedule fires after now.
     pub fn next_run(&self) -> Option<DateTime<Utc>> {
-        self.schedule.as_ref().and_then(|s| s.upcoming(Utc).next())
+        self.schedule
+            .as_ref()
+            .and_then(|s| s.upcoming(self.settings.tz).next())
+            .map(|t| t.with_timezone(&Utc))
     }
 }
 

@@ -53,6 +53,7 @@ impl Config {
                 schedule: None,
                 dir: data_dir.join("backups"),
                 keep: 7,
+                tz: chrono_tz::Asia::Shanghai,
             },
             data_dir,
         }

@@ -352,6 +352,7 @@ fn main() -> ExitCode {
         schedule: g.backup_schedule.filter(|s| !s.trim().is_empty()),
         dir: g.backup_dir.unwrap_or_else(|| cfg.data_dir.join("backups")),
         keep: g.backup_keep.max(1),
+        tz: schedule.default_tz,
     };
     let cfg = Config {
         require_totp,

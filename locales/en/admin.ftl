@@ -192,7 +192,11 @@ admin-keys-recipient-recovery = recovery
 admin-keys-recipients-hint = Recipients are added and removed with the command line, where the identity files are.
 admin-keys-backup-heading = Backups
 admin-keys-backup-last = Last good backup
-admin-keys-backup-age = ({ $hours } hours ago)
+admin-keys-backup-age = { $hours ->
+    [0] (less than an hour ago)
+    [one] (an hour ago)
+   *[other] ({ $hours } hours ago)
+}
 admin-keys-backup-none = No scheduled backup yet
 admin-keys-backup-file = File
 admin-keys-backup-schedule = Schedule

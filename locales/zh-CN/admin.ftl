@@ -192,7 +192,10 @@ admin-keys-recipient-recovery = 恢复用
 admin-keys-recipients-hint = 接收者通过命令行添加和删除，身份文件也保存在那里。
 admin-keys-backup-heading = 备份
 admin-keys-backup-last = 最近一次成功备份
-admin-keys-backup-age = （{ $hours } 小时前）
+admin-keys-backup-age = { $hours ->
+    [0] （不到一小时前）
+   *[other] （{ $hours } 小时前）
+}
 admin-keys-backup-none = 还没有定时备份
 admin-keys-backup-file = 文件
 admin-keys-backup-schedule = 定时

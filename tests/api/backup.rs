@@ -615,9 +615,9 @@ mod scheduled {
             assert!(metrics.contains("donorcare_backup_last_success_timestamp_seconds "), "{metrics}");
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
             let (_, html) = page(&app, "/admin/keys", &jar).await;
-            assert!(html.contains(&name) && html.contains("（0 小时前）"), "{html}");
+            assert!(html.contains(&name) && html.contains("（不到一小时前）"), "{html}");
             let (_, en) = page(&app, "/admin/keys?lang=en", &jar).await;
-            assert!(en.contains("Last good backup") && en.contains("(0 hours ago)"), "{en}");
+            assert!(en.contains("Last good backup") && en.contains("(less than an hour ago)"), "{en}");
             // The backup is in the audit, and a restart finds it again in the folder.
             let (_, log) = app.get("/api/v1/audit?action=backup.create", &admin.token).await;
             assert_eq!(log["items"].as_array().unwrap().len(), 1, "{log}");
@@ -631,6 +631,7 @@ mod scheduled {
                 schedule: Some("0 0 2 * * *".into()),
                 dir: blocked.join("backups"),
                 keep: 3,
+                tz: chrono_tz::Asia::Shanghai,
             })
             .unwrap();
             assert!(failing.run_once(&app.state.svc).await.is_err());
@@ -642,6 +643,7 @@ mod scheduled {
                 schedule: Some("0 * * * * *".into()),
                 dir: blocked.clone(),
                 keep: 3,
+                tz: chrono_tz::Asia::Shanghai,
             })
             .err()
             .expect("refused");

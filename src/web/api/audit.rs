@@ -124,11 +124,19 @@ pub async fn break_glass(
 #[serde(deny_unknown_fields)]
 pub struct BreakGlassFilter {
     pub case_id: Option<String>,
-    /// `true`: only the uses no ethics reviewer has acknowledged or raised a concern about.
+    /// `true`: only the uses no ethics reviewer has acknowledged or raised a concern about
+    /// (`false`, empty or absent: every use).
+    #[param(schema_with = flag_param)]
     pub unreviewed: Option<bool>,
     #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+/// A yes/no query parameter: `true` or `false`; an empty value is no value, as everywhere in
+/// a query.
+fn flag_param() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::domain::schema::one_of(&["true", "false", ""], true)
 }
 
 /// Break-glass grants, newest first (ethics reviewers; supervisors for their region).
