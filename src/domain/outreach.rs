@@ -585,6 +585,8 @@ pub struct RunStats {
     pub deferred: usize,
     pub failed: usize,
     pub cancelled: usize,
+    /// Claimed, but the lease had passed to another worker by the time of sending.
+    pub lost: usize,
 }
 
 fn backoff(attempts: i64) -> Duration {
@@ -844,50 +846,64 @@ pub async fn run_due(
                     to,
                     rendered,
                     portal,
-                } => match ch.send(&row.id, &channel, &to, &rendered).await {
-                    Ok(()) => {
-                        stats.sent += 1;
-                        let reason = (channel == "letter")
-                            .then(|| "in the printable letter batch".to_string());
-                        Settle {
-                            id: row.id.clone(),
-                            task_id: row.task_id.clone(),
-                            status: "sent".into(),
-                            reason,
-                            channel: Some(channel),
-                            next_attempt_at: None,
-                            sent_at: Some(now_fn()),
-                            portal,
+                } => {
+                    // The earlier messages of the claim may have taken long (a slow relay):
+                    // send only if the lease is still this worker's, and for a whole lease more.
+                    let at = now_fn();
+                    if !svc
+                        .store
+                        .renew_outreach_lease(owner, &row.id, at, at + svc.schedule.lease)
+                        .await?
+                    {
+                        stats.lost += 1;
+                        tracing::warn!(outreach_id = %row.id, "lost the lease before sending; left to the worker that holds it");
+                        continue;
+                    }
+                    match ch.send(&row.id, &channel, &to, &rendered).await {
+                        Ok(()) => {
+                            stats.sent += 1;
+                            let reason = (channel == "letter")
+                                .then(|| "in the printable letter batch".to_string());
+                            Settle {
+                                id: row.id.clone(),
+                                task_id: row.task_id.clone(),
+                                status: "sent".into(),
+                                reason,
+                                channel: Some(channel),
+                                next_attempt_at: None,
+                                sent_at: Some(now_fn()),
+                                portal,
+                            }
+                        }
+                        Err(e) if row.attempts >= svc.schedule.max_attempts => {
+                            stats.failed += 1;
+                            tracing::warn!(outreach_id = %row.id, attempts = row.attempts, "outreach dead-lettered");
+                            Settle {
+                                id: row.id.clone(),
+                                task_id: row.task_id.clone(),
+                                status: "dead".into(),
+                                reason: Some(e),
+                                channel: Some(channel),
+                                next_attempt_at: None,
+                                sent_at: None,
+                                portal: None,
+                            }
+                        }
+                        Err(e) => {
+                            stats.failed += 1;
+                            Settle {
+                                id: row.id.clone(),
+                                task_id: row.task_id.clone(),
+                                status: "failed".into(),
+                                reason: Some(e),
+                                channel: Some(channel),
+                                next_attempt_at: Some(now_fn() + backoff(row.attempts)),
+                                sent_at: None,
+                                portal: None,
+                            }
                         }
                     }
-                    Err(e) if row.attempts >= svc.schedule.max_attempts => {
-                        stats.failed += 1;
-                        tracing::warn!(outreach_id = %row.id, attempts = row.attempts, "outreach dead-lettered");
-                        Settle {
-                            id: row.id.clone(),
-                            task_id: row.task_id.clone(),
-                            status: "dead".into(),
-                            reason: Some(e),
-                            channel: Some(channel),
-                            next_attempt_at: None,
-                            sent_at: None,
-                            portal: None,
-                        }
-                    }
-                    Err(e) => {
-                        stats.failed += 1;
-                        Settle {
-                            id: row.id.clone(),
-                            task_id: row.task_id.clone(),
-                            status: "failed".into(),
-                            reason: Some(e),
-                            channel: Some(channel),
-                            next_attempt_at: Some(now_fn() + backoff(row.attempts)),
-                            sent_at: None,
-                            portal: None,
-                        }
-                    }
-                },
+                }
             };
             if !svc.store.settle_outreach(owner, &s, now_fn()).await? {
                 tracing::warn!(outreach_id = %row.id, "lost the lease before settling");

@@ -243,6 +243,15 @@ pub trait ScheduleStore: Send + Sync {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<OutreachRow>>;
+    /// Extend this worker's lease on a claimed message to `until`, if it still holds it and
+    /// the lease has not run out (another worker may have taken it since); false otherwise.
+    async fn renew_outreach_lease(
+        &self,
+        owner: &str,
+        id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Record what happened to a claimed message, if this worker still holds it.
     async fn settle_outreach(&self, owner: &str, s: &Settle, now: DateTime<Utc>) -> Result<bool>;
     async fn outreach_by_id(&self, id: &str) -> Result<Option<OutreachRow>>;
@@ -677,6 +686,28 @@ macro_rules! schedule_impl {
                     .await?;
                 tx.commit().await?;
                 Ok(rows)
+            }
+
+            async fn renew_outreach_lease(
+                &self,
+                owner: &str,
+                id: &str,
+                now: DateTime<Utc>,
+                until: DateTime<Utc>,
+            ) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "update outreach set lease_until = $1 \
+                     where id = $2 and lease_owner = $3 and lease_until > $4",
+                )
+                .bind(until)
+                .bind(id)
+                .bind(owner)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn settle_outreach(&self, owner: &str, s: &Settle, now: DateTime<Utc>) -> Result<bool> {

@@ -225,6 +225,41 @@ impl Drop for SmsGateway {
 // In-process workers against real channels, on both backends.
 
 on_both_backends! {
+    async fn a_worker_whose_lease_ran_out_before_sending_leaves_the_message_to_the_next(app) {
+        let Some(smtp) = smtp_server() else { return };
+        replace_organ_plan(&app, vec![welcome_rule(Some("email"))]).await;
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let t = tag();
+        let case = app.create_case(&coord.token, organ_case(&t)).await;
+        let case_id = str_of(&case, "id");
+        let kin = add_contact(&app, &coord.token, case_id, json!({"full_name": format!("Kin{t}"),
+            "relationship": "spouse", "email": format!("kin-{t}@example.org"), "language": "en",
+            "preferred_channel": "email"})).await;
+        give_consent(&app, &coord.token, case_id, str_of(&kin, "id"), Some(&["email"])).await;
+        let (svc, ch) = worker(&app, ScheduleSettings {
+            lease: chrono::Duration::seconds(60),
+            ..settings(Some(smtp.url()), None)
+        });
+        // A slow worker: each look at the clock is two minutes later (a relay that took that
+        // long over the messages before this one), so its lease is gone when it would send.
+        let ticks = std::sync::atomic::AtomicI64::new(0);
+        let start = Utc::now();
+        let slow = || start + chrono::Duration::minutes(2 * ticks.fetch_add(1, Ordering::Relaxed));
+        let rounds = std::sync::atomic::AtomicUsize::new(0);
+        let stats = run_due(&svc, &ch, "slow-worker", slow, || rounds.fetch_add(1, Ordering::Relaxed) > 0)
+            .await
+            .expect("run_due");
+        assert_eq!((stats.claimed, stats.sent, stats.lost), (1, 0, 1), "{stats:?}");
+        assert_eq!(smtp.count(), 0, "nothing sent on a lease that ran out");
+        let msgs = outreach(&app, &coord.token, case_id).await;
+        assert_eq!(msgs[0]["status"], "scheduled", "{msgs:?}");
+        // The next worker sends it, once.
+        let later = Utc::now() + chrono::Duration::minutes(5);
+        let stats = run_due(&svc, &ch, "next-worker", || later, || false).await.expect("run_due");
+        assert_eq!((stats.claimed, stats.sent), (1, 1), "{stats:?}");
+        assert_eq!(smtp.count(), 1);
+    }
+
     async fn email_goes_only_to_the_contact_who_consented(app) {
         let Some(smtp) = smtp_server() else { return };
         replace_organ_plan(&app, vec![welcome_rule(Some("email"))]).await;
