@@ -1087,6 +1087,7 @@ pub async fn update(
     if !patch.is_object() {
         return Err(Error::field("body", "must be a JSON object"));
     }
+    super::known_patch_fields::<CaseInput>(&patch)?;
     for (field, why) in [
         (
             "program",

@@ -471,6 +471,7 @@ async fn patch_row(
     if let serde_json::Value::Object(m) = &mut merged {
         m.retain(|_, v| !v.is_null());
     }
+    super::known_patch_fields::<ContactInput>(&patch)?;
     merge_patch(&mut merged, &patch);
     let input: ContactInput = from_json(merged)?;
     let valid = validate(&input, default_tz)?;

@@ -232,6 +232,42 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
     }
 }
 
+/// Refuse the fields of a merge patch that `T` does not have. A field set to `null` vanishes in
+/// the merge, so `T`'s `deny_unknown_fields` never sees it: each such field is tried alone.
+pub fn known_patch_fields<T: DeserializeOwned>(patch: &serde_json::Value) -> Result<()> {
+    use serde_json::{Map, Value};
+    fn nulls(v: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        if let Value::Object(m) = v {
+            for (k, v) in m {
+                path.push(k.clone());
+                if v.is_null() {
+                    out.push(path.clone());
+                } else {
+                    nulls(v, path, out);
+                }
+                path.pop();
+            }
+        }
+    }
+    let mut found = Vec::new();
+    nulls(patch, &mut Vec::new(), &mut found);
+    for path in found {
+        let mut alone = Value::Null;
+        for k in path.iter().rev() {
+            let mut m = Map::new();
+            m.insert(k.clone(), alone);
+            alone = Value::Object(m);
+        }
+        if let Err(Error::Validation(f)) = from_json::<T>(alone) {
+            if let Some((field, why)) = f.into_iter().find(|(_, why)| why == "is not a known field")
+            {
+                return Err(Error::field(field, why));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Parse a `<RFC 3339 time>|<id>` listing cursor, recording an error under `cursor`.
 pub fn time_cursor(
     c: Option<&str>,
@@ -261,6 +297,38 @@ pub fn new_id() -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Shape {
+        a: Option<i64>,
+        b: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        c: String,
+        d: Option<i64>,
+    }
+
+    #[test]
+    fn a_patch_may_clear_only_fields_that_exist() {
+        assert!(known_patch_fields::<Shape>(&json!({"a": null, "b": {"d": null}})).is_ok());
+        // A required field cleared is the validation's business, not an unknown field.
+        assert!(known_patch_fields::<Shape>(&json!({"b": {"c": null}})).is_ok());
+        for (patch, field) in [
+            (json!({"\u{205f}": null}), "\u{205f}"),
+            (json!({"b": {"x": null}}), "b.x"),
+        ] {
+            let Err(Error::Validation(f)) = known_patch_fields::<Shape>(&patch) else {
+                panic!("refused: {patch}");
+            };
+            assert_eq!(f.keys().collect::<Vec<_>>(), [field], "{patch}");
+        }
+    }
 
     #[test]
     fn merge_patch_follows_rfc_7396() {

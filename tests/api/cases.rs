@@ -393,6 +393,9 @@ on_both_backends! {
             (json!({"status": "erased"}), "status"),
             (json!({"donation": {"date": "2999-01-01"}}), "donation.date"),
             (json!({"donor": {"deceased": true}}), "donor.death_date"),
+            // A field that does not exist cannot be cleared either (it vanished in the merge).
+            (json!({"nickname": null}), "nickname"),
+            (json!({"donor": {"nickname": null}}), "donor.nickname"),
         ] {
             let (status, resp) = app.patch(&path, &c.token, body).await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{resp}");
