@@ -307,7 +307,7 @@ pub struct Loaded {
 /// with a `pool` on database `$db`. `$snapshot` begins a read transaction that sees one
 /// consistent state for its whole length.
 macro_rules! dump_impl {
-    ($store:ty, $db:ty, $snapshot:literal, $write:literal) => {
+    ($store:ty, $db:ty, $snapshot:literal, $write:literal, $rebuilt:expr) => {
         impl $store {
             /// Send every catalogued table, row by row, from one snapshot; the receiver's
             /// capacity bounds the memory.
@@ -406,6 +406,17 @@ macro_rules! dump_impl {
                 }
 
                 let mut tx = self.pool.begin_with($write).await?;
+                // Indexes (and bookkeeping triggers) the backend builds again after the rows
+                // are in, sorted, rather than keeping them up to date row by row.
+                let rebuilt: Vec<(String, String, String)> = match $rebuilt {
+                    Some(query) => sqlx::query_as(query).fetch_all(&mut *tx).await?,
+                    None => Vec::new(),
+                };
+                for (kind, name, _) in &rebuilt {
+                    sqlx::query(&format!("drop {kind} {name}"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let mut loaded = Loaded::default();
                 let mut table: Option<&'static Table> = None;
                 let mut batch: Vec<Vec<Value>> = Vec::new();
@@ -465,6 +476,9 @@ macro_rules! dump_impl {
                     let kind = t.columns[t.index_of(col).unwrap_or_default()].kind;
                     let q = bind(sqlx::query(&sql), kind, value);
                     bind(q, pk.kind, key).execute(&mut *tx).await?;
+                }
+                for (_, _, sql) in &rebuilt {
+                    sqlx::query(sql).execute(&mut *tx).await?;
                 }
                 sqlx::query("update audit_head set seq = $1, hash = $2 where id = 1")
                     .bind(loaded.audit_seq)

@@ -85,7 +85,8 @@ super::dump::dump_impl!(
     PgStore,
     Postgres,
     "begin isolation level repeatable read read only",
-    "begin"
+    "begin",
+    None::<&str>
 );
 
 store_impl!(PgStore, Postgres, {

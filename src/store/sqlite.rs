@@ -147,7 +147,17 @@ fn is_stale_head(e: &sqlx::Error) -> bool {
 }
 schedule_impl!(SqliteStore, Sqlite, SQLITE_CLAIM);
 
-super::dump::dump_impl!(SqliteStore, Sqlite, "begin", "begin immediate");
+super::dump::dump_impl!(
+    SqliteStore,
+    Sqlite,
+    "begin",
+    "begin immediate",
+    Some(
+        "select type, name, sql from sqlite_master where sql is not null and \
+         (type = 'index' or (type = 'trigger' and name like '%_moves_generation')) \
+         order by type, name"
+    )
+);
 
 store_impl!(SqliteStore, Sqlite, {
     async fn dump(&self, out: tokio::sync::mpsc::Sender<super::dump::Item>) -> Result<()> {
