@@ -182,7 +182,9 @@ async fn register_csv(
             missing: blank_none(&q.missing),
         },
         s.now(),
-    ).await {
+    )
+    .await
+    {
         Ok(body) => crate::web::api::consents::register_csv_response(body),
         Err(Error::Validation(_)) => register_page(State(s), page, Query(q)).await,
         Err(e) => page.error(&s, e),
