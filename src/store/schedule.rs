@@ -514,7 +514,12 @@ macro_rules! schedule_impl {
                         sep.push_bind(id.clone());
                     }
                     b.push(")");
-                    out.extend(b.build_query_as::<TaskRow>().fetch_all(&self.pool).await?);
+                    out.extend(
+                        b.build_query_as::<TaskRow>()
+                            .persistent(shared::keep_prepared(chunk.len(), 500))
+                            .fetch_all(&self.pool)
+                            .await?,
+                    );
                 }
                 Ok(out)
             }
@@ -552,7 +557,12 @@ macro_rules! schedule_impl {
                     });
                     // A concurrent pass may have made the same occurrence: keep its task.
                     b.push(" on conflict do nothing");
-                    let made = b.build().execute(&mut *tx).await?.rows_affected();
+                    let made = b
+                        .build()
+                        .persistent(shared::keep_prepared(chunk.len(), 400))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                     if made == chunk.len() as u64 {
                         inserted.extend(chunk.iter().map(|t| t.id.clone()));
                         continue;
@@ -565,7 +575,8 @@ macro_rules! schedule_impl {
                         list.push_bind(t.id.clone());
                     }
                     q.push(")");
-                    let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
+                    let ids: Vec<(String,)> =
+                        q.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     inserted.extend(ids.into_iter().map(|(id,)| id));
                 }
                 for (id, due, grace) in &m.revived_tasks {
@@ -652,7 +663,10 @@ macro_rules! schedule_impl {
                         " on conflict (case_id) do update set horizon = excluded.horizon, \
                          plan_version = excluded.plan_version, updated_at = excluded.updated_at",
                     );
-                    b.build().execute(&mut *tx).await?;
+                    b.build()
+                        .persistent(shared::keep_prepared(chunk.len(), 500))
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -1211,7 +1225,12 @@ macro_rules! schedule_impl {
                 }
                 b.push(")");
                 b.push(suffix);
-                out.extend(b.build_query_as::<T>().fetch_all(pool).await?);
+                out.extend(
+                    b.build_query_as::<T>()
+                        .persistent(shared::keep_prepared(chunk.len(), 500))
+                        .fetch_all(pool)
+                        .await?,
+                );
             }
             Ok(out)
         }
@@ -1243,7 +1262,10 @@ macro_rules! schedule_impl {
                         .push_bind(o.updated_at);
                 });
                 b.push(" on conflict do nothing");
-                b.build().execute(&mut **tx).await?;
+                b.build()
+                    .persistent(shared::keep_prepared(chunk.len(), 500))
+                    .execute(&mut **tx)
+                    .await?;
             }
             Ok(())
         }

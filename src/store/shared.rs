@@ -73,6 +73,16 @@ pub const FINDING_COLUMNS: &str = "f.id, f.case_id, f.rule, f.consent_key, f.mes
 
 /// Audit entries per multi-row insert (15 parameters each, well under both backends' limits).
 pub const AUDIT_ROWS_PER_INSERT: usize = 500;
+
+/// Whether a statement over `rows` rows, of a batch cut into chunks of `full`, is kept prepared
+/// on its connection (sqlx's statement cache): only at the full size. The last chunk of a batch
+/// has another length nearly every time, and each length kept is another compiled program
+/// (hundreds of kB at 400 rows of 14 columns) held by every connection that ran it for as long
+/// as it lives: 56 MiB of the peak of a first materialisation of 100 000 cases
+/// (`benches/schedule.rs`, 2026-12-07).
+pub fn keep_prepared(rows: usize, full: usize) -> bool {
+    rows == full
+}
 pub const AUDIT_COLUMNS: &str = "seq, id, at, actor_id, actor_role, action, target_type, \
      target_id, case_id, outcome, break_glass, reason, content_hash, prev_hash, hash";
 

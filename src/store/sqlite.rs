@@ -50,10 +50,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            // Statement journals and sorts in memory, and a larger page cache per connection
-            // (16 MiB): a materialisation batch touches many index pages (benches/schedule.rs).
+            // Statement journals and sorts in memory. The page cache is SQLite's default (2 MiB
+            // a connection): it was 16 MiB when a materialisation batch wrote all over the
+            // due-time indexes, but a bulk pass now drops them, and nine connections' caches
+            // were 70 MiB of that pass's peak resident memory at 100 000 cases
+            // (benches/schedule.rs, 2026-12-07), with no measurable gain in its time.
             .pragma("temp_store", "memory")
-            .pragma("cache_size", "-16384");
+            .pragma("cache_size", "-2000");
         if let Some(parent) = opts.get_filename().parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent)
@@ -140,6 +143,26 @@ async fn append_entries(
 /// pass over many cases writes all over them (`benches/schedule.rs`: 0.58× the time without
 /// them). The others a pass appends to (time-ordered ids) or fills a case range at a time.
 const BULK_INDEXES: [&str; 2] = ["tasks_due", "outreach_next"];
+
+/// Build the indexes saved in `bulk_dropped_indexes` and forget them, in one transaction.
+async fn rebuild_saved_indexes(conn: &mut SqliteConnection) -> Result<usize> {
+    let mut tx = conn.begin_with("begin immediate").await?;
+    let saved: Vec<(String, String)> =
+        sqlx::query_as("select name, sql from bulk_dropped_indexes order by name")
+            .fetch_all(&mut *tx)
+            .await?;
+    for (name, sql) in &saved {
+        sqlx::query(sql)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("rebuilding index {name}"))?;
+    }
+    sqlx::query("delete from bulk_dropped_indexes")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(saved.len())
+}
 
 /// The refusal of the trigger `audit_log_follows_head`: the writer's head was stale.
 fn is_stale_head(e: &sqlx::Error) -> bool {
@@ -343,22 +366,24 @@ store_impl!(SqliteStore, Sqlite, {
         if pending == 0 {
             return Ok(0);
         }
-        let mut tx = self.begin_write().await?;
-        let saved: Vec<(String, String)> =
-            sqlx::query_as("select name, sql from bulk_dropped_indexes order by name")
-                .fetch_all(&mut *tx)
-                .await?;
-        for (name, sql) in &saved {
-            sqlx::query(sql)
-                .execute(&mut *tx)
-                .await
-                .with_context(|| format!("rebuilding index {name}"))?;
-        }
-        sqlx::query("delete from bulk_dropped_indexes")
-            .execute(&mut *tx)
+        // The sort of each index spills to temporary files rather than memory: with
+        // `temp_store=memory` the sort of 600 000 due times held about 35 MiB at the end of a
+        // bulk pass over 100 000 cases (benches/schedule.rs, 2026-12-07).
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("pragma temp_store = file")
+            .execute(&mut *conn)
             .await?;
-        tx.commit().await?;
-        Ok(saved.len())
+        let rebuilt = rebuild_saved_indexes(&mut conn).await;
+        let restored = sqlx::query("pragma temp_store = memory")
+            .execute(&mut *conn)
+            .await;
+        if restored.is_err() {
+            // Not back in the pool with other settings than its peers.
+            let _ = conn.close().await;
+        }
+        let rebuilt = rebuilt?;
+        restored.context("restoring temp_store after rebuilding indexes")?;
+        Ok(rebuilt)
     }
 
     async fn keyring_exists(&self) -> Result<bool> {
