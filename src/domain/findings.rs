@@ -728,19 +728,26 @@ pub async fn decide(
         svc.entry(actor, Action::ReviewConsent, "finding", now),
     )
     .await?;
+    let mut v = crate::error::Validator::new();
     if !super::ethics::FINDINGS.contains(&d.finding.as_str()) {
-        return Err(Error::field(
+        v.add(
             "finding",
             format!("must be one of {}", super::ethics::FINDINGS.join(", ")),
-        ));
+        );
     }
+    let note = match d.note.as_deref() {
+        Some(n) => v.check("note", super::types::text(n, super::ethics::MAX_NOTE)),
+        None => None,
+    }
+    .filter(|n| !n.is_empty());
+    v.finish()?;
     let row = svc.store.finding_by_id(id).await?.ok_or(Error::NotFound)?;
     let case = svc
         .store
         .case_by_id(&row.case_id)
         .await?
         .ok_or(Error::NotFound)?;
-    let note = match (&d.note, case_key(svc, &case).await?) {
+    let note = match (&note, case_key(svc, &case).await?) {
         (Some(n), Some(k)) => Some(crypto::seal(&k, note_place(id), n.as_bytes()).into_bytes()),
         _ => None,
     };

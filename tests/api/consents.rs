@@ -264,6 +264,11 @@ mod findings {
             // A reviewer closes one with a decision.
             let (_, list) = app.get(&format!("/api/v1/ethics/findings?case_id={id}&status=open"), &reviewer.token).await;
             let fid = list["items"][0]["id"].as_str().unwrap();
+            // A note with control characters, and an unknown decision, are named and close nothing.
+            let (status, b) = app.post(&format!("/api/v1/ethics/findings/{fid}/decision"), &reviewer.token,
+                                       json!({"finding": "maybe", "note": "bad\u{9e}note"})).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+            assert!(b["error"]["fields"]["note"].is_string() && b["error"]["fields"]["finding"].is_string(), "{b}");
             let (status, _) = app.post(&format!("/api/v1/ethics/findings/{fid}/decision"), &reviewer.token,
                                        json!({"finding": "concern", "note": "ask the coordinator for the form"})).await;
             assert_eq!(status, StatusCode::NO_CONTENT);
