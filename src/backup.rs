@@ -592,7 +592,7 @@ fn read_backup(
     let mut table: Option<&'static Table> = None;
     let mut in_table = 0u64;
     let mut seen_tables = 0usize;
-    let mut last_attachment: Option<(String, String, String, u64)> = None;
+    let mut last_attachment: Option<(String, String, String)> = None;
     loop {
         let v = next(&mut buf)?.ok_or_else(|| damaged("it ends before its last record"))?;
         no += 1;
@@ -680,7 +680,7 @@ fn read_backup(
             }
             sink(Event::Item(Item::EndTable))?;
         } else if let Some(f) = v.get("file") {
-            let (consent, case, want, size) = last_attachment
+            let (consent, case, want) = last_attachment
                 .take()
                 .filter(|_| table.is_some_and(|t| t.name == "consent_attachments"))
                 .ok_or_else(|| damaged(format!("record {no}: a file without its record")))?;
@@ -688,7 +688,6 @@ fn read_backup(
             if s("consent_id") != consent || s("case_id") != case {
                 return Err(damaged(format!("record {no}: the file of another record")));
             }
-            let _ = size;
             sink(Event::FileStart {
                 case_id: &case,
                 consent_id: &consent,
@@ -752,7 +751,7 @@ fn remember(
     c: &mut Contents,
     t: &Table,
     row: &[Value],
-    last_attachment: &mut Option<(String, String, String, u64)>,
+    last_attachment: &mut Option<(String, String, String)>,
 ) {
     let text = |col: &str| {
         t.index_of(col)
@@ -779,14 +778,7 @@ fn remember(
             c.case_status.insert(text("id"), text("status"));
         }
         "consent_attachments" => {
-            *last_attachment = Some((
-                text("consent_id"),
-                text("case_id"),
-                text("sealed_sha256"),
-                t.index_of("size")
-                    .and_then(|i| row[i].as_int())
-                    .unwrap_or_default() as u64,
-            ));
+            *last_attachment = Some((text("consent_id"), text("case_id"), text("sealed_sha256")));
         }
         _ => {}
     }

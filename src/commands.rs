@@ -418,19 +418,18 @@ pub async fn restore(cfg: &Config, args: Restore) -> anyhow::Result<()> {
     } else {
         None
     };
-    let opener = if recovery.opens(&contents.keyring) {
-        None
-    } else if existing_server
-        .as_ref()
-        .is_some_and(|s| s.opens(&contents.keyring))
+    // Which identity opens the keyring inside: the recovery key, else this folder's server.
+    let recovery_opens = recovery.opens(&contents.keyring);
+    if !recovery_opens
+        && !existing_server
+            .as_ref()
+            .is_some_and(|s| s.opens(&contents.keyring))
     {
-        Some(())
-    } else {
         bail!(
             "this identity opens the backup but not the keyring inside it (the backup was sealed \
              with --recipient): restore with the recovery identity the keyring is sealed to"
         );
-    };
+    }
     let mut local = backup::read_ledger(&paths.erasures())?;
     for extra in &args.erasures {
         if !extra.exists() {
@@ -556,19 +555,17 @@ pub async fn restore(cfg: &Config, args: Restore) -> anyhow::Result<()> {
         identity: paths.identity.clone(),
         recipients: paths.recipients.clone(),
     };
-    let sealer = match opener {
-        None => {
-            let id = ServerIdentity::load(&args.recovery)?;
-            if !recipients.contains(&id.recipient()) {
-                recipients.push(id.recipient());
-            }
-            crate::crypto::keyring::KeyService::open(target.clone(), key_paths.clone(), id).await?
+    let id = if recovery_opens {
+        let id = ServerIdentity::load(&args.recovery)?;
+        if !recipients.contains(&id.recipient()) {
+            recipients.push(id.recipient());
         }
-        Some(()) => {
-            let id = ServerIdentity::load(&paths.identity)?;
-            crate::crypto::keyring::KeyService::open(target.clone(), key_paths.clone(), id).await?
-        }
+        id
+    } else {
+        ServerIdentity::load(&paths.identity)?
     };
+    let sealer =
+        crate::crypto::keyring::KeyService::open(target.clone(), key_paths.clone(), id).await?;
     sealer.set_recipients(recipients.clone()).await?;
     let audit =
         crate::audit::AuditEntry::new(None, "backup.restore", "backup", now).reason(&format!(

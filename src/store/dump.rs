@@ -309,6 +309,22 @@ pub struct Loaded {
 macro_rules! dump_impl {
     ($store:ty, $db:ty, $snapshot:literal, $write:literal, $rebuilt:expr) => {
         impl $store {
+            /// No keyring, account, case or audit entry; `tables` counts which of those four
+            /// tables exist (none before the first migration).
+            pub(super) async fn holds_nothing(&self, tables: &str) -> crate::error::Result<bool> {
+                let (present,): (i64,) = sqlx::query_as(tables).fetch_one(&self.pool).await?;
+                if present < 4 {
+                    return Ok(true);
+                }
+                let (rows,): (i64,) = sqlx::query_as(
+                    "select (select count(*) from keyring) + (select count(*) from users) \
+                     + (select count(*) from cases) + (select count(*) from audit_log)",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(rows == 0)
+            }
+
             /// Send every catalogued table, row by row, from one snapshot; the receiver's
             /// capacity bounds the memory.
             pub(super) async fn dump_snapshot(

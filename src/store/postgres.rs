@@ -102,21 +102,10 @@ store_impl!(PgStore, Postgres, {
     }
 
     async fn is_empty(&self) -> Result<bool> {
-        let (tables,): (i64,) = sqlx::query_as(
+        self.holds_nothing(
             "select ((to_regclass('keyring') is not null)::int + (to_regclass('users') is not null)::int + (to_regclass('cases') is not null)::int + (to_regclass('audit_log') is not null)::int)::bigint",
         )
-        .fetch_one(&self.pool)
-        .await?;
-        if tables < 4 {
-            return Ok(true);
-        }
-        let (rows,): (i64,) = sqlx::query_as(
-            "select (select count(*) from keyring) + (select count(*) from users) \
-             + (select count(*) from cases) + (select count(*) from audit_log)",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(rows == 0)
+        .await
     }
 
     fn backend(&self) -> &'static str {

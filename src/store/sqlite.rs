@@ -195,21 +195,10 @@ store_impl!(SqliteStore, Sqlite, {
     }
 
     async fn is_empty(&self) -> Result<bool> {
-        let (tables,): (i64,) = sqlx::query_as(
+        self.holds_nothing(
             "select count(*) from sqlite_master where type = 'table' and name in ('keyring', 'users', 'cases', 'audit_log')",
         )
-        .fetch_one(&self.pool)
-        .await?;
-        if tables < 4 {
-            return Ok(true);
-        }
-        let (rows,): (i64,) = sqlx::query_as(
-            "select (select count(*) from keyring) + (select count(*) from users) \
-             + (select count(*) from cases) + (select count(*) from audit_log)",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(rows == 0)
+        .await
     }
 
     fn backend(&self) -> &'static str {
