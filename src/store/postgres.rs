@@ -86,7 +86,8 @@ super::dump::dump_impl!(
     Postgres,
     "begin isolation level repeatable read read only",
     "begin",
-    None::<&str>
+    None::<&str>,
+    super::dump::Placeholders::Numbered
 );
 
 store_impl!(PgStore, Postgres, {

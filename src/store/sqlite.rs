@@ -179,7 +179,8 @@ super::dump::dump_impl!(
         "select type, name, sql from sqlite_master where sql is not null and \
          (type = 'index' or (type = 'trigger' and name like '%_moves_generation')) \
          order by type, name"
-    )
+    ),
+    super::dump::Placeholders::Anonymous
 );
 
 store_impl!(SqliteStore, Sqlite, {
