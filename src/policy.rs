@@ -85,6 +85,8 @@ pub enum Action {
     PrintLetters,
     /// List the held, dead and failed messages of one's cases.
     ListOutreachAttention,
+    /// Read the monthly and yearly reports (counts only; a supervisor's of their region).
+    ReadReports,
 }
 
 impl Action {
@@ -129,6 +131,7 @@ impl Action {
             Action::CancelOutreach => "outreach.cancel",
             Action::PrintLetters => "letters.print",
             Action::ListOutreachAttention => "outreach.attention",
+            Action::ReadReports => "report.view",
         }
     }
 }
@@ -200,6 +203,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (Supervisor | EthicsReviewer, ReviewBreakGlass, Resource::System) => Ok(()),
         (EthicsReviewer, AcknowledgeBreakGlass, Resource::System) => Ok(()),
         (Admin | Supervisor | EthicsReviewer, ReadAudit, Resource::System) => Ok(()),
+        (Admin | Supervisor | EthicsReviewer, ReadReports, Resource::System) => Ok(()),
         // Admins may ask for an erasure without reading the case; the family asks through its portal.
         (Admin, RequestErasure, Resource::Case { .. }) => Ok(()),
         (Admin | Supervisor | EthicsReviewer, ListErasure, Resource::System) => Ok(()),

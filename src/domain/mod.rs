@@ -17,6 +17,7 @@ pub mod findings;
 pub mod keys;
 pub mod outreach;
 pub mod register;
+pub mod reports;
 pub mod schedule;
 pub mod schema;
 pub mod tasks;

@@ -411,6 +411,51 @@ pub struct ProgramCount {
     pub count: i64,
 }
 
+/// What a report counts over (`Store::report_rows`): months given by their bounds in UTC
+/// (`bounds[i]..bounds[i + 1]` is month `i`), the moment the standing figures are taken at,
+/// and the cases it looks at.
+#[derive(Debug, Clone)]
+pub struct ReportQuery {
+    pub bounds: Vec<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
+    pub program: Option<String>,
+    pub region: Option<String>,
+}
+
+/// Follow-up calls and visits due in a month, by programme and region.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReportTasks {
+    pub program: String,
+    pub region: String,
+    pub bucket: i64,
+    pub total: i64,
+    pub done: i64,
+    /// Done after their grace period had passed (without one: after the month they were due).
+    pub late: i64,
+    pub cancelled: i64,
+}
+
+/// A count by programme, region and month (`bucket`; -1 for a standing figure), of `what`
+/// (`sent`, `not_sent`, `consent_given`, `consent_withdrawn`, `consent_active`,
+/// `finding_opened`, `finding_closed`, `finding_open`, `case_new`, `case_open`), with its
+/// detail: the channel, the status and reason, the consent kind.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReportCount {
+    pub program: String,
+    pub region: String,
+    pub bucket: i64,
+    pub what: String,
+    pub detail: String,
+    pub count: i64,
+}
+
+/// Everything a report is made of, counted from metadata alone.
+#[derive(Debug, Clone, Default)]
+pub struct ReportRows {
+    pub tasks: Vec<ReportTasks>,
+    pub counts: Vec<ReportCount>,
+}
+
 /// Counts of case keys per keyring version.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VersionCount {
@@ -573,6 +618,11 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
     async fn calendar_feed_of(&self, user_id: &str) -> Result<Option<DateTime<Utc>>>;
     /// Cases of the scope by programme and status (from metadata; nothing decrypted).
     async fn count_cases(&self, scope: &CaseScope) -> Result<Vec<ProgramCount>>;
+    /// A report's counts: months of follow-ups, messages, consents, findings and new cases,
+    /// and the standing figures at `q.at`; no personal field is read.
+    async fn report_rows(&self, q: &ReportQuery) -> Result<ReportRows>;
+    /// The regions cases are in.
+    async fn case_regions(&self) -> Result<Vec<String>>;
     /// The open cases of the scope with the kinds of consent each holds in force at `now`
     /// (not withdrawn, not a withdrawal, not expired): one row per case and kind, `kind` absent
     /// for a case with none; ordered by case id, only cases after `after`, at most `limit`

@@ -3,7 +3,9 @@
 //! [`shared_store_methods!`]; what differs (connection set-up, migrations, locking) lives in
 //! `sqlite.rs` and `postgres.rs`.
 
-use super::{AssignmentRow, CaseAssignmentRow, CaseRow, CaseScope};
+use chrono::{DateTime, Utc};
+
+use super::{AssignmentRow, CaseAssignmentRow, CaseRow, CaseScope, ReportQuery};
 
 /// Columns of a case row joined with its wrapped key.
 pub const CASE_COLUMNS: &str = "c.id, c.program, c.region, c.status, c.created_by, c.created_at, \
@@ -42,6 +44,68 @@ pub fn cases_of_scope(scope: &CaseScope) -> (&'static str, Option<String>) {
         ),
         CaseScope::Region(region) => ("cases c where c.region = ", Some(region.clone())),
         CaseScope::All => ("cases c where 1 = 1", None),
+    }
+}
+
+/// `cast(case when col < b1 then 0 when col < b2 then 1 … end as bigint)`: the month of a
+/// report (`q.bounds`) a time falls in, for times already known to lie within the bounds.
+pub fn push_month<'a, DB: sqlx::Database>(
+    b: &mut sqlx::QueryBuilder<'a, DB>,
+    column: &str,
+    q: &ReportQuery,
+) where
+    DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB> + 'a,
+{
+    b.push("cast(case");
+    for (i, bound) in q.bounds.iter().skip(1).enumerate() {
+        b.push(format!(" when {column} < "));
+        b.push_bind(*bound);
+        b.push(format!(" then {i}"));
+    }
+    b.push(" end as bigint)");
+}
+
+/// `case when col < b1 then b1 when col < b2 then b2 … end`: the end of the month `col` is in.
+pub fn push_month_end<'a, DB: sqlx::Database>(
+    b: &mut sqlx::QueryBuilder<'a, DB>,
+    column: &str,
+    q: &ReportQuery,
+) where
+    DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB> + 'a,
+{
+    b.push("case");
+    for bound in q.bounds.iter().skip(1) {
+        b.push(format!(" when {column} < "));
+        b.push_bind(*bound);
+        b.push(" then ");
+        b.push_bind(*bound);
+    }
+    b.push(" end");
+}
+
+/// ` and col >= first bound and col < last bound`, and the report's programme and region,
+/// of cases aliased `c`.
+pub fn push_report_filter<'a, DB: sqlx::Database>(
+    b: &mut sqlx::QueryBuilder<'a, DB>,
+    column: Option<&str>,
+    q: &ReportQuery,
+) where
+    DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB> + 'a,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB> + 'a,
+{
+    if let (Some(column), Some(first), Some(last)) = (column, q.bounds.first(), q.bounds.last()) {
+        b.push(format!(" and {column} >= "));
+        b.push_bind(*first);
+        b.push(format!(" and {column} < "));
+        b.push_bind(*last);
+    }
+    if let Some(p) = &q.program {
+        b.push(" and c.program = ");
+        b.push_bind(p.clone());
+    }
+    if let Some(r) = &q.region {
+        b.push(" and c.region = ");
+        b.push_bind(r.clone());
     }
 }
 
@@ -731,6 +795,98 @@ macro_rules! store_impl {
             }
             b.push(" group by c.program, c.status order by c.program, c.status");
             Ok(b.build_query_as::<ProgramCount>().fetch_all(&self.pool).await?)
+        }
+
+        async fn report_rows(&self, q: &ReportQuery) -> Result<ReportRows> {
+            let mut b = sqlx::QueryBuilder::<$db>::new("select c.program, c.region, ");
+            shared::push_month(&mut b, "t.due_at", q);
+            b.push(
+                " as bucket, count(*) as total, \
+                 count(case when t.status = 'done' then 1 end) as done, \
+                 count(case when t.status = 'cancelled' then 1 end) as cancelled, \
+                 count(case when t.status = 'done' and (t.completed_at > t.grace_until \
+                 or (t.grace_until is null and t.completed_at >= ",
+            );
+            shared::push_month_end(&mut b, "t.due_at", q);
+            b.push(
+                ")) then 1 end) as late \
+                 from tasks t join cases c on c.id = t.case_id \
+                 where t.kind <> 'outreach' and t.status in ('scheduled', 'done', 'cancelled')",
+            );
+            shared::push_report_filter(&mut b, Some("t.due_at"), q);
+            b.push(" group by 1, 2, 3");
+            let tasks = b.build_query_as::<ReportTasks>().persistent(false).fetch_all(&self.pool).await?;
+
+            // (what, detail, the time that places a row in its month, from and where) of the
+            // counts by month; then the standing ones, at `q.at`.
+            let monthly: [(&str, &str, &str, &str); 6] = [
+                ("'sent'", "o.channel", "o.sent_at",
+                 "outreach o join cases c on c.id = o.case_id where o.status = 'sent'"),
+                ("'not_sent'", "o.status || ':' || coalesce(o.reason, '')", "o.due_at",
+                 "outreach o join cases c on c.id = o.case_id \
+                  where o.status in ('held', 'failed', 'dead', 'cancelled')"),
+                ("case when k.withdraws is null then 'consent_given' else 'consent_withdrawn' end",
+                 "k.kind", "k.signed_at", "consents k join cases c on c.id = k.case_id where 1 = 1"),
+                ("'finding_opened'", "f.rule", "f.opened_at",
+                 "findings f join cases c on c.id = f.case_id where 1 = 1"),
+                ("'finding_closed'", "f.rule", "f.closed_at",
+                 "findings f join cases c on c.id = f.case_id where f.closed_at is not null"),
+                ("'case_new'", "c.program", "c.created_at", "cases c where 1 = 1"),
+            ];
+            let mut b = sqlx::QueryBuilder::<$db>::new("");
+            for (i, (what, detail, time, from)) in monthly.iter().enumerate() {
+                if i > 0 {
+                    b.push(" union all ");
+                }
+                b.push("select c.program as program, c.region as region, ");
+                shared::push_month(&mut b, time, q);
+                b.push(format!(
+                    " as bucket, {what} as what, coalesce({detail}, '') as detail, count(*) as count \
+                     from {from}"
+                ));
+                shared::push_report_filter(&mut b, Some(time), q);
+                b.push(" group by 1, 2, 3, 4, 5");
+            }
+            let standing: [(&str, &str, &str, &str); 3] = [
+                ("'consent_active'", "k.kind",
+                 "consents k join cases c on c.id = k.case_id where k.withdraws is null \
+                  and k.signed_at < ",
+                 " and (k.expires_at is null or k.expires_at > {at}) and not exists \
+                  (select 1 from consents w where w.withdraws = k.id and w.signed_at < {at})"),
+                ("'finding_open'", "f.rule",
+                 "findings f join cases c on c.id = f.case_id where f.opened_at < ",
+                 " and (f.closed_at is null or f.closed_at >= {at})"),
+                ("'case_open'", "c.program",
+                 "cases c where c.status = 'open' and c.created_at < ", ""),
+            ];
+            for (what, detail, from, rest) in standing {
+                b.push(format!(
+                    " union all select c.program, c.region, cast(-1 as bigint), {what}, \
+                     coalesce({detail}, ''), count(*) from {from}"
+                ));
+                b.push_bind(q.at);
+                // `{at}` stands for `q.at` again, bound once for each place.
+                let mut parts = rest.split("{at}");
+                if let Some(first) = parts.next() {
+                    b.push(first);
+                }
+                for part in parts {
+                    b.push_bind(q.at);
+                    b.push(part);
+                }
+                shared::push_report_filter(&mut b, None, q);
+                b.push(" group by 1, 2, 3, 4, 5");
+            }
+            let counts = b.build_query_as::<ReportCount>().persistent(false).fetch_all(&self.pool).await?;
+            Ok(ReportRows { tasks, counts })
+        }
+
+        async fn case_regions(&self) -> Result<Vec<String>> {
+            Ok(sqlx::query_scalar::<$db, String>(
+                "select distinct region from cases order by region",
+            )
+            .fetch_all(&self.pool)
+            .await?)
         }
 
         async fn consent_coverage(

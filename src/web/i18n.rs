@@ -147,6 +147,13 @@ const FIELD_MESSAGES: &[(&str, &str)] = &[
     ("is required{}", "msg-required"),
     ("must not be empty", "msg-required"),
     ("must be one of {}", "msg-one-of"),
+    ("must be a month (YYYY-MM) or a year (YYYY)", "msg-period"),
+    ("must be a year from {} to {}", "msg-period-year"),
+    ("the month must be from 01 to 12", "msg-period-month"),
+    (
+        "a supervisor's reports are of their own region",
+        "msg-report-region",
+    ),
     ("must be {} to {} characters", "msg-length"),
     ("must be at most {} characters", "msg-too-long"),
     ("must be at least {} characters", "msg-too-short"),

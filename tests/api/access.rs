@@ -438,6 +438,18 @@ fn table() -> Vec<Row> {
             None,
             only(&["supervisor", "coordinator", "ethics_reviewer"]),
         ),
+        row(
+            Method::GET,
+            "/api/v1/reports",
+            None,
+            only(&["admin", "supervisor", "ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/reports.csv",
+            None,
+            only(&["admin", "supervisor", "ethics_reviewer"]),
+        ),
         row(Method::GET, "/api/v1/break-glass/{grant}", None, grant_read),
         row(
             Method::POST,

@@ -56,6 +56,7 @@ mod pages_ethics;
 mod pages_family;
 mod pages_tasks;
 mod process;
+mod reports;
 mod running;
 mod schedule;
 mod security;

@@ -206,15 +206,20 @@ pub async fn consent_register_csv(
 
 /// A CSV download of the register, never cached.
 pub fn register_csv_response(body: String) -> axum::response::Response {
+    csv_download(body, "consent-register.csv")
+}
+
+/// A CSV download named `filename` (a plain ASCII name), never cached.
+pub fn csv_download(body: String, filename: &str) -> axum::response::Response {
     use axum::http::header;
     use axum::response::IntoResponse;
     (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                "attachment; filename=\"consent-register.csv\"",
+                format!("attachment; filename=\"{filename}\""),
             ),
         ],
         body,

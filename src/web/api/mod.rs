@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cases;
 pub mod consents;
 pub mod family;
+pub mod reports;
 pub mod schedule;
 pub mod tasks;
 pub mod users;
@@ -76,6 +77,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(consents::findings))
         .routes(routes!(consents::consent_register))
         .routes(routes!(consents::consent_register_csv))
+        .routes(routes!(reports::report))
+        .routes(routes!(reports::report_csv))
         .routes(routes!(consents::decide_finding))
         .routes(routes!(consents::review))
         .routes(routes!(consents::reveal))

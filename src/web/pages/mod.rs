@@ -17,6 +17,7 @@ pub mod form;
 pub mod home;
 pub mod letters;
 pub mod outreach;
+pub mod reports;
 pub mod tasks;
 pub mod view;
 
@@ -53,6 +54,7 @@ pub fn templates() -> impl Iterator<Item = &'static (&'static str, &'static str)
         .chain(family::TEMPLATES)
         .chain(audit::TEMPLATES)
         .chain(admin::TEMPLATES)
+        .chain(reports::TEMPLATES)
 }
 
 pub fn routes() -> Router<AppState> {
@@ -70,6 +72,7 @@ pub fn routes() -> Router<AppState> {
         .merge(family::routes())
         .merge(audit::routes())
         .merge(admin::routes())
+        .merge(reports::routes())
 }
 
 /// The stylesheet of every page (screen and print): the shared rules, then each area's.

@@ -116,7 +116,7 @@ async fn account_language(s: &AppState, u: &PageUser) -> Option<&'static str> {
 /// Where each role's work is; the first is its home.
 fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
     match role {
-        Role::Coordinator | Role::Supervisor => &[
+        Role::Coordinator => &[
             ("/", "nav-home"),
             ("/cases", "nav-cases"),
             ("/tasks", "nav-tasks"),
@@ -124,12 +124,22 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/letters", "nav-letters"),
             ("/calendar", "nav-calendar"),
         ],
+        Role::Supervisor => &[
+            ("/", "nav-home"),
+            ("/cases", "nav-cases"),
+            ("/tasks", "nav-tasks"),
+            ("/outreach", "nav-outreach"),
+            ("/letters", "nav-letters"),
+            ("/calendar", "nav-calendar"),
+            ("/reports", "nav-reports"),
+        ],
         Role::Volunteer => &[("/", "nav-my-visits"), ("/calendar", "nav-calendar")],
         Role::EthicsReviewer => &[
             ("/ethics/findings", "nav-findings"),
             ("/ethics/register", "nav-register"),
             ("/ethics/break-glass", "nav-break-glass"),
             ("/audit", "nav-audit"),
+            ("/reports", "nav-reports"),
         ],
         Role::Admin => &[
             ("/", "nav-home"),
@@ -138,6 +148,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/admin/templates", "nav-admin-templates"),
             ("/admin/keys", "nav-admin-keys"),
             ("/audit", "nav-audit"),
+            ("/reports", "nav-reports"),
         ],
         Role::Family => &[
             ("/me", "nav-me"),
