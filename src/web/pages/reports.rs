@@ -83,12 +83,15 @@ fn axis_top(n: i64) -> i64 {
     }
 }
 
+/// A chart's series: its name's catalogue key and how to read it from a month.
+type Series = (&'static str, fn(&MonthFigures) -> i64);
+
 /// Two series over the twelve months, as bars side by side: the geometry the template draws.
 fn chart(
     lang: &str,
     key: &str,
     months: &[MonthFigures],
-    series: [(&str, fn(&MonthFigures) -> i64); 2],
+    series: [Series; 2],
 ) -> Value {
     let top = axis_top(
         months
