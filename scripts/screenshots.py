@@ -59,6 +59,8 @@ PAGES = [
     ("admin-plan", "demo-admin", "/admin/plans/organ"),
     ("admin-templates", "demo-admin", "/admin/templates"),
     ("admin-keys", "demo-admin", "/admin/keys"),
+    ("reports", "demo-supervisor", "/reports"),
+    ("reports-year", "demo-admin", "/reports?period=2026"),
     ("family-home", "demo-family", "/me"),
     ("family-messages", "demo-family", "/me/messages"),
     ("family-preferences", "demo-family", "/me/preferences"),

@@ -461,6 +461,9 @@ fn assemble(c: &Checked, starts: &[NaiveDate], rows: ReportRows) -> Report {
             "not_sent" => {
                 g.outreach_not_sent += n.count;
                 let (status, reason) = n.detail.split_once(':').unwrap_or((&n.detail, ""));
+                // The reason's code only: some carry a detail after it ("channel_unconfigured:
+                // sms (…)"), which would split one reason into many rows.
+                let reason = reason.split([':', ' ']).next().unwrap_or_default();
                 if status == "held" {
                     g.outreach_held += n.count;
                 }
@@ -779,6 +782,20 @@ mod tests {
                 count("marrow", 11, "sent", "sms", 2),
                 count("organ", 11, "not_sent", "held:no_consent", 3),
                 count("organ", 11, "not_sent", "cancelled:opted_out", 1),
+                count(
+                    "organ",
+                    11,
+                    "not_sent",
+                    "held:channel_unconfigured: sms (unset)",
+                    1,
+                ),
+                count(
+                    "organ",
+                    11,
+                    "not_sent",
+                    "held:channel_unconfigured: email (unset)",
+                    1,
+                ),
                 count("organ", 2, "not_sent", "held:no_consent", 9),
                 count("organ", 11, "consent_given", "contact", 2),
                 count("organ", 11, "consent_withdrawn", "contact", 1),
@@ -803,7 +820,7 @@ mod tests {
         assert_eq!(t.followups_cancelled, 2);
         assert_eq!(
             (t.outreach_sent, t.outreach_not_sent, t.outreach_held),
-            (7, 4, 3)
+            (7, 6, 5)
         );
         assert_eq!(
             (t.consents_given, t.consents_withdrawn, t.consents_active),
@@ -831,6 +848,10 @@ mod tests {
         );
         assert_eq!(r.not_sent[0].reason, "no_consent");
         assert_eq!(
+            (r.not_sent[1].reason.as_str(), r.not_sent[1].count),
+            ("channel_unconfigured", 2)
+        );
+        assert_eq!(
             r.consents_by_kind,
             vec![ConsentKind {
                 kind: "contact".into(),
@@ -844,6 +865,6 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert!(lines[0].starts_with("period,program,region,cases_new,"));
         assert_eq!(lines[0].split(',').count(), 3 + CSV_COLUMNS.len());
-        assert!(lines[3].starts_with("2026-03,all,all,0,40,8,6,1,2,2,7,3,4,2,1,7,0,1,2"));
+        assert!(lines[3].starts_with("2026-03,all,all,0,40,8,6,1,2,2,7,5,6,2,1,7,0,1,2"));
     }
 }

@@ -976,6 +976,12 @@ async fn an_admin_manages_accounts_plans_templates_and_keys_in_chromium() {
     b.wait_for("id=\"rewrap-status\"").await;
     b.check("admin-keys-rotated").await;
 
+    b.go(&format!("http://{addr}/reports?period=2026")).await;
+    b.wait_for("id=\"trend-h\"").await;
+    b.check("reports-year").await;
+    b.click("details.no-print > summary").await;
+    b.check("reports-year-months").await;
+
     b.go(&format!("http://{addr}/account/totp")).await;
     b.click("form[action='/account/totp/begin'] button").await;
     b.wait_for("id=\"totp-qr\"").await;

@@ -483,10 +483,11 @@ impl HelperDef for Field {
                     t(label_key)
                 ));
                 if !required || text.is_empty() {
-                    html.push_str(&format!(
-                        r#"<option value="">{}</option>"#,
-                        t("form-choose")
-                    ));
+                    // A filter's empty choice says what it means (`blank="filter-all"`).
+                    let blank = opt("blank")
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_else(|| "form-choose".into());
+                    html.push_str(&format!(r#"<option value="">{}</option>"#, t(&blank)));
                 }
                 for (value, label) in &options {
                     let sel = if *value == text { " selected" } else { "" };

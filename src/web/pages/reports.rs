@@ -87,12 +87,7 @@ fn axis_top(n: i64) -> i64 {
 type Series = (&'static str, fn(&MonthFigures) -> i64);
 
 /// Two series over the twelve months, as bars side by side: the geometry the template draws.
-fn chart(
-    lang: &str,
-    key: &str,
-    months: &[MonthFigures],
-    series: [Series; 2],
-) -> Value {
+fn chart(lang: &str, key: &str, months: &[MonthFigures], series: [Series; 2]) -> Value {
     let top = axis_top(
         months
             .iter()
@@ -241,7 +236,12 @@ async fn report_page(
             "body": body,
             "choose_region": choose_region,
             "own_region": user.actor.region,
-            "values": {"period": q.period, "program": q.program, "region": q.region},
+            // The period shown is the one counted, also when none was asked for.
+            "values": {
+                "period": blank_none(&q.period).or_else(|| report.as_ref().map(|r| r.period.clone())),
+                "program": q.program,
+                "region": q.region,
+            },
             "errors": errors,
             "options": {
                 "program": options("program", &programs),
