@@ -10,6 +10,9 @@
 //! 3. with `DONORCARE_BENCH_POSTGRES` (an admin URL), the restore into a fresh PostgreSQL
 //!    database and a backup from there.
 //!
+//! Before those, the monthly and yearly reports (`domain::reports::compute`) over the same data
+//! set, in process: median of five of each (target: under 2 s over 100k cases).
+//!
 //! Peak memory is the child's `VmHWM`, read from `/proc` until it exits. Targets (DESIGN.md):
 //! backup and restore of 100k cases in under 60 s each, with flat memory.
 
@@ -218,6 +221,37 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// The reports of a year and of a month over the data set: median and slowest of five each.
+async fn reports(dir: &Path) -> Result<()> {
+    use donorcare::domain::reports::{compute, Checked, Period};
+    let (svc, _) = services_in(dir).await?;
+    for period in ["2025", "2026", "2025-06"] {
+        let c = Checked {
+            period: Period::parse(period).map_err(anyhow::Error::msg)?,
+            program: None,
+            region: None,
+        };
+        let mut times = Vec::new();
+        let mut due = 0;
+        for _ in 0..5 {
+            let started = Instant::now();
+            let r = compute(&svc, &c, bench_now()).await?;
+            times.push(started.elapsed());
+            due = r.totals.followups_due;
+        }
+        times.sort();
+        println!(
+            "report {period}: median {:.0} ms, slowest {:.0} ms ({} follow-ups due in it); \
+             target < 2 s: {}",
+            times[2].as_secs_f64() * 1e3,
+            times[4].as_secs_f64() * 1e3,
+            due,
+            verdict(times[4] < Duration::from_secs(2))
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let n = std::env::var("DONORCARE_BENCH_BACKUP_CASES")
@@ -231,6 +265,7 @@ async fn main() -> Result<()> {
     );
     let dir = target_dir().join("bench-data").join(format!("backup-{n}"));
     let recovery = data_set(&dir, n).await?;
+    reports(&dir).await?;
     let work = dir.join("runs");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;

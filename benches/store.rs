@@ -272,6 +272,7 @@ async fn read_encrypted(svc: &Services, walk: Walk, decrypt_rows: bool) -> Resul
         let mut rows = svc
             .store
             .list_cases(&CaseQuery {
+                consent_in_force: None,
                 scope: CaseScope::All,
                 program: None,
                 status: None,
@@ -480,6 +481,7 @@ async fn read_benchmark() -> Result<Vec<String>> {
     let fetched = svc
         .store
         .list_cases(&CaseQuery {
+            consent_in_force: None,
             scope: CaseScope::All,
             program: None,
             status: None,
@@ -709,6 +711,7 @@ async fn search_once(
             let mut rows = svc
                 .store
                 .list_cases(&CaseQuery {
+                    consent_in_force: None,
                     scope: CaseScope::Region(region.into()),
                     program: None,
                     status: None,

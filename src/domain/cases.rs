@@ -567,6 +567,20 @@ pub async fn case_key(svc: &Services, row: &CaseRow) -> Result<Option<SecretKey>
     }
 }
 
+/// A listed case opened with the keyring at hand (no donor, donation or notes once erased).
+/// Reading it is the caller's to audit.
+pub fn open_listed(
+    svc: &Services,
+    ring: &crate::crypto::keyring::Keyring,
+    row: &CaseRow,
+) -> Result<CaseView> {
+    let opened = match wrapped(row) {
+        None => None,
+        Some(w) => Some(open_row(&svc.keys.unwrap_with(ring, &row.id, &w)?, row)?),
+    };
+    view(row, opened)
+}
+
 fn view(row: &CaseRow, opened: Option<Opened>) -> Result<CaseView> {
     let (donor, donation, notes) = match opened {
         Some(o) => (Some(o.donor), Some(o.donation), o.notes),
@@ -1033,6 +1047,7 @@ pub async fn list(
     let rows = svc
         .store
         .list_cases(&CaseQuery {
+            consent_in_force: None,
             scope,
             program: program.map(|p| p.as_str().to_string()),
             status: status.map(|s| s.as_str().to_string()),
@@ -1045,13 +1060,7 @@ pub async fn list(
         rows,
         limit,
         |r| r.id.clone(),
-        |row| {
-            let opened = match wrapped(&row) {
-                None => None,
-                Some(w) => Some(open_row(&svc.keys.unwrap_with(&ring, &row.id, &w)?, &row)?),
-            };
-            view(&row, opened)
-        },
+        |row| open_listed(svc, &ring, &row),
     )?;
     // Each case shown is a view of personal data: one entry per case, one commit per page.
     let reason = if searched { "search" } else { "list" };

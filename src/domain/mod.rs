@@ -14,6 +14,7 @@ pub mod ethics;
 pub mod family;
 pub mod feeds;
 pub mod findings;
+pub mod honour;
 pub mod keys;
 pub mod outreach;
 pub mod register;

@@ -324,6 +324,9 @@ pub struct CaseQuery {
     pub status: Option<String>,
     /// Blind-index term that a case must carry.
     pub term: Option<Vec<u8>>,
+    /// Only cases holding a consent of this kind about the donor, in force at this time (not
+    /// withdrawn, not expired): the honour roll's `publicity`.
+    pub consent_in_force: Option<(String, DateTime<Utc>)>,
     /// Return cases whose id sorts after this one.
     pub after: Option<String>,
     pub limit: i64,

@@ -708,6 +708,15 @@ macro_rules! store_impl {
                 b.push(" and c.status = ");
                 b.push_bind(s.clone());
             }
+            if let Some((kind, at)) = &q.consent_in_force {
+                b.push(" and exists (select 1 from consents p where p.case_id = c.id and p.kind = ");
+                b.push_bind(kind.clone());
+                b.push(" and p.subject = 'donor' and p.withdraws is null and p.signed_at <= ");
+                b.push_bind(*at);
+                b.push(" and (p.expires_at is null or p.expires_at > ");
+                b.push_bind(*at);
+                b.push(") and not exists (select 1 from consents w where w.withdraws = p.id))");
+            }
             if let Some(after) = &q.after {
                 b.push(" and c.id > ");
                 b.push_bind(after.clone());

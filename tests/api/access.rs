@@ -164,6 +164,7 @@ fn table() -> Vec<Row> {
         json!({"full_name": "Table Kin", "relationship": "sibling", "preferred_channel": "portal"});
     vec![
         row(Method::GET, "/api/v1/cases/{case}", None, case_rw),
+        row(Method::GET, "/api/v1/cases/{case}/certificate", None, case_rw),
         row(
             Method::PATCH,
             "/api/v1/cases/{case}",
@@ -449,6 +450,18 @@ fn table() -> Vec<Row> {
             "/api/v1/reports.csv",
             None,
             only(&["admin", "supervisor", "ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/honour-roll",
+            None,
+            only(&["supervisor", "coordinator"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/honour-roll.csv",
+            None,
+            only(&["supervisor", "coordinator"]),
         ),
         row(Method::GET, "/api/v1/break-glass/{grant}", None, grant_read),
         row(

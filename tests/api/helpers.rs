@@ -339,6 +339,7 @@ impl TestApp {
             .svc
             .store
             .list_cases(&donorcare::store::CaseQuery {
+                consent_in_force: None,
                 scope: donorcare::store::CaseScope::All,
                 program: None,
                 status: None,

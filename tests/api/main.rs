@@ -47,6 +47,7 @@ mod consents;
 mod delivery;
 mod encryption;
 mod helpers;
+mod honour;
 mod keys;
 mod pages;
 mod pages_admin;

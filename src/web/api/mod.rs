@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cases;
 pub mod consents;
 pub mod family;
+pub mod honour;
 pub mod reports;
 pub mod schedule;
 pub mod tasks;
@@ -78,6 +79,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(consents::consent_register))
         .routes(routes!(consents::consent_register_csv))
         .routes(routes!(reports::report))
+        .routes(routes!(honour::roll))
+        .routes(routes!(honour::roll_csv))
+        .routes(routes!(honour::certificate))
         .routes(routes!(reports::report_csv))
         .routes(routes!(consents::decide_finding))
         .routes(routes!(consents::review))

@@ -15,6 +15,7 @@ pub mod ethics;
 pub mod family;
 pub mod form;
 pub mod home;
+pub mod honour;
 pub mod letters;
 pub mod outreach;
 pub mod reports;
@@ -55,6 +56,7 @@ pub fn templates() -> impl Iterator<Item = &'static (&'static str, &'static str)
         .chain(audit::TEMPLATES)
         .chain(admin::TEMPLATES)
         .chain(reports::TEMPLATES)
+        .chain(honour::TEMPLATES)
 }
 
 pub fn routes() -> Router<AppState> {
@@ -73,6 +75,7 @@ pub fn routes() -> Router<AppState> {
         .merge(audit::routes())
         .merge(admin::routes())
         .merge(reports::routes())
+        .merge(honour::routes())
 }
 
 /// The stylesheet of every page (screen and print): the shared rules, then each area's.

@@ -123,6 +123,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/outreach", "nav-outreach"),
             ("/letters", "nav-letters"),
             ("/calendar", "nav-calendar"),
+            ("/honour-roll", "nav-honour"),
         ],
         Role::Supervisor => &[
             ("/", "nav-home"),
@@ -131,6 +132,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/outreach", "nav-outreach"),
             ("/letters", "nav-letters"),
             ("/calendar", "nav-calendar"),
+            ("/honour-roll", "nav-honour"),
             ("/reports", "nav-reports"),
         ],
         Role::Volunteer => &[("/", "nav-my-visits"), ("/calendar", "nav-calendar")],
