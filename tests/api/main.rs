@@ -48,6 +48,7 @@ mod delivery;
 mod encryption;
 mod helpers;
 mod keys;
+mod marrow;
 mod pages;
 mod pages_admin;
 mod pages_care;

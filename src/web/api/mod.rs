@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cases;
 pub mod consents;
 pub mod family;
+pub mod marrow;
 pub mod schedule;
 pub mod tasks;
 pub mod users;
@@ -85,4 +86,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
             consents::upload_attachment,
             consents::download_attachment
         ))
+        .routes(routes!(marrow::create_event, marrow::case_events))
+        .routes(routes!(marrow::list_events))
+        .routes(routes!(marrow::get_event, marrow::update_event))
+        .routes(routes!(marrow::export))
+        .routes(routes!(marrow::export_csv))
 }
