@@ -55,6 +55,7 @@ mod pages_care;
 mod pages_consents;
 mod pages_ethics;
 mod pages_family;
+mod pages_marrow;
 mod pages_tasks;
 mod process;
 mod running;

@@ -16,6 +16,7 @@ pub mod family;
 pub mod form;
 pub mod home;
 pub mod letters;
+pub mod marrow;
 pub mod outreach;
 pub mod tasks;
 pub mod view;
@@ -44,6 +45,7 @@ pub fn templates() -> impl Iterator<Item = &'static (&'static str, &'static str)
         .chain(account::TEMPLATES)
         .chain(home::TEMPLATES)
         .chain(cases::TEMPLATES)
+        .chain(marrow::TEMPLATES)
         .chain(tasks::TEMPLATES)
         .chain(outreach::TEMPLATES)
         .chain(calendar::TEMPLATES)
@@ -61,6 +63,7 @@ pub fn routes() -> Router<AppState> {
         .merge(account::routes())
         .merge(home::routes())
         .merge(cases::routes())
+        .merge(marrow::routes())
         .merge(tasks::routes())
         .merge(outreach::routes())
         .merge(calendar::routes())

@@ -119,6 +119,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
         Role::Coordinator | Role::Supervisor => &[
             ("/", "nav-home"),
             ("/cases", "nav-cases"),
+            ("/adverse-events", "nav-adverse-events"),
             ("/tasks", "nav-tasks"),
             ("/outreach", "nav-outreach"),
             ("/letters", "nav-letters"),
@@ -129,6 +130,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/ethics/findings", "nav-findings"),
             ("/ethics/register", "nav-register"),
             ("/ethics/break-glass", "nav-break-glass"),
+            ("/adverse-events", "nav-adverse-events"),
             ("/audit", "nav-audit"),
         ],
         Role::Admin => &[
