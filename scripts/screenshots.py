@@ -35,6 +35,8 @@ PAGES = [
     ("contact-new", "demo-coordinator", "first-case/contacts/new"),
     ("consent-new", "demo-coordinator", "first-case/consents/new"),
     ("task-new", "demo-coordinator", "first-case/tasks/new"),
+    ("adverse-events", "demo-coordinator", "/adverse-events"),
+    ("adverse-events-supervisor", "demo-supervisor", "/adverse-events"),
     ("tasks", "demo-coordinator", "/tasks"),
     ("outreach", "demo-coordinator", "/outreach"),
     ("outreach-message", "demo-coordinator", "first-message"),

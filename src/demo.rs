@@ -198,6 +198,40 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
                 };
                 consents::record(svc, &coordinator, &case.id, registry, now).await?;
             }
+            if i == 0 || i == 3 {
+                // Bone pain during mobilisation (PBSC), and a sore hip after a harvest that
+                // was reported to the registry and has passed.
+                let (days, category, grade, outcome, reported, text) = if i == 0 {
+                    (
+                        -2,
+                        "pain",
+                        1,
+                        "recovering",
+                        None,
+                        "动员期注射后腰背部骨痛，服用止痛药后缓解。",
+                    )
+                } else {
+                    (
+                        1,
+                        "pain",
+                        2,
+                        "resolved",
+                        Some(donated + Duration::days(5)),
+                        "采集后髋部穿刺处疼痛，一周内好转。",
+                    )
+                };
+                let event = crate::domain::adverse_events::AdverseEventInput {
+                    occurred_on: Some((donated + Duration::days(days)).to_string()),
+                    category: Some(category.into()),
+                    grade: Some(grade),
+                    relation: Some("related".into()),
+                    outcome: Some(outcome.into()),
+                    reported_on: reported.map(|d| d.to_string()),
+                    description: Some(text.into()),
+                };
+                crate::domain::adverse_events::create(svc, &coordinator, &case.id, event, now)
+                    .await?;
+            }
         }
         first_case.get_or_insert(case.id);
     }

@@ -87,6 +87,16 @@ pub enum Action {
     ListOutreachAttention,
     /// Read the monthly and yearly reports (counts only; a supervisor's of their region).
     ReadReports,
+    /// Record an adverse event on a marrow case.
+    RecordAdverseEvent,
+    /// Change an adverse event (its outcome, when it was reported, …).
+    UpdateAdverseEvent,
+    /// Read a case's adverse events (their descriptions only with `reads_health_notes`).
+    ReadAdverseEvents,
+    /// List adverse events across the cases of one's scope.
+    ListAdverseEvents,
+    /// The registry's pseudonymous report of adverse events.
+    ExportAdverseEvents,
 }
 
 impl Action {
@@ -132,6 +142,11 @@ impl Action {
             Action::PrintLetters => "letters.print",
             Action::ListOutreachAttention => "outreach.attention",
             Action::ReadReports => "report.view",
+            Action::RecordAdverseEvent => "adverse_event.record",
+            Action::UpdateAdverseEvent => "adverse_event.update",
+            Action::ReadAdverseEvents => "adverse_event.view",
+            Action::ListAdverseEvents => "adverse_event.list",
+            Action::ExportAdverseEvents => "adverse_event.export",
         }
     }
 }
@@ -173,7 +188,8 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
             Supervisor,
             ReadCase | UpdateCase | ManageContacts | AssignCase | InviteContact | RequestErasure
             | CreateTask | RecordConsent | ReadConsent | ReadOutreach | ManageSchedule
-            | ReleaseOutreach | CancelOutreach,
+            | ReleaseOutreach | CancelOutreach | RecordAdverseEvent | UpdateAdverseEvent
+            | ReadAdverseEvents,
             Resource::Case { region, .. },
         ) => {
             if in_region(region) {
@@ -185,7 +201,8 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (
             Coordinator,
             ReadCase | UpdateCase | ManageContacts | InviteContact | CreateTask | RecordConsent
-            | ReadConsent | ReadOutreach | ManageSchedule | ReleaseOutreach | CancelOutreach,
+            | ReadConsent | ReadOutreach | ManageSchedule | ReleaseOutreach | CancelOutreach
+            | RecordAdverseEvent | UpdateAdverseEvent | ReadAdverseEvents,
             Resource::Case {
                 assigned,
                 break_glass,
@@ -213,6 +230,13 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (Coordinator | Supervisor, PrintLetters | ListOutreachAttention, Resource::System) => {
             Ok(())
         }
+        // Adverse events are the donor's health: the case's own staff record and read them.
+        // Ethics reviewers oversee donor safety: they read every case's events without the
+        // descriptions (health notes are not theirs), and with supervisors (their region)
+        // export the registry's pseudonymous report. Admins hold no case content.
+        (EthicsReviewer, ReadAdverseEvents, Resource::Case { .. }) => Ok(()),
+        (Coordinator | Supervisor | EthicsReviewer, ListAdverseEvents, Resource::System) => Ok(()),
+        (Supervisor | EthicsReviewer, ExportAdverseEvents, Resource::System) => Ok(()),
         // Ethics reviewers read every consent record (not the rest of the case).
         (EthicsReviewer, ReadConsent, Resource::Case { .. }) => Ok(()),
         (Coordinator | Supervisor | EthicsReviewer, ListConsents, Resource::System) => Ok(()),
@@ -257,6 +281,22 @@ pub fn case_scope(actor: &Actor) -> Result<CaseScope> {
     match actor.role {
         Role::Supervisor => Ok(CaseScope::Region(actor.region.clone().unwrap_or_default())),
         Role::Coordinator => Ok(CaseScope::AssignedTo(actor.user_id.clone())),
+        _ => Err(Error::Forbidden),
+    }
+}
+
+/// Whether `role`, reading a case's records, also reads its visit and health notes (the
+/// access table's "visit and health notes": the case's coordinator and supervisor only).
+pub fn reads_health_notes(role: Role) -> bool {
+    matches!(role, Role::Coordinator | Role::Supervisor)
+}
+
+/// The cases whose adverse events a listing or the registry's report may hold for `actor`.
+pub fn adverse_event_scope(actor: &Actor) -> Result<CaseScope> {
+    match actor.role {
+        Role::Supervisor => Ok(CaseScope::Region(actor.region.clone().unwrap_or_default())),
+        Role::Coordinator => Ok(CaseScope::AssignedTo(actor.user_id.clone())),
+        Role::EthicsReviewer => Ok(CaseScope::All),
         _ => Err(Error::Forbidden),
     }
 }
@@ -322,6 +362,41 @@ mod tests {
                 Ok(()) => assert_eq!(role, Role::EthicsReviewer),
                 Err(e) => assert!(matches!(e, Error::Forbidden), "{role}: {e}"),
             }
+        }
+    }
+
+    #[test]
+    fn adverse_events_are_for_the_case_staff_and_ethics_reviewers_read_and_export_them() {
+        let case = |assigned| Resource::Case {
+            region: "north",
+            assigned,
+            break_glass: false,
+        };
+        let code = |r: Result<()>| match r {
+            Ok(()) => 200,
+            Err(Error::NotFound) => 404,
+            Err(_) => 403,
+        };
+        for role in Role::ALL.iter().copied() {
+            let a = actor(role);
+            let got = [
+                code(authorize(&a, Action::RecordAdverseEvent, case(true))),
+                code(authorize(&a, Action::RecordAdverseEvent, case(false))),
+                code(authorize(&a, Action::ReadAdverseEvents, case(false))),
+                code(authorize(&a, Action::ListAdverseEvents, Resource::System)),
+                code(authorize(&a, Action::ExportAdverseEvents, Resource::System)),
+            ];
+            let want = match role {
+                Role::Coordinator => [200, 404, 404, 200, 403],
+                Role::Supervisor => [200, 200, 200, 200, 200],
+                Role::EthicsReviewer => [403, 403, 200, 200, 200],
+                _ => [403; 5],
+            };
+            assert_eq!(got, want, "{role}");
+            assert_eq!(
+                reads_health_notes(role),
+                matches!(role, Role::Coordinator | Role::Supervisor)
+            );
         }
     }
 

@@ -2,6 +2,7 @@
 //! arguments, decide access through `policy::authorize`, and know nothing of HTTP.
 
 pub mod accounts;
+pub mod adverse_events;
 pub mod attachments;
 pub mod audit_view;
 pub mod break_glass;

@@ -85,6 +85,36 @@ pub const TEMPLATES: &[(&str, &str, &str)] = &[
         include_str!("../../templates/outreach/blood_donation_reminder.zh-CN.hbs"),
     ),
     (
+        "blood_donation_resume",
+        "en",
+        include_str!("../../templates/outreach/blood_donation_resume.en.hbs"),
+    ),
+    (
+        "blood_donation_resume",
+        "zh-CN",
+        include_str!("../../templates/outreach/blood_donation_resume.zh-CN.hbs"),
+    ),
+    (
+        "second_donation_window",
+        "en",
+        include_str!("../../templates/outreach/second_donation_window.en.hbs"),
+    ),
+    (
+        "second_donation_window",
+        "zh-CN",
+        include_str!("../../templates/outreach/second_donation_window.zh-CN.hbs"),
+    ),
+    (
+        "second_donation_window_closed",
+        "en",
+        include_str!("../../templates/outreach/second_donation_window_closed.en.hbs"),
+    ),
+    (
+        "second_donation_window_closed",
+        "zh-CN",
+        include_str!("../../templates/outreach/second_donation_window_closed.zh-CN.hbs"),
+    ),
+    (
         "memorial_invitation",
         "en",
         include_str!("../../templates/outreach/memorial_invitation.en.hbs"),
@@ -277,10 +307,14 @@ fn fill(
     let years = occurrence
         .and_then(|k| k.strip_prefix('y'))
         .and_then(|n| n.parse::<u32>().ok());
-    let blood_months = if donation.kind == "marrow" { 12 } else { 6 };
-    let blood_until = donation
+    let blood_until = crate::schedule::marrow::blood_until(&donation.kind, donation.date);
+    // A kind that opens no window (lymphocytes) still has the date its first collection's
+    // window would close; the plan sends these messages only after a first collection.
+    let second_window_until = donation
         .date
-        .checked_add_months(chrono::Months::new(blood_months))
+        .checked_add_months(chrono::Months::new(
+            crate::schedule::marrow::SECOND_WINDOW_YEARS * 12,
+        ))
         .unwrap_or(donation.date);
     let ctx = serde_json::json!({
         "recipient_name": recipient_name,
@@ -290,6 +324,7 @@ fn fill(
         "mourning_day": occurrence.map(|k| mourning_name(k, lang)).unwrap_or(""),
         "donation_date": donation.date.to_string(),
         "blood_until": blood_until.to_string(),
+        "second_window_until": second_window_until.to_string(),
         "organisation": if lang == "en" { "The Red Cross donor care team" } else { "红十字会捐献者关爱组" },
     });
     let text = hb
@@ -1491,4 +1526,45 @@ pub async fn sample_preview(
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(template: &str, lang: &str, kind: &str) -> String {
+        let donation = cases::Donation {
+            date: NaiveDate::from_ymd_opt(2026, 3, 14).unwrap(),
+            kind: kind.into(),
+            hospital: None,
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 3, 17).unwrap();
+        fill(
+            templates().unwrap(),
+            template,
+            lang,
+            "Ms Li",
+            "Ms Li",
+            &donation,
+            None,
+            day,
+        )
+        .unwrap()
+        .body
+    }
+
+    #[test]
+    fn the_blood_donation_messages_name_the_day_the_deferral_ends_by_kind() {
+        for t in ["blood_donation_reminder", "blood_donation_resume"] {
+            assert!(body(t, "en", "pbsc").contains("2026-09-14"), "{t}");
+            assert!(body(t, "zh-CN", "marrow").contains("2027-03-14"), "{t}");
+        }
+    }
+
+    #[test]
+    fn the_second_donation_window_messages_name_its_close() {
+        assert!(body("second_donation_window", "en", "pbsc").contains("Until 2028-03-14"));
+        assert!(body("second_donation_window", "zh-CN", "marrow").contains("2028-03-14"));
+        assert!(body("second_donation_window_closed", "en", "marrow").contains("2026-03-14"));
+    }
 }

@@ -2,4 +2,5 @@
 //! materialises what they compute.
 
 pub mod calendar;
+pub mod marrow;
 pub mod plan;

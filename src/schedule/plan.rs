@@ -7,16 +7,20 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::calendar::{self, Festival};
+use super::marrow;
 use crate::error::Validator;
 
 /// Built-in outreach templates (each in zh-CN and en under `templates/outreach/`).
-pub const TEMPLATES: [&str; 8] = [
+pub const TEMPLATES: [&str; 11] = [
     "anniversary_letter",
     "qingming",
     "spring_festival",
     "mourning_day",
     "marrow_followup",
     "blood_donation_reminder",
+    "blood_donation_resume",
+    "second_donation_window",
+    "second_donation_window_closed",
     "memorial_invitation",
     "birthday",
 ];
@@ -494,6 +498,24 @@ fn festival(id: &str, f: &str, template: &str) -> Rule {
     )
 }
 
+/// The message on the day a blood-donation deferral of `months` ends, for the kinds it follows.
+fn blood_donation_resume(id: &str, months: u32) -> Rule {
+    outreach(
+        Rule {
+            donation_kinds: Some(marrow::kinds_deferred_for(months)),
+            ..offset(id, "outreach", "donation", &format!("{months}m"))
+        },
+        "blood_donation_resume",
+    )
+}
+
+fn first_collections() -> Vec<String> {
+    marrow::FIRST_COLLECTIONS
+        .iter()
+        .map(|k| k.to_string())
+        .collect()
+}
+
 /// The default plan of a programme (DESIGN.md, "Programs and the care they need").
 pub fn default_rules(program: &str) -> Vec<Rule> {
     match program {
@@ -512,13 +534,34 @@ pub fn default_rules(program: &str) -> Vec<Rule> {
                 last_year: Some(10),
                 ..rule("call_yearly", "anniversary", "call")
             },
+            // After the collection: until when not to give blood (the date depends on the
+            // kind, `marrow::blood_until`), and a word on the day it ends.
             outreach(
                 offset("blood_donation_reminder", "outreach", "donation", "3d"),
                 "blood_donation_reminder",
             ),
+            blood_donation_resume("blood_donation_resume", 6),
+            blood_donation_resume("blood_donation_resume_marrow", 12),
+            // The second-donation window runs from a first collection for two years: told once
+            // the donor has recovered (with the day-30 call), and again when it closes.
             outreach(
-                offset("second_donation_window", "outreach", "donation", "30d"),
-                "marrow_followup",
+                Rule {
+                    donation_kinds: Some(first_collections()),
+                    ..offset("second_donation_window", "outreach", "donation", "30d")
+                },
+                "second_donation_window",
+            ),
+            outreach(
+                Rule {
+                    donation_kinds: Some(first_collections()),
+                    ..offset(
+                        "second_donation_window_closed",
+                        "outreach",
+                        "donation",
+                        &format!("{}y", marrow::SECOND_WINDOW_YEARS),
+                    )
+                },
+                "second_donation_window_closed",
             ),
             outreach(
                 Rule {
@@ -658,6 +701,83 @@ mod tests {
         );
         assert_eq!(find("call_month_6"), [d("2026-07-31")]);
         assert_eq!(find("call_yearly"), [d("2027-01-31")]);
+    }
+
+    /// The marrow plan's outreach dates for a donation of `kind` on `date`, by rule.
+    fn marrow_outreach(kind: &str, date: &str) -> Vec<(String, NaiveDate)> {
+        let a = Anchors {
+            donation: Some(d(date)),
+            donation_kind: Some(kind.into()),
+            ..Anchors::default()
+        };
+        occurrences(
+            &default_rules("marrow"),
+            &a,
+            &CasePreferences::default(),
+            d(date),
+            d(date) + Duration::days(3 * 366),
+            nine(),
+            chrono_tz::Asia::Shanghai,
+        )
+        .into_iter()
+        .filter(|o| o.action == "outreach" && o.rule_id != "donation_anniversary")
+        .map(|o| (o.rule_id, o.local.date()))
+        .collect()
+    }
+
+    #[test]
+    fn after_a_pbsc_collection_blood_waits_six_months_and_the_window_closes_at_two_years() {
+        assert_eq!(
+            marrow_outreach("pbsc", "2026-01-31"),
+            [
+                ("blood_donation_reminder".to_string(), d("2026-02-03")),
+                ("blood_donation_resume".into(), d("2026-07-31")),
+                ("second_donation_window".into(), d("2026-03-02")),
+                ("second_donation_window_closed".into(), d("2028-01-31")),
+            ]
+        );
+    }
+
+    #[test]
+    fn after_a_marrow_harvest_blood_waits_twelve_months() {
+        assert_eq!(
+            marrow_outreach("marrow", "2026-03-14"),
+            [
+                ("blood_donation_reminder".to_string(), d("2026-03-17")),
+                ("blood_donation_resume_marrow".into(), d("2027-03-14")),
+                ("second_donation_window".into(), d("2026-04-13")),
+                ("second_donation_window_closed".into(), d("2028-03-14")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_lymphocyte_donation_opens_no_second_window() {
+        assert_eq!(
+            marrow_outreach("lymphocytes", "2026-03-14"),
+            [
+                ("blood_donation_reminder".to_string(), d("2026-03-17")),
+                ("blood_donation_resume".into(), d("2026-09-14")),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_plan_and_the_messages_agree_on_the_dates() {
+        for (kind, resume) in [("pbsc", "2026-09-14"), ("marrow", "2027-03-14")] {
+            let got = marrow_outreach(kind, "2026-03-14");
+            let rule_date = got
+                .iter()
+                .find(|(r, _)| r.starts_with("blood_donation_resume"))
+                .map(|(_, d)| *d);
+            assert_eq!(rule_date, Some(d(resume)), "{kind}");
+            assert_eq!(marrow::blood_until(kind, d("2026-03-14")), d(resume));
+            let closed = got
+                .iter()
+                .find(|(r, _)| r == "second_donation_window_closed")
+                .map(|(_, d)| *d);
+            assert_eq!(closed, marrow::second_window_closes(kind, d("2026-03-14")));
+        }
     }
 
     #[test]

@@ -149,6 +149,10 @@ pub static TABLES: &[Table] = &[
         id Text, case_id Text, user_id Text, reason Bytes, granted_at Time, expires_at Time),
     table!("break_glass_reviews" order by "id":
         id Text, grant_id Text, reviewer_id Text, decision Text, note Bytes, reviewed_at Time),
+    table!("adverse_events" order by "id":
+        id Text, case_id Text, occurred_on Date, category Text, grade Int, relation Text,
+        outcome Text, reported_on Date, description Bytes, created_by Text, created_at Time,
+        updated_by Text, updated_at Time),
     table!("reveals" order by "id":
         id Text, case_id Text, user_id Text, reason Bytes, revealed_at Time),
     table!("tasks" order by "id":

@@ -5,6 +5,7 @@
 
 mod cached;
 pub mod dump;
+mod marrow;
 mod postgres;
 mod schedule;
 mod shared;
@@ -18,6 +19,7 @@ use chrono::{DateTime, Utc};
 use crate::audit::AuditEntry;
 use crate::error::Result;
 pub use cached::{AtGeneration, CachedReads, CaseBundle, TokenUser};
+pub use marrow::*;
 pub use schedule::*;
 
 pub use postgres::PgStore;
@@ -474,7 +476,7 @@ pub struct WrappedCaseKey {
 }
 
 #[async_trait::async_trait]
-pub trait Store: ScheduleStore + Send + Sync + 'static {
+pub trait Store: ScheduleStore + MarrowStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> Result<()>;

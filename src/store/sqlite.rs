@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool};
 
 use super::cached::ReadCache;
+use super::marrow::marrow_impl;
 use super::schedule::schedule_impl;
 use super::shared::{self, shared_store_helpers, store_impl};
 use super::*;
@@ -169,6 +170,7 @@ fn is_stale_head(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.message().contains("audit chain"))
 }
 schedule_impl!(SqliteStore, Sqlite, SQLITE_CLAIM);
+marrow_impl!(SqliteStore, Sqlite);
 
 super::dump::dump_impl!(
     SqliteStore,

@@ -237,6 +237,12 @@ const FIELD_MESSAGES: &[(&str, &str)] = &[
         "msg-program-fixed",
     ),
     ("is not a known field", "msg-unknown-field"),
+    (
+        "must not be more than {} days before the collection ({})",
+        "msg-ae-before-collection",
+    ),
+    ("must not be before the event", "msg-ae-reported-early"),
+    ("must not be before from", "msg-range"),
 ];
 
 /// `text` when it has the shape of `pattern`, with the values that stood for its `{}`.

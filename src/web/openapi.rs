@@ -145,6 +145,11 @@ const CREATIONS: &[Creation] = &[
         method: "post",
         schemas: crate::domain::contacts::ON_CREATE,
     },
+    Creation {
+        path: "/api/v1/cases/{id}/adverse-events",
+        method: "post",
+        schemas: crate::domain::adverse_events::ON_CREATE,
+    },
 ];
 
 /// The schema of a required field: as the optional one, without null.

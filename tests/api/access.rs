@@ -5,7 +5,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{organ_case, TestApp, TestUser};
+use crate::helpers::{marrow_case, organ_case, TestApp, TestUser};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ownership {
@@ -54,6 +54,12 @@ fn consent_read(role: &str, own: Ownership) -> Expect {
     } else {
         case_rw(role, own)
     }
+}
+
+/// Adverse events: like the case, and ethics reviewers read every case's (without the
+/// descriptions, which are health notes).
+fn adverse_event_read(role: &str, own: Ownership) -> Expect {
+    consent_read(role, own)
 }
 
 /// A family acts on its own records only.
@@ -164,7 +170,12 @@ fn table() -> Vec<Row> {
         json!({"full_name": "Table Kin", "relationship": "sibling", "preferred_channel": "portal"});
     vec![
         row(Method::GET, "/api/v1/cases/{case}", None, case_rw),
-        row(Method::GET, "/api/v1/cases/{case}/certificate", None, case_rw),
+        row(
+            Method::GET,
+            "/api/v1/cases/{case}/certificate",
+            None,
+            case_rw,
+        ),
         row(
             Method::PATCH,
             "/api/v1/cases/{case}",
@@ -241,6 +252,48 @@ fn table() -> Vec<Row> {
             "/api/v1/cases/{case}/uses",
             Some(json!({"kind": "publicity"})),
             case_rw,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/cases/{marrow}/adverse-events",
+            Some(json!({"category": "pain"})),
+            case_rw,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/cases/{marrow}/adverse-events",
+            None,
+            adverse_event_read,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/adverse-events/{event}",
+            None,
+            adverse_event_read,
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/adverse-events/{event}",
+            Some(json!({"outcome": "resolved"})),
+            case_rw,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/adverse-events",
+            None,
+            only(&["supervisor", "coordinator", "ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/registry/adverse-events",
+            None,
+            only(&["supervisor", "ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/registry/adverse-events.csv",
+            None,
+            only(&["supervisor", "ethics_reviewer"]),
         ),
         row(
             Method::GET,
@@ -558,6 +611,9 @@ struct Fixture {
     outreach: String,
     /// A break-glass use of the case by a coordinator who is not one of the callers.
     grant: String,
+    /// A marrow case of the same ownership, and an adverse event on it.
+    marrow: String,
+    event: String,
     distinctive: String,
 }
 
@@ -673,6 +729,30 @@ async fn build(app: &TestApp) -> World {
             .unwrap();
         let (s, body) = app.send(form).await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
+        let mut marrow = marrow_case(&format!("Marrow{tag}"), "13900005555");
+        marrow["region"] = json!(region);
+        let marrow = app.create_case(token, marrow).await;
+        let marrow_id = marrow["id"].as_str().unwrap().to_string();
+        if own == Ownership::Other {
+            let (s, b) = app
+                .post(
+                    &format!("/api/v1/cases/{marrow_id}/assign"),
+                    &far_sup.token,
+                    json!({"coordinator_id": far_coord.id}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+        }
+        let (s, event) = app
+            .post(
+                &format!("/api/v1/cases/{marrow_id}/adverse-events"),
+                token,
+                json!({"occurred_on": "2025-05-22", "category": "fatigue", "grade": 1,
+                       "relation": "possibly", "outcome": "recovering",
+                       "description": format!("Tired {tag}")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{event}");
         let (s, msgs) = app
             .get(&format!("/api/v1/cases/{case_id}/outreach"), token)
             .await;
@@ -693,6 +773,8 @@ async fn build(app: &TestApp) -> World {
             own,
             Fixture {
                 grant: grant["id"].as_str().unwrap().to_string(),
+                event: event["id"].as_str().unwrap().to_string(),
+                marrow: marrow_id,
                 outreach,
                 consent: consent["id"].as_str().unwrap().to_string(),
                 case: case_id,
@@ -775,6 +857,8 @@ on_both_backends! {
                             .replace("{document}", "contact-en-v1")
                             .replace("{finding}", &world.finding)
                             .replace("{grant}", &rec.grant)
+                            .replace("{marrow}", &rec.marrow)
+                            .replace("{event}", &rec.event)
                     };
                     let path = fill(r.path);
                     let body = r.body.as_ref().map(|b| serde_json::from_str(&fill(&b.to_string())).unwrap());
@@ -810,7 +894,8 @@ on_both_backends! {
                 .replace("{coordinator}", "{id}").replace("{erasure}", "{id}")
                 .replace("{consent}", "{id}").replace("{document}", "{id}")
                 .replace("{finding}", "{id}").replace("{outreach}", "{id}")
-                .replace("{grant}", "{id}")
+                .replace("{grant}", "{id}").replace("{marrow}", "{id}")
+                .replace("{event}", "{id}")
         };
         let mut missing = Vec::new();
         for (path, item) in doc["paths"].as_object().unwrap() {

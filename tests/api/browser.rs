@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{national_id, organ_case, tag, Backend, TestApp, PASSWORD};
+use crate::helpers::{marrow_case, national_id, organ_case, tag, Backend, TestApp, PASSWORD};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// The widths every page is checked at: a desk, and a small phone.
@@ -905,6 +905,84 @@ async fn a_supervisor_a_volunteer_and_break_glass_in_chromium() {
     b.sign_in(addr, &volunteer.username).await;
     b.wait_for("Test volunteer").await;
     b.check("volunteer-home").await;
+    b.sign_out().await;
+    b.finish().await;
+}
+
+/// A marrow donor's adverse events in Chromium: the case page's section, the form refused once
+/// and then saved, its edit form, and the list across cases for a coordinator, a supervisor
+/// (with the registry's CSV) and an ethics reviewer; each checked with axe-core at both widths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adverse_events_of_a_marrow_donor_through_the_pages_in_chromium() {
+    let Some(driver) = chromedriver() else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let coordinator = app.user("coordinator", Some("yinzhou")).await;
+    let supervisor = app.user("supervisor", Some("yinzhou")).await;
+    let reviewer = app.user("ethics_reviewer", None).await;
+    let t = tag();
+    let case = app
+        .create_case(&coordinator.token, marrow_case(&t, "13900008888"))
+        .await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let addr = serve(&app).await;
+    let b = Browser::start(driver, "marrow", true).await;
+    b.go(&format!("http://{addr}/?lang=zh-CN")).await;
+    b.sign_in(addr, &coordinator.username).await;
+
+    b.go(&format!("http://{addr}/cases/{id}")).await;
+    b.wait_for("id=\"adverse-events\"").await;
+    b.check("marrow-case").await;
+    b.go(&format!("http://{addr}/cases/{id}/adverse-events/new"))
+        .await;
+    b.wait_for("name=\"description\"").await;
+    b.check("adverse-event-new").await;
+    let submit = format!("form[action='/cases/{id}/adverse-events/new'] button[type=submit]");
+    b.click("select[name=category] option[value=pain]").await;
+    b.click("input[name=grade][value='2']").await;
+    b.click("select[name=outcome] option[value=recovering]")
+        .await;
+    b.click(&submit).await;
+    b.wait_for("id=\"f-description-error\"").await;
+    b.check("adverse-event-invalid").await;
+    b.type_into("textarea[name=description]", &format!("采集后腰痛 {t}"))
+        .await;
+    b.click("select[name=relation] option[value=possibly]")
+        .await;
+    b.click(&submit).await;
+    // The case page shows it (the form held the same words while it was typed).
+    b.wait_for(&format!("<p class=\"pre\">采集后腰痛 {t}"))
+        .await;
+    b.check("marrow-case-with-event").await;
+
+    b.click("#adverse-events a[href$='/edit']").await;
+    b.wait_for("name=\"reported_on\"").await;
+    b.check("adverse-event-edit").await;
+    b.click("select[name=outcome] option[value=resolved]").await;
+    b.click("form[action$='/edit'] button[type=submit]").await;
+    b.wait_for("已痊愈").await;
+    b.go(&format!("http://{addr}/adverse-events")).await;
+    b.wait_for("id=\"adverse-events\"").await;
+    b.check("adverse-events").await;
+    b.go(&format!("http://{addr}/adverse-events?lang=en")).await;
+    b.wait_for("Adverse events").await;
+    b.check("adverse-events-en").await;
+    b.go(&format!("http://{addr}/adverse-events?lang=zh-CN"))
+        .await;
+    b.sign_out().await;
+
+    b.sign_in(addr, &supervisor.username).await;
+    b.go(&format!("http://{addr}/adverse-events")).await;
+    b.wait_for("adverse-events.csv").await;
+    b.check("adverse-events-supervisor").await;
+    b.sign_out().await;
+
+    b.sign_in(addr, &reviewer.username).await;
+    b.go(&format!("http://{addr}/adverse-events")).await;
+    let page = b.wait_for("id=\"adverse-events\"").await;
+    assert!(!page.contains(&t), "no descriptions for an ethics reviewer");
+    b.check("adverse-events-ethics").await;
     b.sign_out().await;
     b.finish().await;
 }

@@ -400,7 +400,8 @@ on_both_backends! {
         let (s, html) = page(&app, "/admin/templates", &jar).await;
         assert_eq!(s, StatusCode::OK, "{html}");
         for t in ["anniversary_letter", "qingming", "spring_festival", "mourning_day", "marrow_followup",
-                  "blood_donation_reminder", "memorial_invitation", "birthday"] {
+                  "blood_donation_reminder", "blood_donation_resume", "second_donation_window",
+                  "second_donation_window_closed", "memorial_invitation", "birthday"] {
             let (s, html) = page(&app, &format!("/admin/templates?template={t}"), &jar).await;
             assert_eq!(s, StatusCode::OK, "{t}: {html}");
             assert!(html.contains("id=\"preview-zh-CN\"") && html.contains("id=\"preview-en\""), "{t}: {html}");

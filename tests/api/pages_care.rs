@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use crate::helpers::{organ_case, tag, TestApp};
 use crate::pages::{enc, field, form, get, hidden, page, page_session, raw};
 
-fn body(pairs: &[(&str, &str)]) -> String {
+/// A form body from its fields (encoded), as a browser sends it.
+pub fn body(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))

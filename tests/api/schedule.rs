@@ -162,7 +162,7 @@ on_both_backends! {
         let programs: Vec<&str> = plans["items"].as_array().unwrap().iter().map(|p| p["program"].as_str().unwrap()).collect();
         assert_eq!(programs, ["body", "marrow", "organ"]);
         let marrow = plans["items"].as_array().unwrap().iter().find(|p| p["program"] == "marrow").unwrap();
-        assert_eq!(marrow["rules"].as_array().unwrap().len(), 10);
+        assert_eq!(marrow["rules"].as_array().unwrap().len(), 13);
         // A coordinator may read plans but not change them.
         let (s, _) = app.call(Method::PUT, "/api/v1/care-plans/marrow", Some(&coord.token),
                               Some(json!({"version": 1, "rules": []}))).await;

@@ -6,6 +6,7 @@ pub mod cases;
 pub mod consents;
 pub mod family;
 pub mod honour;
+pub mod marrow;
 pub mod reports;
 pub mod schedule;
 pub mod tasks;
@@ -92,4 +93,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
             consents::upload_attachment,
             consents::download_attachment
         ))
+        .routes(routes!(marrow::create_event, marrow::case_events))
+        .routes(routes!(marrow::list_events))
+        .routes(routes!(marrow::get_event, marrow::update_event))
+        .routes(routes!(marrow::export))
+        .routes(routes!(marrow::export_csv))
 }

@@ -675,6 +675,10 @@ async fn show(State(s): State<AppState>, page: Page, Path(id): Path<String>) -> 
         })
         .collect();
     let left = break_glass_left(&s, &page, &id).await;
+    let marrow = match super::marrow::case_section(&s, &user.actor, &b.case).await {
+        Ok(m) => m,
+        Err(e) => return page.error(&s, e),
+    };
     page.render(
         &s,
         StatusCode::OK,
@@ -690,6 +694,7 @@ async fn show(State(s): State<AppState>, page: Page, Path(id): Path<String>) -> 
             "timeline": timeline,
             "break_glass_minutes": left,
             "is_supervisor": user.actor.role == Role::Supervisor,
+            "marrow": marrow,
         }),
     )
 }

@@ -17,6 +17,7 @@ pub mod form;
 pub mod home;
 pub mod honour;
 pub mod letters;
+pub mod marrow;
 pub mod outreach;
 pub mod reports;
 pub mod tasks;
@@ -46,6 +47,7 @@ pub fn templates() -> impl Iterator<Item = &'static (&'static str, &'static str)
         .chain(account::TEMPLATES)
         .chain(home::TEMPLATES)
         .chain(cases::TEMPLATES)
+        .chain(marrow::TEMPLATES)
         .chain(tasks::TEMPLATES)
         .chain(outreach::TEMPLATES)
         .chain(calendar::TEMPLATES)
@@ -65,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .merge(account::routes())
         .merge(home::routes())
         .merge(cases::routes())
+        .merge(marrow::routes())
         .merge(tasks::routes())
         .merge(outreach::routes())
         .merge(calendar::routes())

@@ -119,6 +119,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
         Role::Coordinator => &[
             ("/", "nav-home"),
             ("/cases", "nav-cases"),
+            ("/adverse-events", "nav-adverse-events"),
             ("/tasks", "nav-tasks"),
             ("/outreach", "nav-outreach"),
             ("/letters", "nav-letters"),
@@ -128,6 +129,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
         Role::Supervisor => &[
             ("/", "nav-home"),
             ("/cases", "nav-cases"),
+            ("/adverse-events", "nav-adverse-events"),
             ("/tasks", "nav-tasks"),
             ("/outreach", "nav-outreach"),
             ("/letters", "nav-letters"),
@@ -140,6 +142,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/ethics/findings", "nav-findings"),
             ("/ethics/register", "nav-register"),
             ("/ethics/break-glass", "nav-break-glass"),
+            ("/adverse-events", "nav-adverse-events"),
             ("/audit", "nav-audit"),
             ("/reports", "nav-reports"),
         ],
