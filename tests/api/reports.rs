@@ -75,7 +75,17 @@ async fn case_with_work(app: &TestApp, c: &TestUser, phone: &str) -> (String, St
     let items = out["items"].as_array().unwrap();
     assert!(items.len() >= 2, "the marrow plan makes messages: {out}");
     let month = |m: &Value| m["due_at"].as_str().unwrap()[..7].to_string();
-    let (sent, held) = (&items[0], &items[1]);
+    // Two messages due in the same year, so that one year's report holds both.
+    let (sent, held) = items
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| {
+            items[i + 1..]
+                .iter()
+                .find(|b| month(b)[..4] == month(a)[..4])
+                .map(|b| (a, b))
+        })
+        .unwrap_or_else(|| panic!("two of the plan's messages in one year: {out}"));
     app.exec(
         "update outreach set status = 'sent', sent_at = due_at where id = $1 and $2 = $2",
         sent["id"].as_str().unwrap(),
@@ -137,8 +147,8 @@ on_both_backends! {
         assert_eq!(month_of(&y, &sent_month)["outreach_sent"], 1, "{y}");
         assert_eq!(month_of(&y, &held_month)["outreach_not_sent"], 1, "{y}");
         if year == "2026" {
-            assert_eq!(y["totals"]["followups_due"], 2, "{y}");
-            assert_eq!(month_of(&y, "2026-02")["followups_done"], 1, "{y}");
+            let feb = month_of(&y, "2026-02");
+            assert_eq!((feb["followups_due"].as_i64(), feb["followups_done"].as_i64()), (Some(2), Some(1)), "{y}");
         }
         assert_eq!(y["totals"]["outreach_sent"], 1, "{y}");
         assert_eq!(y["totals"]["outreach_held"], 1, "{y}");
