@@ -60,3 +60,4 @@ mod reports;
 mod running;
 mod schedule;
 mod security;
+mod wechat;
