@@ -105,6 +105,10 @@ struct Global {
     /// HTTP endpoint of the SMS gateway (POST JSON {"to","text","idempotency_key"}).
     #[arg(long, env = "DONORCARE_SMS_URL", global = true)]
     sms_url: Option<String>,
+    /// HTTP endpoint of the WeChat gateway (POST JSON {"to","text","idempotency_key"}, `to`
+    /// being the contact's WeChat ID or OpenID).
+    #[arg(long, env = "DONORCARE_WECHAT_URL", global = true)]
+    wechat_url: Option<String>,
     /// Folder of the `file` channel (plaintext messages: off unless set).
     #[arg(long, env = "DONORCARE_OUTBOX_DIR", global = true)]
     outbox_dir: Option<PathBuf>,
@@ -336,6 +340,7 @@ fn main() -> ExitCode {
             smtp_url: g.smtp_url,
             smtp_from: g.smtp_from,
             sms_url: g.sms_url,
+            wechat_url: g.wechat_url,
             outbox_dir: g.outbox_dir,
             mail_domain: g.mail_domain,
             lease: chrono::Duration::seconds(g.outreach_lease_secs.clamp(1, 3600)),

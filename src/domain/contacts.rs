@@ -1,5 +1,6 @@
-//! Contacts: family members and next of kin of a case. Their identity and contact details are
-//! sealed under the case key; name and phone are blind-index terms of the case.
+//! Contacts: family members and next of kin of a case. Their identity and contact details
+//! (phone, email, address, WeChat ID) are sealed under the case key; name and phone are
+//! blind-index terms of the case.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,10 @@ fn contact_phone() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
 
 fn contact_email() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     super::schema::email(true)
+}
+
+fn contact_wechat_id() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::wechat_id(true)
 }
 
 fn contact_address() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -75,13 +80,16 @@ pub struct ContactInput {
     pub email: Option<String>,
     #[schema(schema_with = contact_address)]
     pub address: Option<String>,
+    /// The WeChat ID (微信号) or the OpenID the WeChat gateway knows them by.
+    #[schema(schema_with = contact_wechat_id)]
+    pub wechat_id: Option<String>,
     /// `zh-CN` (default) or `en`.
     #[schema(schema_with = contact_language)]
     pub language: Option<String>,
     /// IANA zone; default `DONORCARE_TIMEZONE` (Asia/Shanghai).
     #[schema(schema_with = contact_timezone)]
     pub timezone: Option<String>,
-    /// `email`, `sms`, `letter` or `portal`.
+    /// `email`, `sms`, `letter`, `portal` or `wechat`.
     #[schema(schema_with = contact_channel)]
     pub preferred_channel: Option<String>,
     pub opted_out: Option<bool>,
@@ -101,6 +109,8 @@ struct Details {
     phone: Option<String>,
     email: Option<String>,
     address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wechat_id: Option<String>,
     #[serde(default)]
     minor: bool,
     #[serde(default)]
@@ -116,6 +126,7 @@ pub struct ContactView {
     pub phone: Option<String>,
     pub email: Option<String>,
     pub address: Option<String>,
+    pub wechat_id: Option<String>,
     pub language: Language,
     pub timezone: String,
     pub preferred_channel: Channel,
@@ -166,6 +177,10 @@ fn validate(input: &ContactInput, default_tz: &str) -> Result<Valid> {
         .as_deref()
         .and_then(|s| v.check("address", types::text(s, cases::MAX_ADDRESS)))
         .filter(|s| !s.is_empty());
+    let wechat_id = input
+        .wechat_id
+        .as_deref()
+        .and_then(|s| v.check("wechat_id", types::wechat_id(s)));
     let language = v.check(
         "language",
         Language::parse(input.language.as_deref().unwrap_or("zh-CN")),
@@ -191,6 +206,9 @@ fn validate(input: &ContactInput, default_tz: &str) -> Result<Valid> {
         Some(Channel::Letter) if address.is_none() && !v.has("address") => {
             v.add("address", "is required when preferred_channel is letter")
         }
+        Some(Channel::Wechat) if wechat_id.is_none() && !v.has("wechat_id") => {
+            v.add("wechat_id", "is required when preferred_channel is wechat")
+        }
         _ => {}
     }
     let do_not_contact_until = input
@@ -211,6 +229,7 @@ fn validate(input: &ContactInput, default_tz: &str) -> Result<Valid> {
             phone,
             email,
             address,
+            wechat_id,
             minor: input.minor.unwrap_or(false),
             deceased: input.deceased.unwrap_or(false),
         },
@@ -262,6 +281,7 @@ pub fn open_view(key: &SecretKey, row: &ContactRow) -> Result<ContactView> {
         phone: d.phone,
         email: d.email,
         address: d.address,
+        wechat_id: d.wechat_id,
         language: Language::parse(&row.language).map_err(|e| bad("language", e))?,
         timezone: row.timezone.clone(),
         preferred_channel: Channel::parse(&row.preferred_channel).map_err(|e| bad("channel", e))?,
@@ -460,6 +480,7 @@ async fn patch_row(
         "phone": current.phone,
         "email": current.email,
         "address": current.address,
+        "wechat_id": current.wechat_id,
         "language": current.language,
         "timezone": current.timezone,
         "preferred_channel": current.preferred_channel,

@@ -168,6 +168,7 @@ struct Person {
     email: Option<String>,
     phone: Option<String>,
     address: Option<String>,
+    wechat_id: Option<String>,
     language: String,
     tz: Tz,
     preferred: String,
@@ -182,6 +183,7 @@ fn person_of_donor(d: &Donor, s: &ScheduleSettings) -> Person {
         email: d.email.clone(),
         phone: d.phone.clone(),
         address: d.address.clone(),
+        wechat_id: None,
         language: d.language.map_or("zh-CN", |l| l.as_str()).to_string(),
         tz: d
             .timezone
@@ -202,6 +204,7 @@ fn person_of_contact(c: ContactView, s: &ScheduleSettings) -> Person {
         email: c.email,
         phone: c.phone,
         address: c.address,
+        wechat_id: c.wechat_id,
         language: c.language.as_str().into(),
         preferred: c.preferred_channel.as_str().into(),
         opted_out: c.opted_out,
@@ -498,6 +501,12 @@ impl Channels {
             "sms" if to.phone.is_none() => {
                 Some("no_address: the recipient has no phone number".into())
             }
+            "wechat" if self.settings.wechat_url.is_none() => {
+                Some("channel_unconfigured: wechat (DONORCARE_WECHAT_URL is not set)".into())
+            }
+            "wechat" if to.wechat_id.is_none() => {
+                Some("no_address: the recipient has no WeChat ID".into())
+            }
             "file" if self.settings.outbox_dir.is_none() => {
                 Some("channel_unconfigured: file (DONORCARE_OUTBOX_DIR is not set)".into())
             }
@@ -537,6 +546,39 @@ impl Channels {
         smtp.send(&email).await
     }
 
+    /// Hand a message to the HTTP gateway of `channel` (sms, wechat): `POST` JSON
+    /// `{"to","text","idempotency_key"}` with the message id in the body and in an
+    /// `Idempotency-Key` header, the same on every try, so the gateway can drop a repeat. The
+    /// text is the short rendering, subject line first. Any answer but 2xx is a failure to be
+    /// retried; the reason names the status only (an answer's body may quote the recipient).
+    async fn post_to_gateway(
+        &self,
+        channel: &str,
+        url: Option<&str>,
+        id: &str,
+        to: &Option<String>,
+        msg: &Rendered,
+    ) -> std::result::Result<(), String> {
+        let url = url.ok_or_else(|| format!("{channel} is not configured"))?;
+        let res = self
+            .http
+            .post(url)
+            .header("Idempotency-Key", id)
+            .json(&serde_json::json!({
+                "to": to,
+                "text": format!("{}\n{}", msg.subject, msg.body),
+                "idempotency_key": id,
+            }))
+            .send()
+            .await
+            .map_err(|e| format!("{channel} gateway: {}", e.without_url()))?;
+        if res.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("{channel} gateway answered {}", res.status()))
+        }
+    }
+
     async fn send(
         &self,
         id: &str,
@@ -555,28 +597,13 @@ impl Channels {
                 .await
             }
             "sms" => {
-                let url = self
-                    .settings
-                    .sms_url
-                    .as_deref()
-                    .ok_or("sms is not configured")?;
-                let res = self
-                    .http
-                    .post(url)
-                    .header("Idempotency-Key", id)
-                    .json(&serde_json::json!({
-                        "to": to.phone,
-                        "text": format!("{}\n{}", msg.subject, msg.body),
-                        "idempotency_key": id,
-                    }))
-                    .send()
+                self.post_to_gateway("sms", self.settings.sms_url.as_deref(), id, &to.phone, msg)
                     .await
-                    .map_err(|e| format!("sms gateway: {}", e.without_url()))?;
-                if res.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("sms gateway answered {}", res.status()))
-                }
+            }
+            "wechat" => {
+                let url = self.settings.wechat_url.as_deref();
+                self.post_to_gateway("wechat", url, id, &to.wechat_id, msg)
+                    .await
             }
             "file" => {
                 let dir = self

@@ -38,6 +38,8 @@ pub struct ScheduleSettings {
     pub smtp_url: Option<String>,
     pub smtp_from: String,
     pub sms_url: Option<String>,
+    /// The WeChat gateway (`DONORCARE_WECHAT_URL`): the same contract as the SMS one.
+    pub wechat_url: Option<String>,
     pub outbox_dir: Option<PathBuf>,
     /// The domain part of each email's `Message-ID`.
     pub mail_domain: String,
@@ -62,6 +64,7 @@ impl Default for ScheduleSettings {
             smtp_url: None,
             smtp_from: "donorcare@localhost".into(),
             sms_url: None,
+            wechat_url: None,
             outbox_dir: None,
             mail_domain: "donorcare.invalid".into(),
             lease: Duration::seconds(60),

@@ -112,6 +112,19 @@ pub fn phone(nullable: bool) -> RefOr<Schema> {
     )
 }
 
+/// A WeChat ID or OpenID ([`types::wechat_id`]).
+pub fn wechat_id(nullable: bool) -> RefOr<Schema> {
+    built(
+        ObjectBuilder::new()
+            .schema_type(kind(nullable))
+            .pattern(Some(format!(
+                "^[{SPACE}]*[A-Za-z0-9_-]{{{},{}}}[{SPACE}]*$",
+                types::WECHAT_ID_CHARS.start(),
+                types::WECHAT_ID_CHARS.end()
+            ))),
+    )
+}
+
 /// A mainland resident ID ([`types::national_id`]): 17 digits and a digit or X. (The check
 /// character and the embedded birth date are checked too, and cannot be stated here.)
 pub fn national_id(nullable: bool) -> RefOr<Schema> {

@@ -82,7 +82,7 @@ pub struct TaskInput {
     /// Outreach template name (required for an outreach).
     #[schema(schema_with = template_schema)]
     pub template: Option<String>,
-    /// An outreach's channel: `email`, `sms`, `letter`, `portal` or `file`; default: each
+    /// An outreach's channel: `email`, `sms`, `letter`, `portal`, `wechat` or `file`; default: each
     /// recipient's preferred channel.
     #[schema(schema_with = channel_schema)]
     pub channel: Option<String>,

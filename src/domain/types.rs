@@ -112,6 +112,7 @@ string_enum!(
         Sms => "sms",
         Letter => "letter",
         Portal => "portal",
+        Wechat => "wechat",
     }
 );
 
@@ -217,6 +218,31 @@ pub fn phone(s: &str) -> Result<String, String> {
     if digits.len() == 11 && digits.starts_with('1') && !matches!(digits.as_bytes()[1], b'3'..=b'9')
     {
         return Err("not a valid mainland mobile number".into());
+    }
+    Ok(t.to_string())
+}
+
+/// How long a WeChat address is: a WeChat ID (微信号, 6 to 20 characters) or the OpenID a
+/// gateway knows the person by (28).
+pub const WECHAT_ID_CHARS: std::ops::RangeInclusive<usize> = 6..=64;
+
+/// A WeChat ID or OpenID: letters, digits, '_' and '-' (what both are made of); returns it
+/// trimmed as given (an OpenID is case-sensitive).
+pub fn wechat_id(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if !WECHAT_ID_CHARS.contains(&t.len())
+        || !t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    {
+        return Err(format!(
+            "must be a WeChat ID: {} to {} letters, digits, '_' or '-'",
+            WECHAT_ID_CHARS.start(),
+            WECHAT_ID_CHARS.end()
+        ));
     }
     Ok(t.to_string())
 }
@@ -456,6 +482,22 @@ mod tests {
         assert!(phone("12800138000").is_err());
         assert!(phone("123").is_err());
         assert!(phone("+44 20 7946 0958").is_ok());
+    }
+
+    #[test]
+    fn wechat_ids_are_letters_digits_underscores_and_hyphens() {
+        assert_eq!(wechat_id("  li_hua-1988 ").as_deref(), Ok("li_hua-1988"));
+        // An OpenID keeps its case.
+        assert_eq!(
+            wechat_id("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o").as_deref(),
+            Ok("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+        );
+        assert!(wechat_id("").is_err());
+        assert!(wechat_id("li").is_err(), "too short");
+        assert!(wechat_id(&"a".repeat(65)).is_err(), "too long");
+        assert!(wechat_id("li hua").is_err());
+        assert!(wechat_id("李华李华李华").is_err());
+        assert!(wechat_id("li@hua.cn").is_err());
     }
 
     #[test]

@@ -25,8 +25,8 @@ pub const TEMPLATES: [&str; 11] = [
     "birthday",
 ];
 
-/// Every outreach channel: the four a contact may prefer, and the development `file` channel.
-pub const CHANNELS: [&str; 5] = ["email", "sms", "letter", "portal", "file"];
+/// Every outreach channel: the five a contact may prefer, and the development `file` channel.
+pub const CHANNELS: [&str; 6] = ["email", "sms", "letter", "portal", "wechat", "file"];
 
 /// The longest `skip_after_visit_days` a rule may have.
 pub const MAX_SKIP_AFTER_VISIT_DAYS: u32 = 366;

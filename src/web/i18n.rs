@@ -171,6 +171,10 @@ const FIELD_MESSAGES: &[(&str, &str)] = &[
     ),
     ("must be an address like name@example.org", "msg-email"),
     ("not a valid mainland mobile number", "msg-phone"),
+    (
+        "must be a WeChat ID: {} to {} letters, digits, '_' or '-'",
+        "msg-wechat-id",
+    ),
     ("must have between {} and {} digits", "msg-phone"),
     ("must have at least {} digits", "msg-phone"),
     ("must be 18 characters", "msg-national-id"),

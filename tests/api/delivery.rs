@@ -1,11 +1,11 @@
-//! Delivery over real channels: a real SMTP server (aiosmtpd, a Maildir per test) and a real
-//! HTTP SMS gateway (an axum server in the test), the send-time gate, retries and dead letters,
+//! Delivery over real channels: a real SMTP server (aiosmtpd, a Maildir per test) and real
+//! HTTP SMS and WeChat gateways (an axum server in the test), the send-time gate, retries and dead letters,
 //! two instances sharing the outbox, and the real binary killed with SIGKILL while it delivers:
 //! alone on SQLite, and as one of two `serve` instances on one PostgreSQL database.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -150,10 +150,11 @@ fn message_id(outreach_id: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A real SMS gateway: an HTTP server on loopback that records every request.
+// A real HTTP gateway (SMS or WeChat: the same contract): a server on loopback that records
+// every request.
 
 #[derive(Debug, Clone)]
-struct SmsCall {
+struct GatewayCall {
     idempotency_key: Option<String>,
     body: Value,
 }
@@ -161,17 +162,19 @@ struct SmsCall {
 struct Gateway {
     /// The status the gateway answers with.
     status: AtomicU16,
-    calls: Mutex<Vec<SmsCall>>,
+    /// How long it takes to answer, once it has recorded a request.
+    delay_ms: AtomicU64,
+    calls: Mutex<Vec<GatewayCall>>,
 }
 
-struct SmsGateway {
+struct HttpGateway {
     url: String,
     state: Arc<Gateway>,
     server: tokio::task::JoinHandle<()>,
 }
 
-impl SmsGateway {
-    async fn start(status: u16) -> SmsGateway {
+impl HttpGateway {
+    async fn start(status: u16) -> HttpGateway {
         async fn receive(
             State(g): State<Arc<Gateway>>,
             headers: HeaderMap,
@@ -182,40 +185,43 @@ impl SmsGateway {
                 .get("idempotency-key")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            g.calls.lock().unwrap().push(SmsCall {
+            g.calls.lock().unwrap().push(GatewayCall {
                 idempotency_key,
                 body,
             });
+            let delay = g.delay_ms.load(Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
             StatusCode::from_u16(g.status.load(Ordering::SeqCst))
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
         }
         let state = Arc::new(Gateway {
             status: AtomicU16::new(status),
+            delay_ms: AtomicU64::new(0),
             calls: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
-            .route("/sms", axum::routing::post(receive))
+            .route("/send", axum::routing::post(receive))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .expect("bind the SMS gateway");
+            .expect("bind the gateway");
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("SMS gateway");
+            axum::serve(listener, app).await.expect("gateway");
         });
-        SmsGateway {
-            url: format!("http://{addr}/sms"),
+        HttpGateway {
+            url: format!("http://{addr}/send"),
             state,
             server,
         }
     }
 
-    fn calls(&self) -> Vec<SmsCall> {
+    fn calls(&self) -> Vec<GatewayCall> {
         self.state.calls.lock().unwrap().clone()
     }
 }
 
-impl Drop for SmsGateway {
+impl Drop for HttpGateway {
     fn drop(&mut self) {
         self.server.abort();
     }
@@ -309,7 +315,7 @@ on_both_backends! {
     }
 
     async fn sms_goes_to_the_gateway_with_the_message_id_as_idempotency_key(app) {
-        let gateway = SmsGateway::start(200).await;
+        let gateway = HttpGateway::start(200).await;
         replace_organ_plan(&app, vec![welcome_rule(Some("sms"))]).await;
         let coord = app.user("coordinator", Some("yinzhou")).await;
         let t = tag();
@@ -346,7 +352,7 @@ on_both_backends! {
     }
 
     async fn a_failing_sms_gateway_is_retried_then_dead_lettered(app) {
-        let gateway = SmsGateway::start(500).await;
+        let gateway = HttpGateway::start(500).await;
         replace_organ_plan(&app, vec![welcome_rule(Some("sms"))]).await;
         let coord = app.user("coordinator", Some("yinzhou")).await;
         let t = tag();
@@ -425,6 +431,231 @@ on_both_backends! {
         assert!(str_of(sms, "reason").starts_with("channel_unconfigured"), "{sms}");
         assert!(str_of(sms, "reason").contains("sms"), "{sms}");
         assert_eq!(deliver(&svc, &ch, "owner-a").await.claimed, 0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WeChat through its HTTP gateway: the SMS gateway's contract, with the contact's WeChat ID.
+
+mod wechat {
+    use super::*;
+
+    /// Settings with only the WeChat gateway (`None`: not configured).
+    fn wechat_settings(url: Option<String>) -> ScheduleSettings {
+        ScheduleSettings {
+            wechat_url: url,
+            ..settings(None, None)
+        }
+    }
+
+    /// A contact who prefers WeChat (reads English), with a contact consent on `channels`.
+    async fn wechat_contact(
+        app: &TestApp,
+        token: &str,
+        case_id: &str,
+        wechat_id: &str,
+        channels: Option<&[&str]>,
+    ) -> String {
+        let c = add_contact(
+            app,
+            token,
+            case_id,
+            json!({"full_name": format!("Kin{}", tag()),
+            "relationship": "spouse", "wechat_id": wechat_id, "phone": "13512340000",
+            "language": "en", "preferred_channel": "wechat"}),
+        )
+        .await;
+        assert_eq!(c["wechat_id"], wechat_id, "{c}");
+        let id = str_of(&c, "id").to_string();
+        give_consent(app, token, case_id, &id, channels).await;
+        id
+    }
+
+    /// Every call carries `key`, in its header and its body.
+    fn assert_keyed(calls: &[GatewayCall], key: &str) {
+        for c in calls {
+            assert_eq!(
+                c.idempotency_key.as_deref(),
+                Some(key),
+                "the same key on every try: {c:?}"
+            );
+            assert_eq!(c.body["idempotency_key"], key, "{c:?}");
+        }
+    }
+
+    on_both_backends! {
+        async fn wechat_goes_to_its_gateway_once_with_the_message_id_as_idempotency_key(app) {
+            let (wechat, sms) = (HttpGateway::start(200).await, HttpGateway::start(200).await);
+            // No channel in the rule: the contact's preferred one.
+            replace_organ_plan(&app, vec![welcome_rule(None)]).await;
+            let coord = app.user("coordinator", Some("yinzhou")).await;
+            let case = app.create_case(&coord.token, organ_case(&tag())).await;
+            let case_id = str_of(&case, "id");
+            let contact_id = wechat_contact(&app, &coord.token, case_id, "wxid_li-hua_1988", Some(&["wechat"])).await;
+
+            let (svc, ch) = worker(&app, ScheduleSettings {
+                wechat_url: Some(wechat.url.clone()),
+                ..settings(None, Some(sms.url.clone()))
+            });
+            let stats = deliver(&svc, &ch, "owner-a").await;
+            assert_eq!((stats.claimed, stats.sent), (1, 1), "{stats:?}");
+            let msgs = outreach(&app, &coord.token, case_id).await;
+            let msg = message_for(&msgs, &contact_id);
+            assert_eq!(msg["status"], "sent", "{msg}");
+            assert_eq!(msg["channel"], "wechat", "{msg}");
+            let id = str_of(msg, "id");
+
+            let calls = wechat.calls();
+            assert_eq!(calls.len(), 1, "{calls:?}");
+            assert_keyed(&calls, id);
+            assert_eq!(calls[0].body["to"], "wxid_li-hua_1988", "{calls:?}");
+            let text = str_of(&calls[0].body, "text");
+            assert!(text.starts_with("Invitation to the memorial ceremony\n"), "{text}");
+            assert!(text.contains("Dear Kin"), "{text}");
+            let mut keys: Vec<&str> = calls[0].body.as_object().unwrap().keys().map(String::as_str).collect();
+            keys.sort();
+            assert_eq!(keys, ["idempotency_key", "text", "to"], "{calls:?}");
+            assert!(sms.calls().is_empty(), "nothing went by SMS: {:?}", sms.calls());
+
+            // Settled: not taken again.
+            assert_eq!(deliver(&svc, &ch, "owner-a").await.claimed, 0);
+            assert_eq!(wechat.calls().len(), 1);
+        }
+
+        async fn a_failing_wechat_gateway_is_retried_under_the_same_key_until_it_takes_the_message(app) {
+            let gateway = HttpGateway::start(503).await;
+            replace_organ_plan(&app, vec![welcome_rule(Some("wechat"))]).await;
+            let coord = app.user("coordinator", Some("yinzhou")).await;
+            let case = app.create_case(&coord.token, organ_case(&tag())).await;
+            let case_id = str_of(&case, "id");
+            let contact_id = wechat_contact(&app, &coord.token, case_id, "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", None).await;
+
+            let (svc, ch) = worker(&app, ScheduleSettings { max_attempts: 3, ..wechat_settings(Some(gateway.url.clone())) });
+            let first = deliver(&svc, &ch, "owner-a").await;
+            assert_eq!((first.claimed, first.sent, first.failed), (1, 0, 1), "{first:?}");
+            let msg = message_for(&outreach(&app, &coord.token, case_id).await, &contact_id).clone();
+            let id = str_of(&msg, "id").to_string();
+            assert_eq!((msg["status"].as_str(), msg["attempts"].as_i64()), (Some("failed"), Some(1)), "{msg}");
+            assert!(str_of(&msg, "reason").contains("wechat gateway answered 503"), "{msg}");
+            assert!(!str_of(&msg, "reason").contains("oUpF8"), "the reason holds no address: {msg}");
+
+            // Nothing before the back-off has passed.
+            assert_eq!(deliver(&svc, &ch, "owner-a").await.claimed, 0);
+            assert_eq!(gateway.calls().len(), 1);
+
+            // A second failure, ten minutes on; then the gateway works, and an hour later the
+            // third try goes through.
+            let later = || Utc::now() + chrono::Duration::minutes(10);
+            let second = run_due(&svc, &ch, "owner-b", later, || false).await.expect("run_due");
+            assert_eq!((second.claimed, second.failed), (1, 1), "{second:?}");
+            gateway.state.status.store(200, Ordering::SeqCst);
+            let hour = || Utc::now() + chrono::Duration::hours(1);
+            let third = run_due(&svc, &ch, "owner-c", hour, || false).await.expect("run_due");
+            assert_eq!((third.claimed, third.sent), (1, 1), "{third:?}");
+            let msg = message_for(&outreach(&app, &coord.token, case_id).await, &contact_id).clone();
+            assert_eq!((msg["status"].as_str(), msg["attempts"].as_i64()), (Some("sent"), Some(3)), "{msg}");
+
+            let calls = gateway.calls();
+            assert_eq!(calls.len(), 3, "{calls:?}");
+            assert_keyed(&calls, &id);
+            let much_later = || Utc::now() + chrono::Duration::days(1);
+            assert_eq!(run_due(&svc, &ch, "owner-c", much_later, || false).await.expect("run_due").claimed, 0);
+            assert_eq!(gateway.calls().len(), 3, "a sent message is not sent again");
+        }
+
+        async fn wechat_is_held_when_unconfigured_without_a_wechat_id_or_without_consent(app) {
+            replace_organ_plan(&app, vec![welcome_rule(Some("wechat"))]).await;
+            let coord = app.user("coordinator", Some("yinzhou")).await;
+            let case = app.create_case(&coord.token, organ_case(&tag())).await;
+            let case_id = str_of(&case, "id");
+            let reachable = wechat_contact(&app, &coord.token, case_id, "li_hua_88", None).await;
+            // No WeChat ID: SMS is their way, but the rule asks for WeChat.
+            let no_id = add_contact(&app, &coord.token, case_id, json!({"full_name": format!("Kin{}", tag()),
+                "relationship": "child", "phone": "13512340001", "language": "en", "preferred_channel": "sms"})).await;
+            let no_id = str_of(&no_id, "id").to_string();
+            give_consent(&app, &coord.token, case_id, &no_id, None).await;
+            // Consented to SMS only.
+            let sms_only = wechat_contact(&app, &coord.token, case_id, "wang_wei_66", Some(&["sms"])).await;
+
+            // Without DONORCARE_WECHAT_URL.
+            let (svc, ch) = worker(&app, wechat_settings(None));
+            let stats = deliver(&svc, &ch, "owner-a").await;
+            assert_eq!((stats.claimed, stats.sent, stats.held), (3, 0, 3), "{stats:?}");
+            let msgs = outreach(&app, &coord.token, case_id).await;
+            for who in [&reachable, &no_id] {
+                let m = message_for(&msgs, who);
+                assert_eq!(m["status"], "held", "{m}");
+                assert_eq!(str_of(m, "reason"), "channel_unconfigured: wechat (DONORCARE_WECHAT_URL is not set)", "{m}");
+            }
+            let m = message_for(&msgs, &sms_only);
+            assert_eq!(m["status"], "held", "{m}");
+            assert!(str_of(m, "reason").starts_with("no_consent"), "{m}");
+            assert!(str_of(m, "reason").contains("wechat"), "{m}");
+
+            // Configured, the held ones released: the one with an ID goes, the other waits
+            // for an address.
+            let gateway = HttpGateway::start(200).await;
+            let (svc, ch) = worker(&app, wechat_settings(Some(gateway.url.clone())));
+            for who in [&reachable, &no_id, &sms_only] {
+                let id = str_of(message_for(&msgs, who), "id");
+                let (s, b) = app.post(&format!("/api/v1/outreach/{id}/release"), &coord.token, json!({})).await;
+                assert_eq!(s, StatusCode::OK, "{b}");
+            }
+            let stats = deliver(&svc, &ch, "owner-a").await;
+            assert_eq!((stats.claimed, stats.sent, stats.held), (3, 1, 2), "{stats:?}");
+            let msgs = outreach(&app, &coord.token, case_id).await;
+            let sent = message_for(&msgs, &reachable);
+            assert_eq!(sent["status"], "sent", "{sent}");
+            let held = message_for(&msgs, &no_id);
+            assert_eq!(held["status"], "held", "{held}");
+            assert_eq!(str_of(held, "reason"), "no_address: the recipient has no WeChat ID", "{held}");
+            assert!(str_of(message_for(&msgs, &sms_only), "reason").starts_with("no_consent"));
+            let calls = gateway.calls();
+            assert_eq!(calls.len(), 1, "only the consented contact with an ID: {calls:?}");
+            assert_eq!(calls[0].body["to"], "li_hua_88", "{calls:?}");
+        }
+
+        async fn a_worker_that_dies_while_the_gateway_answers_leaves_one_key_for_the_gateway(app) {
+            let gateway = HttpGateway::start(200).await;
+            // The gateway takes the message but is slow to say so: the worker dies meanwhile.
+            gateway.state.delay_ms.store(10_000, Ordering::SeqCst);
+            replace_organ_plan(&app, vec![welcome_rule(Some("wechat"))]).await;
+            let coord = app.user("coordinator", Some("yinzhou")).await;
+            let case = app.create_case(&coord.token, organ_case(&tag())).await;
+            let case_id = str_of(&case, "id");
+            let contact_id = wechat_contact(&app, &coord.token, case_id, "li_hua_88", None).await;
+
+            let (svc, ch) = worker(&app, wechat_settings(Some(gateway.url.clone())));
+            let dying = {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    let ch = Channels::new(svc.schedule.clone()).expect("channels");
+                    run_due(&svc, &ch, "dies", Utc::now, || false).await
+                })
+            };
+            let start = Instant::now();
+            while gateway.calls().is_empty() {
+                assert!(start.elapsed() < Duration::from_secs(20), "the first worker never sent");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            dying.abort();
+            let _ = dying.await;
+            let msg = message_for(&outreach(&app, &coord.token, case_id).await, &contact_id).clone();
+            assert_ne!(msg["status"], "sent", "the dead worker settled nothing: {msg}");
+
+            // Once its lease has run out, the next worker sends it again, under the same key.
+            gateway.state.delay_ms.store(0, Ordering::SeqCst);
+            let after_lease = || Utc::now() + chrono::Duration::seconds(30);
+            let stats = run_due(&svc, &ch, "next", after_lease, || false).await.expect("run_due");
+            assert_eq!((stats.claimed, stats.sent), (1, 1), "{stats:?}");
+            let msg = message_for(&outreach(&app, &coord.token, case_id).await, &contact_id).clone();
+            assert_eq!(msg["status"], "sent", "{msg}");
+            let calls = gateway.calls();
+            assert_eq!(calls.len(), 2, "the message in flight, and its retry: {calls:?}");
+            assert_keyed(&calls, str_of(&msg, "id"));
+            let keys: HashSet<&str> = calls.iter().filter_map(|c| c.idempotency_key.as_deref()).collect();
+            assert_eq!(keys.len(), 1, "one message, one key: the gateway drops the repeat");
+        }
     }
 }
 

@@ -326,6 +326,33 @@ impl TestApp {
         body["token"].as_str().expect("token").to_string()
     }
 
+    /// The family account of `contact`, made through its invite (sent by `coord`), logged in
+    /// through the API: (username, token).
+    pub async fn family_account(&self, coord: &str, contact: &str) -> (String, String) {
+        let (s, inv) = self
+            .post(
+                &format!("/api/v1/contacts/{contact}/invite"),
+                coord,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{inv}");
+        let url = inv["invite_url"].as_str().expect("invite_url");
+        let t = url.rsplit('/').next().expect("the token");
+        let username = format!("fam_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let (s, b) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/invites/{t}/accept"),
+                None,
+                Some(json!({"username": username, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let token = self.login(&username, PASSWORD).await;
+        (username, token)
+    }
+
     /// Create a case as `token`, expecting 201; returns the case.
     pub async fn create_case(&self, token: &str, case: Value) -> Value {
         let (status, body) = self.post("/api/v1/cases", token, case).await;

@@ -63,3 +63,4 @@ mod reports;
 mod running;
 mod schedule;
 mod security;
+mod wechat;

@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, StatusCode};
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 
 use donorcare::domain::outreach::{run_due, Channels};
 use donorcare::domain::Services;
 
-use crate::helpers::{organ_case, tag, TestApp, TestUser, PASSWORD};
+use crate::helpers::{organ_case, tag, TestApp, TestUser};
 use crate::pages::{cookie_value, cookies, enc, field, form, get, hidden, page, page_session, raw};
 
 /// A family: the coordinator of its case, the case, the contact (a spouse with a phone and no
@@ -52,32 +52,7 @@ async fn family(app: &TestApp, name: &str) -> Family {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{cc}");
-    let (s, inv) = app
-        .post(
-            &format!("/api/v1/contacts/{contact}/invite"),
-            &coord.token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{inv}");
-    let t = inv["invite_url"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let username = format!("fam_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let (s, b) = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/invites/{t}/accept"),
-            None,
-            Some(json!({"username": username, "password": PASSWORD})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let token = app.login(&username, PASSWORD).await;
+    let (username, token) = app.family_account(&coord.token, &contact).await;
     let jar = page_session(app, &username).await;
     Family {
         coord,
@@ -231,6 +206,32 @@ on_both_backends! {
         let (s, h, _) = raw(&app, get("/", &f.jar)).await;
         assert_eq!(s, StatusCode::SEE_OTHER);
         assert_eq!(h[header::LOCATION], "/me");
+    }
+
+    async fn a_family_may_choose_wechat_once_their_coordinator_has_their_wechat_id(app) {
+        let f = family(&app, "周女士").await;
+        let (s, html) = page(&app, "/me/preferences", &f.jar).await;
+        assert_eq!(s, StatusCode::OK);
+        let way = field(&html, "preferred_channel");
+        assert!(way.contains("value=\"wechat\"") && way.contains("微信"), "{way}");
+        let csrf = hidden(&html, "csrf");
+        let wechat = format!("csrf={csrf}&preferred_channel=wechat&language=zh-CN");
+
+        // No WeChat ID on file: said on the choice of way, nothing saved.
+        let (s, _, html) = raw(&app, form("/me/preferences", &f.jar, &wechat)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        let way = field(&html, "preferred_channel");
+        assert!(way.contains("aria-invalid=\"true\"") && way.contains("还没有您的微信号"), "{way}");
+        assert_eq!(app.get("/api/v1/me/preferences", &f.token).await.1["preferred_channel"], "portal");
+
+        let (s, b) = app.patch(&format!("/api/v1/contacts/{}", f.contact), &f.coord.token,
+            json!({"wechat_id": "zhou_li_1975"})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let (s, _, _) = raw(&app, form("/me/preferences", &f.jar, &wechat)).await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(app.get("/api/v1/me/preferences", &f.token).await.1["preferred_channel"], "wechat");
+        let (_, html) = page(&app, "/me/preferences", &f.jar).await;
+        assert!(field(&html, "preferred_channel").contains("value=\"wechat\" checked"), "{html}");
     }
 
     async fn refused_preferences_keep_their_values_and_save_nothing_then_they_are_saved(app) {

@@ -32,6 +32,7 @@ pub fn binary(dir: &Path, database_url: Option<&str>) -> Command {
         .env_remove("DONORCARE_DATA_DIR")
         .env_remove("DONORCARE_KEYS_DIR")
         .env_remove("DONORCARE_SMS_URL")
+        .env_remove("DONORCARE_WECHAT_URL")
         .env_remove("DONORCARE_OUTBOX_DIR")
         .env_remove("DONORCARE_TIMEZONE")
         .env("DONORCARE_LOG", "warn");

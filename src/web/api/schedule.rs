@@ -162,7 +162,7 @@ fn festivals_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreferencesPatch {
-    /// `email`, `sms`, `letter` or `portal`.
+    /// `email`, `sms`, `letter`, `portal` or `wechat`.
     #[schema(schema_with = channel_schema)]
     pub preferred_channel: Option<String>,
     /// No outreach at all (null: back to the default, false).

@@ -760,6 +760,7 @@ const CONTACT_FIELDS: &[(&str, Kind)] = &[
     ("relationship", Kind::Text),
     ("phone", Kind::Text),
     ("email", Kind::Text),
+    ("wechat_id", Kind::Text),
     ("address", Kind::Text),
     ("language", Kind::Text),
     ("timezone", Kind::Text),

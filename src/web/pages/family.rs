@@ -81,6 +81,7 @@ const WITHDRAWABLE: &[&str] = &["contact", "publicity"];
 /// The ways we may write to a family, in the order the form offers them.
 const CHANNELS: &[Channel] = &[
     Channel::Portal,
+    Channel::Wechat,
     Channel::Sms,
     Channel::Email,
     Channel::Letter,
@@ -367,7 +368,7 @@ fn preference_errors(lang: &str, e: &FieldErrors) -> Value {
     let mut out = Map::new();
     for (k, v) in e {
         let (name, text) = match k.as_str() {
-            "email" | "phone" | "address" => (
+            "email" | "phone" | "address" | "wechat_id" => (
                 "preferred_channel",
                 i18n::text(lang, &format!("me-prefs-no-{k}"), &[]),
             ),
