@@ -30,7 +30,7 @@ const SCAN_BATCH: i64 = 200;
 #[serde(deny_unknown_fields)]
 pub struct RollFilter {
     /// The year of the donations honoured (YYYY); this year when absent.
-    #[param(pattern = r"^(\d{4})?$", example = "2026")]
+    #[param(pattern = r"^(20[0-9]{2}|2100)?$", example = "2026")]
     pub year: Option<String>,
     /// Only cases of this programme.
     #[param(schema_with = program_param)]
@@ -46,7 +46,7 @@ pub struct RollFilter {
 #[serde(deny_unknown_fields)]
 pub struct WholeRollFilter {
     /// The year of the donations honoured (YYYY); this year when absent.
-    #[param(pattern = r"^(\d{4})?$", example = "2026")]
+    #[param(pattern = r"^(20[0-9]{2}|2100)?$", example = "2026")]
     pub year: Option<String>,
     /// Only cases of this programme.
     #[param(schema_with = program_param)]

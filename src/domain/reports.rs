@@ -30,7 +30,10 @@ pub const TREND_MONTHS: u32 = 12;
 #[serde(deny_unknown_fields)]
 pub struct ReportFilter {
     /// `YYYY-MM` for a month, `YYYY` for a year; the current month when absent.
-    #[param(pattern = r"^(\d{4}(-\d{2})?)?$", example = "2026-11")]
+    #[param(
+        pattern = r"^((20[0-9]{2}|2100)(-(0[1-9]|1[0-2]))?)?$",
+        example = "2026-11"
+    )]
     pub period: Option<String>,
     /// Only cases of this programme.
     #[param(schema_with = program_param)]
