@@ -62,6 +62,8 @@ PAGES = [
     ("admin-templates", "demo-admin", "/admin/templates"),
     ("admin-keys", "demo-admin", "/admin/keys"),
     ("reports", "demo-supervisor", "/reports"),
+    ("honour-roll", "demo-coordinator", "/honour-roll"),
+    ("certificate", "demo-coordinator", "first-case/certificate"),
     ("reports-year", "demo-admin", "/reports?period=2026"),
     ("family-home", "demo-family", "/me"),
     ("family-messages", "demo-family", "/me/messages"),

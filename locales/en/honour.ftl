@@ -22,3 +22,4 @@ certificate-issuer = Red Cross Society
 certificate-publicity-yes = This case holds a publicity consent in force: the certificate may be shown in public.
 certificate-publicity-no = This case holds no publicity consent in force: give the certificate to the donor or the family only, and do not show it in public.
 certificate-print-hint = Print it with the browser's Print; the page's navigation does not appear on paper.
+honour-show = Show the roll

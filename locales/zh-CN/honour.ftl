@@ -22,3 +22,4 @@ certificate-issuer = 红十字会
 certificate-publicity-yes = 这个个案有有效的公开宣传同意书，证书可以在公开场合展示。
 certificate-publicity-no = 这个个案没有有效的公开宣传同意书：证书只交给捐献者本人或家属，请不要在公开场合展示。
 certificate-print-hint = 用浏览器的“打印”即可打印，页面上的导航不会出现在纸上。
+honour-show = 查看荣誉榜
