@@ -4,15 +4,15 @@
 //! 1 000 000) a registry of that many living marrow donors from the shared synthetic generator
 //! (`common/synthetic.rs`: sealed as `cases::create` seals them, each with its `case.create`
 //! entry on the audit chain) is built once under `target/bench-data/scale-<n>/`, with a
-//! recovery recipient in its keyring and a backup of it made by the release binary
-//! (`base.age`). Then, on a fresh copy of it (SQLite, the store's own settings):
+//! recovery recipient in its keyring. Then, on a fresh copy of it (SQLite, the store's own
+//! settings):
 //! 1. the first materialisation of the default marrow plan (ten rules a case):
 //!    `materialise_all(now, 2000)` as `server::materialise_loop` calls it; time, what it made,
 //!    and the peak resident set of this process during it (`VmHWM`, reset through
 //!    `/proc/self/clear_refs` just before, so it includes all that was resident then);
-//! 2. the first scheduler tick after it (`outreach::run_due`), which settles the messages
-//!    already due (occurrences of the last days, still inside their grace period: held, since
-//!    no case has a contact consent), then ticks with nothing due: median and p99;
+//! 2. scheduler ticks with nothing due (`outreach::run_due`): median and p99. Occurrences of
+//!    the last days are due at "now" (inside their grace period), so the ticks run at the last
+//!    second before the first message falls due, found by bisection on `outreach_due`;
 //! 3. exact-match search by phone, national ID and name through `domain::cases::list`, as
 //!    `GET /api/v1/cases?phone=…` calls it (blind term, query, decryption of the hits, their
 //!    audit entries committed), by a supervisor of the case's region, for values of random
@@ -26,12 +26,17 @@
 //!    the audit log verified.
 //!
 //! With `DONORCARE_BENCH_POSTGRES` (an admin URL such as
-//! `postgres://postgres@127.0.0.1:25432/postgres`), `base.age` is restored into a new
-//! PostgreSQL database (timed: the restore of the un-materialised registry), 1–4 are measured
-//! there through the same calls, the result is backed up from PostgreSQL (timed), and the
-//! materialised registry of step 5 is restored into a second new database (timed). Every
-//! database made is dropped, every working folder removed. "Now" is fixed at 2026-06-01
-//! 10:00 in Asia/Shanghai. Each figure carries the one-minute load average when it was taken.
+//! `postgres://postgres@127.0.0.1:25432/postgres`), the un-materialised registry is first
+//! backed up (timed), the materialised one of step 5 is restored into a new PostgreSQL
+//! database (timed), and the un-materialised one into another (timed), where 1–4 are measured
+//! through the same calls and which is then backed up (timed). Every database made is
+//! dropped, every working folder and backup removed. "Now" is fixed at 2026-06-01 10:00 in
+//! Asia/Shanghai. Each figure carries the one-minute load average when it was taken.
+//!
+//! Disk: a materialised million cases take about 5.5 GB in SQLite and its backup about 3.5 GB.
+//! `DONORCARE_BENCH_SCALE_FILES` puts the backup files in another folder (a tmpfs such as
+//! `/dev/shm` where the disk is short); `DONORCARE_BENCH_SCALE_IN_PLACE=1` materialises the
+//! kept data set itself instead of a copy (it is then built again by the next run).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -39,12 +44,12 @@ use common::process::*;
 use common::synthetic::*;
 use common::*;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
 use donorcare::config::Config;
@@ -68,6 +73,8 @@ const TARGET_CASES: u64 = 100_000;
 const MATERIALISE_TARGET: Duration = Duration::from_secs(10);
 const MEMORY_TARGET_BYTES: u64 = 150_000_000;
 const BACKUP_TARGET: Duration = Duration::from_secs(60);
+/// Left free on a shared disk whatever a step needs.
+const DISK_MARGIN_BYTES: u64 = 2_000_000_000;
 /// Bump when what this bench adds to the generated cases changes.
 const DATA_SET: &str = "scale-v1";
 
@@ -135,6 +142,28 @@ impl Table {
         );
         self.add_with_target(backend, what, figure, &target, met);
         Ok(())
+    }
+
+    /// Whether the disk holding `at` (and PostgreSQL's data, on this machine) has room for
+    /// `need` bytes and a margin for others; if not, a row says what was skipped and why.
+    fn room_for(&mut self, backend: &'static str, what: &str, need: u64, at: &Path) -> bool {
+        let Some(free) = free_bytes(at) else {
+            return true;
+        };
+        let room = free > need + DISK_MARGIN_BYTES;
+        if !room {
+            self.add(
+                backend,
+                format!("{what}: **skipped**"),
+                format!(
+                    "{:.1} GB free on the disk, about {:.1} GB needed and {:.0} GB kept free",
+                    free as f64 / 1e9,
+                    need as f64 / 1e9,
+                    DISK_MARGIN_BYTES as f64 / 1e9
+                ),
+            );
+        }
+        room
     }
 
     /// A target that holds only at [`TARGET_CASES`].
@@ -229,70 +258,135 @@ async fn scale(n: u64, admin: Option<&str>) -> Result<Table> {
     let sample = view_sample(&dir, n).await?;
     let runs = bench_data.join(format!("scale-{n}-runs"));
     fresh_dir(&runs)?;
+    let files = match std::env::var_os("DONORCARE_BENCH_SCALE_FILES") {
+        Some(d) => PathBuf::from(d).join(format!("scale-{n}")),
+        None => runs.join("files"),
+    };
+    fresh_dir(&files)?;
 
-    let work = fresh_copy(&dir, &format!("scale-{n}-sqlite-"))?;
-    let (svc, _) = services_in(work.path()).await?;
+    // The registry before materialisation, for PostgreSQL.
+    let base = files.join("base.age");
+    if admin.is_some() {
+        let b = backup_sqlite(&dir, &base)?;
+        t.add_run(
+            "SQLite",
+            "`donorcare backup` of the un-materialised registry (for PostgreSQL)",
+            &b,
+            &base,
+        )?;
+    }
+
+    let in_place = std::env::var("DONORCARE_BENCH_SCALE_IN_PLACE").is_ok_and(|v| v == "1");
+    let copy = if in_place {
+        // The kept data set is used up: the next run builds it again.
+        std::fs::remove_file(dir.join("complete.json"))?;
+        None
+    } else {
+        Some(fresh_copy(&dir, &format!("scale-{n}-sqlite-"))?)
+    };
+    let work = copy.as_ref().map_or(dir.as_path(), |c| c.path());
+    let (svc, _) = services_in(work).await?;
     measure(&svc, "SQLite", &sample, &mut t).await?;
     svc.store.checkpoint().await?;
     svc.store.close().await;
-    let registry = runs.join("registry.age");
-    let b = backup_sqlite(work.path(), &registry)?;
+    // What a restore of it needs on disk, roughly (PostgreSQL took 1.2 times as much at 100k).
+    let db_bytes = std::fs::metadata(work.join("donorcare.db"))?.len();
+    t.add(
+        "SQLite",
+        "size of the materialised database",
+        format!("{:.0} MB", db_bytes as f64 / 1e6),
+    );
+    let registry = files.join("registry.age");
+    let b = backup_sqlite(work, &registry)?;
     t.add_run(
         "SQLite",
         "`donorcare backup` of the materialised registry",
         &b,
         &registry,
     )?;
-    // The materialised copy is no longer needed; the disk is.
-    drop(work);
-
-    let restored = runs.join("restored");
-    std::fs::create_dir_all(&restored)?;
-    let r = restore(&restored, &registry, &recovery, Destination::Sqlite("data"))?;
-    t.add_run(
-        "SQLite",
-        "`donorcare restore` of it into a new data dir (audit verified)",
-        &r,
-        &registry,
-    )?;
-    std::fs::remove_dir_all(&restored)?;
+    // The materialised database is no longer needed; the disk is.
+    match copy {
+        Some(c) => drop(c),
+        None => {
+            for f in ["donorcare.db", "donorcare.db-wal", "donorcare.db-shm"] {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+        }
+    }
 
     if let Some(admin) = admin {
-        postgres(n, admin, &dir, &runs, &registry, &sample, &mut t).await?;
+        let backups = Backups {
+            recovery: &recovery,
+            base: &base,
+            registry: &registry,
+        };
+        postgres(n, admin, &runs, backups, db_bytes * 6 / 5, &sample, &mut t).await?;
     }
+    // Last: the longest step at a million cases.
+    if t.room_for(
+        "SQLite",
+        "`donorcare restore` into a new data dir",
+        db_bytes,
+        &runs,
+    ) {
+        let restored = runs.join("restored");
+        std::fs::create_dir_all(&restored)?;
+        let r = restore(&restored, &registry, &recovery, Destination::Sqlite("data"))?;
+        t.add_run(
+            "SQLite",
+            "`donorcare restore` of it into a new data dir (audit verified)",
+            &r,
+            &registry,
+        )?;
+        std::fs::remove_dir_all(&restored)?;
+    }
+    std::fs::remove_dir_all(&files)?;
     std::fs::remove_dir_all(&runs)?;
     Ok(t)
 }
 
-/// The PostgreSQL figures: the un-materialised registry restored into a new database and
-/// measured there as on SQLite, backed up from there, and the materialised registry restored
-/// into another.
+/// The backups a size's PostgreSQL figures start from.
+struct Backups<'a> {
+    recovery: &'a Path,
+    /// Before materialisation.
+    base: &'a Path,
+    /// Materialised, from SQLite.
+    registry: &'a Path,
+}
+
+/// The PostgreSQL figures: the un-materialised registry restored into a new database,
+/// measured there as on SQLite and backed up from there; then the materialised one restored
+/// into another. Each database is dropped.
 async fn postgres(
     n: u64,
     admin: &str,
-    dir: &Path,
     runs: &Path,
-    registry: &Path,
+    from: Backups<'_>,
+    need: u64,
     sample: &[(String, String)],
     t: &mut Table,
 ) -> Result<()> {
-    let recovery = dir.join("recovery.txt");
+    let name = |k: &str| format!("bench_scale_{n}_{}_{k}", std::process::id());
+    if !t.room_for("PostgreSQL", "every PostgreSQL figure", need, runs) {
+        return Ok(());
+    }
     let pg = runs.join("pg");
     std::fs::create_dir_all(&pg)?;
-    let mut db = Scratch::create(admin, &format!("bench_scale_{n}_{}", std::process::id())).await?;
+    let mut db = Scratch::create(admin, &name("measured")).await?;
     let measured = async {
         let r = restore(
             &pg,
-            &dir.join("base.age"),
-            &recovery,
+            from.base,
+            from.recovery,
             Destination::Postgres(&db.url),
         )?;
         t.add_run(
             "PostgreSQL",
             "`donorcare restore` of the un-materialised registry into a new database",
             &r,
-            &dir.join("base.age"),
+            from.base,
         )?;
+        std::fs::remove_file(from.base)?;
         let mut cfg = Config::new(pg.clone());
         cfg.database_url = Some(db.url.clone());
         cfg.keys_dir = pg.join("keys");
@@ -305,7 +399,7 @@ async fn postgres(
             "size of the materialised database",
             format!("{:.0} MB", size as f64 / 1e6),
         );
-        let out = runs.join("from-postgres.age");
+        let out = from.base.with_file_name("from-postgres.age");
         let b = backup_postgres(&pg, &db.url, &out)?;
         t.add_run(
             "PostgreSQL",
@@ -320,19 +414,48 @@ async fn postgres(
     db.drop_database().await?;
     measured?;
 
-    let db = Scratch::create(admin, &format!("bench_scale_{n}_{}_b", std::process::id())).await?;
+    if !t.room_for(
+        "PostgreSQL",
+        "`donorcare restore` of the materialised registry",
+        need,
+        runs,
+    ) {
+        return Ok(());
+    }
+    let db = Scratch::create(admin, &name("restore")).await?;
     let into = runs.join("pg-restore");
     std::fs::create_dir_all(&into)?;
-    let restored = restore(&into, registry, &recovery, Destination::Postgres(&db.url));
+    let restored = restore(
+        &into,
+        from.registry,
+        from.recovery,
+        Destination::Postgres(&db.url),
+    );
     db.drop_database().await?;
     let r = restored?;
     t.add_run(
         "PostgreSQL",
         "`donorcare restore` of the materialised registry (SQLite's backup) into a new database",
         &r,
-        registry,
+        from.registry,
     )?;
+
     Ok(())
+}
+
+/// Free bytes on the file system of `p`, as `df` reports them.
+fn free_bytes(p: &Path) -> Option<u64> {
+    let out = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(p)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn file_mb(p: &Path) -> Result<f64> {
@@ -343,16 +466,15 @@ fn file_mb(p: &Path) -> Result<f64> {
 }
 
 /// The registry of `n` cases in `dir`, built (and its build timed) unless a complete one is
-/// there: the cases, a recovery recipient (its identity in `recovery.txt`) and `base.age`, the
-/// release binary's backup of it.
+/// there: the cases and a recovery recipient, its identity in `recovery.txt`.
 async fn data_set(dir: &Path, n: u64, t: &mut Table) -> Result<()> {
     let want = Marker::new(DATA_SET, n, 0);
-    if is_kept(dir, &want).await? && dir.join("base.age").exists() {
+    if is_kept(dir, &want).await? {
         return Ok(());
     }
     let started = Instant::now();
     let (svc, loader, loaded) = build_cases(dir, n, Profile::marrow(730)).await?;
-    let cases_took = started.elapsed();
+    let took = started.elapsed();
     drop(loaded);
     add_recovery_recipient(&svc, &dir.join("recovery.txt")).await?;
     finish_load(&svc, loader).await?;
@@ -362,18 +484,10 @@ async fn data_set(dir: &Path, n: u64, t: &mut Table) -> Result<()> {
         "build of the data set (generate, seal, bulk insert, audit chain)",
         format!(
             "{:.1} s ({} cases/s), {size:.0} MB",
-            cases_took.as_secs_f64(),
-            thousands((n as f64 / cases_took.as_secs_f64()) as u64)
+            took.as_secs_f64(),
+            thousands((n as f64 / took.as_secs_f64()) as u64)
         ),
     );
-    let base = dir.join("base.age");
-    let b = backup_sqlite(dir, &base)?;
-    t.add_run(
-        "SQLite",
-        "`donorcare backup` of the un-materialised registry (for PostgreSQL)",
-        &b,
-        &base,
-    )?;
     want.write_to(dir)
 }
 
@@ -447,32 +561,15 @@ async fn measure(
         met,
     );
 
+    // Occurrences of the last days are due at now, inside their grace period: the idle tick
+    // is timed at the last second before the first of them falls due.
+    let quiet = last_quiet_second(svc, now).await?;
     let channels = Channels::new(Arc::new(ScheduleSettings::default()))?;
     let owner = new_id();
-    let started = Instant::now();
-    let first = run_due(svc, &channels, &owner, || now, || false).await?;
-    t.add(
-        backend,
-        "first tick after it (settles what is already due)",
-        format!(
-            "{:.2} s: {} claimed, {} held, {} deferred, {} sent, {} failed, {} cancelled",
-            started.elapsed().as_secs_f64(),
-            first.claimed,
-            first.held,
-            first.deferred,
-            first.sent,
-            first.failed,
-            first.cancelled
-        ),
-    );
-    ensure!(
-        !svc.store.outreach_due(now).await?,
-        "messages are still due after the first tick"
-    );
     let mut ticks = Vec::with_capacity(TICK_REPS);
     for rep in 0..TICK_WARMUP + TICK_REPS {
         let started = Instant::now();
-        let s = run_due(svc, &channels, &owner, || now, || false).await?;
+        let s = run_due(svc, &channels, &owner, || quiet, || false).await?;
         let took = started.elapsed();
         ensure!(
             s.claimed == 0,
@@ -487,7 +584,9 @@ async fn measure(
     t.add_with_target(
         backend,
         format!(
-            "scheduler tick with nothing due (`run_due`), {} tasks and {} messages stored",
+            "scheduler tick with nothing due (`run_due` at now − {:.1} days), {} tasks and {} \
+             messages stored",
+            (now - quiet).num_seconds() as f64 / 86_400.0,
             thousands(s.created as u64),
             thousands(s.messages as u64)
         ),
@@ -549,6 +648,29 @@ async fn measure(
         timings(&Stats::of(views)),
     );
     Ok(())
+}
+
+/// The last whole second, at or before `now`, at which no message is due (`outreach_due` is
+/// false before the first next attempt and true from then on), by bisection.
+async fn last_quiet_second(svc: &Services, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    if !svc.store.outreach_due(now).await? {
+        return Ok(now);
+    }
+    let mut quiet = now - chrono::Duration::days(800);
+    ensure!(
+        !svc.store.outreach_due(quiet).await?,
+        "messages are due 800 days before now"
+    );
+    let mut due = now;
+    while due - quiet > chrono::Duration::seconds(1) {
+        let mid = quiet + (due - quiet) / 2;
+        if svc.store.outreach_due(mid).await? {
+            due = mid;
+        } else {
+            quiet = mid;
+        }
+    }
+    Ok(quiet)
 }
 
 fn timings(s: &Stats) -> String {
