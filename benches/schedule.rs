@@ -46,10 +46,9 @@
 //! kept and written batch by batch). The services are then built with `Services::new` around
 //! that store, with the default settings, as `open_services` would.
 //!
-//! Making the cases through `domain::cases::create` would take far longer than the benchmark,
-//! so they are built from the same parts the app uses (`KeyService::new_case_key`,
-//! `crypto::seal_json`, `cases::donor_terms`), with their `case.create` audit entries, and
-//! written with multi-row inserts in large transactions, as `benches/store.rs` does. The tasks
+//! The cases are the shared synthetic registry (`common/synthetic.rs`), all of them living
+//! marrow donors: sealed from the same parts `domain::cases::create` uses, with their
+//! `case.create` audit entries, and written with multi-row inserts in large transactions. The tasks
 //! and outbox rows of the tick data set are written straight with SQL multi-row inserts. Both
 //! data sets are kept under `target/bench-data/` (`schedule-<cases>/`, `tick-<tasks>/`) and
 //! reused by later runs; the materialisation runs work on copies in a temporary folder there
@@ -62,27 +61,26 @@
 
 #[path = "common/mod.rs"]
 mod common;
+use common::process::{mib, reset_peak_rss, status_kib};
+use common::synthetic::*;
 use common::*;
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use donorcare::config::Config;
 use donorcare::crypto::keyring::Opened;
 use donorcare::crypto::KeyService;
-use donorcare::domain::cases::{self, open_row, Donation, Donor};
+use donorcare::domain::cases::{self, open_row};
 use donorcare::domain::outreach::{run_due, Channels};
 use donorcare::domain::schedule::{materialise, materialise_all, ScheduleSettings};
-use donorcare::domain::types::{Program, Role, Sex};
 use donorcare::domain::{new_id, Services};
 use donorcare::schedule::calendar;
 use donorcare::schedule::plan::{self, Anchors, CasePreferences, Rule};
@@ -117,20 +115,6 @@ const SCAN_REPS: usize = 5;
 
 /// Cases whose tasks and messages go in one transaction of the tick loader.
 const TICK_LOAD_CASES: usize = 100;
-/// Bump when the synthetic data or the loader changes, so stale data sets are rebuilt.
-const GENERATOR_VERSION: u32 = 1;
-
-/// The fixed "now" of every figure: 2026-06-01 10:00 in Asia/Shanghai.
-fn bench_now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 6, 1, 2, 0, 0)
-        .single()
-        .expect("a valid instant")
-}
-
-/// Today in the default zone at [`bench_now`].
-fn today() -> NaiveDate {
-    calendar::local_date(ScheduleSettings::default().default_tz, bench_now())
-}
 
 struct Sizes {
     cases: u64,
@@ -287,17 +271,17 @@ async fn materialise_benchmark(cached: &Path, n: u64, reps: usize) -> Result<Vec
     let now = bench_now();
     let mut runs = Vec::with_capacity(reps);
     for rep in 0..reps {
-        let work = fresh_copy(cached)?;
+        let work = fresh_copy(cached, "schedule-run-")?;
         let (svc, url) = services_in(work.path()).await?;
         check_plan(&svc).await?;
 
         let peak_reset = reset_peak_rss();
-        let rss_before = status_kib("VmRSS");
+        let rss_before = status_kib("self", "VmRSS");
         let t = Instant::now();
         let s = materialise_all(&svc, now, MATERIALISE_BATCH).await?;
         let took = t.elapsed();
         let peak = if peak_reset {
-            status_kib("VmHWM")
+            status_kib("self", "VmHWM")
         } else {
             None
         };
@@ -533,7 +517,7 @@ struct Phases {
 /// `domain::schedule::materialise` for cases with nothing materialised yet).
 async fn phases_benchmark(cached: &Path, n: u64) -> Result<Vec<Row>> {
     println!("\n== where the time goes: the materialisation of {n} cases, part by part ==");
-    let work = fresh_copy(cached)?;
+    let work = fresh_copy(cached, "schedule-run-")?;
     let (svc, _url) = services_in(work.path()).await?;
     let now = bench_now();
     let settings = svc.schedule.clone();
@@ -777,7 +761,7 @@ async fn variants_benchmark(cached: &Path, n: u64) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut baseline = None;
     for v in &VARIANTS {
-        let work = fresh_copy(cached)?;
+        let work = fresh_copy(cached, "schedule-run-")?;
         let url = format!("sqlite://{}", work.path().join("donorcare.db").display());
         let store = SqliteStore::open(&url).await?;
         // Hold every connection the pool may open (8) and set the pragmas on each.
@@ -911,47 +895,13 @@ fn build_rows(
 /// The un-materialised data set of `n` marrow cases in `dir`, built unless a complete one is
 /// there.
 async fn materialise_data_set(dir: &Path, n: u64) -> Result<()> {
-    let want = Marker {
-        kind: "schedule".into(),
-        cases: n,
-        tasks: 0,
-        generator: GENERATOR_VERSION,
-    };
-    if have_marker(dir, &want) {
-        let (svc, url) = services_in(dir).await?;
-        let raw = SqliteStore::open(&url).await?;
-        let (cases,): (i64,) = sqlx::query_as("select count(*) from cases")
-            .fetch_one(raw.pool())
-            .await?;
-        let (tasks,): (i64,) = sqlx::query_as("select count(*) from tasks")
-            .fetch_one(raw.pool())
-            .await?;
-        raw.pool().close().await;
-        svc.store.close().await;
-        if u64::try_from(cases).ok() == Some(n) && tasks == 0 {
-            println!(
-                "\nreusing the data set in {} ({n} cases, un-materialised)",
-                dir.display()
-            );
-            return Ok(());
-        }
-        println!(
-            "{}: holds {cases} cases and {tasks} tasks: rebuilding",
-            dir.display()
-        );
+    let want = Marker::new("schedule", n, 0);
+    if is_kept(dir, &want).await? {
+        return Ok(());
     }
-    fresh_dir(dir)?;
-    println!("\nbuilding the data set in {} ({n} cases)", dir.display());
-    let (svc, url) = services_in(dir).await?;
-    let started = Instant::now();
-    let loader = loader_pool(&url).await?;
-    load_cases(&svc, &loader, n, DONATION_SPREAD_DAYS).await?;
+    let (svc, loader, _) = build_cases(dir, n, Profile::marrow(DONATION_SPREAD_DAYS)).await?;
     finish_load(&svc, loader).await?;
-    println!(
-        "built {n} cases in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    write_marker(dir, &want)
+    want.write_to(dir)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1197,33 +1147,20 @@ async fn explain(pool: &SqlitePool, sql: &str, now: DateTime<Utc>) -> Result<Vec
 /// The tick data set of `tasks` tasks in `dir`, built unless a complete one is there.
 async fn tick_data_set(dir: &Path, tasks: u64) -> Result<()> {
     let n_cases = tasks / TASKS_PER_CASE;
-    let want = Marker {
-        kind: "tick".into(),
-        cases: n_cases,
-        tasks,
-        generator: GENERATOR_VERSION,
-    };
-    if have_marker(dir, &want) {
-        println!("reusing the data set in {}", dir.display());
+    let want = Marker::new("tick", n_cases, tasks);
+    if is_kept(dir, &want).await? {
         return Ok(());
     }
-    fresh_dir(dir)?;
-    println!(
-        "building the data set in {} ({n_cases} cases, {tasks} tasks and messages)",
-        dir.display()
-    );
-    let (svc, url) = services_in(dir).await?;
     let started = Instant::now();
-    let loader = loader_pool(&url).await?;
-    let cases = load_cases(&svc, &loader, n_cases, 3_650).await?;
+    let (svc, loader, cases) = build_cases(dir, n_cases, Profile::marrow(3_650)).await?;
     let now = bench_now();
     let mut written = 0u64;
     for chunk in cases.chunks(TICK_LOAD_CASES) {
         let mut tasks_rows = Vec::with_capacity(chunk.len() * TASKS_PER_CASE as usize);
         let mut msgs = Vec::with_capacity(tasks_rows.capacity());
-        for (case_id, created_by, i) in chunk {
+        for c in chunk {
             for k in 0..TASKS_PER_CASE {
-                let (t, o) = synthetic_task(case_id, created_by, *i, k, now);
+                let (t, o) = synthetic_task(&c.id, &c.created_by, c.number, k, now);
                 tasks_rows.push(t);
                 msgs.push(o);
             }
@@ -1241,7 +1178,7 @@ async fn tick_data_set(dir: &Path, tasks: u64) -> Result<()> {
         "built the tick data set in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    write_marker(dir, &want)
+    want.write_to(dir)
 }
 
 /// Task `k` of case number `i` and its one outbox message: settled in the past, or pending
@@ -1415,375 +1352,4 @@ async fn write_tasks(pool: &SqlitePool, tasks: &[TaskRow], msgs: &[OutreachRow])
     }
     tx.commit().await?;
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Loading cases
-// ---------------------------------------------------------------------------------------------
-
-/// The loader's own connection; `synchronous=NORMAL` and a big page cache only speed up the
-/// load, the benchmark itself goes through the store's pool and settings.
-async fn loader_pool(url: &str) -> Result<SqlitePool> {
-    let opts = SqliteConnectOptions::from_str(url)?
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(30))
-        .pragma("cache_size", "-262144");
-    Ok(SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts)
-        .await?)
-}
-
-/// Fold the WAL into the database file and close everything, so the folder can be copied.
-async fn finish_load(svc: &Services, loader: SqlitePool) -> Result<()> {
-    sqlx::query("pragma wal_checkpoint(truncate)")
-        .execute(&loader)
-        .await?;
-    loader.close().await;
-    svc.store.checkpoint().await?;
-    svc.store.close().await;
-    Ok(())
-}
-
-/// Seal `n` marrow cases (donations in the last `spread_days` days) on a separate thread and
-/// write them in transactions of `LOAD_BATCH` cases. Returns (id, creator, number) of each.
-async fn load_cases(
-    svc: &Services,
-    pool: &SqlitePool,
-    n: u64,
-    spread_days: u64,
-) -> Result<Vec<(String, String, u64)>> {
-    // One coordinator per region creates its region's cases and is their primary.
-    let mut coordinators = Vec::new();
-    for region in REGIONS {
-        let user = insert_user(
-            svc,
-            &format!("bench-coordinator-{region}"),
-            Role::Coordinator,
-            region,
-            Utc::now(),
-        )
-        .await?;
-        coordinators.push((region, user));
-    }
-
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<SealedCase>>(4);
-    let keys = Arc::clone(&svc.keys);
-    let sealer = std::thread::spawn(move || -> Result<()> {
-        let ring = keys.ring();
-        let mut start = 0;
-        while start < n {
-            let end = (start + LOAD_BATCH).min(n);
-            let batch = (start..end)
-                .map(|i| {
-                    let s = Synthetic::new(i, spread_days);
-                    let by = coordinators
-                        .iter()
-                        .find(|(r, _)| *r == s.region)
-                        .map(|(_, actor)| actor)
-                        .context("a synthetic case outside the known regions")?;
-                    Ok(seal_case(&keys, &ring.index, s.new_case(), by, i))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            if tx.blocking_send(batch).is_err() {
-                return Ok(()); // the writer failed and reports why
-            }
-            start = end;
-        }
-        Ok(())
-    });
-
-    let started = Instant::now();
-    let mut written = 0u64;
-    let mut ids = Vec::with_capacity(n as usize);
-    while let Some(batch) = rx.recv().await {
-        write_batch(pool, &batch).await?;
-        written += batch.len() as u64;
-        let mut audit = Vec::with_capacity(batch.len());
-        for c in batch {
-            ids.push((c.row.id, c.row.created_by, c.number));
-            audit.push(c.audit);
-        }
-        svc.store.append_audit(&audit).await?;
-        if written % PROGRESS_EVERY == 0 || written == n {
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "  {written:>8} / {n} cases  {secs:>6.1} s  {:>6.0} cases/s",
-                written as f64 / secs
-            );
-        }
-    }
-    match sealer.join() {
-        Ok(sealed) => sealed?,
-        Err(_) => bail!("the sealing thread panicked"),
-    }
-    ensure!(written == n, "wrote {written} cases, expected {n}");
-    Ok(ids)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shared set-up
-// ---------------------------------------------------------------------------------------------
-
-/// A copy of the data set in `cached` (database and keys) in a new temporary folder under
-/// `target/bench-data/`, removed when dropped.
-fn fresh_copy(cached: &Path) -> Result<tempfile::TempDir> {
-    let base = target_dir().join("bench-data");
-    let dir = tempfile::Builder::new()
-        .prefix("schedule-run-")
-        .tempdir_in(&base)
-        .with_context(|| format!("creating a folder in {}", base.display()))?;
-    // The last connection of the check that the data set is complete may still be folding the
-    // write-ahead log into the database: copy once it has finished (it removes the log).
-    let wal = cached.join("donorcare.db-wal");
-    let waiting = Instant::now();
-    while wal.exists() && waiting.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    copy_dir(cached, dir.path())?;
-    Ok(dir)
-}
-
-fn is_wal(p: &Path) -> bool {
-    p.to_string_lossy().ends_with("-wal") || p.to_string_lossy().ends_with("-shm")
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else if entry.file_name() != "complete.json" {
-            match std::fs::copy(entry.path(), &target) {
-                Ok(_) => {}
-                // The write-ahead log of a database just closed (by the check of a kept data
-                // set) is folded into the database and removed by SQLite's last connection,
-                // which may finish just after `close` returns: it is not needed then.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_wal(&target) => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("copying {}", entry.path().display()))
-                }
-            }
-            // On disk before any clock starts, so the kernel's write-back of the copy does not
-            // compete with the timed pass.
-            std::fs::File::open(&target)?.sync_all()?;
-        }
-    }
-    Ok(())
-}
-
-fn fresh_dir(dir: &Path) -> Result<()> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
-}
-
-/// What `complete.json` records once a data set is fully loaded.
-#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-struct Marker {
-    kind: String,
-    cases: u64,
-    tasks: u64,
-    generator: u32,
-}
-
-fn have_marker(dir: &Path, want: &Marker) -> bool {
-    std::fs::read(dir.join("complete.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Marker>(&b).ok())
-        .as_ref()
-        == Some(want)
-}
-
-fn write_marker(dir: &Path, want: &Marker) -> Result<()> {
-    let path = dir.join("complete.json");
-    std::fs::write(&path, serde_json::to_vec(want)?)
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-/// Reset the peak resident set of this process (`VmHWM`) to the current one; false where the
-/// kernel does not allow it (the peak then counts from the start of the process).
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`).
-fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| {
-        l.strip_prefix(field)?
-            .strip_prefix(':')?
-            .trim()
-            .strip_suffix("kB")?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or_else(
-        || "unknown".into(),
-        |k| format!("{:.0} MiB", k as f64 / 1024.0),
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
-// Synthetic cases
-// ---------------------------------------------------------------------------------------------
-
-/// Regions of the data sets: code and the area code that starts a national ID.
-const REGIONS: [&str; 10] = [
-    "haishu",
-    "jiangbei",
-    "beilun",
-    "zhenhai",
-    "yinzhou",
-    "fenghua",
-    "xiangshan",
-    "ninghai",
-    "yuyao",
-    "cixi",
-];
-const AREA_CODES: [&str; 10] = [
-    "330203", "330205", "330206", "330211", "330212", "330213", "330225", "330226", "330281",
-    "330282",
-];
-
-const SURNAMES: &[&str] = &[
-    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
-];
-
-const GIVEN: &[&str] = &[
-    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
-    "超", "秀", "霞", "平", "刚", "桂", "英", "华",
-];
-
-const HOSPITALS: &[&str] = &[
-    "宁波市第一医院",
-    "宁波市第二医院",
-    "宁波大学附属第一医院",
-    "浙江大学医学院附属第一医院",
-];
-
-const ROADS: &[&str] = &["中山东路", "解放南路", "天童南路", "钱湖北路"];
-
-const NOTES: &[&str] = &[
-    "捐献者希望每年收到献血提醒。",
-    "工作日白天不方便接电话，请先发短信。",
-    "愿意参加志愿者分享活动。",
-];
-
-/// Synthetic marrow case number `i`, a living donor who donated in the last `spread_days` days
-/// before [`today`]: all of it derives from `i`.
-struct Synthetic {
-    region: &'static str,
-    created_at: DateTime<Utc>,
-    donor: Donor,
-    donation: Donation,
-    notes: Option<String>,
-}
-
-impl Synthetic {
-    fn new_case(&self) -> NewCase<'_> {
-        NewCase {
-            program: Program::Marrow,
-            region: self.region,
-            created_at: self.created_at,
-            donor: &self.donor,
-            donation: &self.donation,
-            notes: self.notes.as_deref(),
-        }
-    }
-
-    fn new(i: u64, spread_days: u64) -> Self {
-        let mut d = Dice::new(i);
-        let r = d.below(REGIONS.len() as u64) as usize;
-        let (region, area) = (REGIONS[r], AREA_CODES[r]);
-        let today = today();
-        // Birth date and sequence number come from a bijection of `i`, so that IDs are unique
-        // (21 900 days of birth dates × 1000 sequence numbers; 7 777 777 is prime to 21 900 000).
-        let p = i.wrapping_mul(7_777_777) % 21_900_000;
-        let birth = today - chrono::Days::new(20 * 365 + p % 21_900);
-        let national_id = with_check(&format!(
-            "{area}{}{:03}",
-            birth.format("%Y%m%d"),
-            p / 21_900
-        ));
-        let phone = format!(
-            "139{:08}",
-            (i.wrapping_mul(73_939_133) + 12_345_678) % 100_000_000
-        );
-        let given = if d.chance(25) {
-            d.pick(GIVEN).to_string()
-        } else {
-            format!("{}{}", d.pick(GIVEN), d.pick(GIVEN))
-        };
-        let full_name = format!("{}{given}", d.pick(SURNAMES));
-        let sex = if d.chance(50) { Sex::Female } else { Sex::Male };
-        let donated = today - chrono::Days::new(d.below(spread_days));
-        let email = d.chance(40).then(|| format!("donor{i}@example.org"));
-        let address = d.chance(80).then(|| {
-            format!(
-                "浙江省宁波市{}{}号{}幢{}室",
-                d.pick(ROADS),
-                1 + d.below(400),
-                1 + d.below(30),
-                101 + d.below(20) * 100 + d.below(4)
-            )
-        });
-        let hospital = d.chance(90).then(|| d.pick(HOSPITALS).to_string());
-        let notes = d.chance(40).then(|| d.pick(NOTES).to_string());
-        // Registered on the day of the donation (a few cases a week or two later).
-        let registered = donated + chrono::Days::new(if d.chance(20) { d.below(14) } else { 0 });
-        let created_at = registered
-            .min(today)
-            .and_hms_opt(1, 0, 0)
-            .map_or_else(Utc::now, |t| t.and_utc());
-        Synthetic {
-            region,
-            created_at,
-            donor: Donor {
-                full_name,
-                sex: Some(sex),
-                birth_date: Some(birth),
-                national_id: Some(national_id),
-                phone: Some(phone),
-                email,
-                address,
-                deceased: false,
-                death_date: None,
-                language: None,
-                timezone: None,
-            },
-            donation: Donation {
-                date: donated,
-                kind: d.pick(Program::Marrow.donation_kinds()).to_string(),
-                hospital,
-            },
-            notes,
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Figures
-// ---------------------------------------------------------------------------------------------
-
-/// `1234567` as `1 234 567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (k, c) in s.chars().enumerate() {
-        if k > 0 && (s.len() - k) % 3 == 0 {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    out
 }

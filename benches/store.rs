@@ -20,9 +20,8 @@
 //!    that no case has; the same searches straight through `Store::list_cases` and decryption,
 //!    without the audit, show where the time goes.
 //!
-//! Making a million cases through `create` would take hours, so the search data set is built
-//! from the same parts (`KeyService::new_case_key`, `crypto::seal_json`,
-//! `cases::donor_terms`) and written with multi-row inserts in large transactions. It is kept in
+//! The search data set is the shared synthetic registry (`common/synthetic.rs`: all three
+//! programs, sealed from the same parts as `create`, written in bulk). It is kept in
 //! `target/bench-data/search-<cases>/` and reused by later runs; `DONORCARE_BENCH_CASES` sets
 //! its size (default 1 000 000) for a quicker run. Every synthetic value derives from the case
 //! number, so a lookup can regenerate what case `i` holds; every name, number and address is
@@ -30,26 +29,23 @@
 
 #[path = "common/mod.rs"]
 mod common;
+use common::synthetic::*;
 use common::*;
 
 use std::hint::black_box;
 use std::path::Path;
-use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use donorcare::audit::AuditEntry;
 use donorcare::crypto::keyring::WrappedKey;
 use donorcare::crypto::{self, blind_term, SecretKey, TermKind};
 use donorcare::domain::cases::{
     self, CaseFilter, CaseInput, CaseView, Donation, DonationInput, Donor, DonorInput,
 };
-use donorcare::domain::types::{self, Program, Role, Sex};
+use donorcare::domain::types::{self, Role, Sex};
 use donorcare::domain::{Services, DEFAULT_PAGE};
 use donorcare::policy::Actor;
 use donorcare::store::{CaseQuery, CaseRow, CaseScope, SqliteStore};
@@ -68,8 +64,6 @@ const SEARCH_LOOKUPS: usize = 1_000;
 const SEARCH_MISSES: usize = 50;
 const SEARCH_WARMUP: usize = 50;
 const SEARCH_TARGET_MS: f64 = 5.0;
-/// Bump when the synthetic data or the loader changes, so stale data sets are rebuilt.
-const GENERATOR_VERSION: u32 = 2;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -433,9 +427,9 @@ async fn read_benchmark() -> Result<Vec<String>> {
     let started = Instant::now();
     let mut plain_rows = Vec::with_capacity(READ_CASES);
     for i in 0..READ_CASES as u64 {
-        let mut s = Synthetic::new(i);
+        let mut s = Synthetic::new(i, &profile());
         s.region = READ_REGION;
-        let view = cases::create(&svc, &supervisor, s.case_input(&coordinator.user_id), now)
+        let view = cases::create(&svc, &supervisor, case_input(&s, &coordinator.user_id), now)
             .await
             .map_err(|e| anyhow::anyhow!("creating case {i}: {e:?}"))?;
         plain_rows.push(PlainRow::from_view(&view, &supervisor.user_id)?);
@@ -606,45 +600,7 @@ async fn insert_plain(pool: &SqlitePool, rows: &[PlainRow]) -> Result<()> {
 // 2. Exact-match search among 1M cases
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug)]
-enum SearchKind {
-    Phone,
-    NationalId,
-    Name,
-}
-
 impl SearchKind {
-    const ALL: [SearchKind; 3] = [SearchKind::Phone, SearchKind::NationalId, SearchKind::Name];
-
-    fn label(self) -> &'static str {
-        match self {
-            SearchKind::Phone => "phone",
-            SearchKind::NationalId => "national_id",
-            SearchKind::Name => "name",
-        }
-    }
-
-    /// The API filter for `value`.
-    fn filter(self, value: String) -> CaseFilter {
-        let mut f = CaseFilter::default();
-        match self {
-            SearchKind::Phone => f.phone = Some(value),
-            SearchKind::NationalId => f.national_id = Some(value),
-            SearchKind::Name => f.name = Some(value),
-        }
-        f
-    }
-
-    /// The value of this kind that case `s` holds (every synthetic donor has all three).
-    fn value_of(self, s: &Synthetic) -> String {
-        let d = &s.donor;
-        match self {
-            SearchKind::Phone => d.phone.clone().unwrap_or_default(),
-            SearchKind::NationalId => d.national_id.clone().unwrap_or_default(),
-            SearchKind::Name => d.full_name.clone(),
-        }
-    }
-
     /// The blind-index term of `value`, normalised as `domain::cases::list` does.
     fn term(self, index: &SecretKey, value: &str) -> Vec<u8> {
         match self {
@@ -754,20 +710,11 @@ async fn measure_search(
     let (mut hits, mut hits_max) = (0, 0);
     let mut dice = Dice::new(0x5ea4c4 ^ (kind as u64) << 8 ^ path as u64);
     for k in 0..SEARCH_WARMUP + SEARCH_LOOKUPS {
-        let s = Synthetic::new(dice.below(n));
+        let s = Synthetic::new(dice.below(n), &profile());
         let value = kind.value_of(&s);
         let f = search_once(svc, path, kind, s.region, &value).await?;
-        let found = match kind {
-            // Names repeat: every hit must carry the name, and one of them is this case
-            // unless a full first page of namesakes came before it.
-            SearchKind::Name => {
-                f.donors.iter().all(|d| d.full_name == s.donor.full_name)
-                    && (f.more || f.donors.contains(&s.donor))
-            }
-            _ => f.donors.contains(&s.donor),
-        };
         ensure!(
-            found,
+            kind.finds(&s, &f.donors, f.more),
             "searching by {} for {value}: case not found",
             kind.label()
         );
@@ -779,7 +726,7 @@ async fn measure_search(
     }
     let mut miss_times = Vec::with_capacity(SEARCH_MISSES);
     for k in 0..SEARCH_MISSES as u64 {
-        let region = REGIONS[(k % REGIONS.len() as u64) as usize].0;
+        let region = REGIONS[(k % REGIONS.len() as u64) as usize].code;
         let f = search_once(svc, path, kind, region, &kind.missing_value(k)).await?;
         ensure!(f.donors.is_empty(), "a made-up {} was found", kind.label());
         miss_times.push(f.took);
@@ -840,154 +787,16 @@ async fn search_benchmark(n: u64) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-fn supervisor_of(region: &str) -> Actor {
-    Actor {
-        user_id: format!("bench-supervisor-{region}"),
-        username: format!("bench-supervisor-{region}"),
-        role: Role::Supervisor,
-        region: Some(region.into()),
-        contact_id: None,
-        must_enrol: false,
-    }
-}
-
-/// What `complete.json` records once a data set is fully loaded.
-#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-struct Marker {
-    cases: u64,
-    generator: u32,
-}
-
 /// Open the search data set in `dir`, building it first unless a complete one is there.
 async fn search_data_set(dir: &Path, n: u64) -> Result<Services> {
-    let marker_path = dir.join("complete.json");
-    let want = Marker {
-        cases: n,
-        generator: GENERATOR_VERSION,
-    };
-    let have: Option<Marker> = std::fs::read(&marker_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    if have.as_ref() == Some(&want) {
-        let (svc, url) = services_in(dir).await?;
-        let raw = SqliteStore::open(&url).await?;
-        let (count,): (i64,) = sqlx::query_as("select count(*) from cases")
-            .fetch_one(raw.pool())
-            .await?;
-        raw.pool().close().await;
-        if u64::try_from(count).ok() == Some(n) {
-            println!("reusing the data set in {} ({n} cases)", dir.display());
-            return Ok(svc);
-        }
-        println!(
-            "{}: holds {count} cases, not {n}: rebuilding",
-            dir.display()
-        );
-        svc.store.close().await;
+    let want = Marker::new("search", n, 0);
+    if !is_kept(dir, &want).await? {
+        let (svc, loader, _) = build_cases(dir, n, profile()).await?;
+        finish_load(&svc, loader).await?;
+        want.write_to(dir)?;
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    println!("building the data set in {} ({n} cases)", dir.display());
-    let (svc, url) = services_in(dir).await?;
-    let started = Instant::now();
-    load_cases(&svc, &url, n).await?;
-    let took = started.elapsed();
-    println!(
-        "built {n} cases in {:.1} s ({:.0} cases/s)",
-        took.as_secs_f64(),
-        n as f64 / took.as_secs_f64()
-    );
-    std::fs::write(&marker_path, serde_json::to_vec(&want)?)
-        .with_context(|| format!("writing {}", marker_path.display()))?;
-    Ok(svc)
+    Ok(services_in(dir).await?.0)
 }
-
-async fn load_cases(svc: &Services, url: &str, n: u64) -> Result<()> {
-    // One coordinator per region creates its region's cases and is their primary.
-    let mut coordinators = Vec::new();
-    for (region, _, _) in REGIONS {
-        let user = insert_user(
-            svc,
-            &format!("bench-coordinator-{region}"),
-            Role::Coordinator,
-            region,
-            Utc::now(),
-        )
-        .await?;
-        coordinators.push((region, user));
-    }
-
-    // The loader's own connection; `synchronous=NORMAL` and a big page cache only speed up the
-    // load, the benchmark itself reads through the store's pool and settings.
-    let opts = SqliteConnectOptions::from_str(url)?
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(30))
-        .pragma("cache_size", "-262144");
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts)
-        .await?;
-
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<SealedCase>>(4);
-    let keys = Arc::clone(&svc.keys);
-    let sealer = std::thread::spawn(move || -> Result<()> {
-        let ring = keys.ring();
-        let mut start = 0;
-        while start < n {
-            let end = (start + LOAD_BATCH).min(n);
-            let batch = (start..end)
-                .map(|i| {
-                    let s = Synthetic::new(i);
-                    let by = coordinators
-                        .iter()
-                        .find(|(r, _)| *r == s.region)
-                        .map(|(_, actor)| actor)
-                        .context("a synthetic case outside the known regions")?;
-                    Ok(seal_case(&keys, &ring.index, s.new_case(), by, i))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            if tx.blocking_send(batch).is_err() {
-                return Ok(()); // the writer failed and reports why
-            }
-            start = end;
-        }
-        Ok(())
-    });
-
-    let started = Instant::now();
-    let mut written = 0u64;
-    while let Some(batch) = rx.recv().await {
-        write_batch(&pool, &batch).await?;
-        written += batch.len() as u64;
-        let audit: Vec<AuditEntry> = batch.into_iter().map(|c| c.audit).collect();
-        svc.store.append_audit(&audit).await?;
-        if written % PROGRESS_EVERY == 0 || written == n {
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "  {written:>8} / {n} cases  {secs:>6.1} s  {:>6.0} cases/s",
-                written as f64 / secs
-            );
-        }
-    }
-    match sealer.join() {
-        Ok(sealed) => sealed?,
-        Err(_) => bail!("the sealing thread panicked"),
-    }
-    ensure!(written == n, "wrote {written} cases, expected {n}");
-    sqlx::query("pragma wal_checkpoint(truncate)")
-        .execute(&pool)
-        .await?;
-    pool.close().await;
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shared set-up
-// ---------------------------------------------------------------------------------------------
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic cases
@@ -996,198 +805,42 @@ async fn load_cases(svc: &Services, url: &str, n: u64) -> Result<()> {
 /// Region of every case of the read benchmark.
 const READ_REGION: &str = "yinzhou";
 
-/// Regions of the search data set: code, name, and the area code that starts a national ID.
-const REGIONS: [(&str, &str, &str); 10] = [
-    ("haishu", "海曙区", "330203"),
-    ("jiangbei", "江北区", "330205"),
-    ("beilun", "北仑区", "330206"),
-    ("zhenhai", "镇海区", "330211"),
-    ("yinzhou", "鄞州区", "330212"),
-    ("fenghua", "奉化区", "330213"),
-    ("xiangshan", "象山县", "330225"),
-    ("ninghai", "宁海县", "330226"),
-    ("yuyao", "余姚市", "330281"),
-    ("cixi", "慈溪市", "330282"),
-];
-
-const SURNAMES: &[&str] = &[
-    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
-    "何", "林", "罗", "高", "郑", "梁", "谢", "宋", "唐", "许", "韩", "邓", "冯", "曹", "彭", "曾",
-    "肖", "田", "董", "潘", "袁", "蔡", "蒋", "余",
-];
-
-const GIVEN: &[&str] = &[
-    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
-    "超", "秀", "霞", "平", "刚", "桂", "英", "华", "玉", "兰", "萍", "红", "建", "国", "志", "文",
-    "海", "燕", "小", "春", "晓", "辉", "丹", "鹏", "婷", "宇", "浩", "凯", "琳", "雪", "荣", "峰",
-    "云", "飞", "慧", "颖", "梅", "琴", "斌", "亮", "欣", "思", "佳", "晨",
-];
-
-const HOSPITALS: &[&str] = &[
-    "宁波市第一医院",
-    "宁波市第二医院",
-    "宁波大学附属第一医院",
-    "宁波市医疗中心李惠利医院",
-    "浙江大学医学院附属第一医院",
-    "浙江省人民医院",
-];
-
-const ROADS: &[&str] = &[
-    "中山东路",
-    "解放南路",
-    "天童南路",
-    "钱湖北路",
-    "百丈路",
-    "江东北路",
-    "环城西路",
-    "人民路",
-];
-
-const NOTES: &[&str] = &[
-    "家属希望每年清明节前收到纪念活动的通知。",
-    "配偶听力不好，请优先发短信，不要在晚上打电话。",
-    "子女在外地工作，联系前请先与配偶确认。",
-    "捐献者生前是中学教师，学校愿意参加纪念活动。",
-    "家属对随访表示感谢，希望了解受者的近况。",
-    "母亲年事已高，探访时请提前一天预约。",
-    "家属婉拒媒体采访，请勿公开任何信息。",
-    "已转交红十字会慰问金，家属签收。",
-];
-
-/// The fixed "today" of the synthetic data, so that regenerated values match a kept data set.
-fn base_date() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2025, 12, 31).expect("a valid date")
+/// The search data set: all three programs, donations over the ten years to a fixed day.
+fn profile() -> Profile {
+    Profile {
+        programs: Programs::Mixed,
+        today: NaiveDate::from_ymd_opt(2025, 12, 31).expect("a valid date"),
+        spread_days: 3_650,
+    }
 }
 
-/// Synthetic case number `i`: all of it derives from `i`.
-struct Synthetic {
-    program: Program,
-    region: &'static str,
-    created_at: DateTime<Utc>,
-    donor: Donor,
-    donation: Donation,
-    notes: Option<String>,
-}
-
-impl Synthetic {
-    fn new_case(&self) -> NewCase<'_> {
-        NewCase {
-            program: self.program,
-            region: self.region,
-            created_at: self.created_at,
-            donor: &self.donor,
-            donation: &self.donation,
-            notes: self.notes.as_deref(),
-        }
-    }
-
-    fn new(i: u64) -> Self {
-        let mut d = Dice::new(i);
-        let (region, region_name, area) = REGIONS[d.below(REGIONS.len() as u64) as usize];
-        let program = match d.below(10) {
-            0..=5 => Program::Marrow,
-            6..=8 => Program::Organ,
-            _ => Program::Body,
-        };
-        let today = base_date();
-        // Birth date and sequence number come from a bijection of `i`, so that IDs are unique
-        // (21 900 days of birth dates × 1000 sequence numbers; 7 777 777 is prime to 21 900 000).
-        let p = i.wrapping_mul(7_777_777) % 21_900_000;
-        let birth = today - chrono::Days::new(18 * 365 + p % 21_900);
-        let national_id = with_check(&format!(
-            "{area}{}{:03}",
-            birth.format("%Y%m%d"),
-            p / 21_900
-        ));
-        // 139 + eight digits, unique per case (73 939 133 is prime to 10^8).
-        let phone = format!(
-            "139{:08}",
-            (i.wrapping_mul(73_939_133) + 12_345_678) % 100_000_000
-        );
-        let given = if d.chance(25) {
-            d.pick(GIVEN).to_string()
-        } else {
-            format!("{}{}", d.pick(GIVEN), d.pick(GIVEN))
-        };
-        let full_name = format!("{}{given}", d.pick(SURNAMES));
-        let sex = if d.chance(50) { Sex::Female } else { Sex::Male };
-        let donated = today - chrono::Days::new(d.below(3_650));
-        let donated = donated.max(birth + chrono::Days::new(18 * 365));
-        let deceased = program.is_deceased_program();
-        let email = d.chance(40).then(|| format!("donor{i}@example.org"));
-        let address = d.chance(80).then(|| {
-            format!(
-                "浙江省宁波市{region_name}{}{}号{}幢{}室",
-                d.pick(ROADS),
-                1 + d.below(400),
-                1 + d.below(30),
-                101 + d.below(20) * 100 + d.below(4)
-            )
-        });
-        let hospital = d.chance(90).then(|| d.pick(HOSPITALS).to_string());
-        let notes = d.chance(60).then(|| {
-            (0..1 + d.below(3))
-                .map(|_| d.pick(NOTES))
-                .collect::<Vec<_>>()
-                .join("")
-        });
-        let created_at = donated
-            .and_hms_opt(9, 0, 0)
-            .map_or_else(Utc::now, |t| t.and_utc());
-        Synthetic {
-            program,
-            region,
-            created_at,
-            donor: Donor {
-                full_name,
-                sex: Some(sex),
-                birth_date: Some(birth),
-                national_id: Some(national_id),
-                phone: Some(phone),
-                email,
-                address,
-                deceased,
-                death_date: deceased.then_some(donated),
-                language: None,
-                timezone: None,
-            },
-            donation: Donation {
-                date: donated,
-                kind: d.pick(program.donation_kinds()).to_string(),
-                hospital,
-            },
-            notes,
-        }
-    }
-
-    /// The case as a client would send it.
-    fn case_input(&self, coordinator_id: &str) -> CaseInput {
-        let d = &self.donor;
-        CaseInput {
-            program: Some(self.program.as_str().into()),
-            region: Some(self.region.into()),
-            coordinator_id: Some(coordinator_id.into()),
-            status: None,
-            donor: Some(DonorInput {
-                full_name: Some(d.full_name.clone()),
-                sex: d.sex.map(|s| s.as_str().into()),
-                birth_date: d.birth_date.map(|x| x.to_string()),
-                national_id: d.national_id.clone(),
-                phone: d.phone.clone(),
-                email: d.email.clone(),
-                address: d.address.clone(),
-                deceased: Some(d.deceased),
-                death_date: d.death_date.map(|x| x.to_string()),
-                language: None,
-                timezone: None,
-            }),
-            donation: Some(DonationInput {
-                date: Some(self.donation.date.to_string()),
-                kind: Some(self.donation.kind.clone()),
-                hospital: self.donation.hospital.clone(),
-            }),
-            notes: self.notes.clone(),
-        }
+/// Case `s` as a client would send it.
+fn case_input(s: &Synthetic, coordinator_id: &str) -> CaseInput {
+    let d = &s.donor;
+    CaseInput {
+        program: Some(s.program.as_str().into()),
+        region: Some(s.region.into()),
+        coordinator_id: Some(coordinator_id.into()),
+        status: None,
+        donor: Some(DonorInput {
+            full_name: Some(d.full_name.clone()),
+            sex: d.sex.map(|s| s.as_str().into()),
+            birth_date: d.birth_date.map(|x| x.to_string()),
+            national_id: d.national_id.clone(),
+            phone: d.phone.clone(),
+            email: d.email.clone(),
+            address: d.address.clone(),
+            deceased: Some(d.deceased),
+            death_date: d.death_date.map(|x| x.to_string()),
+            language: None,
+            timezone: None,
+        }),
+        donation: Some(DonationInput {
+            date: Some(s.donation.date.to_string()),
+            kind: Some(s.donation.kind.clone()),
+            hospital: s.donation.hospital.clone(),
+        }),
+        notes: s.notes.clone(),
     }
 }
 

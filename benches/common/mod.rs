@@ -1,10 +1,14 @@
-//! What the benchmarks share: the bulk loader of sealed cases, service set-up, the synthetic
-//! data's dice, the figures' formatting, and (`load`) the HTTP benches' load generator.
+//! What the benchmarks share: the sealing and bulk writing of cases, service set-up, the
+//! synthetic data's dice, the figures' formatting; `synthetic`, the synthetic registry and the
+//! folders that keep it; `process`, resident memory and the release binary run as an operator
+//! runs it; `load`, the HTTP benches' load generator.
 //! Included by each bench with `#[path]`; a bench that does not use a part leaves it unused,
 //! hence the `allow`.
 #![allow(dead_code)]
 
 pub mod load;
+pub mod process;
+pub mod synthetic;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -143,10 +147,14 @@ pub async fn sqlite_version() -> Result<String> {
 /// The one-minute load average where the system reports it, since other work on the machine
 /// skews every figure.
 pub fn load_average() -> String {
+    load_1min().map_or_else(String::new, |l| format!(", load average {l}"))
+}
+
+/// The one-minute load average alone, where the system reports it.
+pub fn load_1min() -> Option<String> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .map_or_else(String::new, |l| format!(", load average {l}"))
 }
 
 /// A national ID completed with its check character.
@@ -189,6 +197,19 @@ pub fn ms(d: Duration) -> f64 {
 
 pub fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// `1234567` as `1 234 567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (k, c) in s.chars().enumerate() {
+        if k > 0 && (s.len() - k) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
 }
 
 pub fn verdict(met: bool) -> &'static str {
@@ -249,6 +270,15 @@ pub fn seal_case(
         audit,
         number,
     }
+}
+
+/// The fixed "now" of the benches that need one: 2026-06-01 10:00 in Asia/Shanghai (the
+/// default zone), so kept data sets stay valid.
+pub fn bench_now() -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(2026, 6, 1, 2, 0, 0)
+        .single()
+        .expect("a valid instant")
 }
 
 /// `CARGO_TARGET_DIR`, else this package's `target/`.
