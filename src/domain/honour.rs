@@ -7,8 +7,8 @@
 //! themselves, publishes nothing, and so needs no publicity consent; its page says whether one
 //! is in force, so no one frames it for a public wall by mistake.
 //!
-//! Both read names, so both are audited as case views (`case.view`, reason `honour_roll` or
-//! `certificate`), one entry per case shown.
+//! Both read names, so both are audited as case views (`case.view`; the roll's with reason
+//! `honour_roll`), one entry per case shown.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ use super::types::Program;
 use super::{page_limit, Page, Services};
 use crate::error::{Error, Result, Validator};
 use crate::policy::{self, Action, Actor};
-use crate::store::{CaseQuery, ConsentQuery, ConsentScope};
+use crate::store::{CaseQuery, CaseScope, ConsentQuery, ConsentScope};
 
 /// Cases read per store query while the roll is filtered by donation year.
 const SCAN_BATCH: i64 = 200;
@@ -160,12 +160,11 @@ fn entry(c: CaseView) -> Option<RollEntry> {
 /// Returns them and whether more remain.
 async fn scan(
     svc: &Services,
-    actor: &Actor,
+    scope: &CaseScope,
     c: &Checked,
     cursor: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<(Vec<RollEntry>, bool)> {
-    let scope = policy::case_scope(actor)?;
     let ring = svc.keys.ring();
     let mut after = cursor;
     let mut found = Vec::new();
@@ -226,15 +225,18 @@ async fn audit_shown(
     svc.audit.record(entries).await
 }
 
-async fn scope_checked(svc: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<()> {
-    if let Err(e) = policy::case_scope(actor) {
-        let entry = svc
-            .entry(actor, Action::ListCases, "honour_roll", now)
-            .denied("role");
-        svc.audit.record(vec![entry]).await?;
-        return Err(e);
+/// The cases the caller may list; a role that lists none is refused, and the refusal recorded.
+async fn scope_checked(svc: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<CaseScope> {
+    match policy::case_scope(actor) {
+        Ok(scope) => Ok(scope),
+        Err(e) => {
+            let entry = svc
+                .entry(actor, Action::ListCases, "honour_roll", now)
+                .denied("role");
+            svc.audit.record(vec![entry]).await?;
+            Err(e)
+        }
     }
-    Ok(())
 }
 
 /// A page of the year's honour roll in the caller's scope.
@@ -244,10 +246,10 @@ pub async fn roll(
     f: RollFilter,
     now: DateTime<Utc>,
 ) -> Result<Roll> {
-    scope_checked(svc, actor, now).await?;
+    let scope = scope_checked(svc, actor, now).await?;
     let today = crate::schedule::calendar::local_date(svc.schedule.default_tz, now);
     let c = check(&f, today, true)?;
-    let (items, more) = scan(svc, actor, &c, f.cursor.clone(), now).await?;
+    let (items, more) = scan(svc, &scope, &c, f.cursor.clone(), now).await?;
     audit_shown(svc, actor, &items, now).await?;
     let next_cursor = if more {
         items.last().map(|e| e.case_id.clone())
@@ -267,7 +269,7 @@ pub async fn whole_roll(
     f: WholeRollFilter,
     now: DateTime<Utc>,
 ) -> Result<(i32, Vec<RollEntry>)> {
-    scope_checked(svc, actor, now).await?;
+    let scope = scope_checked(svc, actor, now).await?;
     let today = crate::schedule::calendar::local_date(svc.schedule.default_tz, now);
     let c = check(
         &RollFilter {
@@ -279,7 +281,7 @@ pub async fn whole_roll(
         today,
         false,
     )?;
-    let (mut items, _) = scan(svc, actor, &c, None, now).await?;
+    let (mut items, _) = scan(svc, &scope, &c, None, now).await?;
     audit_shown(svc, actor, &items, now).await?;
     items.sort_by(|a, b| {
         a.donation_date
@@ -319,7 +321,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// A certificate for one case the caller may read (audited as a view of the case).
+/// A certificate for one case the caller may read (`cases::get` decides and records the view).
 pub async fn certificate(
     svc: &Services,
     actor: &Actor,
@@ -345,13 +347,6 @@ pub async fn certificate(
         .await?
         .iter()
         .any(|r| r.subject == "donor" && consents::status(r, now) == "active");
-    svc.audit
-        .record(vec![svc
-            .entry(actor, Action::ReadCase, "case", now)
-            .target(case_id)
-            .case(case_id)
-            .reason("certificate")])
-        .await?;
     Ok(Certificate {
         case_id: view.id,
         program: view.program.as_str().to_string(),

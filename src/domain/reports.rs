@@ -382,14 +382,17 @@ pub async fn compute(svc: &Services, c: &Checked, now: DateTime<Utc>) -> Result<
         region: c.region.clone(),
     };
     let rows = svc.store.report_rows(&q).await?;
-    let mut r = assemble(c, &starts, rows);
-    r.timezone = tz.name().to_string();
-    r.standing_at = q.at;
-    Ok(r)
+    Ok(assemble(c, &starts, rows, tz.name(), q.at))
 }
 
 /// Fold the store's rows into a report (pure: tested without a database).
-fn assemble(c: &Checked, starts: &[NaiveDate], rows: ReportRows) -> Report {
+fn assemble(
+    c: &Checked,
+    starts: &[NaiveDate],
+    rows: ReportRows,
+    timezone: &str,
+    standing_at: DateTime<Utc>,
+) -> Report {
     use std::collections::BTreeMap;
     let own = c.period.own_months();
     let mut months: Vec<MonthFigures> = starts
@@ -522,10 +525,10 @@ fn assemble(c: &Checked, starts: &[NaiveDate], rows: ReportRows) -> Report {
         .into(),
         from: c.period.first_day(),
         to: c.period.end() - chrono::Days::new(1),
-        timezone: String::new(),
+        timezone: timezone.to_string(),
         program: c.program.map(|p| p.as_str().to_string()),
         region: c.region.clone(),
-        standing_at: DateTime::<Utc>::MIN_UTC,
+        standing_at,
         totals,
         groups: groups
             .into_iter()
@@ -617,18 +620,19 @@ fn values(f: &Figures) -> [i64; 16] {
 }
 
 /// The report as CSV: `period,program,region,` then [`CSV_COLUMNS`]; a row per programme and
-/// region, and a last row `all,all` of the totals. The download is audited.
+/// region, and a last row `all,all` of the totals; with the period's name (for the file's).
+/// The download is audited.
 pub async fn csv(
     svc: &Services,
     actor: &Actor,
     f: &ReportFilter,
     now: DateTime<Utc>,
-) -> Result<String> {
+) -> Result<(String, String)> {
     authorized(svc, actor, now).await?;
     let checked = check(actor, f, calendar::local_date(svc.schedule.default_tz, now))?;
     let r = compute(svc, &checked, now).await?;
     record(svc, actor, &checked, "csv", now).await?;
-    Ok(to_csv(&r))
+    Ok((r.period.clone(), to_csv(&r)))
 }
 
 pub fn to_csv(r: &Report) -> String {
@@ -809,7 +813,13 @@ mod tests {
                 count("marrow", 0, "case_new", "marrow", 30),
             ],
         };
-        let r = assemble(&c, &period.month_starts(), rows);
+        let r = assemble(
+            &c,
+            &period.month_starts(),
+            rows,
+            "Asia/Shanghai",
+            Utc::now(),
+        );
         let t = &r.totals;
         assert_eq!(
             (

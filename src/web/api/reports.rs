@@ -39,15 +39,9 @@ pub async fn report_csv(
     Auth(actor): Auth,
     ApiQuery(f): ApiQuery<ReportFilter>,
 ) -> Result<axum::response::Response> {
-    let body = reports::csv(&s.svc, &actor, &f, s.now()).await?;
-    let name = format!("donorcare-report-{}.csv", report_name(&f));
-    Ok(super::consents::csv_download(body, &name))
-}
-
-/// The file name's period: what was asked if it is a period, else `current`.
-pub fn report_name(f: &ReportFilter) -> String {
-    match f.period.as_deref().map(str::trim) {
-        Some(p) if reports::Period::parse(p).is_ok() => p.to_string(),
-        _ => "current".into(),
-    }
+    let (period, body) = reports::csv(&s.svc, &actor, &f, s.now()).await?;
+    Ok(super::consents::csv_download(
+        body,
+        &format!("donorcare-report-{period}.csv"),
+    ))
 }

@@ -262,12 +262,8 @@ async fn report_csv(
         Err(r) => return r,
     };
     match reports::csv(&s.svc, &user.actor, &q.filter(), s.now()).await {
-        Ok(body) => {
-            let name = format!(
-                "donorcare-report-{}.csv",
-                crate::web::api::reports::report_name(&q.filter())
-            );
-            crate::web::api::consents::csv_download(body, &name)
+        Ok((period, body)) => {
+            crate::web::api::consents::csv_download(body, &format!("donorcare-report-{period}.csv"))
         }
         Err(Error::Validation(_)) => report_page(State(s), page, Query(q)).await,
         Err(e) => page.error(&s, e),
