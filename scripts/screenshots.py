@@ -65,6 +65,14 @@ PAGES = [
     ("honour-roll", "demo-coordinator", "/honour-roll"),
     ("certificate", "demo-coordinator", "first-case/certificate"),
     ("reports-year", "demo-admin", "/reports?period=2026"),
+    ("memorials", "demo-coordinator", "/memorials"),
+    ("memorial-new", "demo-coordinator", "/memorials/new"),
+    ("memorial", "demo-coordinator", "first-memorial"),
+    ("memorial-reply", "demo-coordinator", "first-invitation"),
+    ("memorial-supervisor", "demo-supervisor", "first-memorial"),
+    ("memorial-names-print", "demo-supervisor", "first-memorial/names/print"),
+    ("family-memorials", "demo-family", "/me/memorials"),
+    ("family-memorial-reply", "demo-family", "first-family-invitation"),
     ("family-home", "demo-family", "/me"),
     ("family-messages", "demo-family", "/me/messages"),
     ("family-preferences", "demo-family", "/me/preferences"),
@@ -224,13 +232,25 @@ def main():
                                             ("first-finding", "/ethics/findings", "/ethics/findings/"),
                                             ("first-grant", "/ethics/break-glass", "/ethics/break-glass/"),
                                             ("first-user", "/admin/users", "/admin/users/"),
-                                            ("first-withdrawal", "/me/consents", "/me/consents/")]:
-                if path == marker:
+                                            ("first-withdrawal", "/me/consents", "/me/consents/"),
+                                            ("first-memorial", "/memorials", "/memorials/"),
+                                            ("first-family-invitation", "/me/memorials", "/me/memorials/")]:
+                if path == marker or path.startswith(marker + "/"):
+                    rest = path[len(marker):]
                     d.go(base + listing)
                     m = re.search(r'href="' + prefix + r'([0-9a-f]{8}-[0-9a-f-]{27})[/"]', d.call("GET", "/source"))
-                    path = prefix + (m.group(1) if m else "none")
+                    path = prefix + (m.group(1) if m else "none") + rest
                     if marker == "first-withdrawal":
                         path += "/withdraw"
+                    if marker == "first-family-invitation":
+                        path += "/reply"
+            if path == "first-invitation":
+                # The first family on the first event's guest list.
+                d.go(base + "/memorials")
+                m = re.search(r'href="/memorials/([0-9a-f-]{36})"', d.call("GET", "/source"))
+                d.go(base + "/memorials/" + (m.group(1) if m else "none"))
+                m = re.search(r'href="/memorial-invitations/([0-9a-f-]{36})/reply"', d.call("GET", "/source"))
+                path = "/memorial-invitations/" + (m.group(1) if m else "none") + "/reply"
             if path == "first-consent":
                 # Not every finding is about a recorded consent: ask the API for the newest.
                 path = "/ethics/consents/" + first_consent_id(base, who)

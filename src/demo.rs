@@ -78,6 +78,8 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
     };
     let today = now.date_naive();
     let mut first_case: Option<String> = None;
+    // Cases whose donor's name the memorial event's list puts forward (some with consent).
+    let mut family_cases: Vec<String> = Vec::new();
     for i in 0..24u32 {
         let program = ["marrow", "organ", "body"][(i % 3) as usize];
         let birth = today - Duration::days(365 * (25 + i64::from(i) * 2) + i64::from(i) * 11);
@@ -151,6 +153,22 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
             .await?;
             if i % 4 != 3 {
                 consents::record(svc, &coordinator, &case.id, consent_of(&contact.id), now).await?;
+            }
+            if i % 4 == 1 {
+                // Some families agreed that the donor's name may be published and engraved.
+                let publicity = ConsentInput {
+                    kind: Some("publicity".into()),
+                    subject: Some("donor".into()),
+                    given_by: Some(contact.id.clone()),
+                    method: Some("written".into()),
+                    document: Some("publicity-zh-CN-v1".into()),
+                    signed_at: Some(donated.to_string()),
+                    ..Default::default()
+                };
+                consents::record(svc, &coordinator, &case.id, publicity, now).await?;
+                family_cases.push(case.id.clone());
+            } else if i % 4 == 2 {
+                family_cases.push(case.id.clone());
             }
             if i == 1 {
                 // One family has joined the portal, through the invitation they were sent.
@@ -234,6 +252,30 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
             }
         }
         first_case.get_or_insert(case.id);
+    }
+    // Next Qingming's remembrance, with the families of the coordinator's cases invited and
+    // a few names put forward for the memorial wall.
+    let year = chrono::Datelike::year(&today) + 1;
+    if let Some(day) = crate::schedule::calendar::qingming(year) {
+        use crate::domain::memorials;
+        let event = memorials::MemorialEventInput {
+            kind: Some("qingming".into()),
+            title: Some(format!("{year} 年清明缅怀活动")),
+            program: None,
+            starts_at: Some(format!("{}T09:30", day - Duration::days(1))),
+            place: Some("宁波福泉山纪念园 生命礼赞纪念墙".into()),
+            details: Some("上午九点在纪念园正门集合，组织方提供往返班车。".into()),
+            reply_by: Some((day - Duration::days(10)).to_string()),
+            reminder_days: Some(3),
+        };
+        let e = memorials::create_event(svc, &coordinator, event, now).await?;
+        memorials::invite(svc, &coordinator, &e.id, Default::default(), now).await?;
+        for case_id in &family_cases {
+            let name = memorials::NameInput {
+                case_id: case_id.clone(),
+            };
+            memorials::add_name(svc, &coordinator, &e.id, name, now).await?;
+        }
     }
     // A colleague from another district opened the first case one night, stating why, so the
     // ethics reviewer has a break-glass use to look at.

@@ -97,6 +97,17 @@ pub enum Action {
     ListAdverseEvents,
     /// The registry's pseudonymous report of adverse events.
     ExportAdverseEvents,
+    /// See a region's memorial events (what, when, where) and their head count.
+    ReadMemorials,
+    /// Plan, change or cancel a region's memorial event.
+    ManageMemorials,
+    /// Invite a case's family to a memorial event, record their reply, put the donor's name
+    /// forward for the published list.
+    ManageMemorialGuests,
+    /// The event's list of names for the engraver (only names with publicity consent).
+    ExportMemorialNames,
+    /// A family answers its own invitation.
+    ReplyToMemorial,
 }
 
 impl Action {
@@ -147,6 +158,11 @@ impl Action {
             Action::ReadAdverseEvents => "adverse_event.view",
             Action::ListAdverseEvents => "adverse_event.list",
             Action::ExportAdverseEvents => "adverse_event.export",
+            Action::ReadMemorials => "memorial.view",
+            Action::ManageMemorials => "memorial.manage",
+            Action::ManageMemorialGuests => "memorial.invite",
+            Action::ExportMemorialNames => "memorial.export_names",
+            Action::ReplyToMemorial => "memorial.reply",
         }
     }
 }
@@ -161,6 +177,10 @@ pub enum Resource<'a> {
         region: &'a str,
         assigned: bool,
         break_glass: bool,
+    },
+    /// Something that belongs to a region as a whole (a memorial event).
+    Region {
+        region: &'a str,
     },
     /// An existing task: its case's region, whether the actor is assigned to the case (or holds
     /// break-glass on it), and whether the task is assigned to the actor.
@@ -189,7 +209,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
             ReadCase | UpdateCase | ManageContacts | AssignCase | InviteContact | RequestErasure
             | CreateTask | RecordConsent | ReadConsent | ReadOutreach | ManageSchedule
             | ReleaseOutreach | CancelOutreach | RecordAdverseEvent | UpdateAdverseEvent
-            | ReadAdverseEvents,
+            | ReadAdverseEvents | ManageMemorialGuests,
             Resource::Case { region, .. },
         ) => {
             if in_region(region) {
@@ -202,7 +222,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
             Coordinator,
             ReadCase | UpdateCase | ManageContacts | InviteContact | CreateTask | RecordConsent
             | ReadConsent | ReadOutreach | ManageSchedule | ReleaseOutreach | CancelOutreach
-            | RecordAdverseEvent | UpdateAdverseEvent | ReadAdverseEvents,
+            | RecordAdverseEvent | UpdateAdverseEvent | ReadAdverseEvents | ManageMemorialGuests,
             Resource::Case {
                 assigned,
                 break_glass,
@@ -237,6 +257,21 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (EthicsReviewer, ReadAdverseEvents, Resource::Case { .. }) => Ok(()),
         (Coordinator | Supervisor | EthicsReviewer, ListAdverseEvents, Resource::System) => Ok(()),
         (Supervisor | EthicsReviewer, ExportAdverseEvents, Resource::System) => Ok(()),
+        // Memorial events are the region's care team's: they see and plan them; the list of
+        // names for the engraver leaves the office, so the region's supervisor signs it off.
+        (
+            Coordinator | Supervisor,
+            ReadMemorials | ManageMemorials,
+            Resource::Region { region },
+        )
+        | (Supervisor, ExportMemorialNames, Resource::Region { region }) => {
+            if in_region(region) {
+                Ok(())
+            } else {
+                Err(Error::NotFound)
+            }
+        }
+        (Family, ReplyToMemorial, Resource::System) if actor.contact_id.is_some() => Ok(()),
         // Ethics reviewers read every consent record (not the rest of the case).
         (EthicsReviewer, ReadConsent, Resource::Case { .. }) => Ok(()),
         (Coordinator | Supervisor | EthicsReviewer, ListConsents, Resource::System) => Ok(()),
@@ -397,6 +432,44 @@ mod tests {
                 reads_health_notes(role),
                 matches!(role, Role::Coordinator | Role::Supervisor)
             );
+        }
+    }
+
+    #[test]
+    fn memorial_events_are_the_regions_care_team_and_its_supervisor_exports_the_names() {
+        let here = Resource::Region { region: "north" };
+        let there = Resource::Region { region: "south" };
+        let case = |assigned| Resource::Case {
+            region: "north",
+            assigned,
+            break_glass: false,
+        };
+        let code = |r: Result<()>| match r {
+            Ok(()) => 200,
+            Err(Error::NotFound) => 404,
+            Err(_) => 403,
+        };
+        for role in Role::ALL.iter().copied() {
+            let mut a = actor(role);
+            if role == Role::Family {
+                a.contact_id = Some("k1".into());
+            }
+            let got = [
+                code(authorize(&a, Action::ReadMemorials, here)),
+                code(authorize(&a, Action::ManageMemorials, here)),
+                code(authorize(&a, Action::ManageMemorials, there)),
+                code(authorize(&a, Action::ExportMemorialNames, here)),
+                code(authorize(&a, Action::ManageMemorialGuests, case(true))),
+                code(authorize(&a, Action::ManageMemorialGuests, case(false))),
+                code(authorize(&a, Action::ReplyToMemorial, Resource::System)),
+            ];
+            let want = match role {
+                Role::Coordinator => [200, 200, 404, 403, 200, 404, 403],
+                Role::Supervisor => [200, 200, 404, 200, 200, 200, 403],
+                Role::Family => [403, 403, 403, 403, 403, 403, 200],
+                _ => [403; 7],
+            };
+            assert_eq!(got, want, "{role}");
         }
     }
 

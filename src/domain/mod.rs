@@ -17,6 +17,7 @@ pub mod feeds;
 pub mod findings;
 pub mod honour;
 pub mod keys;
+pub mod memorials;
 pub mod outreach;
 pub mod register;
 pub mod reports;

@@ -125,6 +125,26 @@ pub const TEMPLATES: &[(&str, &str, &str)] = &[
         include_str!("../../templates/outreach/memorial_invitation.zh-CN.hbs"),
     ),
     (
+        "memorial_event_invitation",
+        "en",
+        include_str!("../../templates/outreach/memorial_event_invitation.en.hbs"),
+    ),
+    (
+        "memorial_event_invitation",
+        "zh-CN",
+        include_str!("../../templates/outreach/memorial_event_invitation.zh-CN.hbs"),
+    ),
+    (
+        "memorial_event_reminder",
+        "en",
+        include_str!("../../templates/outreach/memorial_event_reminder.en.hbs"),
+    ),
+    (
+        "memorial_event_reminder",
+        "zh-CN",
+        include_str!("../../templates/outreach/memorial_event_reminder.zh-CN.hbs"),
+    ),
+    (
         "birthday",
         "en",
         include_str!("../../templates/outreach/birthday.en.hbs"),
@@ -260,18 +280,22 @@ async fn render_row(
     opened: &cases::Opened,
 ) -> Result<Rendered> {
     let task = svc.store.task_by_id(&row.task_id).await?;
+    let occurrence = task.as_ref().and_then(|t| t.occurrence.as_deref());
+    let event = super::memorials::facts_for(svc, occurrence, to.tz).await?;
     render(
         templates()?,
         &row.template,
         to,
         &opened.donor,
         &opened.donation,
-        task.as_ref().and_then(|t| t.occurrence.as_deref()),
+        occurrence,
+        event.as_ref(),
         row.due_at,
     )
 }
 
 /// Render `template` for `to`, from the case's opened donor and donation.
+#[allow(clippy::too_many_arguments)]
 fn render(
     hb: &Handlebars<'static>,
     template: &str,
@@ -279,6 +303,7 @@ fn render(
     donor: &Donor,
     donation: &cases::Donation,
     occurrence: Option<&str>,
+    event: Option<&super::memorials::EventFacts>,
     due: DateTime<Utc>,
 ) -> Result<Rendered> {
     let lang = if to.language == "en" { "en" } else { "zh-CN" };
@@ -290,6 +315,7 @@ fn render(
         &donor.full_name,
         donation,
         occurrence,
+        event,
         due.with_timezone(&to.tz).date_naive(),
     )
 }
@@ -305,6 +331,7 @@ fn fill(
     donor_name: &str,
     donation: &cases::Donation,
     occurrence: Option<&str>,
+    event: Option<&super::memorials::EventFacts>,
     date: NaiveDate,
 ) -> Result<Rendered> {
     let years = occurrence
@@ -329,6 +356,12 @@ fn fill(
         "blood_until": blood_until.to_string(),
         "second_window_until": second_window_until.to_string(),
         "organisation": if lang == "en" { "The Red Cross donor care team" } else { "红十字会捐献者关爱组" },
+        "event_title": event.map(|e| e.title.as_str()),
+        "event_date": event.map(|e| e.date.to_string()),
+        "event_time": event.map(|e| e.time.as_str()),
+        "event_place": event.map(|e| e.place.as_str()),
+        "event_details": event.map(|e| e.details.as_str()).filter(|d| !d.is_empty()),
+        "reply_by": event.and_then(|e| e.reply_by).map(|d| d.to_string()),
     });
     let text = hb
         .render(&format!("{template}.{lang}"), &ctx)
@@ -1267,6 +1300,7 @@ pub async fn draft(
         &opened.donor,
         &opened.donation,
         None,
+        None,
         due,
     )?;
     svc.audit
@@ -1549,6 +1583,7 @@ pub async fn sample_preview(
                 &sample(&donor_name, "王先生", "Mr Wang"),
                 &donation,
                 occurrence.as_deref(),
+                None,
                 day.unwrap_or(today),
             )
         })
@@ -1574,10 +1609,53 @@ mod tests {
             "Ms Li",
             &donation,
             None,
+            None,
             day,
         )
         .unwrap()
         .body
+    }
+
+    #[test]
+    fn an_events_messages_name_its_day_time_place_and_reply_date() {
+        let donation = cases::Donation {
+            date: NaiveDate::from_ymd_opt(2025, 3, 14).unwrap(),
+            kind: "kidney".into(),
+            hospital: None,
+        };
+        let facts = super::super::memorials::EventFacts {
+            title: "清明缅怀活动".into(),
+            date: NaiveDate::from_ymd_opt(2027, 4, 4).unwrap(),
+            time: "09:30".into(),
+            place: "福泉山纪念园".into(),
+            details: "上午九点集合".into(),
+            reply_by: NaiveDate::from_ymd_opt(2027, 3, 25),
+        };
+        for template in ["memorial_event_invitation", "memorial_event_reminder"] {
+            for lang in ["zh-CN", "en"] {
+                let r = fill(
+                    templates().unwrap(),
+                    template,
+                    lang,
+                    "李女士",
+                    "王先生",
+                    &donation,
+                    None,
+                    Some(&facts),
+                    NaiveDate::from_ymd_opt(2027, 3, 1).unwrap(),
+                )
+                .unwrap();
+                let all = format!("{}\n{}", r.subject, r.body);
+                for want in ["2027-04-04", "09:30", "福泉山纪念园", "清明缅怀活动"] {
+                    assert!(all.contains(want), "{template}.{lang}: {want} in {all}");
+                }
+                assert_eq!(
+                    all.contains("2027-03-25"),
+                    template == "memorial_event_invitation",
+                    "{template}.{lang}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -153,6 +153,10 @@ pub static TABLES: &[Table] = &[
         id Text, case_id Text, occurred_on Date, category Text, grade Int, relation Text,
         outcome Text, reported_on Date, description Bytes, created_by Text, created_at Time,
         updated_by Text, updated_at Time),
+    table!("memorial_events" order by "id":
+        id Text, region Text, kind Text, title Text, program Text, starts_at Time, place Text,
+        details Text, reply_by Date, reminder_days Int, status Text, created_by Text,
+        created_at Time, updated_by Text, updated_at Time),
     table!("reveals" order by "id":
         id Text, case_id Text, user_id Text, reason Bytes, revealed_at Time),
     table!("tasks" order by "id":
@@ -167,6 +171,12 @@ pub static TABLES: &[Table] = &[
         updated_at Time),
     table!("portal_messages" order by "outreach_id":
         outreach_id Text, case_id Text, recipient Text, sealed Bytes, created_at Time),
+    table!("memorial_invitations" order by "id":
+        id Text, event_id Text, case_id Text, invitation_task_id Text, reminder_task_id Text,
+        reply Text, party_size Int, needs Bytes, replied_at Time, replied_by Text,
+        created_by Text, created_at Time),
+    table!("memorial_names" order by "event_id, case_id":
+        event_id Text, case_id Text, added_by Text, added_at Time),
     table!("findings" order by "id":
         id Text, case_id Text, rule Text, consent_key Text, message Text, status Text,
         opened_at Time, updated_at Time, closed_at Time, closed_by Text, decision Text,

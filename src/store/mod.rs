@@ -6,6 +6,7 @@
 mod cached;
 pub mod dump;
 mod marrow;
+mod memorial;
 mod postgres;
 mod schedule;
 mod shared;
@@ -20,6 +21,7 @@ use crate::audit::AuditEntry;
 use crate::error::Result;
 pub use cached::{AtGeneration, CachedReads, CaseBundle, TokenUser};
 pub use marrow::*;
+pub use memorial::*;
 pub use schedule::*;
 
 pub use postgres::PgStore;
@@ -476,7 +478,7 @@ pub struct WrappedCaseKey {
 }
 
 #[async_trait::async_trait]
-pub trait Store: ScheduleStore + MarrowStore + Send + Sync + 'static {
+pub trait Store: ScheduleStore + MarrowStore + MemorialStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> Result<()>;

@@ -14,6 +14,7 @@ use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool};
 
 use super::cached::ReadCache;
 use super::marrow::marrow_impl;
+use super::memorial::memorial_impl;
 use super::schedule::schedule_impl;
 use super::shared::{self, shared_store_helpers, store_impl};
 use super::*;
@@ -171,6 +172,7 @@ fn is_stale_head(e: &sqlx::Error) -> bool {
 }
 schedule_impl!(SqliteStore, Sqlite, SQLITE_CLAIM);
 marrow_impl!(SqliteStore, Sqlite);
+memorial_impl!(SqliteStore, Sqlite);
 
 super::dump::dump_impl!(
     SqliteStore,

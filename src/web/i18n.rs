@@ -247,6 +247,26 @@ const FIELD_MESSAGES: &[(&str, &str)] = &[
     ),
     ("must not be before the event", "msg-ae-reported-early"),
     ("must not be before from", "msg-range"),
+    ("must be in the future", "msg-ev-future"),
+    (
+        "must be a time (RFC 3339, or YYYY-MM-DDTHH:MM in the office's time zone)",
+        "msg-ev-time",
+    ),
+    ("must not be after the event", "msg-ev-reply-by"),
+    ("say how many are coming (1 to 20)", "msg-ev-party"),
+    (
+        "families have been invited to this time; cancel the event and plan it again",
+        "msg-ev-time-fixed",
+    ),
+    (
+        "families have been invited; the programme can no longer change",
+        "msg-ev-program-fixed",
+    ),
+    (
+        "your account has no region; an admin sets it",
+        "msg-ev-no-region",
+    ),
+    ("at most {} characters", "msg-at-most-chars"),
 ];
 
 /// `text` when it has the shape of `pattern`, with the values that stood for its `{}`.

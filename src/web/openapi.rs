@@ -150,6 +150,11 @@ const CREATIONS: &[Creation] = &[
         method: "post",
         schemas: crate::domain::adverse_events::ON_CREATE,
     },
+    Creation {
+        path: "/api/v1/memorial-events",
+        method: "post",
+        schemas: crate::domain::memorials::ON_CREATE,
+    },
 ];
 
 /// The schema of a required field: as the optional one, without null.

@@ -7,6 +7,7 @@ pub mod consents;
 pub mod family;
 pub mod honour;
 pub mod marrow;
+pub mod memorials;
 pub mod reports;
 pub mod schedule;
 pub mod tasks;
@@ -98,4 +99,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(marrow::get_event, marrow::update_event))
         .routes(routes!(marrow::export))
         .routes(routes!(marrow::export_csv))
+        .routes(routes!(memorials::create, memorials::list))
+        .routes(routes!(memorials::get, memorials::update))
+        .routes(routes!(memorials::cancel))
+        .routes(routes!(memorials::invite, memorials::guests))
+        .routes(routes!(memorials::reply))
+        .routes(routes!(memorials::names, memorials::add_name))
+        .routes(routes!(memorials::remove_name))
+        .routes(routes!(memorials::names_csv))
+        .routes(routes!(memorials::family_list))
+        .routes(routes!(memorials::family_reply))
 }

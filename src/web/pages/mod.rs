@@ -18,6 +18,7 @@ pub mod home;
 pub mod honour;
 pub mod letters;
 pub mod marrow;
+pub mod memorials;
 pub mod outreach;
 pub mod reports;
 pub mod tasks;
@@ -59,6 +60,7 @@ pub fn templates() -> impl Iterator<Item = &'static (&'static str, &'static str)
         .chain(admin::TEMPLATES)
         .chain(reports::TEMPLATES)
         .chain(honour::TEMPLATES)
+        .chain(memorials::TEMPLATES)
 }
 
 pub fn routes() -> Router<AppState> {
@@ -79,6 +81,7 @@ pub fn routes() -> Router<AppState> {
         .merge(admin::routes())
         .merge(reports::routes())
         .merge(honour::routes())
+        .merge(memorials::routes())
 }
 
 /// The stylesheet of every page (screen and print): the shared rules, then each area's.

@@ -125,6 +125,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/letters", "nav-letters"),
             ("/calendar", "nav-calendar"),
             ("/honour-roll", "nav-honour"),
+            ("/memorials", "nav-memorials"),
         ],
         Role::Supervisor => &[
             ("/", "nav-home"),
@@ -135,6 +136,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/letters", "nav-letters"),
             ("/calendar", "nav-calendar"),
             ("/honour-roll", "nav-honour"),
+            ("/memorials", "nav-memorials"),
             ("/reports", "nav-reports"),
         ],
         Role::Volunteer => &[("/", "nav-my-visits"), ("/calendar", "nav-calendar")],
@@ -159,6 +161,7 @@ fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/me", "nav-me"),
             ("/me/messages", "nav-me-messages"),
             ("/me/preferences", "nav-me-preferences"),
+            ("/me/memorials", "nav-me-memorials"),
             ("/me/consents", "nav-me-consents"),
             ("/me/access-log", "nav-me-access-log"),
         ],

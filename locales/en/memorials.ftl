@@ -1,0 +1,132 @@
+nav-memorials = Memorials
+nav-me-memorials = Memorials
+case-section-memorials = Memorial events
+case-no-memorials = This family has not been invited to a memorial event yet.
+memorial-invite-case = Invite to “{ $title }”
+template-memorial-event-invitation = Memorial event invitation (with day and place)
+template-memorial-event-reminder = Memorial event reminder
+
+memorial-list-title = Memorial events
+memorial-new-title = Plan a memorial event
+memorial-edit-title = Change the event
+memorial-show-title = Memorial event
+memorial-back = Back to the event
+memorial-list-lead = Qingming remembrance, the memorial wall, ceremonies in your region. Invitations go out as outreach, so each family's consent, pause and monthly limit are respected.
+memorial-which = Which events
+memorial-ahead = Coming up
+memorial-all = All
+memorial-none = No memorial events yet.
+memorial-none-ahead = No memorial events coming up.
+memorial-count-line = { $invited } families invited · { $coming } coming, { $people } people
+memorial-kind = Kind of event
+memorial-kind-qingming = Qingming remembrance
+memorial-kind-memorial-wall = Memorial wall
+memorial-kind-ceremony = Ceremony
+memorial-kind-other = Other
+memorial-status-planned = Planned
+memorial-status-cancelled = Cancelled
+
+memorial-form-lead = Say when and where. Invitations and reminders go the way each family has chosen.
+memorial-section-what = The event
+memorial-title = Name of the event
+memorial-title-hint = Families see this name in their invitation, for example “Qingming remembrance 2027”.
+memorial-program = Which families to invite
+memorial-program-all = Organ and body donors' families
+memorial-program-hint = Memorial events are for the families of donors who have died; choose one to invite only those families.
+memorial-section-when = When and where
+memorial-starts-at = Starts at
+memorial-starts-at-hint = In local time.
+memorial-place = Place
+memorial-details = A note for families
+memorial-details-hint = Where to meet, transport, what to bring; it goes into the invitation.
+memorial-section-replies = Replies and reminders
+memorial-reply-by = Please reply by
+memorial-reply-by-hint = Optional; not after the day of the event.
+memorial-reminder-days = Reminder, days before
+memorial-reminder-days-hint = 0 for no reminder; { $days } days if left blank. Families who cannot come get no reminder.
+memorial-reminder-line = { $days } days before
+memorial-no-reminder = No reminder
+
+memorial-cancelled-notice = This event was cancelled; invitations and reminders not yet sent have been stopped.
+memorial-invited-notice = { $invited } families invited now; { $already } were invited before; { $nobody } have nobody we can contact yet.
+memorial-head-count = Replies
+memorial-families-coming = families coming
+memorial-people-coming = people coming
+memorial-no-reply-yet = families yet to reply
+memorial-not-coming = families not coming this time
+memorial-count-scope = Of the { $invited } families invited among your cases.
+memorial-invite-heading = Invite families
+memorial-invite-explain = Invites every open case of yours in this region and programme; a family already invited is not invited twice. Each invitation is checked as it goes: contact consent, a pause, the monthly limit. One that may not go waits in the outreach queue with the reason.
+memorial-invite-all = Invite all my families
+memorial-guests = Families invited
+memorial-guest-family = Family
+memorial-guest-reply = Reply
+memorial-guest-needs = Help they need
+memorial-guest-messages = Invitation and reminder
+memorial-guest-actions = Actions
+memorial-family-of = The family of { $name }
+memorial-erased = (case data erased)
+memorial-reply-coming = Coming
+memorial-reply-not-coming = Not able to come this time
+memorial-party = { $count ->
+    [one] 1 person
+   *[other] { $count } people
+}
+memorial-no-reply = No reply yet
+memorial-record-reply = Record a reply
+memorial-name-add = Put the name forward
+memorial-no-guests = No families invited yet.
+memorial-names = Names to publish or engrave
+memorial-names-print = Print the list
+memorial-names-csv = Download the engraver's list (CSV)
+memorial-names-explain = A name is shown, printed or given to the engraver only while the donor's publicity consent is in force; if it is withdrawn, the name leaves the list by itself.
+memorial-name-consent-yes = Publicity consent in force
+memorial-name-withheld = Name not shown
+memorial-name-consent-no = No publicity consent in force yet
+memorial-name-remove = Take off the list
+memorial-no-names = No names on the list yet.
+memorial-cancel-heading = Cancel the event
+memorial-cancel-explain = Invitations and reminders not yet sent will stop. Please tell the families who have already replied yourself.
+memorial-cancel-button = Cancel this event
+
+memorial-reply-title = Record the family's reply
+memorial-reply-field = Reply
+memorial-party-size = How many are coming
+memorial-party-size-hint = Needed when coming: 1 to 20.
+memorial-needs = Help they need
+memorial-needs-hint = A wheelchair, transport, a quiet seat. Only this case's staff see it.
+memorial-names-print-title = Names for the engraver
+memorial-names-print-hint = The list holds only donors whose publicity consent is in force. Please check it once more before printing.
+memorial-names-print-none = No names can be published at the moment.
+
+me-memorials-title = Memorial events
+me-memorials-lead = We hold memorial events to remember your loved one together. Whether you come or not, you can tell us at any time.
+me-memorials-none = No invitations at the moment. We will let you know when there is a memorial event.
+me-memorial-cancelled = This event was cancelled.
+me-memorial-coming = You told us you are coming: { $count ->
+    [one] 1 person
+   *[other] { $count } people
+}.
+me-memorial-not-coming = You told us you cannot come this time. Thank you for letting us know.
+me-memorial-reply-by = If you can, please reply by { $date }.
+me-memorial-no-reply = You have not replied yet.
+me-memorial-change = Change your reply
+me-memorial-answer = Reply to the invitation
+me-memorial-reply-title = Reply to the invitation
+me-memorial-reply-lead = Please let us know whether you will come. If you would like any help, tell us and we will do our best to arrange it.
+me-memorial-reply-field = Will you come?
+me-memorial-party-size = How many of you
+me-memorial-party-size-hint = If you are coming: 1 to 20.
+me-memorial-needs = Anything we can help with
+me-memorial-needs-hint = A wheelchair, transport, a quiet seat. Only your coordinator sees this.
+me-memorial-send = Send my reply
+me-memorial-closed = This event has passed or was cancelled; it can no longer be answered.
+
+msg-ev-future = must be in the future
+msg-ev-time = must be a date and time (YYYY-MM-DD HH:MM)
+msg-ev-reply-by = must not be after the event
+msg-ev-party = say how many are coming (1 to 20)
+msg-ev-time-fixed = families have been invited to this time; cancel the event and plan it again
+msg-ev-program-fixed = families have been invited; the programme can no longer change
+msg-ev-no-region = your account has no region; an admin sets it
+msg-at-most-chars = at most { $a } characters
