@@ -1577,15 +1577,11 @@ pub async fn remove_name(
         .target(&event.id)
         .case(case_id)
         .reason("remove");
-    if svc
-        .store
+    // Taking off a name that is not there leaves the list as asked: nothing to record.
+    svc.store
         .remove_memorial_name(&event.id, case_id, &[audit])
-        .await?
-    {
-        Ok(())
-    } else {
-        Err(Error::NotFound)
-    }
+        .await?;
+    Ok(())
 }
 
 async fn name_entry(

@@ -130,6 +130,24 @@ fn grant_read(role: &str, own: Ownership) -> Expect {
     }
 }
 
+/// A region's memorial event: its care team (coordinators and the supervisor) in the region.
+fn region_team(role: &str, own: Ownership) -> Expect {
+    match (role, own) {
+        ("coordinator" | "supervisor", Ownership::Other) => Hidden,
+        ("coordinator" | "supervisor", _) => Allowed,
+        _ => Forbidden,
+    }
+}
+
+/// The engraver's list of a region's event: its supervisor.
+fn region_export(role: &str, own: Ownership) -> Expect {
+    match (role, own) {
+        ("supervisor", Ownership::Other) => Hidden,
+        ("supervisor", _) => Allowed,
+        _ => Forbidden,
+    }
+}
+
 fn only(roles: &'static [&'static str]) -> impl Fn(&str, Ownership) -> Expect {
     move |role, _| {
         if roles.contains(&role) {
@@ -294,6 +312,90 @@ fn table() -> Vec<Row> {
             "/api/v1/registry/adverse-events.csv",
             None,
             only(&["supervisor", "ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/memorial-events",
+            None,
+            only(&["supervisor", "coordinator"]),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/memorial-events",
+            Some(json!({"kind": "qingming"})),
+            only(&["supervisor", "coordinator"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/memorial-events/{memorial}",
+            None,
+            region_team,
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/memorial-events/{memorial}",
+            Some(json!({"reminder_days": 99})),
+            region_team,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/memorial-events/{memorial}/invitations",
+            None,
+            region_team,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/memorial-events/{memorial}/invitations",
+            Some(json!({"case_ids": []})),
+            region_team,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/memorial-invitations/{invitation}/reply",
+            Some(json!({"reply": "perhaps"})),
+            case_rw,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/memorial-events/{memorial}/names",
+            None,
+            region_team,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/memorial-events/{memorial}/names",
+            Some(json!({"case_id": "{case}"})),
+            case_rw,
+        ),
+        row(
+            Method::DELETE,
+            "/api/v1/memorial-events/{memorial}/names/{case_id}",
+            None,
+            case_rw,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/memorial-events/{memorial}/names.csv",
+            None,
+            region_export,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/me/memorial-invitations",
+            None,
+            only(&["family"]),
+        ),
+        row(
+            Method::POST,
+            "/api/v1/me/memorial-invitations/{invitation}/reply",
+            Some(json!({"reply": "perhaps"})),
+            family_own,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/memorial-events/{memorial}/cancel",
+            Some(json!({})),
+            region_team,
         ),
         row(
             Method::GET,
@@ -614,6 +716,9 @@ struct Fixture {
     /// A marrow case of the same ownership, and an adverse event on it.
     marrow: String,
     event: String,
+    /// A memorial event of the record's region, and the case's invitation to it.
+    memorial: String,
+    invitation: String,
     distinctive: String,
 }
 
@@ -780,9 +885,51 @@ async fn build(app: &TestApp) -> World {
                 case: case_id,
                 contact: contact_id,
                 task: task["id"].as_str().unwrap().to_string(),
+                memorial: String::new(),
+                invitation: String::new(),
                 distinctive: tag,
             },
         ));
+    }
+    // A memorial event in each region; each case invited by someone who may invite it.
+    let day = (chrono::Utc::now() + chrono::Duration::days(60)).date_naive();
+    let mut events = Vec::new();
+    for planner in [&coord, &far_coord] {
+        let (s, e) = app
+            .post(
+                "/api/v1/memorial-events",
+                &planner.token,
+                json!({"kind": "qingming", "title": "Qingming", "place": "Hill",
+                       "starts_at": format!("{day}T09:30")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{e}");
+        events.push(e["id"].as_str().unwrap().to_string());
+    }
+    for (own, rec) in records.iter_mut() {
+        let (event, inviter) = match own {
+            Ownership::Own => (&events[0], &coord),
+            Ownership::Unassigned => (&events[0], &sup),
+            Ownership::Other => (&events[1], &far_coord),
+        };
+        let (s, r) = app
+            .post(
+                &format!("/api/v1/memorial-events/{event}/invitations"),
+                &inviter.token,
+                json!({"case_ids": [rec.case]}),
+            )
+            .await;
+        assert_eq!((s, r["invited"].as_u64()), (StatusCode::OK, Some(1)), "{r}");
+        let invitation = app
+            .state
+            .svc
+            .store
+            .invitation_for(event, &rec.case)
+            .await
+            .unwrap()
+            .expect("the invitation");
+        rec.memorial = event.clone();
+        rec.invitation = invitation.id;
     }
     let (s, er) = app
         .post(
@@ -859,6 +1006,9 @@ on_both_backends! {
                             .replace("{grant}", &rec.grant)
                             .replace("{marrow}", &rec.marrow)
                             .replace("{event}", &rec.event)
+                            .replace("{memorial}", &rec.memorial)
+                            .replace("{invitation}", &rec.invitation)
+                            .replace("{case_id}", &rec.case)
                     };
                     let path = fill(r.path);
                     let body = r.body.as_ref().map(|b| serde_json::from_str(&fill(&b.to_string())).unwrap());
@@ -895,7 +1045,8 @@ on_both_backends! {
                 .replace("{consent}", "{id}").replace("{document}", "{id}")
                 .replace("{finding}", "{id}").replace("{outreach}", "{id}")
                 .replace("{grant}", "{id}").replace("{marrow}", "{id}")
-                .replace("{event}", "{id}")
+                .replace("{event}", "{id}").replace("{memorial}", "{id}")
+                .replace("{invitation}", "{id}")
         };
         let mut missing = Vec::new();
         for (path, item) in doc["paths"].as_object().unwrap() {

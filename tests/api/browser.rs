@@ -987,6 +987,110 @@ async fn adverse_events_of_a_marrow_donor_through_the_pages_in_chromium() {
     b.finish().await;
 }
 
+/// Memorial events in Chromium: a coordinator plans one through its form (refused once, then
+/// saved), invites the families, records a reply and puts a name forward; the case page's
+/// section; the supervisor's engraver sheet; and the family's invitations and reply form.
+/// Each checked with axe-core at both widths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memorial_events_through_the_pages_in_chromium() {
+    let Some(driver) = chromedriver() else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let coordinator = app.user("coordinator", Some("yinzhou")).await;
+    let supervisor = app.user("supervisor", Some("yinzhou")).await;
+    let case = app
+        .create_case(&coordinator.token, organ_case(&tag()))
+        .await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let (s, c) = app
+        .post(
+            &format!("/api/v1/cases/{id}/contacts"),
+            &coordinator.token,
+            json!({"full_name": "林女士", "relationship": "spouse", "phone": "13800001111",
+                   "preferred_channel": "portal"}),
+        )
+        .await;
+    assert_eq!(s, axum::http::StatusCode::CREATED, "{c}");
+    let contact = c["id"].as_str().unwrap().to_string();
+    let (family, _) = app.family_account(&coordinator.token, &contact).await;
+    let addr = serve(&app).await;
+    let b = Browser::start(driver, "memorials", true).await;
+    b.go(&format!("http://{addr}/?lang=zh-CN")).await;
+    b.sign_in(addr, &coordinator.username).await;
+
+    b.go(&format!("http://{addr}/memorials")).await;
+    b.wait_for("memorials/new").await;
+    b.check("memorials-empty").await;
+    b.go(&format!("http://{addr}/memorials/new")).await;
+    b.wait_for("name=\"starts_at\"").await;
+    b.check("memorial-new").await;
+    let submit = "form[action='/memorials/new'] button[type=submit]";
+    b.click("select[name=kind] option[value=qingming]").await;
+    b.type_into("input[name=place]", "福泉山纪念园").await;
+    b.click(submit).await;
+    b.wait_for("id=\"f-title-error\"").await;
+    b.check("memorial-invalid").await;
+    b.type_into("input[name=title]", "清明缅怀活动").await;
+    let day = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive();
+    // A datetime-local input takes its digits in the order the locale shows them; set the
+    // value directly, as a picker would.
+    b.script(
+        &format!("document.querySelector('input[name=starts_at]').value = '{day}T09:30'"),
+        json!([]),
+    )
+    .await;
+    b.click(submit).await;
+    b.wait_for("id=\"guests\"").await;
+    b.check("memorial").await;
+    b.click("form[action$='/invitations'] button[type=submit]")
+        .await;
+    b.wait_for("notice-ok").await;
+    b.check("memorial-invited").await;
+    b.click("#guests a[href$='/reply']").await;
+    b.wait_for("name=\"party_size\"").await;
+    b.check("memorial-reply").await;
+    b.click("input[name=reply][value=coming]").await;
+    b.type_into("input[name=party_size]", "3").await;
+    b.click("form[action$='/reply'] button[type=submit]").await;
+    b.wait_for("id=\"guests\"").await;
+    b.click("#guests form[action$='/names'] button[type=submit]")
+        .await;
+    b.wait_for("/remove\"").await;
+    b.go(&format!("http://{addr}/cases/{id}")).await;
+    b.wait_for("id=\"memorials\"").await;
+    b.check("memorial-case").await;
+    b.go(&format!("http://{addr}/memorials?lang=en")).await;
+    b.wait_for("Memorial events").await;
+    b.check("memorials-en").await;
+    b.go(&format!("http://{addr}/memorials?lang=zh-CN")).await;
+    b.sign_out().await;
+
+    b.sign_in(addr, &supervisor.username).await;
+    b.go(&format!("http://{addr}/memorials")).await;
+    b.click("#memorial-events a").await;
+    b.wait_for("names.csv").await;
+    b.check("memorial-supervisor").await;
+    b.click("a[href$='/names/print']").await;
+    b.wait_for("roll-sheet").await;
+    b.check("memorial-names-print").await;
+    b.sign_out().await;
+
+    b.sign_in(addr, &family).await;
+    b.go(&format!("http://{addr}/me/memorials")).await;
+    b.wait_for("清明缅怀活动").await;
+    b.check("family-memorials").await;
+    b.click("#memorials a[href$='/reply']").await;
+    b.wait_for("name=\"needs\"").await;
+    b.check("family-memorial-reply").await;
+    b.click("input[name=reply][value=not_coming]").await;
+    b.click("form[action$='/reply'] button[type=submit]").await;
+    b.wait_for("id=\"memorials\"").await;
+    b.check("family-memorials-replied").await;
+    b.sign_out().await;
+    b.finish().await;
+}
+
 /// The admin's pages in Chromium: home, an account created through its form (refused once),
 /// its page with a setup link, the care plans with a preview of the dates, the templates and
 /// the keys page with a rotation; each checked with axe-core at both widths.
