@@ -907,12 +907,15 @@ fn invitation_for_case(
         },
         tasks,
         messages,
+        supersedes_until: event.starts_at,
     }
 }
 
 /// Invite families to a planned event: the cases named (each decided by the policy), or every
 /// open case of the caller's scope in the event's region and programme. A case invited before
-/// is left as it is. Each invitation is audited on its case.
+/// is left as it is. The care plan's general yearly invitation still to come before the event
+/// is cancelled for each family invited: the event's own says when and where, and one
+/// invitation to the same remembrance is enough. Each invitation is audited on its case.
 pub async fn invite(
     svc: &Services,
     actor: &Actor,

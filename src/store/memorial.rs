@@ -84,7 +84,15 @@ pub struct NewInvitation {
     pub row: InvitationRow,
     pub tasks: Vec<TaskRow>,
     pub messages: Vec<OutreachRow>,
+    /// The care plan's general memorial invitation (rule `memorial_invitation`) still
+    /// scheduled for the case up to this time is cancelled: this invitation says more.
+    pub supersedes_until: DateTime<Utc>,
 }
+
+/// The care-plan rule whose general invitation an event's own invitation supersedes.
+pub const PLAN_INVITATION_RULE: &str = "memorial_invitation";
+/// Why such a plan task was cancelled.
+pub const SUPERSEDED: &str = "memorial_event";
 
 /// Columns of an invitation (`i`) with its case's (`c`) region.
 pub const INVITATION_COLUMNS: &str = "i.id, i.event_id, i.case_id, i.invitation_task_id, \
@@ -346,6 +354,24 @@ macro_rules! memorial_impl {
                         .await?;
                     }
                     insert_outreach_in(&mut tx, &n.messages.iter().collect::<Vec<_>>()).await?;
+                    let superseded: Vec<(String,)> = sqlx::query_as(
+                        "select id from tasks where case_id = $1 and rule_id = $2 \
+                         and status = 'scheduled' and due_at <= $3",
+                    )
+                    .bind(&r.case_id)
+                    .bind(super::memorial::PLAN_INVITATION_RULE)
+                    .bind(n.supersedes_until)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (id,) in superseded {
+                        cancel_scheduled_task_in(
+                            &mut tx,
+                            &id,
+                            super::memorial::SUPERSEDED,
+                            r.created_at,
+                        )
+                        .await?;
+                    }
                     sqlx::query(
                         "insert into memorial_invitations (id, event_id, case_id, \
                          invitation_task_id, reminder_task_id, reply, party_size, needs, \

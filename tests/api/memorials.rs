@@ -153,6 +153,25 @@ on_both_backends! {
         assert!(body.contains("Coach from the gate"), "{sent}");
     }
 
+    async fn an_events_invitation_replaces_the_plans_general_one_before_it(app) {
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let (case, _) = family_case(&app, &coord, true).await;
+        let plan_invitations = |list: &Value| -> Vec<String> {
+            list["items"].as_array().unwrap().iter()
+                .filter(|m| m["template"] == "memorial_invitation")
+                .map(|m| m["status"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let (_, before) = app.get(&format!("/api/v1/cases/{case}/outreach?limit=200"), &coord.token).await;
+        assert_eq!(plan_invitations(&before), ["scheduled"], "the plan's yearly invitation: {before}");
+        // An event a year ahead: the plan's invitation (each 1 March) falls before it.
+        let e = plan(&app, &coord, 370, json!({})).await;
+        let id = e["id"].as_str().unwrap();
+        app.post(&format!("/api/v1/memorial-events/{id}/invitations"), &coord.token, json!({})).await;
+        let (_, after) = app.get(&format!("/api/v1/cases/{case}/outreach?limit=200"), &coord.token).await;
+        assert_eq!(plan_invitations(&after), ["cancelled"], "{after}");
+    }
+
     async fn the_send_time_gate_holds_an_invitation_without_contact_consent(app) {
         let coord = app.user("coordinator", Some("yinzhou")).await;
         let (case, _) = family_case(&app, &coord, false).await;
