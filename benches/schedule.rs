@@ -910,10 +910,11 @@ async fn materialise_data_set(dir: &Path, n: u64) -> Result<()> {
 
 /// `Store::outreach_due`'s query (`src/store/schedule.rs`).
 const DUE_SQL: &str = "select id from outreach where next_attempt_at <= $1 \
-     and (lease_until is null or lease_until < $1) limit 1";
+     and (lease_until is null or lease_until < $1) order by next_attempt_at limit 1";
 /// The same, kept off every index.
 const DUE_SQL_NOT_INDEXED: &str = "select id from outreach not indexed where \
-     next_attempt_at <= $1 and (lease_until is null or lease_until < $1) limit 1";
+     next_attempt_at <= $1 and (lease_until is null or lease_until < $1) \
+     order by next_attempt_at limit 1";
 /// The selection inside `SQLITE_CLAIM` (`$2` now, `$4` limit), read only.
 const CLAIM_SELECT_SQL: &str = "select id from outreach where next_attempt_at <= $1 \
      and (lease_until is null or lease_until < $1) order by next_attempt_at limit 4";

@@ -103,7 +103,12 @@ store_impl!(PgStore, Postgres, {
         &self,
         mut items: tokio::sync::mpsc::Receiver<super::dump::Item>,
     ) -> Result<super::dump::Loaded> {
-        self.load_items(&mut items).await
+        let loaded = self.load_items(&mut items).await?;
+        // A restored database has no planner statistics until autovacuum comes round to it,
+        // and without them PostgreSQL guesses: a freshly restored million cases had every
+        // lookup planned as if the tables were small. Gather them before anyone is let in.
+        sqlx::query("analyze").execute(&self.pool).await?;
+        Ok(loaded)
     }
 
     async fn is_empty(&self) -> Result<bool> {

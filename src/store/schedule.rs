@@ -673,9 +673,14 @@ macro_rules! schedule_impl {
             }
 
             async fn outreach_due(&self, now: DateTime<Utc>) -> Result<bool> {
+                // Ordered by the partial index's column, so the plan is that index's range
+                // scan whatever the planner's statistics say: without them (a table just
+                // restored or filled by a first materialisation) PostgreSQL chose a sequential
+                // scan of every message, 206 ms at two million of them, for a tick that finds
+                // nothing due (0.03 ms with the index).
                 let row: Option<(String,)> = sqlx::query_as(
                     "select id from outreach where next_attempt_at <= $1 \
-                     and (lease_until is null or lease_until < $1) limit 1",
+                     and (lease_until is null or lease_until < $1) order by next_attempt_at limit 1",
                 )
                 .bind(now)
                 .fetch_optional(&self.pool)
