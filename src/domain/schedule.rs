@@ -123,19 +123,51 @@ fn plan_view(r: &PlanRow) -> Result<PlanView> {
     })
 }
 
-/// Store the default plans of programmes that have none yet (first start).
+/// Store the default plans of programmes that have none yet (first start), and bring a stored
+/// plan no admin has ever changed up to the current default (a release that adds rules, such
+/// as the marrow deferral and second-donation messages, reaches installations made before it;
+/// a plan an admin edited is theirs and is left alone). Each such update is a new version,
+/// so the cases' schedules are made again under it, and it is audited.
 pub async fn seed_plans(svc: &Services, now: DateTime<Utc>) -> Result<()> {
+    let default_of =
+        |p: &str| serde_json::to_string(&plan::default_rules(p)).unwrap_or_else(|_| "[]".into());
     let rows: Vec<PlanRow> = ["marrow", "organ", "body"]
         .into_iter()
         .map(|p| PlanRow {
             program: p.into(),
             version: 1,
-            rules: serde_json::to_string(&plan::default_rules(p)).unwrap_or_else(|_| "[]".into()),
+            rules: default_of(p),
             updated_by: None,
             updated_at: now,
         })
         .collect();
-    svc.store.seed_care_plans(&rows).await
+    svc.store.seed_care_plans(&rows).await?;
+    for stored in svc.store.care_plans().await? {
+        let default = default_of(&stored.program);
+        let same = serde_json::from_str::<serde_json::Value>(&stored.rules).ok()
+            == serde_json::from_str::<serde_json::Value>(&default).ok();
+        if stored.updated_by.is_some() || same {
+            continue;
+        }
+        let row = PlanRow {
+            program: stored.program.clone(),
+            version: stored.version + 1,
+            rules: default,
+            updated_by: None,
+            updated_at: now,
+        };
+        let audit = crate::audit::AuditEntry::new(None, "care_plan.update", "care_plan", now)
+            .reason(&stored.program);
+        // Another instance starting at the same time may have done it: then nothing to do.
+        if svc
+            .store
+            .update_care_plan(&row, stored.version, &[audit])
+            .await?
+        {
+            tracing::info!(program = %row.program, version = row.version, "care plan brought up to the current default");
+        }
+    }
+    Ok(())
 }
 
 /// The rules of `program`'s plan (none if it has no plan).

@@ -185,6 +185,33 @@ on_both_backends! {
         assert_eq!(again, plans);
     }
 
+    async fn a_stored_default_plan_follows_a_new_release_and_an_edited_one_is_left_alone(app) {
+        // An installation made before the marrow rules grew: its seeded plan has ten rules.
+        let admin = app.user("admin", None).await;
+        let (_, plans) = app.get("/api/v1/care-plans", &admin.token).await;
+        let find = |plans: &Value, p: &str| plans["items"].as_array().unwrap().iter()
+            .find(|x| x["program"] == p).unwrap().clone();
+        let rules = find(&plans, "marrow")["rules"].as_array().unwrap().clone();
+        assert_eq!(rules.len(), 13);
+        let older = serde_json::to_string(&rules[..10]).unwrap();
+        app.exec("update care_plans set rules = $1 where program = $2", &older, "marrow").await;
+        // An admin's own organ plan, seeded then edited.
+        let organ = find(&plans, "organ");
+        let mine = json!([organ["rules"][0]]);
+        set_plan(&app, "organ", mine.clone()).await;
+
+        let restarted = app.sibling().await;
+        let (_, after) = restarted.get("/api/v1/care-plans", &admin.token).await;
+        let marrow = find(&after, "marrow");
+        assert_eq!(marrow["rules"].as_array().unwrap().len(), 13, "{marrow}");
+        assert_eq!(marrow["version"], 2, "a new version, so schedules are made again");
+        let organ = find(&after, "organ");
+        assert_eq!(organ["rules"], mine, "the admin's plan is theirs");
+        assert_eq!(find(&after, "body")["version"], 1, "an unchanged default stays as it is");
+        let (_, log) = restarted.get("/api/v1/audit?action=care_plan.update&limit=50", &admin.token).await;
+        assert!(log["items"].as_array().unwrap().iter().any(|e| e["actor_id"].is_null()), "{log}");
+    }
+
     async fn materialising_is_idempotent_and_follows_plan_changes_and_anchor_moves(app) {
         let coord = app.user("coordinator", Some("yinzhou")).await;
         let (id, _) = family_case(&app, &coord.token, "email", true).await;
