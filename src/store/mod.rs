@@ -4,6 +4,7 @@
 //! bytes; it never holds a key or a plaintext personal value. Each method is one transaction.
 
 mod cached;
+mod correspondence;
 pub mod dump;
 mod marrow;
 mod postgres;
@@ -19,6 +20,7 @@ use chrono::{DateTime, Utc};
 use crate::audit::AuditEntry;
 use crate::error::Result;
 pub use cached::{AtGeneration, CachedReads, CaseBundle, TokenUser};
+pub use correspondence::*;
 pub use marrow::*;
 pub use schedule::*;
 
@@ -476,7 +478,7 @@ pub struct WrappedCaseKey {
 }
 
 #[async_trait::async_trait]
-pub trait Store: ScheduleStore + MarrowStore + Send + Sync + 'static {
+pub trait Store: ScheduleStore + MarrowStore + CorrespondenceStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> Result<()>;

@@ -44,6 +44,7 @@ mod backup;
 mod browser;
 mod cases;
 mod consents;
+mod correspondence;
 mod delivery;
 mod encryption;
 mod helpers;

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod consents;
+pub mod correspondence;
 pub mod family;
 pub mod honour;
 pub mod marrow;
@@ -98,4 +99,21 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(marrow::get_event, marrow::update_event))
         .routes(routes!(marrow::export))
         .routes(routes!(marrow::export_csv))
+        .routes(routes!(
+            correspondence::add_correspondent,
+            correspondence::case_correspondents
+        ))
+        .routes(routes!(correspondence::update_correspondent))
+        .routes(routes!(
+            correspondence::record_letter,
+            correspondence::case_letters
+        ))
+        .routes(routes!(correspondence::list_letters))
+        .routes(routes!(
+            correspondence::get_letter,
+            correspondence::redact_letter
+        ))
+        .routes(routes!(correspondence::release_letter))
+        .routes(routes!(correspondence::withhold_letter))
+        .routes(routes!(correspondence::family_letters))
 }
