@@ -798,6 +798,32 @@ async fn load_correspondent(
     Ok((row, case))
 }
 
+/// One correspondent (its case's staff with the reference; ethics reviewers without).
+pub async fn get_correspondent(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<CorrespondentView> {
+    let (
+        row,
+        Authorized {
+            row: case,
+            break_glass,
+            ..
+        },
+    ) = load_correspondent(svc, actor, id, Action::ReadCorrespondence, now).await?;
+    let v = correspondent_view(&row, reader_key(svc, actor, &case).await?.as_ref())?;
+    svc.audit
+        .record(vec![svc
+            .entry(actor, Action::ReadCorrespondence, "correspondent", now)
+            .target(id)
+            .case(&row.case_id)
+            .break_glass(break_glass)])
+        .await?;
+    Ok(v)
+}
+
 /// The fields a correspondent's change may name.
 const CORRESPONDENT_PATCHABLE: &[&str] = &["reference", "consented_on", "consent_withdrawn_on"];
 

@@ -55,6 +55,7 @@ mod pages;
 mod pages_admin;
 mod pages_care;
 mod pages_consents;
+mod pages_correspondence;
 mod pages_ethics;
 mod pages_family;
 mod pages_marrow;
