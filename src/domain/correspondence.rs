@@ -388,7 +388,9 @@ pub fn known_details(
         push("donor.full_name", Some(&n));
     }
     push("donor.national_id", donor.national_id.as_deref());
-    push("donor.phone", donor.phone.as_deref());
+    for p in donor.phone.iter().flat_map(|p| phone_forms(p)) {
+        push("donor.phone", Some(&p));
+    }
     push("donor.email", donor.email.as_deref());
     push("donor.address", donor.address.as_deref());
     push("donation.hospital", donation.hospital.as_deref());
@@ -396,10 +398,23 @@ pub fn known_details(
         for n in names(&c.full_name) {
             push("contact.full_name", Some(&n));
         }
-        push("contact.phone", c.phone.as_deref());
+        for p in c.phone.iter().flat_map(|p| phone_forms(p)) {
+            push("contact.phone", Some(&p));
+        }
         push("contact.email", c.email.as_deref());
         push("contact.address", c.address.as_deref());
         push("contact.wechat_id", c.wechat_id.as_deref());
+    }
+    out
+}
+
+/// A phone number as stored, and as a letter would write it: the digits dialled at home,
+/// without the country code ("+86 139 0000 1111" is also "13900001111").
+fn phone_forms(p: &str) -> Vec<String> {
+    let digits = types::normalise_phone(p);
+    let mut out = vec![p.to_string()];
+    if digits != p {
+        out.push(digits);
     }
     out
 }
@@ -1221,7 +1236,10 @@ pub async fn get(
             ..
         },
     ) = load(svc, actor, id, Action::ReadCorrespondence, now).await?;
-    let mut v = if policy::reads_letters(actor.role) {
+    // Texts for the case's own staff, while the case has its key (an erased case's letters
+    // keep their metadata only).
+    let readable = policy::reads_letters(actor.role) && case_key(svc, &case).await?.is_some();
+    let mut v = if readable {
         let o = open_case(svc, &case).await?;
         let mut v = letter_view(&row, Some(&o.key))?;
         if matches!(row.status.as_str(), "received" | "redacted") {
@@ -1725,6 +1743,15 @@ mod tests {
             value: "13900004444".into(),
         }];
         assert_eq!(remaining("call 139-0000-4444", &phone).len(), 1);
+    }
+
+    #[test]
+    fn a_phone_with_its_country_code_is_held_back_without_it_too() {
+        let (mut d, don) = donor();
+        d.phone = Some("+86 139 0000 1111".into());
+        let known = known_details(&d, &don, &[]);
+        assert_eq!(remaining("请打13900001111", &known).len(), 1);
+        assert!(!propose("请打 139-0000-1111", &known).text.contains("1111"));
     }
 
     #[test]

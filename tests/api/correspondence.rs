@@ -302,21 +302,40 @@ on_both_backends! {
         let (s, b) = app.post(&format!("/api/v1/consents/{first}/reviews"), &ethics.token,
             json!({"finding": "concern", "note": "no witness"})).await;
         assert!(s.is_success(), "{b}");
+        let form = axum::http::Request::builder()
+            .method(axum::http::Method::POST)
+            .uri(format!("/api/v1/consents/{first}/attachment"))
+            .header("authorization", format!("Bearer {}", c.token))
+            .body(axum::body::Body::from(&b"%PDF-1.4 the signed form"[..]))
+            .unwrap();
+        let (s, b) = app.send(form).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!(children(&app, &first).await, (1, 1));
         let before = app.get(&format!("/api/v1/consents?case_id={case}"), &c.token).await.1["items"].clone();
         assert_eq!(before.as_array().unwrap().len(), 2, "{before}");
 
         app.undo_migration_0032().await;
         donorcare::commands::migrate(&app.cfg).await.expect("migrate");
-        let app = app.sibling().await;
+        // A fresh app on the migrated database (the first keeps it, and its raw access).
+        let fresh = app.sibling().await;
 
-        let after = app.get(&format!("/api/v1/consents?case_id={case}"), &c.token).await.1["items"].clone();
+        let after = fresh.get(&format!("/api/v1/consents?case_id={case}"), &c.token).await.1["items"].clone();
         assert_eq!(after, before, "every consent as it was");
-        let (s, v) = app.get("/api/v1/audit/verify", &ethics.token).await;
+        let (s, v) = fresh.get("/api/v1/audit/verify", &ethics.token).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["ok"], true, "content hashes still match: {v}");
         app.assert_consents_schema_intact().await;
-        consent(&app, &c.token, &case, &kin).await;
+        assert_eq!(children(&app, &first).await, (1, 1), "the review and the signed form still name it");
+        consent(&fresh, &c.token, &case, &kin).await;
     }
+}
+
+/// The reviews and signed forms that name consent `id`.
+async fn children(app: &TestApp, id: &str) -> (i64, i64) {
+    (
+        app.count_rows("consent_reviews", id).await,
+        app.count_rows("consent_attachments", id).await,
+    )
 }
 
 const SQLITE_0032: &str = include_str!("../../migrations/sqlite/0032_correspondence.sql");
@@ -359,6 +378,35 @@ impl TestApp {
                 .await
                 .unwrap()),
             Backend::Postgres => run!(sqlx::PgPool::connect(self.pg_url().unwrap()).await.unwrap()),
+        }
+    }
+
+    /// Rows of `table` that name consent `id`.
+    async fn count_rows(&self, table: &str, id: &str) -> i64 {
+        let sql = format!("select count(*) from {table} where consent_id = $1");
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.cfg.database_url())
+                    .await
+                    .unwrap();
+                let (n,): (i64,) = sqlx::query_as(&sql)
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                n
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(self.pg_url().unwrap()).await.unwrap();
+                let (n,): (i64,) = sqlx::query_as(&sql)
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                n
+            }
         }
     }
 
