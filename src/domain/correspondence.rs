@@ -792,15 +792,19 @@ pub async fn add_correspondent(
     correspondent_view(&row, Some(&o.key))
 }
 
-async fn load_correspondent(
+/// A record found by id (`found`) with its case, for `action` by `actor`; 404 (audited) when
+/// absent or out of scope. `target` names the record's kind in the audit.
+async fn with_case<R>(
     svc: &Services,
     actor: &Actor,
     id: &str,
-    action: Action,
+    found: Option<R>,
+    case_of: impl Fn(&R) -> String,
+    (action, target): (Action, &str),
     now: DateTime<Utc>,
-) -> Result<(CorrespondentRow, Authorized)> {
-    let Some(row) = svc.store.correspondent_by_id(id).await? else {
-        let entry = svc.entry(actor, action, "correspondent", now);
+) -> Result<(R, Authorized)> {
+    let Some(row) = found else {
+        let entry = svc.entry(actor, action, target, now);
         let entry = if super::is_id(id) {
             entry.target(id)
         } else {
@@ -809,8 +813,29 @@ async fn load_correspondent(
         svc.audit.record(vec![entry.denied("not_found")]).await?;
         return Err(Error::NotFound);
     };
-    let case = cases::load_authorized(svc, actor, &row.case_id, action, now).await?;
+    let case = cases::load_authorized(svc, actor, &case_of(&row), action, now).await?;
     Ok((row, case))
+}
+
+async fn load_correspondent(
+    svc: &Services,
+    actor: &Actor,
+    id: &str,
+    action: Action,
+    now: DateTime<Utc>,
+) -> Result<(CorrespondentRow, Authorized)> {
+    let found = svc.store.correspondent_by_id(id).await?;
+    let case_of = |r: &CorrespondentRow| r.case_id.clone();
+    with_case(
+        svc,
+        actor,
+        id,
+        found,
+        case_of,
+        (action, "correspondent"),
+        now,
+    )
+    .await
 }
 
 /// One correspondent (its case's staff with the reference; ethics reviewers without).
@@ -1113,18 +1138,18 @@ async fn load(
     action: Action,
     now: DateTime<Utc>,
 ) -> Result<(LetterRow, Authorized)> {
-    let Some(row) = svc.store.letter_by_id(id).await? else {
-        let entry = svc.entry(actor, action, "correspondence", now);
-        let entry = if super::is_id(id) {
-            entry.target(id)
-        } else {
-            entry
-        };
-        svc.audit.record(vec![entry.denied("not_found")]).await?;
-        return Err(Error::NotFound);
-    };
-    let case = cases::load_authorized(svc, actor, &row.case_id, action, now).await?;
-    Ok((row, case))
+    let found = svc.store.letter_by_id(id).await?;
+    let case_of = |r: &LetterRow| r.case_id.clone();
+    with_case(
+        svc,
+        actor,
+        id,
+        found,
+        case_of,
+        (action, "correspondence"),
+        now,
+    )
+    .await
 }
 
 /// The family side's `correspondence` consent in force about `party`, if any.

@@ -232,25 +232,12 @@ async fn record(
         Err(r) => return r,
     };
     let result = match from_json(f.json(LETTER_FIELDS, Blank::Omit)) {
-        Ok(input) => correspondence::record(&s.svc, &user.actor, &id, input, s.now()).await,
+        Ok(input) => correspondence::record(&s.svc, &user.actor, &id, input, s.now())
+            .await
+            .map(|l| format!("/correspondence/{}", l.id)),
         Err(e) => Err(e),
     };
-    match result {
-        Ok(l) => page.see_other(&s, &format!("/correspondence/{}", l.id)),
-        Err(Error::Validation(e)) => {
-            let errors = form::errors(page.lang, &e);
-            new_page(
-                &s,
-                &page,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &id,
-                f.values(),
-                errors,
-            )
-            .await
-        }
-        Err(e) => page.error(&s, e),
-    }
+    after_new(&s, &page, &id, &f, result).await
 }
 
 async fn add_correspondent(
@@ -264,29 +251,31 @@ async fn add_correspondent(
         Err(r) => return r,
     };
     let result = match from_json(f.json(CORRESPONDENT_FIELDS, Blank::Omit)) {
-        Ok(input) => {
-            correspondence::add_correspondent(&s.svc, &user.actor, &id, input, s.now()).await
-        }
+        Ok(input) => correspondence::add_correspondent(&s.svc, &user.actor, &id, input, s.now())
+            .await
+            .map(|_| format!("/cases/{id}/correspondence/new#correspondents")),
         Err(e) => Err(e),
     };
+    after_new(&s, &page, &id, &f, result).await
+}
+
+/// After a form of the recording page: 303 to the page `result` names, or the recording page
+/// again with the refused values and their messages.
+async fn after_new(
+    s: &AppState,
+    page: &Page,
+    case_id: &str,
+    f: &FormData,
+    result: crate::error::Result<String>,
+) -> Response {
     match result {
-        Ok(_) => page.see_other(
-            &s,
-            &format!("/cases/{id}/correspondence/new#correspondents"),
-        ),
+        Ok(to) => page.see_other(s, &to),
         Err(Error::Validation(e)) => {
             let errors = form::errors(page.lang, &e);
-            new_page(
-                &s,
-                &page,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &id,
-                f.values(),
-                errors,
-            )
-            .await
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            new_page(s, page, status, case_id, f.values(), errors).await
         }
-        Err(e) => page.error(&s, e),
+        Err(e) => page.error(s, e),
     }
 }
 
