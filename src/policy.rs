@@ -114,6 +114,8 @@ pub enum Action {
     ListCorrespondence,
     /// A family reads the released letters addressed to it.
     FamilyCorrespondence,
+    /// A family member writes a letter to the recipient (recorded for review).
+    FamilyWriteCorrespondence,
 }
 
 impl Action {
@@ -172,6 +174,7 @@ impl Action {
             Action::PrintCorrespondence => "correspondence.print",
             Action::ListCorrespondence => "correspondence.list",
             Action::FamilyCorrespondence => "correspondence.family_view",
+            Action::FamilyWriteCorrespondence => "correspondence.family_write",
         }
     }
 }
@@ -304,7 +307,11 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         // only the released letters addressed to it.
         (EthicsReviewer, ReadCorrespondence, Resource::Case { .. }) => Ok(()),
         (Coordinator | Supervisor | EthicsReviewer, ListCorrespondence, Resource::System) => Ok(()),
-        (Family, FamilyCorrespondence, Resource::System) if actor.contact_id.is_some() => Ok(()),
+        (Family, FamilyCorrespondence | FamilyWriteCorrespondence, Resource::System)
+            if actor.contact_id.is_some() =>
+        {
+            Ok(())
+        }
         // Ethics reviewers read every consent record (not the rest of the case).
         (EthicsReviewer, ReadConsent, Resource::Case { .. }) => Ok(()),
         (Coordinator | Supervisor | EthicsReviewer, ListConsents, Resource::System) => Ok(()),

@@ -127,3 +127,15 @@ msg-corr-writer-no-consent = The writer has no agreement to write in force
 msg-corr-addressee-no-consent = The addressee has no agreement to write in force
 msg-corr-correspondent-withdrawn = The correspondent has withdrawn their agreement
 msg-corr-correspondent-no-consent = The correspondent's agreement is not recorded
+
+me-letter-write = Write to the recipient
+me-letter-new-title = Write to the recipient
+me-letter-new-lead = Red Cross staff read your letter first and hold back names, places, hospitals, dates and anything that could tell who you are, and pass it on while both sides agree to write.
+me-letter-to = To
+me-letter-text = Your letter
+me-letter-text-hint = Write whatever you wish; staff hold back what could identify you.
+me-letter-send = Give it to the staff
+me-letter-sent = Your letter is with the staff. When it is passed on, it will not say who you are.
+me-letter-cannot = You cannot write yet: both you and the recipient need to agree to write. Your coordinator can help.
+msg-corr-family-no-consent = You have no agreement to write in force: ask your coordinator
+msg-corr-not-yours = Not someone you may write to

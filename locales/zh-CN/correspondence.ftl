@@ -127,3 +127,15 @@ msg-corr-writer-no-consent = 写信人没有有效的通信同意
 msg-corr-addressee-no-consent = 收信人没有有效的通信同意
 msg-corr-correspondent-withdrawn = 对方已撤回通信同意
 msg-corr-correspondent-no-consent = 尚未记录对方的通信同意
+
+me-letter-write = 给受者写信
+me-letter-new-title = 给受者写信
+me-letter-new-lead = 红十字会的工作人员会先读这封信，隐去姓名、地点、医院、日期等可能表明身份的内容，在双方都同意通信时转交。
+me-letter-to = 写给
+me-letter-text = 信的内容
+me-letter-text-hint = 想写什么都可以。可能表明身份的内容会由工作人员隐去。
+me-letter-send = 交给工作人员
+me-letter-sent = 您的信已交给工作人员，转交后不会再通知对方您是谁。
+me-letter-cannot = 现在还不能写信：需要您和对方都同意通信。如有需要，请联系您的协调员。
+msg-corr-family-no-consent = 您还没有有效的通信同意，请联系您的协调员
+msg-corr-not-yours = 不是您可以写信的对象

@@ -1591,6 +1591,188 @@ pub async fn printable(
     })
 }
 
+/// A letter the family writes in its portal.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FamilyLetterInput {
+    /// One of [`family_correspondents`].
+    #[schema(schema_with = party_schema, required = true)]
+    pub correspondent_id: Option<String>,
+    /// The letter (a coordinator reads it and holds back what identifies before it goes).
+    #[schema(schema_with = required_text_schema, required = true)]
+    pub text: Option<String>,
+}
+
+/// Someone the family may write to: the label, never more.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FamilyCorrespondent {
+    pub id: String,
+    pub label: String,
+    /// `recipient` or `patient`.
+    pub role: String,
+}
+
+/// The family's case and contact, once `action` is theirs to take (audited when refused).
+async fn family_side(
+    svc: &Services,
+    actor: &Actor,
+    action: Action,
+    now: DateTime<Utc>,
+) -> Result<(String, String)> {
+    svc.authorize(
+        actor,
+        action,
+        Resource::System,
+        svc.entry(actor, action, "correspondence", now),
+    )
+    .await?;
+    let case_id = super::family::own_case(svc, actor, now).await?;
+    let contact = actor.contact_id.clone().ok_or(Error::Forbidden)?;
+    Ok((case_id, contact))
+}
+
+/// Whom the family may write to: its case's correspondents who agreed to write (labels only);
+/// none while the family member's own correspondence consent is not in force.
+pub async fn family_correspondents(
+    svc: &Services,
+    actor: &Actor,
+    f: CasePageFilter,
+    now: DateTime<Utc>,
+) -> Result<Page<FamilyCorrespondent>> {
+    let (case_id, contact) =
+        family_side(svc, actor, Action::FamilyWriteCorrespondence, now).await?;
+    let limit = page_limit(f.limit)?;
+    let mut v = Validator::new();
+    let before = cursor(&f.cursor, &mut v);
+    v.finish()?;
+    if family_consent(svc, &case_id, &contact, now)
+        .await?
+        .is_none()
+    {
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
+    }
+    let rows = svc
+        .store
+        .list_correspondents(&case_id, before.as_deref(), limit + 1)
+        .await?;
+    let mut page = paginate(rows, limit, |r| r.id.clone(), Ok)?;
+    // The cursor stays the page's last row; a page may hold fewer who agreed than `limit`.
+    page.items.retain(|r| correspondent_consent(r) == "given");
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|r| FamilyCorrespondent {
+                id: r.id,
+                label: r.label,
+                role: r.role,
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// A family member writes to a correspondent: recorded as received (to the recipient, the
+/// family member its author) for a coordinator to review like any other letter. Refused
+/// unless the writer's correspondence consent is in force and the correspondent agreed.
+pub async fn family_write(
+    svc: &Services,
+    actor: &Actor,
+    input: FamilyLetterInput,
+    now: DateTime<Utc>,
+) -> Result<FamilyLetter> {
+    let now = chrono::SubsecRound::trunc_subsecs(now, 6);
+    let (case_id, contact) =
+        family_side(svc, actor, Action::FamilyWriteCorrespondence, now).await?;
+    let mut v = Validator::new();
+    if family_consent(svc, &case_id, &contact, now)
+        .await?
+        .is_none()
+    {
+        v.add(
+            "consent",
+            "you have no correspondence consent in force: ask your coordinator",
+        );
+    }
+    let correspondent = match input.correspondent_id.as_deref().map(str::trim) {
+        None | Some("") => {
+            v.add("correspondent_id", "is required");
+            None
+        }
+        Some(id) => match svc.store.correspondent_by_id(id).await? {
+            Some(p) if p.case_id == case_id && correspondent_consent(&p) == "given" => Some(p),
+            _ => {
+                v.add("correspondent_id", "is not someone you may write to");
+                None
+            }
+        },
+    };
+    let text = match input.text.as_deref() {
+        None => {
+            v.add("text", "is required");
+            None
+        }
+        Some(t) => v.check("text", types::required_text(t, MAX_TEXT)),
+    };
+    v.finish()?;
+    let (Some(correspondent), Some(text)) = (correspondent, text) else {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "validation let a required field through"
+        )));
+    };
+    let case = svc
+        .store
+        .case_by_id(&case_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let key = case_key(svc, &case).await?.ok_or(Error::NotFound)?;
+    let id = new_id();
+    let row = LetterRow {
+        original: crypto::seal(&key, original_place(&id), text.as_bytes()).into_bytes(),
+        id,
+        case_id: case_id.clone(),
+        correspondent_id: correspondent.id.clone(),
+        direction: "to_recipient".into(),
+        author: Some(contact),
+        addressee: None,
+        received_on: today(svc, now),
+        redacted: None,
+        status: "received".into(),
+        withheld_reason: None,
+        reviewed_by: None,
+        reviewed_at: None,
+        released_by: None,
+        released_at: None,
+        consent_id: None,
+        created_by: actor.user_id.clone(),
+        created_at: now,
+        updated_at: now,
+        region: case.region.clone(),
+        label: correspondent.label.clone(),
+    };
+    let audit = svc
+        .entry(
+            actor,
+            Action::FamilyWriteCorrespondence,
+            "correspondence",
+            now,
+        )
+        .target(&row.id)
+        .case(&case_id);
+    svc.store.insert_letter(&row, &[audit]).await?;
+    Ok(FamilyLetter {
+        id: row.id,
+        from: row.label,
+        role: correspondent.role,
+        received_on: row.received_on,
+        released_at: None,
+        text,
+    })
+}
+
 /// The family's released letters addressed to them, newest first: the redacted text and the
 /// writer's label only.
 pub async fn family_letters(
@@ -1599,15 +1781,7 @@ pub async fn family_letters(
     f: CasePageFilter,
     now: DateTime<Utc>,
 ) -> Result<Page<FamilyLetter>> {
-    svc.authorize(
-        actor,
-        Action::FamilyCorrespondence,
-        Resource::System,
-        svc.entry(actor, Action::FamilyCorrespondence, "correspondence", now),
-    )
-    .await?;
-    let case_id = super::family::own_case(svc, actor, now).await?;
-    let contact = actor.contact_id.clone().ok_or(Error::Forbidden)?;
+    let (case_id, contact) = family_side(svc, actor, Action::FamilyCorrespondence, now).await?;
     let limit = page_limit(f.limit)?;
     let mut v = Validator::new();
     let before = cursor(&f.cursor, &mut v);

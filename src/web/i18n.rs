@@ -315,6 +315,11 @@ const FIELD_MESSAGES: &[(&str, &str)] = &[
         "the correspondent's consent to correspondence is not recorded",
         "msg-corr-correspondent-no-consent",
     ),
+    (
+        "you have no correspondence consent in force: ask your coordinator",
+        "msg-corr-family-no-consent",
+    ),
+    ("is not someone you may write to", "msg-corr-not-yours"),
 ];
 
 /// `text` when it has the shape of `pattern`, with the values that stood for its `{}`.

@@ -351,6 +351,19 @@ fn table() -> Vec<Row> {
             None,
             only(&["family"]),
         ),
+        // The fixture's family has no correspondence consent: an allowed letter is refused (422).
+        row(
+            Method::POST,
+            "/api/v1/me/correspondence",
+            Some(json!({"text": "Thank you."})),
+            only(&["family"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/me/correspondents",
+            None,
+            only(&["family"]),
+        ),
         row(
             Method::GET,
             "/api/v1/adverse-events",

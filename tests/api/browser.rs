@@ -1094,6 +1094,18 @@ async fn letters_with_a_recipient_through_the_pages_in_chromium() {
         "{page}"
     );
     b.check("me-letters").await;
+    b.go(&format!("http://{addr}/me/letters/new")).await;
+    b.wait_for("name=\"text\"").await;
+    b.check("me-letter-new").await;
+    b.click(&format!(
+        "input[name=correspondent_id][value='{recipient}']"
+    ))
+    .await;
+    b.type_into("textarea[name=text]", "我们也常常想起你。")
+        .await;
+    b.click("form[action='/me/letters/new'] button[type=submit]")
+        .await;
+    b.wait_for("role=\"status\"").await;
     b.sign_out().await;
     b.finish().await;
 }

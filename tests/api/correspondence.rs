@@ -288,6 +288,48 @@ on_both_backends! {
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     }
 
+    async fn a_family_member_writes_to_the_recipient_once_both_agreed_and_staff_review_it(app) {
+        let (c, case, kin, recipient, _) = setup(&app).await;
+        let (_, family) = app.family_account(&c.token, &kin).await;
+        let letter = json!({"correspondent_id": recipient, "text": "谢谢你，希望你一切都好。"});
+
+        // Without their own consent: nobody to write to, and a letter is refused.
+        let (s, to) = app.get("/api/v1/me/correspondents", &family).await;
+        assert_eq!(s, StatusCode::OK, "{to}");
+        assert_eq!(to["items"].as_array().unwrap().len(), 0, "{to}");
+        let (s, b) = app.post("/api/v1/me/correspondence", &family, letter.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(fields(&b), ["consent", "correspondent_id"], "{b}");
+
+        // Both agree: the recipient is listed by label only, and the letter is recorded.
+        consent(&app, &c.token, &case, &kin).await;
+        let (s, _) = app.patch(&format!("/api/v1/correspondents/{recipient}"), &c.token,
+                               json!({"consented_on": "2025-05-20"})).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, to) = app.get("/api/v1/me/correspondents", &family).await;
+        assert_eq!(s, StatusCode::OK, "{to}");
+        assert_eq!(to["items"][0]["label"], "受者 A", "{to}");
+        assert!(!to.to_string().contains("NB-TX-2025-0042"), "no reference for the family: {to}");
+        let (s, b) = app.post("/api/v1/me/correspondence", &family, json!({"correspondent_id": recipient, "text": " "})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(fields(&b), ["text"], "{b}");
+        let (s, b) = app.post("/api/v1/me/correspondence", &family, letter).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+
+        // The staff find it to review, from the family member, with nothing released yet.
+        let (s, list) = app.get(&format!("/api/v1/cases/{case}/correspondence"), &c.token).await;
+        assert_eq!(s, StatusCode::OK, "{list}");
+        let got = &list["items"][0];
+        assert_eq!((got["direction"].as_str(), got["author"].as_str(), got["status"].as_str()),
+                   (Some("to_recipient"), Some(kin.as_str()), Some("received")), "{list}");
+        assert_eq!(got["original_text"], "谢谢你，希望你一切都好。");
+        let log = actions(&app, &case).await;
+        assert!(log.iter().any(|(a, o)| a == "correspondence.family_write" && o.as_deref() == Some("allowed")), "{log:?}");
+        // Staff cannot write as the family.
+        let (s, _) = app.post("/api/v1/me/correspondence", &c.token, json!({"text": "x"})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+
     async fn migration_0032_keeps_consents_and_what_names_them(app) {
         // A database in use before 0032: consents with a withdrawal, a review and a finding.
         let (c, case, kin, _, _) = setup(&app).await;

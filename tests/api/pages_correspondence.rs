@@ -335,3 +335,82 @@ async fn the_printed_letter_to_the_recipient_names_neither_the_donor_nor_the_cas
     );
     assert!(!html.contains(donor) && !html.contains(id), "{html}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_family_member_writes_a_letter_from_the_portal() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let (c, case, kin, recipient) = setup(&app).await;
+    let id = case["id"].as_str().unwrap();
+    let (username, _) = app.family_account(&c.token, &kin).await;
+    let fam = page_session(&app, &username).await;
+
+    // Until both agree, the page says so and has no form.
+    let (s, html) = page(&app, "/me/letters/new", &fam).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(!html.contains("name=\"text\""), "{html}");
+    let (s, b) = app.post(&format!("/api/v1/cases/{id}/consents"), &c.token,
+        json!({"kind": "correspondence", "subject": kin, "given_by": kin, "method": "electronic",
+               "document": "correspondence-zh-CN-v1", "signed_at": "2025-04-01"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, _) = app
+        .patch(
+            &format!("/api/v1/correspondents/{recipient}"),
+            &c.token,
+            json!({"consented_on": "2025-05-01"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (s, html) = page(&app, "/me/letters/new", &fam).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("受者 A") && html.contains("name=\"text\""),
+        "{html}"
+    );
+    let csrf = hidden(&html, "csrf");
+    let new = "/me/letters/new";
+    let (s, _, html) = raw(
+        &app,
+        form(
+            new,
+            &fam,
+            &body(&[
+                ("csrf", &csrf),
+                ("correspondent_id", &recipient),
+                ("text", ""),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(
+        field(&html, "text").contains("aria-invalid=\"true\""),
+        "{}",
+        field(&html, "text")
+    );
+    assert!(
+        html.contains(&format!("value=\"{recipient}\" checked")),
+        "the choice is kept"
+    );
+    let good = |csrf: &str| {
+        body(&[
+            ("csrf", csrf),
+            ("correspondent_id", &recipient),
+            ("text", "谢谢你。"),
+        ])
+    };
+    let (s, _, _) = raw(&app, form(new, &fam, &good("wrong"))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(
+        letters(&app, &c.token, id).await.is_empty(),
+        "nothing saved"
+    );
+    let (s, h, _) = raw(&app, form(new, &fam, &good(&csrf))).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/me/letters?sent=1");
+    let saved = letters(&app, &c.token, id).await;
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0]["status"], "received");
+}

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use crate::domain::correspondence::{
-    self, CasePageFilter, CorrespondentInput, CorrespondentView, FamilyLetter, LetterFilter,
-    LetterInput, LetterView, RedactInput, WithholdInput,
+    self, CasePageFilter, CorrespondentInput, CorrespondentView, FamilyCorrespondent, FamilyLetter,
+    FamilyLetterInput, LetterFilter, LetterInput, LetterView, RedactInput, WithholdInput,
 };
 use crate::domain::Page;
 use crate::error::Result;
@@ -208,5 +208,39 @@ pub async fn family_letters(
 ) -> Result<Json<Page<FamilyLetter>>> {
     Ok(Json(
         correspondence::family_letters(&s.svc, &actor, f, s.now()).await?,
+    ))
+}
+
+/// A family member writes to the recipient: recorded for a coordinator to review and hold
+/// back what identifies; 422 naming `consent` while their correspondence consent is not in
+/// force, or `correspondent_id` for someone who did not agree to write.
+#[utoipa::path(post, path = "/api/v1/me/correspondence", tag = "correspondence",
+    request_body = FamilyLetterInput,
+    responses((status = 201, body = FamilyLetter), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn family_write(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiJson(input): ApiJson<FamilyLetterInput>,
+) -> Result<(StatusCode, Json<FamilyLetter>)> {
+    let l = correspondence::family_write(&s.svc, &actor, input, s.now()).await?;
+    Ok((StatusCode::CREATED, Json(l)))
+}
+
+/// Whom the family may write to (labels only); empty while its correspondence consent is not
+/// in force.
+#[utoipa::path(get, path = "/api/v1/me/correspondents", tag = "correspondence",
+    params(CasePageFilter),
+    responses((status = 200, body = Page<FamilyCorrespondent>), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn family_correspondents(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(f): ApiQuery<CasePageFilter>,
+) -> Result<Json<Page<FamilyCorrespondent>>> {
+    Ok(Json(
+        correspondence::family_correspondents(&s.svc, &actor, f, s.now()).await?,
     ))
 }

@@ -115,5 +115,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(correspondence::release_letter))
         .routes(routes!(correspondence::withhold_letter))
-        .routes(routes!(correspondence::family_letters))
+        .routes(routes!(
+            correspondence::family_letters,
+            correspondence::family_write
+        ))
+        .routes(routes!(correspondence::family_correspondents))
 }

@@ -44,6 +44,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "me_letters",
         include_str!("../../../templates/me_letters.hbs"),
     ),
+    (
+        "me_letter_new",
+        include_str!("../../../templates/me_letter_new.hbs"),
+    ),
 ];
 
 /// Who relays letters: the case's own staff.
@@ -91,6 +95,7 @@ pub fn routes() -> Router<AppState> {
         .route("/correspondence/{id}/withhold", post(withhold))
         .route("/correspondence/{id}/print", get(print))
         .route("/me/letters", get(family_letters))
+        .route("/me/letters/new", get(family_new).post(family_write))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -551,6 +556,8 @@ async fn print(State(s): State<AppState>, page: Page, Path(id): Path<String>) ->
 #[derive(serde::Deserialize, Default)]
 struct FamilyQuery {
     cursor: Option<String>,
+    /// Set after the family's own letter was recorded.
+    sent: Option<String>,
 }
 
 /// The family's letters: passed on to them, redacted, under the writer's label.
@@ -578,8 +585,80 @@ async fn family_letters(
                 // A cursor is one of our ids (the domain refuses anything else): nothing to escape.
                 "next": p.next_cursor.map(|c| format!("/me/letters?cursor={c}")),
                 "first": q.cursor.is_some().then_some("/me/letters"),
+                "sent": q.sent.is_some(),
             }),
         ),
+        Err(e) => page.error(&s, e),
+    }
+}
+
+/// The family's letter form: whom they may write to (labels only) and the text; with no one
+/// to write to, a plain word on why.
+async fn family_page(
+    s: &AppState,
+    page: &Page,
+    status: StatusCode,
+    values: Value,
+    errors: Value,
+) -> Response {
+    let user = match page.user() {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let filter = CasePageFilter {
+        limit: Some(crate::domain::MAX_PAGE),
+        cursor: None,
+    };
+    let to = match correspondence::family_correspondents(&s.svc, &user.actor, filter, s.now()).await
+    {
+        Ok(p) => p.items,
+        Err(e) => return page.error(s, e),
+    };
+    let options: Vec<Value> = to
+        .iter()
+        .map(|p| json!({"value": p.id, "text": p.label}))
+        .collect();
+    page.render(
+        s,
+        status,
+        "me_letter_new",
+        json!({
+            "title": "me-letter-new-title",
+            "can_write": !to.is_empty(),
+            "values": values,
+            "errors": errors,
+            "options": {"correspondent_id": options},
+        }),
+    )
+}
+
+async fn family_new(State(s): State<AppState>, page: Page) -> Response {
+    family_page(&s, &page, StatusCode::OK, Value::Null, Value::Null).await
+}
+
+async fn family_write(State(s): State<AppState>, page: Page, f: FormData) -> Response {
+    let user = match page.check_csrf(&s, f.csrf()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let fields = [("correspondent_id", Kind::Text), ("text", Kind::Text)];
+    let result = match from_json(f.json(&fields, Blank::Omit)) {
+        Ok(input) => correspondence::family_write(&s.svc, &user.actor, input, s.now()).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => page.see_other(&s, "/me/letters?sent=1"),
+        Err(Error::Validation(e)) => {
+            let errors = form::errors(page.lang, &e);
+            family_page(
+                &s,
+                &page,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                f.values(),
+                errors,
+            )
+            .await
+        }
         Err(e) => page.error(&s, e),
     }
 }
