@@ -514,13 +514,24 @@ mod tests {
                     Action::FamilyCorrespondence,
                     Resource::System,
                 )),
+                code(authorize(
+                    &family,
+                    Action::FamilyWriteCorrespondence,
+                    Resource::System,
+                )),
+                code(authorize(
+                    &a,
+                    Action::FamilyWriteCorrespondence,
+                    Resource::System,
+                )),
             ];
             let want = match role {
-                Role::Coordinator => [200, 200, 404, 404, 200, 403],
-                Role::Supervisor => [200, 200, 200, 200, 200, 403],
-                Role::EthicsReviewer => [403, 403, 403, 200, 200, 403],
-                Role::Family => [403, 403, 403, 403, 403, 200],
-                _ => [403; 6],
+                Role::Coordinator => [200, 200, 404, 404, 200, 403, 403, 403],
+                Role::Supervisor => [200, 200, 200, 200, 200, 403, 403, 403],
+                Role::EthicsReviewer => [403, 403, 403, 200, 200, 403, 403, 403],
+                // A family account that is no contact has no portal.
+                Role::Family => [403, 403, 403, 403, 403, 200, 200, 403],
+                _ => [403; 8],
             };
             assert_eq!(got, want, "{role}");
             assert_eq!(
