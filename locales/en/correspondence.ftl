@@ -67,7 +67,7 @@ corr-show-title = Letter
 corr-back-queue = Back to the letters
 corr-back-case = Back to the case
 corr-original = The original
-corr-original-hint = Marked: what could identify someone.
+corr-original-hint = They are marked; still read it line by line.
 corr-found = { $count } details found that could identify someone.
 corr-found-none = No known detail found; still read it line by line.
 corr-proposal = Proposed version
@@ -111,7 +111,6 @@ me-letters-when = Passed on { $date }
 me-letters-none = No letter has been passed on to you yet.
 
 msg-corr-party-died = The donor has died: choose the relative who writes or reads
-msg-corr-correspondent-first = Required: add the correspondent first
 msg-corr-not-correspondent = Not a correspondent of this case
 msg-corr-author-only = Only a letter to the recipient has a writer here
 msg-corr-addressee-only = Only a letter to the family has an addressee here

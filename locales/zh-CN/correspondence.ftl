@@ -67,7 +67,7 @@ corr-show-title = 书信
 corr-back-queue = 返回书信列表
 corr-back-case = 返回个案
 corr-original = 原文
-corr-original-hint = 标出的部分是可能表明身份的内容。
+corr-original-hint = 已用底色标出，请逐句核对。
 corr-found = 找到 { $count } 处可能表明身份的内容。
 corr-found-none = 没有找到已知的身份信息，仍请逐句阅读。
 corr-proposal = 建议的隐去稿
@@ -111,7 +111,6 @@ me-letters-when = 转交于 { $date }
 me-letters-none = 还没有转交给您的来信。
 
 msg-corr-party-died = 捐献者已经去世，请选择写信或收信的亲属
-msg-corr-correspondent-first = 必填：请先添加通信对象
 msg-corr-not-correspondent = 不是这个个案的通信对象
 msg-corr-author-only = 只有家庭写给受者的信才填写信人
 msg-corr-addressee-only = 只有受者写给家庭的信才填收信人

@@ -1032,10 +1032,7 @@ pub async fn record(
     let mut v = Validator::new();
     let correspondent = match input.correspondent_id.as_deref().map(str::trim) {
         None | Some("") => {
-            v.add(
-                "correspondent_id",
-                "is required: add the correspondent first",
-            );
+            v.add("correspondent_id", "is required");
             None
         }
         Some(id) => match svc.store.correspondent_by_id(id).await? {

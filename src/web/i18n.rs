@@ -144,10 +144,6 @@ const FIELD_MESSAGES: &[(&str, &str)] = &[
         "msg-party",
     ),
     (
-        "is required: add the correspondent first",
-        "msg-corr-correspondent-first",
-    ),
-    (
         "is required: save the redacted text before release",
         "msg-corr-redaction-first",
     ),
