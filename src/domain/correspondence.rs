@@ -317,6 +317,15 @@ fn cursor(c: &Option<String>, v: &mut Validator) -> Option<String> {
     }
 }
 
+/// A page request of one of the plain listings, checked: its size and where it starts.
+fn page_request(f: &CasePageFilter) -> Result<(i64, Option<String>)> {
+    let limit = page_limit(f.limit)?;
+    let mut v = Validator::new();
+    let before = cursor(&f.cursor, &mut v);
+    v.finish()?;
+    Ok((limit, before))
+}
+
 fn one_of(v: &mut Validator, name: &str, value: Option<&str>, all: &[&str]) -> Option<String> {
     let x = value.map(str::trim)?;
     if all.contains(&x) {
@@ -951,10 +960,7 @@ pub async fn list_correspondents(
         break_glass,
         ..
     } = cases::load_authorized(svc, actor, case_id, Action::ReadCorrespondence, now).await?;
-    let limit = page_limit(f.limit)?;
-    let mut v = Validator::new();
-    let before = cursor(&f.cursor, &mut v);
-    v.finish()?;
+    let (limit, before) = page_request(&f)?;
     let rows = svc
         .store
         .list_correspondents(case_id, before.as_deref(), limit + 1)
@@ -1301,10 +1307,7 @@ pub async fn list_for_case(
         break_glass,
         ..
     } = cases::load_authorized(svc, actor, case_id, Action::ReadCorrespondence, now).await?;
-    let limit = page_limit(f.limit)?;
-    let mut v = Validator::new();
-    let before = cursor(&f.cursor, &mut v);
-    v.finish()?;
+    let (limit, before) = page_request(&f)?;
     let rows = svc
         .store
         .list_letters(&LetterQuery {
@@ -1638,10 +1641,7 @@ pub async fn family_correspondents(
 ) -> Result<Page<FamilyCorrespondent>> {
     let (case_id, contact) =
         family_side(svc, actor, Action::FamilyWriteCorrespondence, now).await?;
-    let limit = page_limit(f.limit)?;
-    let mut v = Validator::new();
-    let before = cursor(&f.cursor, &mut v);
-    v.finish()?;
+    let (limit, before) = page_request(&f)?;
     if family_consent(svc, &case_id, &contact, now)
         .await?
         .is_none()
@@ -1779,10 +1779,7 @@ pub async fn family_letters(
     now: DateTime<Utc>,
 ) -> Result<Page<FamilyLetter>> {
     let (case_id, contact) = family_side(svc, actor, Action::FamilyCorrespondence, now).await?;
-    let limit = page_limit(f.limit)?;
-    let mut v = Validator::new();
-    let before = cursor(&f.cursor, &mut v);
-    v.finish()?;
+    let (limit, before) = page_request(&f)?;
     let rows = svc
         .store
         .list_letters(&LetterQuery {
