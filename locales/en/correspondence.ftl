@@ -13,6 +13,8 @@ corr-queue-lead = Letters between donor families and recipients on your cases. E
 corr-filter-status = Status
 corr-filter-any = Any
 corr-filter-show = Show
+corr-covering-consent = Consent that covered it
+corr-covering-consent-link = Open the consent
 corr-none = No letters match.
 
 corr-received-on = Received on

@@ -13,6 +13,8 @@ corr-queue-lead = 您负责的个案中，捐献者家庭与受者之间的书�
 corr-filter-status = 状态
 corr-filter-any = 全部
 corr-filter-show = 显示
+corr-covering-consent = 转交依据的同意书
+corr-covering-consent-link = 查看同意书
 corr-none = 没有符合条件的书信。
 
 corr-received-on = 收到日期

@@ -328,6 +328,20 @@ on_both_backends! {
         // Staff cannot write as the family.
         let (s, _) = app.post("/api/v1/me/correspondence", &c.token, json!({"text": "x"})).await;
         assert_eq!(s, StatusCode::FORBIDDEN);
+
+        // The family withdraws its own consent in the portal: no one to write to any more.
+        let (_, mine) = app.get("/api/v1/me/consents", &family).await;
+        let own = mine["items"].as_array().unwrap().iter()
+            .find(|c| c["kind"] == "correspondence").expect("the correspondence consent");
+        let (s, b) = app.post(&format!("/api/v1/me/consents/{}/withdraw", own["id"].as_str().unwrap()),
+                              &family, json!({"reason": "we need a pause"})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let (_, to) = app.get("/api/v1/me/correspondents", &family).await;
+        assert_eq!(to["items"].as_array().unwrap().len(), 0, "{to}");
+        let (s, b) = app.post("/api/v1/me/correspondence", &family,
+                              json!({"correspondent_id": recipient, "text": "again"})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(fields(&b), ["consent"], "{b}");
     }
 
     async fn migration_0032_keeps_consents_and_what_names_them(app) {

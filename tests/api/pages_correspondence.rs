@@ -258,6 +258,27 @@ async fn a_letter_is_recorded_reviewed_and_passed_on_through_the_pages() {
         "no release form once released"
     );
 
+    // An ethics reviewer follows the release to the consent that covered it, and reads no text.
+    let ethics = app.user("ethics_reviewer", None).await;
+    let ej = page_session(&app, &ethics.username).await;
+    let (s, html) = page(&app, "/correspondence?status=released", &ej).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    let (_, consents) = app
+        .get(
+            &format!("/api/v1/consents?case_id={id}&kind=correspondence"),
+            &c.token,
+        )
+        .await;
+    let covering = consents["items"][0]["id"].as_str().unwrap();
+    assert!(
+        html.contains(&format!("/ethics/consents/{covering}")),
+        "{html}"
+    );
+    assert!(
+        !html.contains("谢谢你们") && !html.contains(&format!("href=\"{show}\"")),
+        "{html}"
+    );
+
     // The family reads the version passed on, and nothing of the original.
     let (username, _) = app.family_account(&c.token, &kin).await;
     let fam = page_session(&app, &username).await;

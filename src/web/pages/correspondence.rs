@@ -142,6 +142,8 @@ async fn queue(State(s): State<AppState>, page: Page, Query(q): Query<QueueQuery
             "next": next.map(|c| filtered_href("/correspondence", &filters, &[("cursor", &c)])),
             "first": q.cursor.is_some().then(|| filtered_href("/correspondence", &filters, &[])),
             "opens": user.actor.role != Role::EthicsReviewer,
+            // Ethics reviewers follow a release to the consent that covered it.
+            "oversight": user.actor.role == Role::EthicsReviewer,
             "values": {"status": q.status},
             "errors": errors,
             "options": {"status": statuses},
