@@ -96,6 +96,9 @@ fn text_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
 fn required_text_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     super::schema::required_text(1, MAX_TEXT)
 }
+fn required_id_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::required_text(1, super::MAX_ID)
+}
 fn party_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     super::schema::nonempty_text(1, super::MAX_ID)
 }
@@ -1596,7 +1599,7 @@ pub async fn printable(
 #[serde(deny_unknown_fields)]
 pub struct FamilyLetterInput {
     /// One of [`family_correspondents`].
-    #[schema(schema_with = party_schema, required = true)]
+    #[schema(schema_with = required_id_schema, required = true)]
     pub correspondent_id: Option<String>,
     /// The letter (a coordinator reads it and holds back what identifies before it goes).
     #[schema(schema_with = required_text_schema, required = true)]
