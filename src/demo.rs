@@ -180,6 +180,7 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
                     password: Some(SecretString::new(DEMO_PASSWORD.into())),
                 };
                 crate::domain::family::accept(svc, token, joined, now).await?;
+                demo_letters(svc, &coordinator, &case.id, &contact.id, donated, now).await?;
             }
             if i % 3 == 1 && i < 12 {
                 // The volunteer's home visits to a few families, in the coming days.
@@ -300,6 +301,72 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
     svc.store.meta_set("demo_loaded", &now.to_rfc3339()).await?;
     println!("donorcare: demo data loaded: 24 synthetic cases in region yinzhou");
     print_logins();
+    Ok(())
+}
+
+/// Letters with the recipient of the portal family's case: both sides agreed to write; one
+/// letter from the recipient was passed on, one from the family waits for review.
+async fn demo_letters(
+    svc: &Services,
+    coordinator: &Actor,
+    case_id: &str,
+    contact_id: &str,
+    donated: chrono::NaiveDate,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    use crate::domain::correspondence::{self, CorrespondentInput, LetterInput, RedactInput};
+    let agreed = donated + Duration::days(7);
+    let consent = ConsentInput {
+        kind: Some("correspondence".into()),
+        subject: Some(contact_id.into()),
+        given_by: Some(contact_id.into()),
+        method: Some("electronic".into()),
+        document: Some("correspondence-zh-CN-v1".into()),
+        signed_at: Some(agreed.to_string()),
+        ..Default::default()
+    };
+    consents::record(svc, coordinator, case_id, consent, now).await?;
+    let recipient = CorrespondentInput {
+        label: Some("受者 A".into()),
+        role: Some("recipient".into()),
+        reference: Some("DEMO-TX-0001".into()),
+        consented_on: Some(agreed.to_string()),
+        consent_withdrawn_on: None,
+    };
+    let recipient =
+        correspondence::add_correspondent(svc, coordinator, case_id, recipient, now).await?;
+    let letter = |direction: &str, text: &str| LetterInput {
+        correspondent_id: Some(recipient.id.clone()),
+        direction: Some(direction.into()),
+        author: (direction == "to_recipient").then(|| contact_id.to_string()),
+        addressee: (direction == "to_family").then(|| contact_id.to_string()),
+        received_on: Some((agreed + Duration::days(7)).to_string()),
+        text: Some(text.into()),
+    };
+    let thanks = correspondence::record(
+        svc,
+        coordinator,
+        case_id,
+        letter("to_family", "亲爱的朋友：我在示例医院接受了移植，现在每天都能散步了。谢谢你们在最难的时候做出的决定。"),
+        now,
+    )
+    .await?;
+    let redacted = RedactInput {
+        redacted_text: Some("亲爱的朋友：我在［已隐去］接受了移植，现在每天都能散步了。谢谢你们在最难的时候做出的决定。".into()),
+    };
+    correspondence::redact(svc, coordinator, &thanks.id, redacted, now).await?;
+    correspondence::release(svc, coordinator, &thanks.id, now).await?;
+    correspondence::record(
+        svc,
+        coordinator,
+        case_id,
+        letter(
+            "to_recipient",
+            "收到你的信，我们全家都哭了。希望你好好照顾自己。",
+        ),
+        now,
+    )
+    .await?;
     Ok(())
 }
 

@@ -97,6 +97,25 @@ pub enum Action {
     ListAdverseEvents,
     /// The registry's pseudonymous report of adverse events.
     ExportAdverseEvents,
+    /// Record a letter between the family side and a recipient, or add or change a
+    /// correspondent.
+    RecordCorrespondence,
+    /// Read a case's letters and correspondents (their texts only with `reads_letters`).
+    ReadCorrespondence,
+    /// Save a letter's redacted text.
+    RedactCorrespondence,
+    /// Pass a redacted letter on to the other side.
+    ReleaseCorrespondence,
+    /// Withhold a letter, with a reason.
+    WithholdCorrespondence,
+    /// Print a released letter to the recipient for forwarding.
+    PrintCorrespondence,
+    /// List letters across the cases of one's scope (metadata only).
+    ListCorrespondence,
+    /// A family reads the released letters addressed to it.
+    FamilyCorrespondence,
+    /// A family member writes a letter to the recipient (recorded for review).
+    FamilyWriteCorrespondence,
     /// See a region's memorial events (what, when, where) and their head count.
     ReadMemorials,
     /// Plan, change or cancel a region's memorial event.
@@ -158,6 +177,15 @@ impl Action {
             Action::ReadAdverseEvents => "adverse_event.view",
             Action::ListAdverseEvents => "adverse_event.list",
             Action::ExportAdverseEvents => "adverse_event.export",
+            Action::RecordCorrespondence => "correspondence.record",
+            Action::ReadCorrespondence => "correspondence.view",
+            Action::RedactCorrespondence => "correspondence.redact",
+            Action::ReleaseCorrespondence => "correspondence.release",
+            Action::WithholdCorrespondence => "correspondence.withhold",
+            Action::PrintCorrespondence => "correspondence.print",
+            Action::ListCorrespondence => "correspondence.list",
+            Action::FamilyCorrespondence => "correspondence.family_view",
+            Action::FamilyWriteCorrespondence => "correspondence.family_write",
             Action::ReadMemorials => "memorial.view",
             Action::ManageMemorials => "memorial.manage",
             Action::ManageMemorialGuests => "memorial.invite",
@@ -206,10 +234,29 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
 
         (
             Supervisor,
-            ReadCase | UpdateCase | ManageContacts | AssignCase | InviteContact | RequestErasure
-            | CreateTask | RecordConsent | ReadConsent | ReadOutreach | ManageSchedule
-            | ReleaseOutreach | CancelOutreach | RecordAdverseEvent | UpdateAdverseEvent
-            | ReadAdverseEvents | ManageMemorialGuests,
+            ReadCase
+            | UpdateCase
+            | ManageContacts
+            | AssignCase
+            | InviteContact
+            | RequestErasure
+            | CreateTask
+            | RecordConsent
+            | ReadConsent
+            | ReadOutreach
+            | ManageSchedule
+            | ReleaseOutreach
+            | CancelOutreach
+            | RecordAdverseEvent
+            | UpdateAdverseEvent
+            | ReadAdverseEvents
+            | RecordCorrespondence
+            | ReadCorrespondence
+            | RedactCorrespondence
+            | ReleaseCorrespondence
+            | WithholdCorrespondence
+            | PrintCorrespondence
+            | ManageMemorialGuests,
             Resource::Case { region, .. },
         ) => {
             if in_region(region) {
@@ -220,9 +267,27 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         }
         (
             Coordinator,
-            ReadCase | UpdateCase | ManageContacts | InviteContact | CreateTask | RecordConsent
-            | ReadConsent | ReadOutreach | ManageSchedule | ReleaseOutreach | CancelOutreach
-            | RecordAdverseEvent | UpdateAdverseEvent | ReadAdverseEvents | ManageMemorialGuests,
+            ReadCase
+            | UpdateCase
+            | ManageContacts
+            | InviteContact
+            | CreateTask
+            | RecordConsent
+            | ReadConsent
+            | ReadOutreach
+            | ManageSchedule
+            | ReleaseOutreach
+            | CancelOutreach
+            | RecordAdverseEvent
+            | UpdateAdverseEvent
+            | ReadAdverseEvents
+            | RecordCorrespondence
+            | ReadCorrespondence
+            | RedactCorrespondence
+            | ReleaseCorrespondence
+            | WithholdCorrespondence
+            | PrintCorrespondence
+            | ManageMemorialGuests,
             Resource::Case {
                 assigned,
                 break_glass,
@@ -257,6 +322,18 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource<'_>) -> Resul
         (EthicsReviewer, ReadAdverseEvents, Resource::Case { .. }) => Ok(()),
         (Coordinator | Supervisor | EthicsReviewer, ListAdverseEvents, Resource::System) => Ok(()),
         (Supervisor | EthicsReviewer, ExportAdverseEvents, Resource::System) => Ok(()),
+        // Letters between a family and a recipient are relayed by the case's own staff (the arms
+        // above). Ethics reviewers oversee that each release was covered by consents: they
+        // read every letter's metadata (status, dates, the consent that covered it), never a
+        // text (`reads_letters`). Admins and volunteers hold no case content; a family reads
+        // only the released letters addressed to it.
+        (EthicsReviewer, ReadCorrespondence, Resource::Case { .. }) => Ok(()),
+        (Coordinator | Supervisor | EthicsReviewer, ListCorrespondence, Resource::System) => Ok(()),
+        (Family, FamilyCorrespondence | FamilyWriteCorrespondence, Resource::System)
+            if actor.contact_id.is_some() =>
+        {
+            Ok(())
+        }
         // Memorial events are the region's care team's: they see and plan them; the list of
         // names for the engraver leaves the office, so the region's supervisor signs it off.
         (
@@ -324,6 +401,18 @@ pub fn case_scope(actor: &Actor) -> Result<CaseScope> {
 /// access table's "visit and health notes": the case's coordinator and supervisor only).
 pub fn reads_health_notes(role: Role) -> bool {
     matches!(role, Role::Coordinator | Role::Supervisor)
+}
+
+/// Whether `role`, reading a case's letters, also reads their texts and the correspondents'
+/// references (the case's coordinator and supervisor only).
+pub fn reads_letters(role: Role) -> bool {
+    matches!(role, Role::Coordinator | Role::Supervisor)
+}
+
+/// The cases whose letters the correspondence queue may hold for `actor`.
+pub fn correspondence_scope(actor: &Actor) -> Result<CaseScope> {
+    authorize(actor, Action::ListCorrespondence, Resource::System)?;
+    adverse_event_scope(actor)
 }
 
 /// The cases whose adverse events a listing or the registry's report may hold for `actor`.
@@ -430,6 +519,60 @@ mod tests {
             assert_eq!(got, want, "{role}");
             assert_eq!(
                 reads_health_notes(role),
+                matches!(role, Role::Coordinator | Role::Supervisor)
+            );
+        }
+    }
+
+    #[test]
+    fn letters_are_relayed_by_the_case_staff_and_overseen_by_ethics_reviewers() {
+        let case = |assigned| Resource::Case {
+            region: "north",
+            assigned,
+            break_glass: false,
+        };
+        let code = |r: Result<()>| match r {
+            Ok(()) => 200,
+            Err(Error::NotFound) => 404,
+            Err(_) => 403,
+        };
+        for role in Role::ALL.iter().copied() {
+            let a = actor(role);
+            let mut family = a.clone();
+            family.contact_id = Some("k1".into());
+            let got = [
+                code(authorize(&a, Action::RecordCorrespondence, case(true))),
+                code(authorize(&a, Action::ReleaseCorrespondence, case(true))),
+                code(authorize(&a, Action::ReleaseCorrespondence, case(false))),
+                code(authorize(&a, Action::ReadCorrespondence, case(false))),
+                code(authorize(&a, Action::ListCorrespondence, Resource::System)),
+                code(authorize(
+                    &family,
+                    Action::FamilyCorrespondence,
+                    Resource::System,
+                )),
+                code(authorize(
+                    &family,
+                    Action::FamilyWriteCorrespondence,
+                    Resource::System,
+                )),
+                code(authorize(
+                    &a,
+                    Action::FamilyWriteCorrespondence,
+                    Resource::System,
+                )),
+            ];
+            let want = match role {
+                Role::Coordinator => [200, 200, 404, 404, 200, 403, 403, 403],
+                Role::Supervisor => [200, 200, 200, 200, 200, 403, 403, 403],
+                Role::EthicsReviewer => [403, 403, 403, 200, 200, 403, 403, 403],
+                // A family account that is no contact has no portal.
+                Role::Family => [403, 403, 403, 403, 403, 200, 200, 403],
+                _ => [403; 8],
+            };
+            assert_eq!(got, want, "{role}");
+            assert_eq!(
+                reads_letters(role),
                 matches!(role, Role::Coordinator | Role::Supervisor)
             );
         }

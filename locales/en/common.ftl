@@ -172,6 +172,7 @@ consent-kind-body-donation = Body donation
 consent-kind-contact = Contact
 consent-kind-publicity = Publicity
 consent-kind-research = Research
+consent-kind-correspondence = Correspondence
 consent-status-active = Active
 consent-status-withdrawn = Withdrawn
 consent-status-expired = Expired

@@ -172,6 +172,7 @@ consent-kind-body-donation = 遗体捐献
 consent-kind-contact = 联系
 consent-kind-publicity = 公开姓名
 consent-kind-research = 研究使用
+consent-kind-correspondence = 书信往来
 consent-status-active = 有效
 consent-status-withdrawn = 已撤回
 consent-status-expired = 已过期

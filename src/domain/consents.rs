@@ -23,6 +23,7 @@ pub const KINDS: &[&str] = &[
     "contact",
     "publicity",
     "research",
+    "correspondence",
 ];
 pub const METHODS: &[&str] = &["written", "verbal", "electronic"];
 /// The longest witness a record names.
@@ -59,7 +60,8 @@ fn consent_expires() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentInput {
-    /// `registry`, `donation`, `body_donation`, `contact`, `publicity` or `research`.
+    /// `registry`, `donation`, `body_donation`, `contact`, `publicity`, `research` or
+    /// `correspondence` (letters with a recipient or patient, relayed with identities held back).
     #[schema(schema_with = consent_kind, required = true)]
     pub kind: Option<String>,
     /// Whose data or body it concerns: `donor` or a contact id of the case.
@@ -824,7 +826,7 @@ pub async fn family_list(
     page(svc, actor, ConsentScope::Contact(contact), f, now).await
 }
 
-/// A family withdraws its own contact or publicity consent.
+/// A family withdraws its own contact, publicity or correspondence consent.
 pub async fn family_withdraw(
     svc: &Services,
     actor: &Actor,
@@ -840,10 +842,10 @@ pub async fn family_withdraw(
     if !own {
         return Err(Error::NotFound);
     }
-    if !["contact", "publicity"].contains(&original.kind.as_str()) {
+    if !["contact", "publicity", "correspondence"].contains(&original.kind.as_str()) {
         return Err(Error::field(
             "kind",
-            "families withdraw contact and publicity consents here; for others, ask your coordinator",
+            "families withdraw contact, publicity and correspondence consents here; for others, ask your coordinator",
         ));
     }
     let case = svc

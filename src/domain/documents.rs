@@ -29,6 +29,7 @@ const SOURCES: &[(&str, &str, u32, &str)] = documents!(
     "contact", "en", 1; "contact", "zh-CN", 1;
     "publicity", "en", 1; "publicity", "zh-CN", 1;
     "research", "en", 1; "research", "zh-CN", 1;
+    "correspondence", "en", 1; "correspondence", "zh-CN", 1;
 );
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

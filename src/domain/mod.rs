@@ -9,6 +9,7 @@ pub mod break_glass;
 pub mod cases;
 pub mod consents;
 pub mod contacts;
+pub mod correspondence;
 pub mod documents;
 pub mod erasure;
 pub mod ethics;

@@ -157,6 +157,14 @@ pub static TABLES: &[Table] = &[
         id Text, region Text, kind Text, title Text, program Text, starts_at Time, place Text,
         details Text, reply_by Date, reminder_days Int, status Text, created_by Text,
         created_at Time, updated_by Text, updated_at Time),
+    table!("correspondents" order by "id":
+        id Text, case_id Text, label Text, role Text, reference Bytes, consented_on Date,
+        consent_withdrawn_on Date, created_by Text, created_at Time, updated_at Time),
+    table!("correspondence_letters" order by "id":
+        id Text, case_id Text, correspondent_id Text, direction Text, author Text,
+        addressee Text, received_on Date, original Bytes, redacted Bytes, status Text,
+        withheld_reason Text, reviewed_by Text, reviewed_at Time, released_by Text,
+        released_at Time, consent_id Text, created_by Text, created_at Time, updated_at Time),
     table!("reveals" order by "id":
         id Text, case_id Text, user_id Text, reason Bytes, revealed_at Time),
     table!("tasks" order by "id":

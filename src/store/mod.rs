@@ -4,6 +4,7 @@
 //! bytes; it never holds a key or a plaintext personal value. Each method is one transaction.
 
 mod cached;
+mod correspondence;
 pub mod dump;
 mod marrow;
 mod memorial;
@@ -20,6 +21,7 @@ use chrono::{DateTime, Utc};
 use crate::audit::AuditEntry;
 use crate::error::Result;
 pub use cached::{AtGeneration, CachedReads, CaseBundle, TokenUser};
+pub use correspondence::*;
 pub use marrow::*;
 pub use memorial::*;
 pub use schedule::*;
@@ -478,7 +480,9 @@ pub struct WrappedCaseKey {
 }
 
 #[async_trait::async_trait]
-pub trait Store: ScheduleStore + MarrowStore + MemorialStore + Send + Sync + 'static {
+pub trait Store:
+    ScheduleStore + MarrowStore + MemorialStore + CorrespondenceStore + Send + Sync + 'static
+{
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> Result<()>;

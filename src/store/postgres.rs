@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
 
+use super::correspondence::correspondence_impl;
 use super::marrow::marrow_impl;
 use super::memorial::memorial_impl;
 use super::schedule::schedule_impl;
@@ -43,6 +44,7 @@ shared_store_helpers!(Postgres);
 schedule_impl!(PgStore, Postgres, POSTGRES_CLAIM);
 marrow_impl!(PgStore, Postgres);
 memorial_impl!(PgStore, Postgres);
+correspondence_impl!(PgStore, Postgres);
 
 /// Finish a guarded change: with exactly one row changed, append `audit` and commit (true);
 /// otherwise roll back (false), so a lost race writes nothing.

@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool};
 
 use super::cached::ReadCache;
+use super::correspondence::correspondence_impl;
 use super::marrow::marrow_impl;
 use super::memorial::memorial_impl;
 use super::schedule::schedule_impl;
@@ -173,6 +174,7 @@ fn is_stale_head(e: &sqlx::Error) -> bool {
 schedule_impl!(SqliteStore, Sqlite, SQLITE_CLAIM);
 marrow_impl!(SqliteStore, Sqlite);
 memorial_impl!(SqliteStore, Sqlite);
+correspondence_impl!(SqliteStore, Sqlite);
 
 super::dump::dump_impl!(
     SqliteStore,

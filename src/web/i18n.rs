@@ -143,6 +143,10 @@ const FIELD_MESSAGES: &[(&str, &str)] = &[
         "is required: donor or a contact id of this case",
         "msg-party",
     ),
+    (
+        "is required: save the redacted text before release",
+        "msg-corr-redaction-first",
+    ),
     ("is required", "msg-required"),
     ("is required{}", "msg-required"),
     ("must not be empty", "msg-required"),
@@ -267,6 +271,71 @@ const FIELD_MESSAGES: &[(&str, &str)] = &[
         "msg-ev-no-region",
     ),
     ("at most {} characters", "msg-at-most-chars"),
+    (
+        "the donor has died: name the relative who writes or reads",
+        "msg-corr-party-died",
+    ),
+    (
+        "is not a correspondent of this case",
+        "msg-corr-not-correspondent",
+    ),
+    (
+        "goes with letters to the recipient; this one is to the family",
+        "msg-corr-author-only",
+    ),
+    (
+        "goes with letters to the family; this one is to the recipient",
+        "msg-corr-addressee-only",
+    ),
+    (
+        "must not contain anything that identifies the family side",
+        "msg-corr-label-identifies",
+    ),
+    (
+        "needs consented_on: a consent never given cannot be withdrawn",
+        "msg-corr-withdrawn-without-consent",
+    ),
+    (
+        "must not be before consented_on",
+        "msg-corr-withdrawn-early",
+    ),
+    (
+        "this case already has a correspondent of that label",
+        "msg-corr-label-taken",
+    ),
+    (
+        "is set when the correspondent is added and does not change",
+        "msg-corr-fixed",
+    ),
+    (
+        "is not a field of a correspondent",
+        "msg-corr-unknown-field",
+    ),
+    (
+        "still contains what identifies the family side ({})",
+        "msg-corr-still-identifies",
+    ),
+    (
+        "the writer holds no correspondence consent in force",
+        "msg-corr-writer-no-consent",
+    ),
+    (
+        "the addressee holds no correspondence consent in force",
+        "msg-corr-addressee-no-consent",
+    ),
+    (
+        "the correspondent has withdrawn their consent to correspondence",
+        "msg-corr-correspondent-withdrawn",
+    ),
+    (
+        "the correspondent's consent to correspondence is not recorded",
+        "msg-corr-correspondent-no-consent",
+    ),
+    (
+        "you have no correspondence consent in force: ask your coordinator",
+        "msg-corr-family-no-consent",
+    ),
+    ("is not someone you may write to", "msg-corr-not-yours"),
 ];
 
 /// `text` when it has the shape of `pattern`, with the values that stood for its `{}`.

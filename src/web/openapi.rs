@@ -155,6 +155,16 @@ const CREATIONS: &[Creation] = &[
         method: "post",
         schemas: crate::domain::memorials::ON_CREATE,
     },
+    Creation {
+        path: "/api/v1/cases/{id}/correspondents",
+        method: "post",
+        schemas: crate::domain::correspondence::CORRESPONDENT_ON_CREATE,
+    },
+    Creation {
+        path: "/api/v1/cases/{id}/correspondence",
+        method: "post",
+        schemas: crate::domain::correspondence::LETTER_ON_CREATE,
+    },
 ];
 
 /// The schema of a required field: as the optional one, without null.

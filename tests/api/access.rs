@@ -62,6 +62,12 @@ fn adverse_event_read(role: &str, own: Ownership) -> Expect {
     consent_read(role, own)
 }
 
+/// Letters and correspondents: the case's staff, and ethics reviewers read every case's
+/// metadata (never a text).
+fn correspondence_read(role: &str, own: Ownership) -> Expect {
+    consent_read(role, own)
+}
+
 /// A family acts on its own records only.
 fn family_own(role: &str, own: Ownership) -> Expect {
     match (role, own) {
@@ -294,6 +300,87 @@ fn table() -> Vec<Row> {
             "/api/v1/adverse-events/{event}",
             Some(json!({"outcome": "resolved"})),
             case_rw,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/cases/{case}/correspondents",
+            Some(json!({"role": "recipient"})),
+            case_rw,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/cases/{case}/correspondents",
+            None,
+            correspondence_read,
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/correspondents/{correspondent}",
+            Some(json!({"consented_on": "2025-05-01"})),
+            case_rw,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/cases/{case}/correspondence",
+            Some(json!({"direction": "to_family"})),
+            case_rw,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/cases/{case}/correspondence",
+            None,
+            correspondence_read,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/correspondence",
+            None,
+            only(&["supervisor", "coordinator", "ethics_reviewer"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/correspondence/{letter}",
+            None,
+            correspondence_read,
+        ),
+        row(
+            Method::PATCH,
+            "/api/v1/correspondence/{letter}",
+            Some(json!({"redacted_text": "With thanks from our family."})),
+            case_rw,
+        ),
+        // No consent is recorded, so an allowed release is refused (422) and nothing changes;
+        // likewise the unknown reason of a withholding.
+        row(
+            Method::POST,
+            "/api/v1/correspondence/{letter}/release",
+            None,
+            case_rw,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/correspondence/{letter}/withhold",
+            Some(json!({"reason": "unknown"})),
+            case_rw,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/me/correspondence",
+            None,
+            only(&["family"]),
+        ),
+        // The fixture's family has no correspondence consent: an allowed letter is refused (422).
+        row(
+            Method::POST,
+            "/api/v1/me/correspondence",
+            Some(json!({"text": "Thank you."})),
+            only(&["family"]),
+        ),
+        row(
+            Method::GET,
+            "/api/v1/me/correspondents",
+            None,
+            only(&["family"]),
         ),
         row(
             Method::GET,
@@ -719,6 +806,9 @@ struct Fixture {
     /// A memorial event of the record's region, and the case's invitation to it.
     memorial: String,
     invitation: String,
+    /// A correspondent of the case, and a letter from them awaiting review.
+    correspondent: String,
+    letter: String,
     distinctive: String,
 }
 
@@ -858,6 +948,24 @@ async fn build(app: &TestApp) -> World {
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{event}");
+        let (s, correspondent) = app
+            .post(
+                &format!("/api/v1/cases/{case_id}/correspondents"),
+                token,
+                json!({"label": "Recipient A", "role": "recipient"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{correspondent}");
+        let (s, letter) = app
+            .post(
+                &format!("/api/v1/cases/{case_id}/correspondence"),
+                token,
+                json!({"correspondent_id": correspondent["id"], "direction": "to_family",
+                       "addressee": contact_id, "received_on": "2025-06-01",
+                       "text": format!("Dear family {tag}, thank you.")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{letter}");
         let (s, msgs) = app
             .get(&format!("/api/v1/cases/{case_id}/outreach"), token)
             .await;
@@ -879,6 +987,8 @@ async fn build(app: &TestApp) -> World {
             Fixture {
                 grant: grant["id"].as_str().unwrap().to_string(),
                 event: event["id"].as_str().unwrap().to_string(),
+                correspondent: correspondent["id"].as_str().unwrap().to_string(),
+                letter: letter["id"].as_str().unwrap().to_string(),
                 marrow: marrow_id,
                 outreach,
                 consent: consent["id"].as_str().unwrap().to_string(),
@@ -1009,6 +1119,8 @@ on_both_backends! {
                             .replace("{memorial}", &rec.memorial)
                             .replace("{invitation}", &rec.invitation)
                             .replace("{case_id}", &rec.case)
+                            .replace("{correspondent}", &rec.correspondent)
+                            .replace("{letter}", &rec.letter)
                     };
                     let path = fill(r.path);
                     let body = r.body.as_ref().map(|b| serde_json::from_str(&fill(&b.to_string())).unwrap());
@@ -1047,6 +1159,8 @@ on_both_backends! {
                 .replace("{grant}", "{id}").replace("{marrow}", "{id}")
                 .replace("{event}", "{id}").replace("{memorial}", "{id}")
                 .replace("{invitation}", "{id}")
+                .replace("{event}", "{id}").replace("{correspondent}", "{id}")
+                .replace("{letter}", "{id}")
         };
         let mut missing = Vec::new();
         for (path, item) in doc["paths"].as_object().unwrap() {

@@ -1091,6 +1091,129 @@ async fn memorial_events_through_the_pages_in_chromium() {
     b.finish().await;
 }
 
+/// Letters with a recipient in Chromium: the case page's section, the recording page refused
+/// once and then saved, the review page with what identifies marked, the version passed on,
+/// the queue for a coordinator and an ethics reviewer, and the family's letters; each checked
+/// with axe-core at both widths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn letters_with_a_recipient_through_the_pages_in_chromium() {
+    let Some(driver) = chromedriver() else {
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let coordinator = app.user("coordinator", Some("yinzhou")).await;
+    let reviewer = app.user("ethics_reviewer", None).await;
+    let case = app
+        .create_case(&coordinator.token, organ_case(&tag()))
+        .await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let (_, kin) = app
+        .post(
+            &format!("/api/v1/cases/{id}/contacts"),
+            &coordinator.token,
+            json!({"full_name": "陈晓红", "relationship": "child", "phone": "13800001111",
+                   "preferred_channel": "portal"}),
+        )
+        .await;
+    let kin = kin["id"].as_str().unwrap().to_string();
+    let (_, p) = app
+        .post(
+            &format!("/api/v1/cases/{id}/correspondents"),
+            &coordinator.token,
+            json!({"label": "受者 A", "role": "recipient", "consented_on": "2025-05-01"}),
+        )
+        .await;
+    let recipient = p["id"].as_str().unwrap().to_string();
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/cases/{id}/consents"),
+            &coordinator.token,
+            json!({"kind": "correspondence", "subject": kin, "given_by": kin,
+                   "method": "electronic", "document": "correspondence-zh-CN-v1",
+                   "signed_at": "2025-04-01"}),
+        )
+        .await;
+    assert_eq!(s, axum::http::StatusCode::CREATED, "{b}");
+    let (family, _) = app.family_account(&coordinator.token, &kin).await;
+    let addr = serve(&app).await;
+    let b = Browser::start(driver, "correspondence", true).await;
+    b.go(&format!("http://{addr}/?lang=zh-CN")).await;
+    b.sign_in(addr, &coordinator.username).await;
+
+    b.go(&format!("http://{addr}/cases/{id}")).await;
+    b.wait_for("id=\"correspondence\"").await;
+    b.check("correspondence-case").await;
+    b.go(&format!("http://{addr}/cases/{id}/correspondence/new"))
+        .await;
+    b.wait_for("name=\"text\"").await;
+    b.check("correspondence-new").await;
+    let submit = format!("form[action='/cases/{id}/correspondence/new'] button[type=submit]");
+    b.click(&submit).await;
+    b.wait_for("id=\"f-text-error\"").await;
+    b.check("correspondence-new-invalid").await;
+    b.click(&format!(
+        "select[name=correspondent_id] option[value='{recipient}']"
+    ))
+    .await;
+    b.click("input[name=direction][value=to_family]").await;
+    b.click(&format!("select[name=addressee] option[value='{kin}']"))
+        .await;
+    b.type_into(
+        "textarea[name=text]",
+        "亲爱的陈晓红：2025年3月11日我接受了移植，谢谢你们一家。",
+    )
+    .await;
+    b.click(&submit).await;
+    b.wait_for("<mark title=").await;
+    b.check("correspondence-show").await;
+    // The proposed version stands in the field: saved as it is.
+    let url = b.url().await;
+    let letter = url.rsplit('/').next().unwrap().to_string();
+    b.click(&format!("form[action='/correspondence/{letter}'] button"))
+        .await;
+    b.wait_for("已隐去身份信息").await;
+    b.click("form[action$='/release'] button").await;
+    b.wait_for("已转交").await;
+    b.check("correspondence-released").await;
+    b.go(&format!("http://{addr}/correspondence")).await;
+    b.wait_for("id=\"correspondence\"").await;
+    b.check("correspondence-queue").await;
+    b.sign_out().await;
+
+    b.sign_in(addr, &reviewer.username).await;
+    b.go(&format!("http://{addr}/correspondence")).await;
+    let page = b.wait_for("id=\"correspondence\"").await;
+    assert!(
+        !page.contains("谢谢你们一家"),
+        "no text for an ethics reviewer"
+    );
+    b.check("correspondence-ethics").await;
+    b.sign_out().await;
+
+    b.sign_in(addr, &family).await;
+    b.go(&format!("http://{addr}/me/letters")).await;
+    let page = b.wait_for("id=\"letters\"").await;
+    assert!(
+        page.contains("谢谢你们一家") && !page.contains("陈晓红"),
+        "{page}"
+    );
+    b.check("me-letters").await;
+    b.go(&format!("http://{addr}/me/letters/new")).await;
+    b.wait_for("name=\"text\"").await;
+    b.check("me-letter-new").await;
+    b.click(&format!(
+        "input[name=correspondent_id][value='{recipient}']"
+    ))
+    .await;
+    b.type_into("textarea[name=text]", "我们也常常想起你。")
+        .await;
+    b.click("form[action='/me/letters/new'] button[type=submit]")
+        .await;
+    b.wait_for("role=\"status\"").await;
+    b.sign_out().await;
+    b.finish().await;
+}
+
 /// The admin's pages in Chromium: home, an account created through its form (refused once),
 /// its page with a setup link, the care plans with a preview of the dates, the templates and
 /// the keys page with a rotation; each checked with axe-core at both widths.

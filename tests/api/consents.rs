@@ -58,7 +58,8 @@ on_both_backends! {
         let u = app.user("coordinator", None).await;
         let (status, list) = app.get("/api/v1/consent-documents", &u.token).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(list["items"].as_array().unwrap().len(), 12);
+        // Seven kinds, each in zh-CN and en.
+        assert_eq!(list["items"].as_array().unwrap().len(), 14);
         let (_, d) = app.get("/api/v1/consent-documents/donation-zh-CN-v1", &u.token).await;
         use sha2::Digest;
         assert_eq!(d["sha256"], hex::encode(sha2::Sha256::digest(d["text"].as_str().unwrap().as_bytes())));

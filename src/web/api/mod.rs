@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod consents;
+pub mod correspondence;
 pub mod family;
 pub mod honour;
 pub mod marrow;
@@ -126,4 +127,25 @@ fn records() -> OpenApiRouter<AppState> {
         .routes(routes!(memorials::names_csv))
         .routes(routes!(memorials::family_list))
         .routes(routes!(memorials::family_reply))
+        .routes(routes!(
+            correspondence::add_correspondent,
+            correspondence::case_correspondents
+        ))
+        .routes(routes!(correspondence::update_correspondent))
+        .routes(routes!(
+            correspondence::record_letter,
+            correspondence::case_letters
+        ))
+        .routes(routes!(correspondence::list_letters))
+        .routes(routes!(
+            correspondence::get_letter,
+            correspondence::redact_letter
+        ))
+        .routes(routes!(correspondence::release_letter))
+        .routes(routes!(correspondence::withhold_letter))
+        .routes(routes!(
+            correspondence::family_letters,
+            correspondence::family_write
+        ))
+        .routes(routes!(correspondence::family_correspondents))
 }

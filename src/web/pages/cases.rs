@@ -683,6 +683,11 @@ async fn show(State(s): State<AppState>, page: Page, Path(id): Path<String>) -> 
         Ok(m) => m,
         Err(e) => return page.error(&s, e),
     };
+    let correspondence =
+        match super::correspondence::case_section(&s, &user.actor, &b.case.id).await {
+            Ok(c) => c,
+            Err(e) => return page.error(&s, e),
+        };
     page.render(
         &s,
         StatusCode::OK,
@@ -700,6 +705,7 @@ async fn show(State(s): State<AppState>, page: Page, Path(id): Path<String>) -> 
             "is_supervisor": user.actor.role == Role::Supervisor,
             "marrow": marrow,
             "memorials": memorials,
+            "correspondence": correspondence,
         }),
     )
 }

@@ -77,7 +77,7 @@ const RECENT_ON_HOME: usize = 3;
 const COMING: &[&str] = &["scheduled", "held", "failed"];
 const HISTORY: &[&str] = &["sent", "dead"];
 /// The consents a family withdraws itself; others through their coordinator.
-const WITHDRAWABLE: &[&str] = &["contact", "publicity"];
+const WITHDRAWABLE: &[&str] = &["contact", "publicity", "correspondence"];
 /// The ways we may write to a family, in the order the form offers them.
 const CHANNELS: &[Channel] = &[
     Channel::Portal,
@@ -595,6 +595,7 @@ fn show_withdraw(
             i18n::text(lang, "me-withdraw-publicity-effect", &[]),
             i18n::text(lang, "me-withdraw-publicity-printed", &[]),
         ],
+        "correspondence" => vec![i18n::text(lang, "me-withdraw-correspondence-effect", &[])],
         _ => Vec::new(),
     };
     page.render(

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod calendar;
 pub mod cases;
 pub mod consents;
+pub mod correspondence;
 pub mod ethics;
 pub mod family;
 pub mod form;
@@ -49,6 +50,7 @@ pub fn templates() -> impl Iterator<Item = &'static (&'static str, &'static str)
         .chain(home::TEMPLATES)
         .chain(cases::TEMPLATES)
         .chain(marrow::TEMPLATES)
+        .chain(correspondence::TEMPLATES)
         .chain(tasks::TEMPLATES)
         .chain(outreach::TEMPLATES)
         .chain(calendar::TEMPLATES)
@@ -70,6 +72,7 @@ pub fn routes() -> Router<AppState> {
         .merge(home::routes())
         .merge(cases::routes())
         .merge(marrow::routes())
+        .merge(correspondence::routes())
         .merge(tasks::routes())
         .merge(outreach::routes())
         .merge(calendar::routes())
@@ -92,6 +95,7 @@ pub const APP_CSS: &str = concat!(
     include_str!("../../../templates/static/ethics.css"),
     include_str!("../../../templates/static/family.css"),
     include_str!("../../../templates/static/admin.css"),
+    include_str!("../../../templates/static/correspondence.css"),
     include_str!("../../../templates/static/print.css"),
 );
 
