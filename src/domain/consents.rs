@@ -156,6 +156,23 @@ fn place(id: &str) -> Place<'_> {
     Place::new("consents", "sealed", id)
 }
 
+/// Whether a `publicity` consent about the donor is in force on the case at `now`: what lets
+/// a donor's name be published (the honour roll, a memorial list, the engraver's file).
+pub async fn publicity_in_force(svc: &Services, case_id: &str, now: DateTime<Utc>) -> Result<bool> {
+    Ok(svc
+        .store
+        .list_consents(&crate::store::ConsentQuery {
+            scope: crate::store::ConsentScope::All,
+            case_id: Some(case_id.to_string()),
+            kind: Some("publicity".into()),
+            after: None,
+            limit: 1000,
+        })
+        .await?
+        .iter()
+        .any(|r| r.subject == "donor" && status(r, now) == "active"))
+}
+
 pub fn status(r: &ConsentRow, now: DateTime<Utc>) -> &'static str {
     if r.withdraws.is_some() {
         "withdrawal"

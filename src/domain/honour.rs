@@ -20,7 +20,7 @@ use super::types::Program;
 use super::{page_limit, Page, Services};
 use crate::error::{Error, Result, Validator};
 use crate::policy::{self, Action, Actor};
-use crate::store::{CaseQuery, CaseScope, ConsentQuery, ConsentScope};
+use crate::store::{CaseQuery, CaseScope};
 
 /// Cases read per store query while the roll is filtered by donation year.
 const SCAN_BATCH: i64 = 200;
@@ -335,18 +335,7 @@ pub async fn certificate(
             message: "the case's personal data was erased".into(),
         });
     };
-    let publicity = svc
-        .store
-        .list_consents(&ConsentQuery {
-            scope: ConsentScope::All,
-            case_id: Some(case_id.to_string()),
-            kind: Some("publicity".into()),
-            after: None,
-            limit: 1000,
-        })
-        .await?
-        .iter()
-        .any(|r| r.subject == "donor" && consents::status(r, now) == "active");
+    let publicity = consents::publicity_in_force(svc, case_id, now).await?;
     Ok(Certificate {
         case_id: view.id,
         program: view.program.as_str().to_string(),

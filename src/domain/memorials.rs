@@ -20,8 +20,8 @@ use crate::error::{Error, Result, Validator};
 use crate::policy::{self, Action, Actor, Resource};
 use crate::schedule::calendar;
 use crate::store::{
-    CaseQuery, CaseScope, ConsentQuery, ConsentScope, InvitationRow, MemorialEventQuery,
-    MemorialEventRow, MemorialNameRow, NewInvitation, NewMessage, OutreachRow, TaskRow,
+    CaseQuery, CaseScope, InvitationRow, MemorialEventQuery, MemorialEventRow, MemorialNameRow,
+    NewInvitation, NewMessage, OutreachRow, TaskRow,
 };
 
 pub const KINDS: &[&str] = &["qingming", "memorial_wall", "ceremony", "other"];
@@ -1106,19 +1106,8 @@ pub async fn guests(
     let mut items = Vec::with_capacity(rows.len());
     let mut audit = Vec::new();
     for r in &rows {
-        let case = svc.store.case_by_id(&r.case_id).await?;
-        let key = match &case {
-            Some(c) => case_key(svc, c).await?,
-            None => None,
-        };
-        let (donor_name, needs) = match (&case, &key) {
-            (Some(c), Some(k)) => (
-                Some(cases::open_row(k, c)?.donor.full_name),
-                open_needs(k, r)?,
-            ),
-            _ => (None, None),
-        };
-        if donor_name.is_some() {
+        let v = invitation_view(svc, r).await?;
+        if v.donor_name.is_some() {
             audit.push(
                 svc.entry(actor, Action::ReadCase, "case", now)
                     .target(&r.case_id)
@@ -1126,18 +1115,7 @@ pub async fn guests(
                     .reason("memorial_guests"),
             );
         }
-        items.push(InvitationView {
-            id: r.id.clone(),
-            event_id: r.event_id.clone(),
-            case_id: r.case_id.clone(),
-            donor_name,
-            reply: r.reply.clone(),
-            party_size: r.party_size,
-            needs,
-            replied_at: r.replied_at,
-            messages: messages_of(svc, r).await?,
-            created_at: r.created_at,
-        });
+        items.push(v);
     }
     if !audit.is_empty() {
         svc.audit.record(audit).await?;
@@ -1501,22 +1479,6 @@ pub async fn family_reply(
         .ok_or(Error::NotFound)
 }
 
-/// Whether a publicity consent about the donor is in force on the case.
-async fn publicity_in_force(svc: &Services, case_id: &str, now: DateTime<Utc>) -> Result<bool> {
-    Ok(svc
-        .store
-        .list_consents(&ConsentQuery {
-            scope: ConsentScope::All,
-            case_id: Some(case_id.to_string()),
-            kind: Some("publicity".into()),
-            after: None,
-            limit: 1000,
-        })
-        .await?
-        .iter()
-        .any(|r| r.subject == "donor" && consents::status(r, now) == "active"))
-}
-
 /// Put a donor's name forward for the event's list. Allowed without a publicity consent (it may
 /// come later), but the name is shown and exported only while one is in force.
 pub async fn add_name(
@@ -1593,7 +1555,7 @@ async fn name_entry(
     added_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<NameEntry> {
-    let consent = publicity_in_force(svc, &case.id, now).await?;
+    let consent = consents::publicity_in_force(svc, &case.id, now).await?;
     let opened = match case_key(svc, case).await? {
         Some(k) => Some(cases::open_row(&k, case)?),
         None => None,

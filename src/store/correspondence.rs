@@ -278,23 +278,7 @@ macro_rules! correspondence_impl {
                      join correspondents p on p.id = l.correspondent_id where ",
                     super::correspondence::LETTER_COLUMNS
                 ));
-                match &q.scope {
-                    CaseScope::AssignedTo(user) => {
-                        b.push(
-                            "exists (select 1 from case_assignments a \
-                             where a.case_id = l.case_id and a.user_id = ",
-                        );
-                        b.push_bind(user.clone());
-                        b.push(")");
-                    }
-                    CaseScope::Region(region) => {
-                        b.push("c.region = ");
-                        b.push_bind(region.clone());
-                    }
-                    CaseScope::All => {
-                        b.push("1 = 1");
-                    }
-                }
+                super::shared::push_case_scope(&mut b, &q.scope, "l.case_id");
                 if let Some(c) = &q.case_id {
                     b.push(" and l.case_id = ");
                     b.push_bind(c.clone());

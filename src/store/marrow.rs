@@ -144,23 +144,7 @@ macro_rules! marrow_impl {
                     "select {} from adverse_events e join cases c on c.id = e.case_id where ",
                     super::marrow::ADVERSE_EVENT_COLUMNS
                 ));
-                match &q.scope {
-                    CaseScope::AssignedTo(user) => {
-                        b.push(
-                            "exists (select 1 from case_assignments a \
-                             where a.case_id = e.case_id and a.user_id = ",
-                        );
-                        b.push_bind(user.clone());
-                        b.push(")");
-                    }
-                    CaseScope::Region(region) => {
-                        b.push("c.region = ");
-                        b.push_bind(region.clone());
-                    }
-                    CaseScope::All => {
-                        b.push("1 = 1");
-                    }
-                }
+                super::shared::push_case_scope(&mut b, &q.scope, "e.case_id");
                 if let Some(c) = &q.case_id {
                     b.push(" and e.case_id = ");
                     b.push_bind(c.clone());

@@ -159,30 +159,6 @@ pub trait MemorialStore: Send + Sync {
     ) -> Result<Vec<MemorialNameRow>>;
 }
 
-/// Pushes the `where` condition selecting the cases of `scope` (`c` is the case).
-macro_rules! push_scope {
-    ($b:expr, $scope:expr) => {
-        match $scope {
-            CaseScope::AssignedTo(user) => {
-                $b.push(
-                    "exists (select 1 from case_assignments a \
-                     where a.case_id = c.id and a.user_id = ",
-                );
-                $b.push_bind(user.clone());
-                $b.push(")");
-            }
-            CaseScope::Region(region) => {
-                $b.push("c.region = ");
-                $b.push_bind(region.clone());
-            }
-            CaseScope::All => {
-                $b.push("1 = 1");
-            }
-        }
-    };
-}
-pub(crate) use push_scope;
-
 /// Expands to the [`MemorialStore`] implementation of `$store` over `$db`.
 macro_rules! memorial_impl {
     ($store:ty, $db:ty) => {
@@ -440,7 +416,7 @@ macro_rules! memorial_impl {
                 ));
                 b.push_bind(event_id.to_string());
                 b.push(" and ");
-                super::memorial::push_scope!(b, scope);
+                super::shared::push_case_scope(&mut b, scope, "c.id");
                 if let Some(a) = after {
                     b.push(" and i.id > ");
                     b.push_bind(a.to_string());
@@ -501,7 +477,7 @@ macro_rules! memorial_impl {
                 );
                 b.push_bind(event_id.to_string());
                 b.push(" and ");
-                super::memorial::push_scope!(b, scope);
+                super::shared::push_case_scope(&mut b, scope, "c.id");
                 let row: (i64, i64, i64, i64) = b.build_query_as().fetch_one(&self.pool).await?;
                 Ok(ReplyCounts {
                     invited: row.0,
@@ -599,7 +575,7 @@ macro_rules! memorial_impl {
                 );
                 b.push_bind(event_id.to_string());
                 b.push(" and ");
-                super::memorial::push_scope!(b, scope);
+                super::shared::push_case_scope(&mut b, scope, "c.id");
                 b.push(" order by n.case_id limit 10000");
                 Ok(b.build_query_as::<MemorialNameRow>()
                     .fetch_all(&self.pool)

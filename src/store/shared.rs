@@ -47,6 +47,34 @@ pub fn cases_of_scope(scope: &CaseScope) -> (&'static str, Option<String>) {
     }
 }
 
+/// Push the condition that a row of a case (its case id in column `case_id`, the case itself
+/// joined as `c`) is in `scope`: assigned to the user, of the region, or any.
+pub fn push_case_scope<'a, DB: sqlx::Database>(
+    b: &mut sqlx::QueryBuilder<'a, DB>,
+    scope: &CaseScope,
+    case_id: &str,
+) where
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB> + 'a,
+{
+    match scope {
+        CaseScope::AssignedTo(user) => {
+            b.push(format!(
+                "exists (select 1 from case_assignments a where a.case_id = {case_id} \
+                 and a.user_id = "
+            ));
+            b.push_bind(user.clone());
+            b.push(")");
+        }
+        CaseScope::Region(region) => {
+            b.push("c.region = ");
+            b.push_bind(region.clone());
+        }
+        CaseScope::All => {
+            b.push("1 = 1");
+        }
+    }
+}
+
 /// `cast(case when col < b1 then 0 when col < b2 then 1 … end as bigint)`: the month of a
 /// report (`q.bounds`) a time falls in, for times already known to lie within the bounds.
 pub fn push_month<'a, DB: sqlx::Database>(
