@@ -20,13 +20,19 @@ use crate::error::{Error, Result, Validator};
 use crate::policy::{self, Action, Actor, Resource};
 use crate::schedule::calendar;
 use crate::store::{
-    CaseQuery, CaseScope, InvitationRow, MemorialEventQuery, MemorialEventRow, MemorialNameRow,
-    NewInvitation, NewMessage, OutreachRow, TaskRow,
+    CaseQuery, CaseScope, GuestReply, InvitationRow, MemorialEventQuery, MemorialEventRow,
+    MemorialNameRow, NewInvitation, NewMessage, OutreachRow, TaskRow,
 };
 
 pub const KINDS: &[&str] = &["qingming", "memorial_wall", "ceremony", "other"];
 pub const STATUSES: &[&str] = &["planned", "cancelled"];
 pub const REPLIES: &[&str] = &["coming", "not_coming"];
+/// The guest list's filters by reply.
+pub const GUEST_REPLIES: &[&str] = &["no_reply", "coming", "not_coming", "needs"];
+
+fn guest_reply_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::schema::one_of(GUEST_REPLIES, true)
+}
 /// Memorial events remember the dead: they are for the families of deceased organ and body
 /// donors. Living marrow donors are thanked in other ways (the honour roll, certificates).
 pub const PROGRAMS: &[&str] = &["organ", "body"];
@@ -179,6 +185,8 @@ pub struct HeadCount {
     pub no_reply: i64,
     /// People coming (the families' party sizes added up).
     pub people: i64,
+    /// Families who said what help they need on the day.
+    pub with_needs: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -288,6 +296,10 @@ pub struct InvitationView {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GuestFilter {
+    /// Only the families with this reply: none yet, coming, not coming, or who said what help
+    /// they need on the day.
+    #[param(schema_with = guest_reply_schema)]
+    pub reply: Option<String>,
     #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -477,6 +489,7 @@ fn head_count(c: crate::store::ReplyCounts) -> HeadCount {
         not_coming: c.not_coming,
         no_reply: c.invited - c.coming - c.not_coming,
         people: c.people,
+        with_needs: c.with_needs,
     }
 }
 
@@ -1062,22 +1075,37 @@ fn open_needs(key: &SecretKey, r: &InvitationRow) -> Result<Option<String>> {
     ))
 }
 
-async fn messages_of(svc: &Services, r: &InvitationRow) -> Result<Vec<MessageState>> {
-    let tasks: Vec<&String> = [&r.invitation_task_id, &r.reminder_task_id]
-        .into_iter()
+/// The invitation and reminder messages of `rows`, in one read, for each row in order.
+async fn messages_of(svc: &Services, rows: &[InvitationRow]) -> Result<Vec<Vec<MessageState>>> {
+    let tasks: Vec<String> = rows
+        .iter()
+        .flat_map(|r| [&r.invitation_task_id, &r.reminder_task_id])
         .flatten()
+        .cloned()
         .collect();
-    let rows = svc.store.list_outreach(&r.case_id, None, None, 200).await?;
+    let mut cases: Vec<String> = rows.iter().map(|r| r.case_id.clone()).collect();
+    cases.sort();
+    cases.dedup();
+    let found = svc.store.outreach_of_tasks(&cases, &tasks).await?;
     Ok(rows
-        .into_iter()
-        .filter(|m| tasks.contains(&&m.task_id))
-        .map(|m| MessageState {
-            id: m.id,
-            template: m.template,
-            recipient: m.recipient,
-            status: m.status,
-            reason: m.reason,
-            due_at: m.due_at,
+        .iter()
+        .map(|r| {
+            let mine = [&r.invitation_task_id, &r.reminder_task_id];
+            found
+                .iter()
+                .filter(|m| {
+                    mine.iter()
+                        .any(|t| t.as_deref() == Some(m.task_id.as_str()))
+                })
+                .map(|m| MessageState {
+                    id: m.id.clone(),
+                    template: m.template.clone(),
+                    recipient: m.recipient.clone(),
+                    status: m.status.clone(),
+                    reason: m.reason.clone(),
+                    due_at: m.due_at,
+                })
+                .collect()
         })
         .collect())
 }
@@ -1096,27 +1124,37 @@ pub async fn guests(
     if f.cursor.as_deref().is_some_and(|c| !super::is_id(c)) {
         return Err(Error::field("cursor", "is not a cursor of this listing"));
     }
+    let reply = match f.reply.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some("no_reply") => Some(GuestReply::None),
+        Some("coming") => Some(GuestReply::Coming),
+        Some("not_coming") => Some(GuestReply::NotComing),
+        Some("needs") => Some(GuestReply::Needs),
+        Some(_) => {
+            return Err(Error::field(
+                "reply",
+                format!("must be one of {}", GUEST_REPLIES.join(", ")),
+            ))
+        }
+    };
     let scope = guest_scope(actor)?;
     let mut rows = svc
         .store
-        .list_invitations(&event.id, &scope, f.cursor.as_deref(), limit + 1)
+        .list_invitations(&event.id, &scope, reply, f.cursor.as_deref(), limit + 1)
         .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let mut items = Vec::with_capacity(rows.len());
-    let mut audit = Vec::new();
-    for r in &rows {
-        let v = invitation_view(svc, r).await?;
-        if v.donor_name.is_some() {
-            audit.push(
-                svc.entry(actor, Action::ReadCase, "case", now)
-                    .target(&r.case_id)
-                    .case(&r.case_id)
-                    .reason("memorial_guests"),
-            );
-        }
-        items.push(v);
-    }
+    let items = invitation_views(svc, &rows).await?;
+    let audit: Vec<_> = items
+        .iter()
+        .filter(|v| v.donor_name.is_some())
+        .map(|v| {
+            svc.entry(actor, Action::ReadCase, "case", now)
+                .target(&v.case_id)
+                .case(&v.case_id)
+                .reason("memorial_guests")
+        })
+        .collect();
     if !audit.is_empty() {
         svc.audit.record(audit).await?;
     }
@@ -1265,30 +1303,41 @@ pub async fn record_reply(
 
 /// An invitation as staff see it, opened.
 async fn invitation_view(svc: &Services, r: &InvitationRow) -> Result<InvitationView> {
-    let case = svc.store.case_by_id(&r.case_id).await?;
-    let key = match &case {
-        Some(c) => case_key(svc, c).await?,
-        None => None,
-    };
-    Ok(InvitationView {
-        id: r.id.clone(),
-        event_id: r.event_id.clone(),
-        case_id: r.case_id.clone(),
-        donor_name: match (&case, &key) {
-            (Some(c), Some(k)) => Some(cases::open_row(k, c)?.donor.full_name),
-            _ => None,
-        },
-        reply: r.reply.clone(),
-        party_size: r.party_size,
-        needs: key
-            .as_ref()
-            .map(|k| open_needs(k, r))
-            .transpose()?
-            .flatten(),
-        replied_at: r.replied_at,
-        messages: messages_of(svc, r).await?,
-        created_at: r.created_at,
-    })
+    let mut views = invitation_views(svc, std::slice::from_ref(r)).await?;
+    Ok(views.remove(0))
+}
+
+/// Invitations as staff see them, opened, with their messages read at once.
+async fn invitation_views(svc: &Services, rows: &[InvitationRow]) -> Result<Vec<InvitationView>> {
+    let mut messages = messages_of(svc, rows).await?.into_iter();
+    let mut views = Vec::with_capacity(rows.len());
+    for r in rows {
+        let case = svc.store.case_by_id(&r.case_id).await?;
+        let key = match &case {
+            Some(c) => case_key(svc, c).await?,
+            None => None,
+        };
+        views.push(InvitationView {
+            id: r.id.clone(),
+            event_id: r.event_id.clone(),
+            case_id: r.case_id.clone(),
+            donor_name: match (&case, &key) {
+                (Some(c), Some(k)) => Some(cases::open_row(k, c)?.donor.full_name),
+                _ => None,
+            },
+            reply: r.reply.clone(),
+            party_size: r.party_size,
+            needs: key
+                .as_ref()
+                .map(|k| open_needs(k, r))
+                .transpose()?
+                .flatten(),
+            replied_at: r.replied_at,
+            messages: messages.next().unwrap_or_default(),
+            created_at: r.created_at,
+        });
+    }
+    Ok(views)
 }
 
 /// One invitation with its event, for its case's staff (a recorded case view).

@@ -76,6 +76,31 @@ pub struct ReplyCounts {
     pub not_coming: i64,
     /// People coming (the sum of party sizes).
     pub people: i64,
+    /// Families who said what help they need on the day.
+    pub with_needs: i64,
+}
+
+/// Which replies a guest list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestReply {
+    /// No reply yet.
+    None,
+    Coming,
+    NotComing,
+    /// Replied with a need for help on the day (transport, a wheelchair, someone to meet them).
+    Needs,
+}
+
+impl GuestReply {
+    /// The SQL condition on `i` (memorial_invitations) for this filter.
+    pub(super) fn condition(self) -> &'static str {
+        match self {
+            GuestReply::None => "i.reply is null",
+            GuestReply::Coming => "i.reply = 'coming'",
+            GuestReply::NotComing => "i.reply = 'not_coming'",
+            GuestReply::Needs => "i.needs is not null",
+        }
+    }
 }
 
 /// A new invitation with its invitation and reminder tasks and their messages.
@@ -129,6 +154,7 @@ pub trait MemorialStore: Send + Sync {
         &self,
         event_id: &str,
         scope: &CaseScope,
+        reply: Option<GuestReply>,
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<InvitationRow>>;
@@ -406,6 +432,7 @@ macro_rules! memorial_impl {
                 &self,
                 event_id: &str,
                 scope: &CaseScope,
+                reply: Option<super::memorial::GuestReply>,
                 after: Option<&str>,
                 limit: i64,
             ) -> Result<Vec<InvitationRow>> {
@@ -417,6 +444,10 @@ macro_rules! memorial_impl {
                 b.push_bind(event_id.to_string());
                 b.push(" and ");
                 super::shared::push_case_scope(&mut b, scope, "c.id");
+                if let Some(r) = reply {
+                    b.push(" and ");
+                    b.push(r.condition());
+                }
                 if let Some(a) = after {
                     b.push(" and i.id > ");
                     b.push_bind(a.to_string());
@@ -471,19 +502,23 @@ macro_rules! memorial_impl {
                      cast(coalesce(sum(case when i.reply = 'not_coming' then 1 else 0 end), 0) \
                      as bigint) as not_coming, \
                      cast(coalesce(sum(case when i.reply = 'coming' then i.party_size else 0 end), \
-                     0) as bigint) as people \
+                     0) as bigint) as people, \
+                     cast(coalesce(sum(case when i.needs is not null then 1 else 0 end), 0) \
+                     as bigint) as with_needs \
                      from memorial_invitations i join cases c on c.id = i.case_id \
                      where i.event_id = ",
                 );
                 b.push_bind(event_id.to_string());
                 b.push(" and ");
                 super::shared::push_case_scope(&mut b, scope, "c.id");
-                let row: (i64, i64, i64, i64) = b.build_query_as().fetch_one(&self.pool).await?;
+                let row: (i64, i64, i64, i64, i64) =
+                    b.build_query_as().fetch_one(&self.pool).await?;
                 Ok(ReplyCounts {
                     invited: row.0,
                     coming: row.1,
                     not_coming: row.2,
                     people: row.3,
+                    with_needs: row.4,
                 })
             }
 

@@ -271,6 +271,13 @@ pub trait ScheduleStore: Send + Sync {
         after: Option<(DateTime<Utc>, String)>,
         limit: i64,
     ) -> Result<Vec<OutreachRow>>;
+    /// The messages of `task_ids`, which belong to `case_ids` (the case index finds them), in
+    /// due order.
+    async fn outreach_of_tasks(
+        &self,
+        case_ids: &[String],
+        task_ids: &[String],
+    ) -> Result<Vec<OutreachRow>>;
     /// Messages sent to a case's family since `since`, on any channel.
     async fn sent_since(&self, case_id: &str, since: DateTime<Utc>) -> Result<i64>;
     async fn cancel_outreach(
@@ -814,6 +821,31 @@ macro_rules! schedule_impl {
                 }
                 b.push(" order by due_at, id limit ");
                 b.push_bind(limit);
+                Ok(b.build_query_as::<OutreachRow>().fetch_all(&self.pool).await?)
+            }
+
+            async fn outreach_of_tasks(
+                &self,
+                case_ids: &[String],
+                task_ids: &[String],
+            ) -> Result<Vec<OutreachRow>> {
+                if case_ids.is_empty() || task_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b = sqlx::QueryBuilder::<$db>::new(format!(
+                    "select {} from outreach where case_id in (",
+                    OUTREACH_COLUMNS
+                ));
+                let mut ids = b.separated(", ");
+                for id in case_ids {
+                    ids.push_bind(id.clone());
+                }
+                b.push(") and task_id in (");
+                let mut ids = b.separated(", ");
+                for id in task_ids {
+                    ids.push_bind(id.clone());
+                }
+                b.push(") order by due_at, id");
                 Ok(b.build_query_as::<OutreachRow>().fetch_all(&self.pool).await?)
             }
 

@@ -504,6 +504,27 @@ on_both_backends! {
                 }
             }
         }
+        // Every operation the schemathesis configuration names is one of the document's, and
+        // says what it overrides (a bare filter makes schemathesis refuse the whole file).
+        let config = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/schemathesis.toml")).unwrap();
+        let mut blocks = config.split("[[operations]]").skip(1).peekable();
+        assert!(blocks.peek().is_some(), "schemathesis.toml names no operation");
+        for block in blocks {
+            let settings: Vec<&str> = block
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with('['))
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect();
+            let name = settings
+                .iter()
+                .find_map(|l| l.strip_prefix("include-name = \""))
+                .and_then(|n| n.strip_suffix('"'))
+                .unwrap_or_else(|| panic!("an operation without include-name: {block}"));
+            let (method, path) = name.split_once(' ').unwrap();
+            assert!(paths.get(path).and_then(|p| p.get(method.to_lowercase())).is_some(), "schemathesis.toml names {name}, which the document lacks");
+            assert!(settings.iter().any(|l| !l.starts_with("include-")), "schemathesis.toml: {name} overrides nothing");
+        }
         let (status, body) = app.call(Method::GET, "/healthz", None, None).await;
         assert_eq!((status, body), (StatusCode::OK, json!("ok")));
         let (status, body) = app.call(Method::GET, "/metrics", None, None).await;

@@ -217,7 +217,7 @@ on_both_backends! {
         assert_eq!(s, StatusCode::OK, "{b}");
         assert_eq!((b["reply"].as_str(), b["party_size"].as_i64()), (Some("coming"), Some(3)));
         let (_, ev) = app.get(&format!("/api/v1/memorial-events/{id}"), &coord.token).await;
-        assert_eq!(ev["head_count"], json!({"invited": 1, "coming": 1, "not_coming": 0, "no_reply": 0, "people": 3}));
+        assert_eq!(ev["head_count"], json!({"invited": 1, "coming": 1, "not_coming": 0, "no_reply": 0, "people": 3, "with_needs": 1}));
         let g = guests(&app, &coord, id).await;
         assert_eq!(g[0]["needs"], "a wheelchair for grandmother");
 
@@ -235,6 +235,72 @@ on_both_backends! {
         let (_, stranger) = app.family_account(&coord.token, &other_contact).await;
         let (s, _) = app.post(&reply, &stranger, json!({"reply": "coming", "party_size": 1})).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+
+    async fn the_guest_list_shows_the_families_of_one_reply_each_with_its_own_messages(app) {
+        let coord = app.user("coordinator", Some("yinzhou")).await;
+        let mut cases = Vec::new();
+        for _ in 0..4 {
+            cases.push(family_case(&app, &coord, true).await.0);
+        }
+        let e = plan(&app, &coord, 30, json!({})).await;
+        let id = e["id"].as_str().unwrap();
+        app.post(&format!("/api/v1/memorial-events/{id}/invitations"), &coord.token, json!({})).await;
+        let all = guests(&app, &coord, id).await;
+        assert_eq!(all.len(), 4);
+        let of = |case: &str| all.iter().find(|g| g["case_id"] == case).unwrap()["id"].as_str().unwrap().to_string();
+        let reply = |inv: String, body: Value| {
+            let app = &app;
+            let token = coord.token.clone();
+            async move {
+                let (s, b) = app.post(&format!("/api/v1/memorial-invitations/{inv}/reply"), &token, body).await;
+                assert_eq!(s, StatusCode::OK, "{b}");
+            }
+        };
+        reply(of(&cases[0]), json!({"reply": "coming", "party_size": 2, "needs": "a lift from the station"})).await;
+        reply(of(&cases[1]), json!({"reply": "coming", "party_size": 1})).await;
+        reply(of(&cases[2]), json!({"reply": "not_coming"})).await;
+
+        let filtered = |reply: &'static str| {
+            let app = &app;
+            let token = coord.token.clone();
+            async move {
+                let (s, g) = app.get(&format!("/api/v1/memorial-events/{id}/invitations?reply={reply}"), &token).await;
+                assert_eq!(s, StatusCode::OK, "{g}");
+                let mut c: Vec<String> = g["items"].as_array().unwrap().iter()
+                    .map(|i| i["case_id"].as_str().unwrap().to_string()).collect();
+                c.sort();
+                c
+            }
+        };
+        let sorted = |mut v: Vec<String>| { v.sort(); v };
+        assert_eq!(filtered("no_reply").await, vec![cases[3].clone()]);
+        assert_eq!(filtered("coming").await, sorted(vec![cases[0].clone(), cases[1].clone()]));
+        assert_eq!(filtered("not_coming").await, vec![cases[2].clone()]);
+        assert_eq!(filtered("needs").await, vec![cases[0].clone()]);
+        let (_, ev) = app.get(&format!("/api/v1/memorial-events/{id}"), &coord.token).await;
+        assert_eq!(ev["head_count"], json!({"invited": 4, "coming": 2, "not_coming": 1, "no_reply": 1, "people": 3, "with_needs": 1}));
+
+        // Each family's row carries its own invitation and reminder messages, none of another's
+        // (the list reads them all at once).
+        let all = guests(&app, &coord, id).await;
+        let mut seen = std::collections::HashSet::new();
+        for g in &all {
+            let (_, mine) = app.get(&format!("/api/v1/cases/{}/outreach", g["case_id"].as_str().unwrap()), &coord.token).await;
+            let mine: Vec<&Value> = mine["items"].as_array().unwrap().iter().map(|m| &m["id"]).collect();
+            let msgs = g["messages"].as_array().unwrap();
+            let templates: Vec<&str> = msgs.iter().map(|m| m["template"].as_str().unwrap()).collect();
+            assert!(templates.contains(&"memorial_event_invitation"), "{g}");
+            for m in msgs {
+                assert!(mine.contains(&&m["id"]), "a message of another case on {g}");
+                assert!(seen.insert(m["id"].to_string()), "a message on two rows: {m}");
+            }
+        }
+
+        // A filter the list does not know is named, and the page of another filter with it.
+        let (s, b) = app.get(&format!("/api/v1/memorial-events/{id}/invitations?reply=maybe"), &coord.token).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert!(b["error"]["fields"]["reply"].as_str().unwrap().contains("no_reply"), "{b}");
     }
 
     async fn each_bad_event_field_is_named_and_nothing_is_saved(app) {

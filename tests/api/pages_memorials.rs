@@ -237,6 +237,42 @@ async fn families_are_invited_from_the_event_and_the_case_page_and_replies_are_r
         .await;
     assert_eq!(ev["head_count"]["people"], 2);
 
+    // The guest list by reply: the family who needs help on the day, then those yet to reply,
+    // each filter with its count and the current one marked.
+    let replied = g["items"][0]["case_id"].as_str().unwrap().to_string();
+    let waiting = if replied == case { &second } else { &case };
+    let (s, html) = page(&app, &format!("/memorials/{id}?reply=needs"), &jar).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    let list = &html[html.find("id=\"guests\"").unwrap()..html.find("id=\"names\"").unwrap()];
+    assert!(
+        list.contains(&format!("/cases/{replied}#memorials")),
+        "{list}"
+    );
+    assert!(
+        !list.contains(&format!("/cases/{waiting}#memorials")),
+        "{list}"
+    );
+    assert!(list.contains("轮椅"), "{list}");
+    assert!(
+        list.contains(&format!("href=\"/memorials/{id}?reply&#x3D;needs#guests\" aria-current=\"page\">当天需要协助 <span class=\"count\">1</span>")),
+        "{list}"
+    );
+    let (_, html) = page(&app, &format!("/memorials/{id}?reply=no_reply"), &jar).await;
+    let list = &html[html.find("id=\"guests\"").unwrap()..html.find("id=\"names\"").unwrap()];
+    assert!(
+        list.contains(&format!("/cases/{waiting}#memorials")),
+        "{list}"
+    );
+    assert!(
+        !list.contains(&format!("/cases/{replied}#memorials")),
+        "{list}"
+    );
+    let (_, html) = page(&app, &format!("/memorials/{id}?reply=not_coming"), &jar).await;
+    assert!(
+        html.contains("这里暂时没有家庭。"),
+        "an empty filter says so gently"
+    );
+
     // The names list hides a name with no publicity consent, and only a supervisor has the
     // engraver's sheet.
     let (s, _, _) = raw(

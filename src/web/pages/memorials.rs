@@ -291,6 +291,7 @@ async fn update(
 #[derive(serde::Deserialize, Default)]
 struct ShowQuery {
     cursor: Option<String>,
+    reply: Option<String>,
     invited: Option<String>,
     already: Option<String>,
     nobody: Option<String>,
@@ -322,6 +323,7 @@ async fn show(
         &user.actor,
         &id,
         GuestFilter {
+            reply: blank_none(&q.reply),
             limit: Some(GUESTS_PER_PAGE),
             cursor: blank_none(&q.cursor),
         },
@@ -338,10 +340,35 @@ async fn show(
         Err(e) => return page.error(&s, e),
     };
     let named: Vec<&str> = names.iter().map(|n| n.case_id.as_str()).collect();
-    let next = guests
-        .next_cursor
-        .as_ref()
-        .map(|c| filtered_href(&format!("/memorials/{id}"), &[], &[("cursor", c)]) + "#guests");
+    let next = guests.next_cursor.as_ref().map(|c| {
+        filtered_href(
+            &format!("/memorials/{id}"),
+            &[("reply", &q.reply)],
+            &[("cursor", c)],
+        ) + "#guests"
+    });
+    let reply = blank_none(&q.reply);
+    let c = &event.head_count;
+    let filters: Vec<Value> = [
+        (None, "memorial-filter-all", c.invited),
+        (Some("no_reply"), "memorial-filter-no-reply", c.no_reply),
+        (Some("needs"), "memorial-filter-needs", c.with_needs),
+        (Some("coming"), "memorial-filter-coming", c.coming),
+        (
+            Some("not_coming"),
+            "memorial-filter-not-coming",
+            c.not_coming,
+        ),
+    ]
+    .into_iter()
+    .map(|(value, key, count)| {
+        let href = match value {
+            Some(v) => filtered_href(&format!("/memorials/{id}"), &[], &[("reply", v)]),
+            None => format!("/memorials/{id}"),
+        } + "#guests";
+        json!({"href": href, "key": key, "count": count, "current": reply.as_deref() == value})
+    })
+    .collect();
     let guests: Vec<Value> = guests_json(&guests.items, &named);
     let planned = event.status == "planned" && event.starts_at > now;
     let invited = q.invited.as_ref().map(|n| {
@@ -363,7 +390,11 @@ async fn show(
             "export": may(user, Action::ExportMemorialNames, &event),
             "guests": guests,
             "next": next,
-            "first": q.cursor.is_some().then(|| format!("/memorials/{id}#guests")),
+            "first": q.cursor.is_some().then(|| {
+                filtered_href(&format!("/memorials/{id}"), &[("reply", &q.reply)], &[]) + "#guests"
+            }),
+            "filters": filters,
+            "filtered": reply.is_some(),
             "names": names,
             "invited": invited,
         }),
