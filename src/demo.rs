@@ -271,6 +271,22 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
         };
         let e = memorials::create_event(svc, &coordinator, event, now).await?;
         memorials::invite(svc, &coordinator, &e.id, Default::default(), now).await?;
+        // A few families have answered by phone already: two coming (one needing a hand on
+        // the day), one not this year; the rest are yet to reply.
+        let first = memorials::guests(svc, &coordinator, &e.id, Default::default(), now).await?;
+        let replies = [
+            ("coming", Some(3), Some("母亲腿脚不便，需要轮椅和搀扶。")),
+            ("coming", Some(2), None),
+            ("not_coming", None, Some("今年在外地，想请工作人员代献一束花。")),
+        ];
+        for (guest, (reply, party_size, needs)) in first.items.iter().zip(replies) {
+            let input = memorials::ReplyInput {
+                reply: Some(reply.into()),
+                party_size,
+                needs: needs.map(Into::into),
+            };
+            memorials::record_reply(svc, &coordinator, &guest.id, input, now).await?;
+        }
         for case_id in &family_cases {
             let name = memorials::NameInput {
                 case_id: case_id.clone(),
