@@ -95,8 +95,14 @@ const QUICK_MATERIALISE_CASES: u64 = 10_000;
 const MATERIALISE_BATCH: i64 = 2000;
 const MATERIALISE_REPS: usize = 3;
 const MATERIALISE_TARGET: Duration = Duration::from_secs(10);
-/// Rules of the plan under test (the marrow default plan).
+/// The target's rules a case: the marrow default plan under test has at least these (13 since
+/// the marrow donor follow-up of issue 19; the figures are for all of them).
 const RULES: usize = 10;
+
+/// Rules of the plan under test (the marrow default plan).
+fn rules() -> usize {
+    plan::default_rules("marrow").len()
+}
 /// Donation dates fall in the last this many days.
 const DONATION_SPREAD_DAYS: u64 = 730;
 
@@ -265,8 +271,9 @@ struct MaterialiseRun {
 
 async fn materialise_benchmark(cached: &Path, n: u64, reps: usize) -> Result<Vec<Row>> {
     println!(
-        "\n== materialise {n} cases × {RULES} rules (materialise_all, batches of \
-         {MATERIALISE_BATCH}), {reps} repetition(s) on fresh copies =="
+        "\n== materialise {n} cases × {} rules (materialise_all, batches of \
+         {MATERIALISE_BATCH}), {reps} repetition(s) on fresh copies ==",
+        rules()
     );
     let now = bench_now();
     let mut runs = Vec::with_capacity(reps);
@@ -378,7 +385,7 @@ async fn materialise_benchmark(cached: &Path, n: u64, reps: usize) -> Result<Vec
     let peak = first.peak_rss_kib;
     let before = first.rss_before_kib;
     let met = took.median < MATERIALISE_TARGET;
-    let data = format!("{} cases × {RULES} rules", thousands(n));
+    let data = format!("{} cases × {} rules", thousands(n), rules());
     println!(
         "materialise {n} cases: median {:.2} s (min {:.2} s, max {:.2} s) over {reps} run(s), \
          {} tasks, {} messages, {:.0} cases/s, peak RSS of the first run {} (RSS before it {}); target < {} s: {}",
@@ -449,12 +456,12 @@ async fn materialise_benchmark(cached: &Path, n: u64, reps: usize) -> Result<Vec
     ])
 }
 
-/// The stored marrow plan must be the default one, of exactly ten rules.
+/// The stored marrow plan must be the default one, of at least the target's ten rules.
 async fn check_plan(svc: &Services) -> Result<()> {
     let defaults = plan::default_rules("marrow");
     ensure!(
-        defaults.len() == RULES,
-        "the marrow default plan has {} rules, expected {RULES}",
+        defaults.len() >= RULES,
+        "the marrow default plan has {} rules, fewer than the target's {RULES}",
         defaults.len()
     );
     let stored = svc.store.care_plans().await?;
@@ -820,7 +827,7 @@ async fn variants_benchmark(cached: &Path, n: u64) -> Result<Vec<Row>> {
         );
         rows.push(row_with_target(
             format!("Variant: {}", v.name),
-            format!("{} cases × {RULES} rules", thousands(n)),
+            format!("{} cases × {} rules", thousands(n), rules()),
             format!(
                 "{:.2} s ({:.2}× as shipped)",
                 took.as_secs_f64(),

@@ -277,7 +277,11 @@ pub async fn load(svc: &Services, cfg: &Config, now: DateTime<Utc>) -> anyhow::R
         let replies = [
             ("coming", Some(3), Some("母亲腿脚不便，需要轮椅和搀扶。")),
             ("coming", Some(2), None),
-            ("not_coming", None, Some("今年在外地，想请工作人员代献一束花。")),
+            (
+                "not_coming",
+                None,
+                Some("今年在外地，想请工作人员代献一束花。"),
+            ),
         ];
         for (guest, (reply, party_size, needs)) in first.items.iter().zip(replies) {
             let input = memorials::ReplyInput {

@@ -547,19 +547,22 @@ macro_rules! schedule_impl {
                          status, created_by, created_at, updated_at, rule_id, occurrence, grace_until) ",
                     );
                     b.push_values(chunk, |mut r, t| {
-                        r.push_bind(t.id.clone())
-                            .push_bind(t.case_id.clone())
-                            .push_bind(t.kind.clone())
+                        // Bound by reference: a pass binds millions of strings, and copies
+                        // of each only to be freed again kept the allocator's share of
+                        // resident memory up (docs/benchmarks.md, memory of materialisation).
+                        r.push_bind(t.id.as_str())
+                            .push_bind(t.case_id.as_str())
+                            .push_bind(t.kind.as_str())
                             .push_bind(t.due_at)
-                            .push_bind(t.assignee_id.clone())
-                            .push_bind(t.contact_id.clone())
-                            .push_bind(t.template.clone())
-                            .push_bind(t.status.clone())
-                            .push_bind(t.created_by.clone())
+                            .push_bind(t.assignee_id.as_deref())
+                            .push_bind(t.contact_id.as_deref())
+                            .push_bind(t.template.as_deref())
+                            .push_bind(t.status.as_str())
+                            .push_bind(t.created_by.as_str())
                             .push_bind(t.created_at)
                             .push_bind(t.updated_at)
-                            .push_bind(t.rule_id.clone())
-                            .push_bind(t.occurrence.clone())
+                            .push_bind(t.rule_id.as_deref())
+                            .push_bind(t.occurrence.as_deref())
                             .push_bind(t.grace_until);
                     });
                     // A concurrent pass may have made the same occurrence: keep its task.
@@ -661,7 +664,7 @@ macro_rules! schedule_impl {
                         "insert into case_schedules (case_id, horizon, plan_version, updated_at) ",
                     );
                     b.push_values(chunk, |mut r, (case_id, horizon, version)| {
-                        r.push_bind(case_id.clone())
+                        r.push_bind(case_id.as_str())
                             .push_bind(*horizon)
                             .push_bind(*version)
                             .push_bind(m.now);
@@ -1283,14 +1286,14 @@ macro_rules! schedule_impl {
                      reason, due_at, grace_until, next_attempt_at, attempts, created_at, updated_at) ",
                 );
                 b.push_values(chunk, |mut r, o| {
-                    r.push_bind(o.id.clone())
-                        .push_bind(o.task_id.clone())
-                        .push_bind(o.case_id.clone())
-                        .push_bind(o.recipient.clone())
-                        .push_bind(o.channel.clone())
-                        .push_bind(o.template.clone())
-                        .push_bind(o.status.clone())
-                        .push_bind(o.reason.clone())
+                    r.push_bind(o.id.as_str())
+                        .push_bind(o.task_id.as_str())
+                        .push_bind(o.case_id.as_str())
+                        .push_bind(o.recipient.as_str())
+                        .push_bind(o.channel.as_deref())
+                        .push_bind(o.template.as_str())
+                        .push_bind(o.status.as_str())
+                        .push_bind(o.reason.as_deref())
                         .push_bind(o.due_at)
                         .push_bind(o.grace_until)
                         .push_bind(o.next_attempt_at)
