@@ -19,6 +19,8 @@ use crate::crypto::{self, Place, SecretKey};
 use crate::error::{Error, Result, Validator};
 use crate::policy::{self, Action, Actor, Resource};
 use crate::schedule::calendar;
+use std::collections::HashMap;
+
 use crate::store::{
     CaseQuery, CaseScope, GuestReply, InvitationRow, MemorialEventQuery, MemorialEventRow,
     MemorialNameRow, NewInvitation, NewMessage, OutreachRow, TaskRow,
@@ -1310,9 +1312,18 @@ async fn invitation_view(svc: &Services, r: &InvitationRow) -> Result<Invitation
 /// Invitations as staff see them, opened, with their messages read at once.
 async fn invitation_views(svc: &Services, rows: &[InvitationRow]) -> Result<Vec<InvitationView>> {
     let mut messages = messages_of(svc, rows).await?.into_iter();
+    let ids: Vec<String> = rows.iter().map(|r| r.case_id.clone()).collect();
+    let mut cases: HashMap<String, crate::store::CaseRow> = svc
+        .store
+        .cases_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
     let mut views = Vec::with_capacity(rows.len());
     for r in rows {
-        let case = svc.store.case_by_id(&r.case_id).await?;
+        // A case is invited to an event once, so each row takes its own case.
+        let case = cases.remove(&r.case_id);
         let key = match &case {
             Some(c) => case_key(svc, c).await?,
             None => None,

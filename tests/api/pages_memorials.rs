@@ -237,13 +237,16 @@ async fn families_are_invited_from_the_event_and_the_case_page_and_replies_are_r
         .await;
     assert_eq!(ev["head_count"]["people"], 2);
 
+    let guest_list = |html: &str| -> String {
+        html[html.find("id=\"guests\"").unwrap()..html.find("id=\"names\"").unwrap()].to_string()
+    };
     // The guest list by reply: the family who needs help on the day, then those yet to reply,
     // each filter with its count and the current one marked.
     let replied = g["items"][0]["case_id"].as_str().unwrap().to_string();
     let waiting = if replied == case { &second } else { &case };
     let (s, html) = page(&app, &format!("/memorials/{id}?reply=needs"), &jar).await;
     assert_eq!(s, StatusCode::OK, "{html}");
-    let list = &html[html.find("id=\"guests\"").unwrap()..html.find("id=\"names\"").unwrap()];
+    let list = guest_list(&html);
     assert!(
         list.contains(&format!("/cases/{replied}#memorials")),
         "{list}"
@@ -258,7 +261,7 @@ async fn families_are_invited_from_the_event_and_the_case_page_and_replies_are_r
         "{list}"
     );
     let (_, html) = page(&app, &format!("/memorials/{id}?reply=no_reply"), &jar).await;
-    let list = &html[html.find("id=\"guests\"").unwrap()..html.find("id=\"names\"").unwrap()];
+    let list = guest_list(&html);
     assert!(
         list.contains(&format!("/cases/{waiting}#memorials")),
         "{list}"
